@@ -1,0 +1,3 @@
+//! A simulated Kubernetes API server with workload controllers, for testing watch-cluster.
+//!
+//! It shares no code with the controller: two independent implementations catch each other's mistakes.

@@ -1,0 +1,34 @@
+//! watch-cluster keeps Kubernetes workloads on the newest container images, safely.
+//!
+//! Data flows one way: **watch → schedule → resolve → decide → update → observe → notify**.
+//! Each arrow is a typed value; only the ends do I/O, and the middle steps are pure.
+//!
+//! | step | module |
+//! |---|---|
+//! | configuration and the command line | [`config`], [`cli`] |
+//! | image references, version tags | [`image`], [`version`] |
+//! | when to check | [`schedule`] |
+//! | what the registry has | [`registry`] |
+//! | what to do about it | [`strategy`] |
+//! | notifications | [`notify`] |
+//! | logs | [`telemetry`] |
+
+pub mod cli;
+pub mod config;
+pub mod image;
+pub mod notify;
+pub mod registry;
+pub mod schedule;
+pub mod strategy;
+pub mod telemetry;
+pub mod version;
+
+/// Installs the one rustls crypto provider of the process (ring, as kube uses).
+///
+/// kube and reqwest both build rustls clients; without a process-level provider chosen
+/// first, rustls panics at client construction (STACK.md). Call this first thing in
+/// `main` and in every test that builds a client. Calling it twice is harmless.
+pub fn install_crypto_provider() {
+    // Err means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

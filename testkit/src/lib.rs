@@ -1,0 +1,1 @@
+//! Test support for watch-cluster: the real-registry harness, the fault-injecting fake registry and the webhook receiver.
