@@ -1,6 +1,8 @@
 //! The command line (SPEC §9): `run` (default), `check`, `plan`, `demo`.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
+
+use crate::check::CheckArgs;
 
 /// Keeps Kubernetes workloads on the newest container images, safely.
 #[derive(Debug, Parser)]
@@ -18,20 +20,10 @@ pub enum Command {
     Check(CheckArgs),
 }
 
-/// Arguments of `watch-cluster check`.
-#[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The image reference to check, e.g. `nginx:1.25.0` or `registry:5000/team/app:2.0.0`.
-    pub image: String,
-    /// Update strategy: version (alias semver), version-lock-major, version-lock-minor, latest.
-    #[arg(long, default_value = "version")]
-    pub strategy: String,
-}
-
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => anyhow::bail!("`run` is not available yet"),
-        Command::Check(_args) => anyhow::bail!("`check` is not available yet"),
+        Command::Check(args) => crate::check::run(args).await,
     }
 }

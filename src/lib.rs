@@ -13,6 +13,7 @@
 //! | notifications | [`notify`] |
 //! | logs | [`telemetry`] |
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod image;
