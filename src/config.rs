@@ -1,1 +1,452 @@
-//! (in progress)
+//! The controller's settings (SPEC §8), read from flags and environment variables in one place.
+//!
+//! clap collects the raw strings (so `--help` lists every variable); this module turns them into typed
+//! values. Each bad value stops startup with one line naming the variable, the value and an example,
+//! because a controller that starts with a half-understood configuration updates the wrong things.
+//! An empty variable counts as unset.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
+
+use clap::Args;
+
+/// Flags and environment variables of `watch-cluster run` and `plan`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Comma-separated namespaces to watch; empty watches all namespaces.
+    #[arg(long, env = "WATCH_NAMESPACES", value_name = "NS,NS")]
+    pub watch_namespaces: Option<String>,
+    /// Comma-separated `host[:port]` registries that may be reached over plain HTTP.
+    #[arg(long, env = "INSECURE_REGISTRIES", value_name = "HOST[:PORT],...")]
+    pub insecure_registries: Option<String>,
+    /// PEM file with extra CA certificates trusted for registries.
+    #[arg(long, env = "REGISTRY_CA_FILE", value_name = "PATH")]
+    pub registry_ca_file: Option<String>,
+    /// How long registry answers are shared (the check window).
+    #[arg(long, env = "REGISTRY_CACHE_TTL", value_name = "DURATION", default_value = "30s")]
+    pub registry_cache_ttl: Option<String>,
+    /// Give up on a rollout after this long (StatefulSets and DaemonSets default to 10m).
+    #[arg(long, env = "ROLLOUT_TIMEOUT", value_name = "DURATION")]
+    pub rollout_timeout: Option<String>,
+    /// Time zone for cron evaluation (IANA name).
+    #[arg(long = "tz", env = "TZ", value_name = "ZONE")]
+    pub time_zone: Option<String>,
+    /// Decide and report, but change nothing.
+    #[arg(long, env = "DRY_RUN", value_name = "BOOL")]
+    pub dry_run: Option<String>,
+    /// Address of the admin server (/healthz, /readyz, /metrics).
+    #[arg(long, env = "ADMIN_ADDR", value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub admin_addr: Option<String>,
+    /// Only the holder of a Lease acts; turn off only when running a single replica.
+    #[arg(long, env = "LEADER_ELECTION", value_name = "BOOL", default_value = "true")]
+    pub leader_election: Option<String>,
+}
+
+/// Flags and environment variables of logging, shared by every command.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LogArgs {
+    /// Log level or filter (`info`, `debug`, `watch_cluster=debug,kube=warn`); `RUST_LOG` wins when set.
+    #[arg(long, env = "LOG_LEVEL", value_name = "LEVEL", global = true)]
+    pub log_level: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", value_name = "FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// A setting that could not be used: names the variable, the value and an example.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {problem} (example: {variable}={example})")]
+pub struct ConfigError {
+    /// The environment variable (the flag has the same meaning).
+    pub variable: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// What is wrong with it.
+    pub problem: String,
+    /// A value that would be accepted.
+    pub example: &'static str,
+}
+
+/// The typed settings of the controller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Namespaces to watch; empty means all.
+    pub watch_namespaces: Vec<String>,
+    /// Registries reachable over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificates for registries.
+    pub registry_ca_file: Option<PathBuf>,
+    /// How long registry answers are shared.
+    pub registry_cache_ttl: Duration,
+    /// Overall rollout timeout, if set.
+    pub rollout_timeout: Option<Duration>,
+    /// Zone for cron evaluation.
+    pub time_zone: chrono_tz::Tz,
+    /// Change nothing, report what would change.
+    pub dry_run: bool,
+    /// Admin server address.
+    pub admin_addr: SocketAddr,
+    /// Lease-based leader election.
+    pub leader_election: bool,
+}
+
+impl Config {
+    /// Validates the raw settings.
+    pub fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
+        Ok(Self {
+            watch_namespaces: parse_list(
+                "WATCH_NAMESPACES",
+                &args.watch_namespaces,
+                "team-a,team-b",
+                validate_namespace,
+            )?,
+            insecure_registries: parse_list(
+                "INSECURE_REGISTRIES",
+                &args.insecure_registries,
+                "registry.local:5000,10.0.0.5",
+                validate_host,
+            )?,
+            registry_ca_file: parse_ca_file(&args.registry_ca_file)?,
+            registry_cache_ttl: set(&args.registry_cache_ttl)
+                .map(|v| parse_duration("REGISTRY_CACHE_TTL", v, "30s"))
+                .transpose()?
+                .unwrap_or(Duration::from_secs(30)),
+            rollout_timeout: set(&args.rollout_timeout)
+                .map(|v| parse_duration("ROLLOUT_TIMEOUT", v, "15m"))
+                .transpose()?,
+            time_zone: set(&args.time_zone)
+                .map(parse_time_zone)
+                .transpose()?
+                .unwrap_or(chrono_tz::UTC),
+            dry_run: parse_bool("DRY_RUN", &args.dry_run, false)?,
+            admin_addr: set(&args.admin_addr)
+                .map(|v| {
+                    SocketAddr::from_str(v).map_err(|e| ConfigError {
+                        variable: "ADMIN_ADDR",
+                        value: v.to_owned(),
+                        problem: format!("not an IP address and port ({e})"),
+                        example: "0.0.0.0:8080",
+                    })
+                })
+                .transpose()?
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
+            leader_election: parse_bool("LEADER_ELECTION", &args.leader_election, true)?,
+        })
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogArgs {
+    /// The log format, validated.
+    pub fn format(&self) -> Result<LogFormat, ConfigError> {
+        match set(&self.log_format).map(str::to_ascii_lowercase).as_deref() {
+            None | Some("text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(_) => Err(ConfigError {
+                variable: "LOG_FORMAT",
+                value: self.log_format.clone().unwrap_or_default(),
+                problem: "expected `text` or `json`".into(),
+                example: "json",
+            }),
+        }
+    }
+}
+
+/// The value of an option, treating an empty string as unset.
+fn set(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn parse_list(
+    variable: &'static str,
+    value: &Option<String>,
+    example: &'static str,
+    validate: fn(&str) -> Result<(), String>,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = set(value) else {
+        return Ok(Vec::new());
+    };
+    let mut items = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        validate(item).map_err(|problem| ConfigError {
+            variable,
+            value: raw.to_owned(),
+            problem: format!("{item:?} {problem}"),
+            example,
+        })?;
+        if !items.iter().any(|i| i == item) {
+            items.push(item.to_owned());
+        }
+    }
+    Ok(items)
+}
+
+fn validate_namespace(ns: &str) -> Result<(), String> {
+    let ok = ns.len() <= 63
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a namespace name (lowercase letters, digits and '-', at most 63)".into())
+    }
+}
+
+fn validate_host(host: &str) -> Result<(), String> {
+    if host.contains("://") {
+        return Err("must be host[:port] without a scheme".into());
+    }
+    let (name, port) = match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    };
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err("has a port that is not a number from 0 to 65535".into());
+    }
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err("is not a host name or IPv4 address".into())
+    }
+}
+
+fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(path) = set(value) else {
+        return Ok(None);
+    };
+    let path = PathBuf::from(path);
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Some(path)),
+        Ok(_) => Err(ca_error(&path, "is not a file".into())),
+        Err(e) => Err(ca_error(&path, format!("cannot be read ({e})"))),
+    }
+}
+
+fn ca_error(path: &std::path::Path, problem: String) -> ConfigError {
+    ConfigError {
+        variable: "REGISTRY_CA_FILE",
+        value: path.display().to_string(),
+        problem,
+        example: "/etc/watch-cluster/ca.pem",
+    }
+}
+
+/// Parses `<n>s`, `<n>m`, `<n>h` or plain seconds.
+pub fn parse_duration(
+    variable: &'static str,
+    value: &str,
+    example: &'static str,
+) -> Result<Duration, ConfigError> {
+    let error = |problem: &str| ConfigError {
+        variable,
+        value: value.to_owned(),
+        problem: problem.to_owned(),
+        example,
+    };
+    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => value.split_at(i),
+        None => (value, "s"),
+    };
+    let multiplier = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => return Err(error("expected <n>s, <n>m, <n>h or plain seconds")),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| error("expected <n>s, <n>m, <n>h or plain seconds"))?;
+    let secs = n
+        .checked_mul(multiplier)
+        .filter(|s| *s <= 366 * 24 * 3600)
+        .ok_or_else(|| error("must be at most a year"))?;
+    if secs == 0 {
+        return Err(error("must be greater than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn parse_time_zone(value: &str) -> Result<chrono_tz::Tz, ConfigError> {
+    // POSIX allows a leading ':' meaning "implementation-defined"; glibc treats `:Europe/Paris` as a zone name.
+    let name = value.strip_prefix(':').unwrap_or(value);
+    chrono_tz::Tz::from_str(name).map_err(|_| ConfigError {
+        variable: "TZ",
+        value: value.to_owned(),
+        problem: "not a known IANA time zone".into(),
+        example: "Europe/Berlin",
+    })
+}
+
+fn parse_bool(
+    variable: &'static str,
+    value: &Option<String>,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match set(value).map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(_) => Err(ConfigError {
+            variable,
+            value: value.clone().unwrap_or_default(),
+            problem: "expected true or false".into(),
+            example: "true",
+        }),
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn args() -> RunArgs {
+        RunArgs::default()
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::from_args(&args()).unwrap();
+        assert!(config.watch_namespaces.is_empty());
+        assert_eq!(config.registry_cache_ttl, Duration::from_secs(30));
+        assert_eq!(config.rollout_timeout, None);
+        assert_eq!(config.time_zone, chrono_tz::UTC);
+        assert!(!config.dry_run);
+        assert!(config.leader_election);
+        assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn empty_values_count_as_unset() {
+        let a = RunArgs {
+            watch_namespaces: Some(String::new()),
+            dry_run: Some(" ".into()),
+            registry_cache_ttl: Some(String::new()),
+            ..args()
+        };
+        let config = Config::from_args(&a).unwrap();
+        assert!(config.watch_namespaces.is_empty());
+        assert!(!config.dry_run);
+        assert_eq!(config.registry_cache_ttl, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn durations_accept_units_and_plain_seconds() {
+        for (input, secs) in [("30s", 30), ("5m", 300), ("2h", 7200), ("45", 45)] {
+            assert_eq!(
+                parse_duration("X", input, "1s").unwrap(),
+                Duration::from_secs(secs)
+            );
+        }
+        for bad in ["", "5d", "-1", "1.5m", "0", "m", "99999999999999h"] {
+            assert!(parse_duration("X", bad, "1s").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_the_value_and_an_example() {
+        let a = RunArgs {
+            rollout_timeout: Some("soon".into()),
+            ..args()
+        };
+        let err = Config::from_args(&a).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid ROLLOUT_TIMEOUT=\"soon\": expected <n>s, <n>m, <n>h or plain seconds (example: ROLLOUT_TIMEOUT=15m)"
+        );
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn namespaces_and_registries_are_validated_and_deduplicated() {
+        let a = RunArgs {
+            watch_namespaces: Some("team-a, team-b,team-a".into()),
+            insecure_registries: Some("registry.local:5000,10.0.0.5".into()),
+            ..args()
+        };
+        let config = Config::from_args(&a).unwrap();
+        assert_eq!(config.watch_namespaces, ["team-a", "team-b"]);
+        assert_eq!(
+            config.insecure_registries,
+            ["registry.local:5000", "10.0.0.5"]
+        );
+        for (ns, reg) in [("Team", ""), ("", "http://x:5000"), ("", "host:port")] {
+            let a = RunArgs {
+                watch_namespaces: Some(ns.into()),
+                insecure_registries: Some(reg.into()),
+                ..args()
+            };
+            assert!(Config::from_args(&a).is_err(), "{ns} {reg}");
+        }
+    }
+
+    #[test]
+    fn booleans_zones_and_addresses_are_checked() {
+        let ok = RunArgs {
+            dry_run: Some("TRUE".into()),
+            leader_election: Some("false".into()),
+            time_zone: Some(":Europe/Berlin".into()),
+            admin_addr: Some("127.0.0.1:9000".into()),
+            ..args()
+        };
+        let config = Config::from_args(&ok).unwrap();
+        assert!(config.dry_run && !config.leader_election);
+        assert_eq!(config.time_zone, chrono_tz::Europe::Berlin);
+        for bad in [
+            RunArgs {
+                dry_run: Some("yes".into()),
+                ..args()
+            },
+            RunArgs {
+                time_zone: Some("Mars/Olympus".into()),
+                ..args()
+            },
+            RunArgs {
+                admin_addr: Some("localhost".into()),
+                ..args()
+            },
+            RunArgs {
+                registry_ca_file: Some("/nonexistent/ca.pem".into()),
+                ..args()
+            },
+        ] {
+            assert!(Config::from_args(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn log_format_accepts_text_and_json_only() {
+        let mut a = LogArgs::default();
+        assert_eq!(a.format().unwrap(), LogFormat::Text);
+        a.log_format = Some("JSON".into());
+        assert_eq!(a.format().unwrap(), LogFormat::Json);
+        a.log_format = Some("xml".into());
+        assert_eq!(a.format().unwrap_err().variable, "LOG_FORMAT");
+    }
+}

@@ -13,6 +13,7 @@
 //! | notifications | [`notify`] |
 //! | logs | [`telemetry`] |
 
+
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -22,7 +23,9 @@ pub mod registry;
 pub mod schedule;
 pub mod strategy;
 pub mod telemetry;
+
 pub mod version;
+
 
 /// Installs the one rustls crypto provider of the process (ring, as kube uses).
 ///

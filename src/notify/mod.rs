@@ -1,1 +1,25 @@
-//! (in progress)
+//! Notifications: the last step of the flow (watch → … → observe → **notify**).
+//!
+//! Input: what the controller decided and observed, as typed [`Notification`]s. Output: webhook requests
+//! (SPEC §7) sent by a writer task, never inside reconcile. Kubernetes Events live beside this in `events`.
+//!
+//! | file | responsibility |
+//! |---|---|
+//! | [`config`] | `WEBHOOK_*` variables → [`WebhookConfig`] |
+//! | [`payload`] | [`Notification`] → exact JSON body, [`delivery_id`] |
+//! | `webhook` | the [`Notifier`] handle: best-effort queue and reliable deliveries |
+//! | `writer` | the writer task: bounded pool of deliveries, graceful flush |
+//! | `delivery` | one delivery: signing, headers, retries, `Retry-After` |
+//! | `metrics` | `webhook_deliveries_total`, `webhook_queue_dropped_total` |
+
+pub mod config;
+mod delivery;
+mod metrics;
+pub mod payload;
+mod webhook;
+mod writer;
+
+pub use config::{WebhookArgs, WebhookConfig, WebhookConfigError};
+pub use delivery::{DELIVERY_HEADER, DeliveryOutcome, MAX_RETRY_AFTER, SIGNATURE_HEADER};
+pub use payload::{Event, EventType, Notification, WorkloadKind, WorkloadRef, delivery_id};
+pub use webhook::{Enqueued, Notifier, NotifierError};

@@ -1,1 +1,391 @@
-//! (in progress)
+//! Update strategies (SPEC §2 `strategy`, §3, §5): from what runs and what the registry lists, what to write.
+//!
+//! Input: the current [`ImageRef`] of a container, the registry's tags (and later the digests of the chosen
+//! candidates), and the workload's [`Quarantine`]. Output: a [`Decision`] with a human-readable reason.
+//! Nothing here does I/O: the caller fetches tags and digests and feeds them in.
+//!
+//! One family per file, dispatched through [`Strategy`] (the shape of mini-redis `cmd/mod.rs`):
+//! - [`version`]: `version` / `semver`, `version-lock-major`, `version-lock-minor`: rank newer version tags
+//!   ([`rank_candidates`]), then, once the caller has their digests, pick the highest one that is not
+//!   quarantined ([`decide_version`]). Split in two because digests are only fetched for chosen tags.
+//! - [`latest`]: keep the tag, follow its digest ([`decide_latest`]).
+//!
+//! An unknown strategy name is an error naming the accepted values, never a silent fallback (SPEC §2).
+
+use std::{fmt, str::FromStr};
+
+use crate::{image::ImageRef, version::VersionTag};
+
+pub mod latest;
+pub mod quarantine;
+pub mod version;
+
+pub use latest::decide_latest;
+pub use quarantine::{Quarantine, QuarantineEntry, QuarantineError};
+pub use version::{Evaluation, RankError, Rejection, ResolvedCandidate, decide_version, rank_candidates};
+
+/// How a workload follows its images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Strategy {
+    /// Move to the highest newer version tag (`version`, alias `semver`).
+    #[default]
+    Version,
+    /// Same, within the current major version (`version-lock-major`).
+    VersionLockMajor,
+    /// Same, within the current major.minor (`version-lock-minor`).
+    VersionLockMinor,
+    /// Keep the tag, follow its digest (`latest`).
+    Latest,
+}
+
+/// The values [`Strategy::from_str`] accepts, for error messages and help texts.
+pub const ACCEPTED_STRATEGIES: &str =
+    "version (alias semver), version-lock-major, version-lock-minor, latest";
+
+/// The strategy name is not one we know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("failed to read strategy '{value}': accepted values are {ACCEPTED_STRATEGIES} (e.g. 'version')")]
+pub struct UnknownStrategy {
+    /// The value that was given.
+    pub value: String,
+}
+
+impl UnknownStrategy {
+    /// A short, bounded category for Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        "UnknownStrategy"
+    }
+}
+
+/// The strategy cannot handle this image reference.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnsupportedImage {
+    /// `app@sha256:…` without a tag is never managed (SPEC §2).
+    #[error("failed to manage '{image}': a reference pinned by digest without a tag is never updated")]
+    DigestOnly { image: String },
+    /// A version strategy needs a version tag.
+    #[error(
+        "failed to manage '{image}' with strategy '{strategy}': tag '{tag}' is not a version like \
+         1.2.3 (use strategy 'latest' to follow the tag's digest)"
+    )]
+    NotAVersion {
+        image: String,
+        strategy: Strategy,
+        tag: String,
+    },
+}
+
+impl UnsupportedImage {
+    /// A short, bounded category for Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            UnsupportedImage::DigestOnly { .. } => "DigestOnlyImage",
+            UnsupportedImage::NotAVersion { .. } => "TagNotAVersion",
+        }
+    }
+}
+
+impl Strategy {
+    /// The canonical annotation value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::Version => "version",
+            Strategy::VersionLockMajor => "version-lock-major",
+            Strategy::VersionLockMinor => "version-lock-minor",
+            Strategy::Latest => "latest",
+        }
+    }
+
+    /// Whether the strategy ranks version tags (every strategy but `latest`).
+    pub fn is_version(&self) -> bool {
+        !matches!(self, Strategy::Latest)
+    }
+
+    /// Checks that the strategy can manage `image`; `Ok` carries the tag it follows.
+    pub fn check_image<'a>(&self, image: &'a ImageRef) -> Result<&'a str, UnsupportedImage> {
+        let tag = image
+            .effective_tag()
+            .ok_or_else(|| UnsupportedImage::DigestOnly {
+                image: image.to_string(),
+            })?;
+        if self.is_version() && VersionTag::parse(tag).is_err() {
+            return Err(UnsupportedImage::NotAVersion {
+                image: image.to_string(),
+                strategy: *self,
+                tag: tag.to_owned(),
+            });
+        }
+        Ok(tag)
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = UnknownStrategy;
+
+    /// Case-insensitive; surrounding whitespace is ignored.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "version" | "semver" => Ok(Strategy::Version),
+            "version-lock-major" => Ok(Strategy::VersionLockMajor),
+            "version-lock-minor" => Ok(Strategy::VersionLockMinor),
+            "latest" => Ok(Strategy::Latest),
+            _ => Err(UnknownStrategy {
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which versions a version strategy may move to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Any newer version.
+    Any,
+    /// Newer versions with this major.
+    Major(u64),
+    /// Newer versions with this major.minor.
+    Minor(u64, u64),
+}
+
+impl Scope {
+    /// Whether `candidate` lies in the scope.
+    pub fn contains(&self, candidate: &VersionTag) -> bool {
+        match *self {
+            Scope::Any => true,
+            Scope::Major(major) => candidate.major() == major,
+            Scope::Minor(major, minor) => candidate.major() == major && candidate.minor() == minor,
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Any => Ok(()),
+            Scope::Major(major) => write!(f, " within major version {major}"),
+            Scope::Minor(major, minor) => write!(f, " within {major}.{minor}"),
+        }
+    }
+}
+
+/// What to do with one container's image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Write `tag@digest` (in the user's spelling of the name, see [`Decision::image_to_write`]).
+    Update {
+        tag: String,
+        digest: String,
+        reason: UpdateReason,
+    },
+    /// Leave the image as it is.
+    Keep(KeepReason),
+}
+
+impl Decision {
+    /// The image string to write, or `None` when the image is kept.
+    pub fn image_to_write(&self, current: &ImageRef) -> Option<String> {
+        match self {
+            Decision::Update { tag, digest, .. } => Some(current.with_tag_and_digest(tag, digest)),
+            Decision::Keep(_) => None,
+        }
+    }
+
+    /// A short, bounded category for Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Decision::Update { reason, .. } => reason.as_str(),
+            Decision::Keep(reason) => reason.as_str(),
+        }
+    }
+}
+
+/// The human-readable reason, e.g. `Found newer version: 1.2.0`.
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Decision::Update { reason, .. } => reason.fmt(f),
+            Decision::Keep(reason) => reason.fmt(f),
+        }
+    }
+}
+
+/// Why an image is updated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateReason {
+    /// A version strategy found a newer tag.
+    NewerVersion { tag: String },
+    /// `latest`: the tag now points to another digest.
+    NewDigest { tag: String },
+    /// `latest`: the current digest is unknown; pin the tag once so later checks compare exactly.
+    PinDigest { tag: String },
+}
+
+impl UpdateReason {
+    /// A short, bounded category.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            UpdateReason::NewerVersion { .. } => "NewerVersion",
+            UpdateReason::NewDigest { .. } => "NewDigest",
+            UpdateReason::PinDigest { .. } => "PinDigest",
+        }
+    }
+}
+
+impl fmt::Display for UpdateReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UpdateReason::NewerVersion { tag } => write!(f, "Found newer version: {tag}"),
+            UpdateReason::NewDigest { tag } => write!(f, "Tag '{tag}' has a new digest"),
+            UpdateReason::PinDigest { tag } => {
+                write!(f, "Current digest of tag '{tag}' is unknown: pinning it to the registry's digest")
+            }
+        }
+    }
+}
+
+/// Why an image is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepReason {
+    /// No tag passes the rules of SPEC §3.
+    NoNewerVersion { scope: Scope },
+    /// Every newer candidate whose digest is known is quarantined.
+    CandidatesQuarantined { scope: Scope, skipped: Vec<String> },
+    /// Newer candidates exist but none of their digests were supplied.
+    DigestsUnknown { best: String },
+    /// `latest`: the registry's digest is the current one.
+    DigestUnchanged,
+    /// `latest`: the registry's digest failed a rollout before.
+    DigestQuarantined { tag: String, digest: String },
+    /// The reference has no tag (`app@sha256:…`): never managed.
+    DigestOnly,
+}
+
+impl KeepReason {
+    /// A short, bounded category.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            KeepReason::NoNewerVersion { .. } => "NoNewerVersion",
+            KeepReason::CandidatesQuarantined { .. } => "CandidatesQuarantined",
+            KeepReason::DigestsUnknown { .. } => "DigestsUnknown",
+            KeepReason::DigestUnchanged => "DigestUnchanged",
+            KeepReason::DigestQuarantined { .. } => "DigestQuarantined",
+            KeepReason::DigestOnly => "DigestOnly",
+        }
+    }
+}
+
+impl fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeepReason::NoNewerVersion { scope } => write!(f, "No newer version available{scope}"),
+            KeepReason::CandidatesQuarantined { scope, skipped } => write!(
+                f,
+                "No newer version available{scope}: quarantined after a failed rollout: {}",
+                skipped.join(", ")
+            ),
+            KeepReason::DigestsUnknown { best } => {
+                write!(f, "Newer version {best} found but its digest is unknown")
+            }
+            KeepReason::DigestUnchanged => f.write_str("Digest unchanged"),
+            KeepReason::DigestQuarantined { tag, digest } => write!(
+                f,
+                "Tag '{tag}' points to {digest}, quarantined after a failed rollout"
+            ),
+            KeepReason::DigestOnly => f.write_str("Reference pinned by digest without a tag is not managed"),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strategy_names_are_read_case_insensitively_with_the_semver_alias() {
+        let cases = [
+            ("version", Strategy::Version),
+            ("VERSION", Strategy::Version),
+            ("semver", Strategy::Version),
+            ("SemVer", Strategy::Version),
+            ("version-lock-major", Strategy::VersionLockMajor),
+            ("Version-Lock-Minor", Strategy::VersionLockMinor),
+            (" latest ", Strategy::Latest),
+            ("LATEST", Strategy::Latest),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(input.parse::<Strategy>().unwrap(), expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn display_is_the_canonical_name_and_parses_back() {
+        for s in [
+            Strategy::Version,
+            Strategy::VersionLockMajor,
+            Strategy::VersionLockMinor,
+            Strategy::Latest,
+        ] {
+            assert_eq!(s.to_string().parse::<Strategy>().unwrap(), s);
+        }
+        assert_eq!(Strategy::default().to_string(), "version");
+    }
+
+    #[test]
+    fn unknown_strategy_names_the_accepted_values() {
+        for input in ["", "newest", "version-lock-patch", "major"] {
+            let err = input.parse::<Strategy>().unwrap_err();
+            assert_eq!(err.reason(), "UnknownStrategy");
+            let text = err.to_string();
+            assert!(text.contains(&format!("'{input}'")), "{text}");
+            assert!(text.contains("version-lock-major") && text.contains("latest"), "{text}");
+        }
+    }
+
+    #[test]
+    fn version_strategies_need_a_version_tag_and_latest_takes_any_tag() {
+        let stable = ImageRef::parse("nginx:stable").unwrap();
+        let err = Strategy::Version.check_image(&stable).unwrap_err();
+        assert_eq!(err.reason(), "TagNotAVersion");
+        assert!(err.to_string().contains("'stable'"), "{err}");
+        assert_eq!(Strategy::Latest.check_image(&stable).unwrap(), "stable");
+        let bare = ImageRef::parse("nginx").unwrap();
+        assert_eq!(Strategy::Latest.check_image(&bare).unwrap(), "latest");
+        let versioned = ImageRef::parse("nginx:1.25.3-alpine").unwrap();
+        assert_eq!(Strategy::VersionLockMinor.check_image(&versioned).unwrap(), "1.25.3-alpine");
+    }
+
+    #[test]
+    fn digest_only_references_are_never_managed() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let image = ImageRef::parse(&format!("app@{digest}")).unwrap();
+        for s in [Strategy::Version, Strategy::Latest] {
+            assert_eq!(s.check_image(&image).unwrap_err().reason(), "DigestOnlyImage");
+        }
+    }
+
+    #[test]
+    fn decisions_render_their_reasons() {
+        let update = Decision::Update {
+            tag: "1.2.0".into(),
+            digest: "sha256:x".into(),
+            reason: UpdateReason::NewerVersion { tag: "1.2.0".into() },
+        };
+        assert_eq!(update.to_string(), "Found newer version: 1.2.0");
+        assert_eq!(update.reason(), "NewerVersion");
+        let image = ImageRef::parse("nginx:1.1.0").unwrap();
+        assert_eq!(update.image_to_write(&image).unwrap(), "nginx:1.2.0@sha256:x");
+        let keep = |scope| Decision::Keep(KeepReason::NoNewerVersion { scope }).to_string();
+        assert_eq!(keep(Scope::Any), "No newer version available");
+        assert_eq!(keep(Scope::Major(1)), "No newer version available within major version 1");
+        assert_eq!(keep(Scope::Minor(1, 2)), "No newer version available within 1.2");
+        assert_eq!(Decision::Keep(KeepReason::DigestUnchanged).to_string(), "Digest unchanged");
+        assert_eq!(Decision::Keep(KeepReason::DigestUnchanged).image_to_write(&image), None);
+    }
+}

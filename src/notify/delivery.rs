@@ -1,0 +1,301 @@
+//! One webhook delivery: POST the prepared body, retry what is worth retrying, report the outcome.
+//!
+//! Input: a [`Prepared`] request (body serialized and signed once, so every retry sends the same bytes,
+//! signature and delivery id). Output: a [`DeliveryOutcome`], with every attempt counted in the metrics.
+//!
+//! Retry policy (SPEC §7): connection errors, timeouts, 408, 429 and 5xx are retried up to
+//! `WEBHOOK_RETRY_COUNT` times with exponential backoff, or after `Retry-After` (capped at 60 s) when the
+//! receiver sends one. Redirects are not followed (a 3xx is a failure: following one could send a signed
+//! body somewhere the operator did not configure), and other 4xx mean the request itself is wrong, so
+//! sending it again cannot help.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use tracing::{debug, warn};
+
+use super::config::WebhookConfig;
+use super::metrics::{Outcome, WebhookMetrics};
+use super::payload::{EventType, Notification};
+
+/// The longest `Retry-After` honoured; longer requests are shortened to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Header carrying the deterministic delivery id.
+pub const DELIVERY_HEADER: &str = "x-watch-cluster-delivery";
+/// Header carrying `sha256=<hex HMAC>` when `WEBHOOK_SECRET` is set.
+pub const SIGNATURE_HEADER: &str = "x-watch-cluster-signature";
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Not delivered: retries exhausted or a non-retryable answer. Nothing more will be attempted.
+    Exhausted,
+    /// Not sent: webhooks are off or this event type is not enabled.
+    Disabled,
+    /// Not finished because the notifier shut down first; a later leader should deliver it again.
+    Interrupted,
+}
+
+/// A request ready to send: the exact body and the headers derived from it.
+#[derive(Debug, Clone)]
+pub(crate) struct Prepared {
+    pub(crate) event_type: EventType,
+    pub(crate) delivery_id: HeaderValue,
+    pub(crate) body: Bytes,
+    pub(crate) signature: Option<HeaderValue>,
+}
+
+/// Why a notification could not be turned into a request.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PrepareError {
+    #[error("failed to serialize the webhook payload")]
+    Serialize(#[source] serde_json::Error),
+    #[error("failed to use the delivery id as a header value")]
+    DeliveryId(#[source] http::header::InvalidHeaderValue),
+    #[error("failed to use the signature as a header value")]
+    Signature(#[source] http::header::InvalidHeaderValue),
+}
+
+impl Prepared {
+    pub(crate) fn new(n: &Notification, config: &WebhookConfig) -> Result<Self, PrepareError> {
+        let body = Bytes::from(n.to_json().map_err(PrepareError::Serialize)?);
+        let delivery_id =
+            HeaderValue::from_str(&n.delivery_id).map_err(PrepareError::DeliveryId)?;
+        let signature = match &config.secret {
+            Some(secret) => {
+                Some(HeaderValue::try_from(secret.sign(&body)).map_err(PrepareError::Signature)?)
+            }
+            None => None,
+        };
+        Ok(Prepared {
+            event_type: n.event_type(),
+            delivery_id,
+            body,
+            signature,
+        })
+    }
+}
+
+/// What one attempt tells the retry loop.
+enum Attempt {
+    Delivered,
+    /// Worth retrying; `Some` when the receiver said how long to wait.
+    Retry {
+        reason: String,
+        after: Option<Duration>,
+    },
+    Fail {
+        reason: String,
+    },
+}
+
+/// Sends prepared requests to the configured receiver.
+pub(crate) struct Sender {
+    client: reqwest::Client,
+    url: url::Url,
+    headers: HeaderMap,
+    retry_count: u32,
+    backoff_base: Duration,
+    backoff_max: Duration,
+    metrics: WebhookMetrics,
+}
+
+impl Sender {
+    /// `None` when the config has no URL.
+    pub(crate) fn new(
+        config: &WebhookConfig,
+        metrics: WebhookMetrics,
+    ) -> Result<Option<Self>, reqwest::Error> {
+        let Some(url) = &config.url else {
+            return Ok(None);
+        };
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in config.headers.iter() {
+            headers.append(name.clone(), value.clone());
+        }
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Ok(Some(Sender {
+            client,
+            url: url.as_url().clone(),
+            headers,
+            retry_count: config.retry_count,
+            backoff_base: config.backoff_base,
+            backoff_max: config.backoff_max,
+            metrics,
+        }))
+    }
+
+    /// Attempts delivery until success, a non-retryable answer or the last retry.
+    pub(crate) async fn deliver(&self, job: &Prepared) -> DeliveryOutcome {
+        let mut retry = 0;
+        loop {
+            match self.attempt(job).await {
+                Attempt::Delivered => {
+                    self.metrics.record(job.event_type, Outcome::Delivered);
+                    debug!(event_type = %job.event_type, delivery = ?job.delivery_id, retry, "webhook delivered");
+                    return DeliveryOutcome::Delivered;
+                }
+                Attempt::Retry { reason, after } if retry < self.retry_count => {
+                    retry += 1;
+                    let wait = after.unwrap_or_else(|| self.backoff(retry));
+                    self.metrics.record(job.event_type, Outcome::Retried);
+                    debug!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
+                    tokio::time::sleep(wait).await;
+                }
+                Attempt::Retry { reason, .. } | Attempt::Fail { reason } => {
+                    self.metrics.record(job.event_type, Outcome::Failed);
+                    warn!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, attempts = retry + 1, "webhook not delivered");
+                    return DeliveryOutcome::Exhausted;
+                }
+            }
+        }
+    }
+
+    /// `base × 2^(retry-1)`, capped.
+    fn backoff(&self, retry: u32) -> Duration {
+        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max)
+    }
+
+    async fn attempt(&self, job: &Prepared) -> Attempt {
+        let mut request = self
+            .client
+            .post(self.url.clone())
+            .headers(self.headers.clone())
+            .header(DELIVERY_HEADER, job.delivery_id.clone())
+            .body(job.body.clone());
+        if let Some(signature) = &job.signature {
+            request = request.header(SIGNATURE_HEADER, signature.clone());
+        }
+        match request.send().await {
+            Ok(response) => classify(response.status(), response.headers()),
+            // Builder errors cannot improve on retry; every transport error (connect, timeout, reset) can.
+            Err(error) if error.is_builder() => Attempt::Fail {
+                reason: error_chain(error),
+            },
+            Err(error) => Attempt::Retry {
+                reason: error_chain(error),
+                after: None,
+            },
+        }
+    }
+}
+
+fn classify(status: StatusCode, headers: &HeaderMap) -> Attempt {
+    let reason = format!("receiver answered {status}");
+    if status.is_success() {
+        Attempt::Delivered
+    } else if status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+    {
+        Attempt::Retry {
+            reason,
+            after: retry_after(headers, SystemTime::now()),
+        }
+    } else if status.is_redirection() {
+        Attempt::Fail {
+            reason: format!("{reason}; redirects are not followed"),
+        }
+    } else {
+        Attempt::Fail { reason }
+    }
+}
+
+/// `Retry-After` as delay seconds or an HTTP date, at most [`MAX_RETRY_AFTER`].
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
+            .unwrap_or_default(),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The error and its causes on one line, without the URL (it may carry credentials); reqwest's own
+/// Display hides the cause (e.g. "connection refused").
+fn error_chain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn retry_after_in_seconds_is_honoured_up_to_sixty_seconds() {
+        let now = SystemTime::now();
+        assert_eq!(
+            retry_after(&headers("2"), now),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(retry_after(&headers("3600"), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after(&headers("soon"), now), None);
+        assert_eq!(retry_after(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn retry_after_as_http_date_counts_from_now() {
+        let now = httpdate::parse_http_date("Mon, 01 Jan 2024 12:00:00 GMT").unwrap();
+        assert_eq!(
+            retry_after(&headers("Mon, 01 Jan 2024 12:00:30 GMT"), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            retry_after(&headers("Mon, 01 Jan 2024 11:00:00 GMT"), now),
+            Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn only_timeouts_rate_limits_and_server_errors_are_retried() {
+        let retried = |code: u16| {
+            matches!(
+                classify(StatusCode::from_u16(code).unwrap(), &HeaderMap::new()),
+                Attempt::Retry { .. }
+            )
+        };
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(retried(code), "{code} should be retried");
+        }
+        for code in [301, 302, 307, 400, 401, 403, 404, 410, 422] {
+            assert!(!retried(code), "{code} should not be retried");
+        }
+        assert!(matches!(
+            classify(StatusCode::NO_CONTENT, &HeaderMap::new()),
+            Attempt::Delivered
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! Shared answers: a map from lookup key to one in-flight-or-finished fetch.
+//!
+//! Input: a key and a fetch that yields a result plus the instant until which a success may be reused.
+//! Output: the result, fetched at most once for all callers asking at the same time (coalescing) and
+//! reused while fresh. Failures are shared only with the callers that waited for them: the next caller
+//! fetches again, so an outage is not remembered past its own request.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use tokio::sync::OnceCell;
+
+use super::RegistryError;
+
+struct Outcome<V> {
+    result: Result<V, RegistryError>,
+    fresh_until: Instant,
+}
+
+type Cell<V> = Arc<OnceCell<Outcome<V>>>;
+
+/// A coalescing cache of registry answers.
+pub(crate) struct Coalescing<K, V> {
+    entries: Mutex<HashMap<K, Cell<V>>>,
+    max_entries: usize,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
+    /// A cache that prunes stale entries once it holds more than `max_entries`.
+    pub(crate) fn new(max_entries: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            max_entries,
+        }
+    }
+
+    /// The answer for `key`: a fresh cached one, the one being fetched right now, or a new fetch.
+    pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &K, fetch: F) -> Result<V, RegistryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (Result<V, RegistryError>, Instant)>,
+    {
+        let cell = self.cell_for(key);
+        let outcome = cell
+            .get_or_init(|| async move {
+                let (result, fresh_until) = fetch().await;
+                Outcome {
+                    result,
+                    fresh_until,
+                }
+            })
+            .await;
+        outcome.result.clone()
+    }
+
+    /// Forgets `key` (e.g. a token the registry refused).
+    pub(crate) fn invalidate(&self, key: &K) {
+        self.lock().remove(key);
+    }
+
+    fn cell_for(&self, key: &K) -> Cell<V> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if let Some(cell) = entries.get(key).filter(|c| usable(c, now)) {
+            return Arc::clone(cell);
+        }
+        if entries.len() >= self.max_entries {
+            entries.retain(|_, c| usable(c, now));
+        }
+        if entries.len() >= self.max_entries {
+            entries.retain(|_, c| !c.initialized());
+        }
+        let cell = Arc::new(OnceCell::new());
+        entries.insert(key.clone(), Arc::clone(&cell));
+        cell
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Cell<V>>> {
+        // A panic while holding this lock cannot leave the map inconsistent: recover it.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// In flight, or finished successfully and still fresh.
+fn usable<V>(cell: &OnceCell<Outcome<V>>, now: Instant) -> bool {
+    match cell.get() {
+        None => true,
+        Some(o) => o.result.is_ok() && now < o.fresh_until,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn concurrent_identical_lookups_share_one_fetch() {
+        let cache = Arc::new(Coalescing::<String, u32>::new(16));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let (cache, calls) = (Arc::clone(&cache), Arc::clone(&calls));
+            tasks.push(tokio::spawn(async move {
+                cache
+                    .get_or_fetch(&"k".to_owned(), || async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::task::yield_now().await;
+                        (Ok(7), Instant::now() + Duration::from_secs(30))
+                    })
+                    .await
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), 7);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_and_stale_answers_are_fetched_again() {
+        let cache = Coalescing::<u8, u32>::new(16);
+        let err = RegistryError::NotFound { target: "x".into() };
+        let r = cache
+            .get_or_fetch(&1, || async { (Err(err), Instant::now()) })
+            .await;
+        assert!(r.is_err());
+        let r = cache
+            .get_or_fetch(&1, || async { (Ok(1), Instant::now()) })
+            .await;
+        assert_eq!(r.unwrap(), 1);
+        let r = cache
+            .get_or_fetch(&1, || async { (Ok(2), Instant::now() + Duration::from_secs(60)) })
+            .await;
+        assert_eq!(r.unwrap(), 2, "an answer fresh only until 'now' is stale");
+        let r = cache
+            .get_or_fetch(&1, || async { (Ok(3), Instant::now()) })
+            .await;
+        assert_eq!(r.unwrap(), 2, "a fresh answer is reused");
+    }
+}

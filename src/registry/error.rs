@@ -1,0 +1,124 @@
+//! The registry client's errors.
+//!
+//! Every variant names what was being done (`target`: "list tags of registry:5000/team/app") and never
+//! carries credentials. Errors are `Clone` (sources are behind `Arc`) because one coalesced request
+//! answers many waiting lookups. [`RegistryError::reason`] is a short, bounded word for Event reasons
+//! and metric labels.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Why a registry lookup failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry refused our credentials (or anonymous access).
+    #[error("failed to {target}: unauthorized ({detail})")]
+    Unauthorized { target: String, detail: String },
+    /// The repository, tag or manifest does not exist.
+    #[error("failed to {target}: not found")]
+    NotFound { target: String },
+    /// The registry asked us to slow down; no request is sent to it before `until`.
+    #[error("failed to {target}: rate limited by the registry until {}", httpdate::fmt_http_date(*until))]
+    RateLimited { target: String, until: SystemTime },
+    /// The request did not complete (connection, TLS, timeout).
+    #[error("failed to {target}: {detail}")]
+    Transport {
+        target: String,
+        detail: String,
+        #[source]
+        source: Arc<reqwest::Error>,
+    },
+    /// The registry answered with a status we cannot use.
+    #[error("failed to {target}: registry answered HTTP {status}")]
+    Status { target: String, status: u16 },
+    /// The registry's answer does not follow the Distribution API.
+    #[error("failed to {target}: malformed answer: {detail}")]
+    Malformed { target: String, detail: String },
+    /// Plain HTTP would be needed for a host not listed in `INSECURE_REGISTRIES`.
+    #[error(
+        "failed to {target}: {detail}; plain HTTP is used only for hosts listed in INSECURE_REGISTRIES"
+    )]
+    Insecure { target: String, detail: String },
+    /// The client could not be built from its configuration.
+    #[error("failed to build the registry client: {detail}")]
+    Config {
+        detail: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl RegistryError {
+    /// A short, bounded reason for Events and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Unauthorized { .. } => "Unauthorized",
+            Self::NotFound { .. } => "NotFound",
+            Self::RateLimited { .. } => "RateLimited",
+            Self::Transport { .. } => "Transport",
+            Self::Status { .. } => "RegistryStatus",
+            Self::Malformed { .. } => "Malformed",
+            Self::Insecure { .. } => "Insecure",
+            Self::Config { .. } => "Config",
+        }
+    }
+
+    /// Whether retrying the same request soon may succeed (5xx, transport, rate limit).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport { .. } | Self::RateLimited { .. } => true,
+            Self::Status { status, .. } => *status >= 500 || *status == 408,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn malformed(target: &str, detail: impl Into<String>) -> Self {
+        Self::Malformed {
+            target: target.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn transport(target: &str, source: reqwest::Error) -> Self {
+        Self::Transport {
+            target: target.to_owned(),
+            detail: describe_transport(&source),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// A one-line description of a reqwest failure: what kind, and the innermost cause.
+fn describe_transport(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "request timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let mut innermost: &dyn std::error::Error = err;
+    while let Some(next) = innermost.source() {
+        innermost = next;
+    }
+    format!("{kind}: {innermost}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_the_target_and_reason_is_bounded() {
+        let err = RegistryError::NotFound {
+            target: "list tags of registry:5000/team/app".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "failed to list tags of registry:5000/team/app: not found"
+        );
+        assert_eq!(err.reason(), "NotFound");
+        assert!(!err.is_transient());
+    }
+}

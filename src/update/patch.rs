@@ -1,0 +1,178 @@
+//! Building the one guarded JSON Patch per workload and check (SPEC §5), and the rollback patch (SPEC §6).
+//!
+//! Pure: input is the workload projection and the decided changes, output a `json_patch::Patch`. Every
+//! patch carries a `test` of each image the decision was made from, so a concurrent edit makes the API
+//! server refuse the patch (422) instead of letting us overwrite someone else's change.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use json_patch::{
+    AddOperation, Patch, PatchOperation, RemoveOperation, ReplaceOperation, TestOperation, jsonptr,
+};
+use serde_json::Value;
+
+use crate::{
+    annotations::{self, RolloutRecord},
+    workload::{Container, Workload},
+};
+
+/// One container's image change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerChange {
+    /// The container, as seen when deciding.
+    pub container: Container,
+    /// The image in the spec when deciding.
+    pub from_image: String,
+    /// The image to write (pinned `repo:tag@sha256:…`).
+    pub to_image: String,
+    /// The digest the workload ran before, where known.
+    pub from_digest: Option<String>,
+    /// The digest written.
+    pub to_digest: String,
+}
+
+/// Formats per-container values as SPEC §2 asks: the value alone for one container, else `name=value,…`.
+pub fn per_container<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let values: Vec<(&str, &str)> = values.into_iter().collect();
+    match values.as_slice() {
+        [(_, only)] => (*only).to_owned(),
+        many => many
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    }
+}
+
+/// The patch that applies `changes`, records them, and starts the `rollout` record.
+pub fn update_patch(
+    workload: &Workload,
+    changes: &[ContainerChange],
+    record: &RolloutRecord,
+    now: DateTime<Utc>,
+) -> Patch {
+    let mut ops = Vec::new();
+    for change in changes {
+        ops.push(test(&change.container.image_path(), &change.from_image));
+    }
+    for change in changes {
+        ops.push(replace(&change.container.image_path(), &change.to_image));
+    }
+    let from = per_container(changes.iter().map(|c| (c.container.name.as_str(), c.from_image.as_str())));
+    let to = per_container(changes.iter().map(|c| (c.container.name.as_str(), c.to_image.as_str())));
+    let mut notes = BTreeMap::new();
+    notes.insert(annotations::LAST_UPDATE, now.timestamp_millis().to_string());
+    notes.insert(annotations::LAST_UPDATE_IMAGE, to.clone());
+    notes.insert(annotations::CHANGE, format!("{from} -> {to}"));
+    let from_digests: Vec<(&str, &str)> = changes
+        .iter()
+        .filter_map(|c| Some((c.container.name.as_str(), c.from_digest.as_deref()?)))
+        .collect();
+    let all_from_digests_known = from_digests.len() == changes.len();
+    if all_from_digests_known {
+        notes.insert(annotations::LAST_UPDATE_FROM_DIGEST, per_container(from_digests));
+    }
+    notes.insert(
+        annotations::LAST_UPDATE_TO_DIGEST,
+        per_container(changes.iter().map(|c| (c.container.name.as_str(), c.to_digest.as_str()))),
+    );
+    notes.insert(annotations::ROLLOUT, record.to_value());
+    ops.extend(annotation_ops(notes));
+    // A from-digest left by an earlier update would describe the wrong change.
+    if !all_from_digests_known
+        && workload
+            .annotations
+            .contains_key(annotations::LAST_UPDATE_FROM_DIGEST)
+    {
+        ops.push(remove_annotation(annotations::LAST_UPDATE_FROM_DIGEST));
+    }
+    if workload.annotations.contains_key(annotations::CHECK_NOW) {
+        ops.push(remove_annotation(annotations::CHECK_NOW));
+    }
+    Patch(ops)
+}
+
+/// Writes (or replaces) annotations.
+///
+/// `add` on an existing key replaces it (RFC 6902 §4.1), so one op per key suffices. The annotation map
+/// always exists: patches are only built for enabled workloads, which carry `watch-cluster.io/enabled`.
+/// (Adding the map itself would replace every other annotation of the object.)
+pub fn annotation_ops(values: BTreeMap<&'static str, String>) -> Vec<PatchOperation> {
+    values
+        .into_iter()
+        .map(|(key, value)| {
+            PatchOperation::Add(AddOperation {
+                path: pointer(&annotation_path(key)),
+                value: Value::String(value),
+            })
+        })
+        .collect()
+}
+
+/// The patch that restores the previous images, quarantines the failed ones and records the outcome.
+pub fn rollback_patch(
+    record: &RolloutRecord,
+    workload: &Workload,
+    quarantine_value: String,
+    outcome_record: &RolloutRecord,
+) -> Patch {
+    let mut ops = Vec::new();
+    let mut restores = Vec::new();
+    for (name, written) in &record.to {
+        if let (Some(container), Some(previous)) = (workload.container(name), record.from.get(name)) {
+            ops.push(test(&container.image_path(), written));
+            restores.push(replace(&container.image_path(), previous));
+        }
+    }
+    ops.push(test(&annotation_path(annotations::ROLLOUT), &record.to_value()));
+    ops.extend(restores);
+    let mut notes = BTreeMap::new();
+    notes.insert(annotations::QUARANTINE, quarantine_value);
+    notes.insert(annotations::ROLLOUT, outcome_record.to_value());
+    ops.extend(annotation_ops(notes));
+    Patch(ops)
+}
+
+/// Replaces the `rollout` record, guarded by its current value (only the holder of that record may move it).
+pub fn record_patch(current: &RolloutRecord, next: Option<&RolloutRecord>) -> Patch {
+    let path = annotation_path(annotations::ROLLOUT);
+    let mut ops = vec![test(&path, &current.to_value())];
+    match next {
+        Some(next) => ops.push(replace(&path, &next.to_value())),
+        None => ops.push(PatchOperation::Remove(RemoveOperation { path: pointer(&path) })),
+    }
+    Patch(ops)
+}
+
+/// Removes one annotation.
+pub fn remove_annotation(key: &str) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(&annotation_path(key)),
+    })
+}
+
+/// `/metadata/annotations/<key>` with `/` escaped as `~1` (RFC 6901).
+pub fn annotation_path(key: &str) -> String {
+    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
+}
+
+fn test(path: &str, value: &str) -> PatchOperation {
+    PatchOperation::Test(TestOperation {
+        path: pointer(path),
+        value: Value::String(value.to_owned()),
+    })
+}
+
+fn replace(path: &str, value: &str) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: pointer(path),
+        value: Value::String(value.to_owned()),
+    })
+}
+
+fn pointer(path: &str) -> jsonptr::PointerBuf {
+    // Every path built here is a valid pointer (starts with '/', escapes applied); a failure would be a bug
+    // in this module, caught by its tests, and degrades to the root which the API server rejects.
+    jsonptr::PointerBuf::parse(path).unwrap_or_default()
+}

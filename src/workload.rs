@@ -1,0 +1,469 @@
+//! A compact, kind-independent view of a Deployment, StatefulSet or DaemonSet (SPEC §10).
+//!
+//! Input: the Kubernetes object. Output: [`Workload`], holding only what deciding and updating need, and
+//! [`Progress`], the rollout state decided exactly as `kubectl rollout status` does (TESTBED §4). Keeping
+//! the projection small is what lets the controller watch thousands of workloads in a few MiB.
+
+use std::{collections::BTreeMap, fmt};
+
+use k8s_openapi::api::{
+    apps::v1::{DaemonSet, Deployment, StatefulSet},
+    core::v1::PodSpec,
+};
+use kube::ResourceExt;
+
+use crate::annotations::PREFIX;
+
+/// The workload kinds the controller manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// apps/v1 Deployment.
+    Deployment,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+}
+
+impl Kind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One container of the pod template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    /// Container name.
+    pub name: String,
+    /// Image as written in the spec.
+    pub image: String,
+    /// Whether it is an init container.
+    pub init: bool,
+    /// Index in its list, for JSON Patch paths.
+    pub index: usize,
+}
+
+impl Container {
+    /// The JSON Pointer of this container's image in the workload.
+    pub fn image_path(&self) -> String {
+        let list = if self.init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        format!("/spec/template/spec/{list}/{}/image", self.index)
+    }
+}
+
+/// Where a rollout stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Every replica runs the current template and is available.
+    Complete,
+    /// Still moving; the message says what it waits for.
+    InProgress(String),
+    /// The workload controller gave up (Deployment `ProgressDeadlineExceeded`).
+    Failed(String),
+}
+
+/// The compact projection of a workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workload {
+    /// Its kind.
+    pub kind: Kind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    pub resource_version: String,
+    /// Only the `watch-cluster.io/` annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Init and regular containers.
+    pub containers: Vec<Container>,
+    /// `spec.paused` (Deployments).
+    pub paused: bool,
+    /// Uses the `OnDelete` update strategy (StatefulSets, DaemonSets).
+    pub on_delete: bool,
+    /// `imagePullSecrets` names of the pod template.
+    pub image_pull_secrets: Vec<String>,
+    /// The pod template's service account (`default` when unset).
+    pub service_account: String,
+    /// `spec.selector.matchLabels`, to find the workload's pods.
+    pub selector: BTreeMap<String, String>,
+    /// The rollout state.
+    pub progress: Progress,
+    /// `progressDeadlineSeconds` (Deployments; 600 by default).
+    pub progress_deadline_seconds: Option<i32>,
+}
+
+impl Workload {
+    /// Finds a container by name.
+    pub fn container(&self, name: &str) -> Option<&Container> {
+        self.containers.iter().find(|c| c.name == name)
+    }
+
+    fn from_parts(
+        kind: Kind,
+        meta: &impl ResourceExt,
+        pod_spec: Option<&PodSpec>,
+        selector: BTreeMap<String, String>,
+        progress: Progress,
+    ) -> Self {
+        let annotations = meta
+            .annotations()
+            .iter()
+            .filter(|(k, _)| k.starts_with(PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut containers = Vec::new();
+        if let Some(spec) = pod_spec {
+            for (index, c) in spec.init_containers.iter().flatten().enumerate() {
+                containers.push(Container {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    init: true,
+                    index,
+                });
+            }
+            for (index, c) in spec.containers.iter().enumerate() {
+                containers.push(Container {
+                    name: c.name.clone(),
+                    image: c.image.clone().unwrap_or_default(),
+                    init: false,
+                    index,
+                });
+            }
+        }
+        Self {
+            kind,
+            namespace: meta.namespace().unwrap_or_default(),
+            name: meta.name_any(),
+            uid: meta.uid().unwrap_or_default(),
+            resource_version: meta.resource_version().unwrap_or_default(),
+            annotations,
+            containers,
+            paused: false,
+            on_delete: false,
+            image_pull_secrets: pod_spec
+                .and_then(|s| s.image_pull_secrets.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|r| r.name.clone())
+                .filter(|n| !n.is_empty())
+                .collect(),
+            service_account: pod_spec
+                .and_then(|s| s.service_account_name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "default".into()),
+            selector,
+            progress,
+            progress_deadline_seconds: None,
+        }
+    }
+}
+
+impl From<&Deployment> for Workload {
+    fn from(d: &Deployment) -> Self {
+        let spec = d.spec.as_ref();
+        let mut w = Self::from_parts(
+            Kind::Deployment,
+            d,
+            spec.and_then(|s| s.template.spec.as_ref()),
+            spec.and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default(),
+            deployment_progress(d),
+        );
+        w.paused = spec.and_then(|s| s.paused).unwrap_or(false);
+        w.progress_deadline_seconds = Some(
+            spec.and_then(|s| s.progress_deadline_seconds)
+                .unwrap_or(600),
+        );
+        w
+    }
+}
+
+impl From<&StatefulSet> for Workload {
+    fn from(s: &StatefulSet) -> Self {
+        let spec = s.spec.as_ref();
+        let mut w = Self::from_parts(
+            Kind::StatefulSet,
+            s,
+            spec.and_then(|s| s.template.spec.as_ref()),
+            spec.and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default(),
+            statefulset_progress(s),
+        );
+        w.on_delete = spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        w
+    }
+}
+
+impl From<&DaemonSet> for Workload {
+    fn from(d: &DaemonSet) -> Self {
+        let spec = d.spec.as_ref();
+        let mut w = Self::from_parts(
+            Kind::DaemonSet,
+            d,
+            spec.and_then(|s| s.template.spec.as_ref()),
+            spec.and_then(|s| s.selector.match_labels.clone())
+                .unwrap_or_default(),
+            daemonset_progress(d),
+        );
+        w.on_delete = spec
+            .and_then(|s| s.update_strategy.as_ref())
+            .and_then(|u| u.type_.as_deref())
+            == Some("OnDelete");
+        w
+    }
+}
+
+/// kubectl's `DeploymentStatusViewer`.
+pub fn deployment_progress(d: &Deployment) -> Progress {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let Some(status) = d.status.as_ref() else {
+        return Progress::InProgress("waiting for deployment spec update to be observed".into());
+    };
+    if generation > status.observed_generation.unwrap_or(0) {
+        return Progress::InProgress("waiting for deployment spec update to be observed".into());
+    }
+    let deadline_exceeded = status.conditions.iter().flatten().any(|c| {
+        c.type_ == "Progressing" && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+    });
+    if deadline_exceeded {
+        return Progress::Failed(format!(
+            "deployment {:?} exceeded its progress deadline",
+            d.metadata.name.as_deref().unwrap_or_default()
+        ));
+    }
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let replicas = status.replicas.unwrap_or(0);
+    let available = status.available_replicas.unwrap_or(0);
+    if updated < desired {
+        return Progress::InProgress(format!(
+            "{updated} out of {desired} new replicas have been updated"
+        ));
+    }
+    if replicas > updated {
+        return Progress::InProgress(format!(
+            "{} old replicas are pending termination",
+            replicas - updated
+        ));
+    }
+    if available < updated {
+        return Progress::InProgress(format!(
+            "{available} of {updated} updated replicas are available"
+        ));
+    }
+    Progress::Complete
+}
+
+/// kubectl's `StatefulSetStatusViewer` (RollingUpdate; OnDelete is never managed).
+pub fn statefulset_progress(s: &StatefulSet) -> Progress {
+    let generation = s.metadata.generation.unwrap_or(0);
+    let Some(status) = s.status.as_ref() else {
+        return Progress::InProgress("waiting for statefulset spec update to be observed".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::InProgress("waiting for statefulset spec update to be observed".into());
+    }
+    let spec = s.spec.as_ref();
+    let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let ready = status.ready_replicas.unwrap_or(0);
+    if ready < desired {
+        return Progress::InProgress(format!(
+            "{ready} of {desired} pods are ready"
+        ));
+    }
+    let partition = spec
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|u| u.rolling_update.as_ref())
+        .and_then(|r| r.partition)
+        .unwrap_or(0);
+    if partition > 0 {
+        let expected = desired - partition;
+        let updated = status.updated_replicas.unwrap_or(0);
+        if updated < expected {
+            return Progress::InProgress(format!(
+                "{updated} of {expected} partitioned pods have been updated"
+            ));
+        }
+        return Progress::Complete;
+    }
+    if status.update_revision != status.current_revision {
+        let updated = status.updated_replicas.unwrap_or(0);
+        return Progress::InProgress(format!(
+            "{updated} of {desired} pods have been updated to the new revision"
+        ));
+    }
+    Progress::Complete
+}
+
+/// kubectl's `DaemonSetStatusViewer`.
+pub fn daemonset_progress(d: &DaemonSet) -> Progress {
+    let generation = d.metadata.generation.unwrap_or(0);
+    let Some(status) = d.status.as_ref() else {
+        return Progress::InProgress("waiting for daemon set spec update to be observed".into());
+    };
+    if status.observed_generation.unwrap_or(0) < generation {
+        return Progress::InProgress("waiting for daemon set spec update to be observed".into());
+    }
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    if updated < desired {
+        return Progress::InProgress(format!(
+            "{updated} out of {desired} new pods have been updated"
+        ));
+    }
+    let available = status.number_available.unwrap_or(0);
+    if available < desired {
+        return Progress::InProgress(format!(
+            "{available} of {desired} updated pods are available"
+        ));
+    }
+    Progress::Complete
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(generation: i64, spec_extra: serde_json::Value, status: serde_json::Value) -> Deployment {
+        let mut spec = json!({
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "initContainers": [{"name": "migrate", "image": "migrate:1.0.0"}],
+                "containers": [{"name": "app", "image": "app:1.0.0"}, {"name": "proxy", "image": "envoy:1.30.0"}],
+                "imagePullSecrets": [{"name": "regcred"}]
+            }}
+        });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u1", "resourceVersion": "7",
+                         "generation": generation,
+                         "annotations": {"watch-cluster.io/enabled": "true",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": spec,
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_projection_keeps_only_what_deciding_needs() {
+        let w = Workload::from(&deployment(1, json!({"paused": true}), json!({})));
+        assert_eq!((w.namespace.as_str(), w.name.as_str()), ("shop", "web"));
+        assert_eq!(w.annotations.len(), 1, "only watch-cluster.io/ annotations are kept");
+        assert_eq!(w.containers.len(), 3);
+        assert_eq!(
+            w.container("migrate").unwrap().image_path(),
+            "/spec/template/spec/initContainers/0/image"
+        );
+        assert_eq!(
+            w.container("proxy").unwrap().image_path(),
+            "/spec/template/spec/containers/1/image"
+        );
+        assert!(w.paused);
+        assert_eq!(w.image_pull_secrets, ["regcred"]);
+        assert_eq!(w.service_account, "default");
+        assert_eq!(w.progress_deadline_seconds, Some(600));
+    }
+
+    #[test]
+    fn a_deployment_completes_only_when_every_count_caught_up() {
+        let cases = [
+            (2, json!({"observedGeneration": 1}), "observed"),
+            (1, json!({"observedGeneration": 1, "updatedReplicas": 1, "replicas": 2}), "1 out of 2 new replicas"),
+            (1, json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 3, "availableReplicas": 2}), "1 old replicas"),
+            (1, json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1}), "1 of 2 updated"),
+        ];
+        for (generation, status, expected) in cases {
+            match deployment_progress(&deployment(generation, json!({}), status)) {
+                Progress::InProgress(msg) => assert!(msg.contains(expected), "{msg}"),
+                other => panic!("expected in progress ({expected}), got {other:?}"),
+            }
+        }
+        let done = json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2});
+        assert_eq!(deployment_progress(&deployment(1, json!({}), done)), Progress::Complete);
+    }
+
+    #[test]
+    fn a_deployment_past_its_progress_deadline_has_failed() {
+        let status = json!({"observedGeneration": 1, "updatedReplicas": 1, "replicas": 3,
+            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]});
+        assert!(matches!(
+            deployment_progress(&deployment(1, json!({}), status)),
+            Progress::Failed(msg) if msg.contains("exceeded its progress deadline")
+        ));
+    }
+
+    #[test]
+    fn a_statefulset_completes_when_revisions_match_and_pods_are_ready() {
+        let sts = |status: serde_json::Value, strategy: serde_json::Value| -> StatefulSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "db", "namespace": "shop", "generation": 3},
+                "spec": {"replicas": 3, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                         "updateStrategy": strategy,
+                         "template": {"spec": {"containers": [{"name": "db", "image": "postgres:16.1"}]}}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let rolling = json!({"type": "RollingUpdate"});
+        let moving = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1,
+                            "currentRevision": "db-a", "updateRevision": "db-b"});
+        assert!(matches!(statefulset_progress(&sts(moving, rolling.clone())), Progress::InProgress(_)));
+        let done = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                          "currentRevision": "db-b", "updateRevision": "db-b"});
+        assert_eq!(statefulset_progress(&sts(done, rolling)), Progress::Complete);
+        let on_delete = Workload::from(&sts(json!({}), json!({"type": "OnDelete"})));
+        assert!(on_delete.on_delete);
+    }
+
+    #[test]
+    fn a_daemonset_completes_when_every_node_runs_the_new_pod() {
+        let ds = |status: serde_json::Value| -> DaemonSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "agent", "namespace": "ops", "generation": 2},
+                "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                         "template": {"spec": {"containers": [{"name": "agent", "image": "agent:2.0.0"}]}}},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let base = json!({"observedGeneration": 2, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                          "numberMisscheduled": 0, "numberReady": 3});
+        let mut moving = base.clone();
+        moving["updatedNumberScheduled"] = json!(2);
+        moving["numberAvailable"] = json!(3);
+        assert!(matches!(daemonset_progress(&ds(moving)), Progress::InProgress(_)));
+        let mut done = base;
+        done["updatedNumberScheduled"] = json!(3);
+        done["numberAvailable"] = json!(3);
+        assert_eq!(daemonset_progress(&ds(done)), Progress::Complete);
+    }
+}
