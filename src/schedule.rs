@@ -1,1 +1,284 @@
-//! (in progress)
+//! When to check (SPEC §2 `cron`): parse a cron expression and compute the next fire time in a time zone.
+//!
+//! Input: the `cron` annotation and the zone from `TZ` (UTC by default; the caller resolves `TZ`).
+//! Output: a [`Schedule`] answering "when is the next check strictly after `now`?" and "how long to sleep".
+//!
+//! Accepted forms, all parsed by croner:
+//! - 5 fields: Unix (`*/5 * * * *`), no seconds; day-of-week 0-7 with 0 and 7 = Sunday.
+//! - 6 or 7 fields: Quartz (`0 */5 * * * ?`, `0 0 0 1 * ? 2099`): seconds first, optional year last,
+//!   day-of-week 1-7 = SUN-SAT (so `6#3` is the third Friday), `0/5` as "from 0 every 5".
+//! - macros: `@hourly`, `@daily`, `@midnight`, `@weekly`, `@monthly`, `@yearly`, `@annually`.
+//!
+//! `?`, `L`, `W`, `#` and names (`MON-FRI`, `JAN`) are supported. Each field is checked here before croner
+//! sees it, because croner replaces names anywhere in the text (`MON` in the minutes field would silently
+//! become a number) and its errors do not say which field is wrong.
+//!
+//! WHY [`Schedule::delay_until_next`] is capped: a fire time years away (`0 0 0 1 * ? 2099`) must not
+//! overflow a timer, and a sleep that is re-evaluated daily also survives clock and zone-data changes.
+
+use std::{fmt, time::Duration};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::{
+    Cron,
+    errors::CronError,
+    parser::{CronParser, Seconds},
+};
+
+/// The `cron` annotation's default: every 5 minutes.
+pub const DEFAULT_CRON: &str = "0 */5 * * * ?";
+/// The longest single sleep [`Schedule::delay_until_next`] returns; the caller recomputes on waking.
+pub const MAX_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// A parsed cron expression bound to a time zone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Schedule {
+    expression: String,
+    cron: Cron,
+    tz: Tz,
+}
+
+/// One field of a cron expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CronField {
+    Seconds,
+    Minutes,
+    Hours,
+    DayOfMonth,
+    Month,
+    DayOfWeek,
+    Year,
+}
+
+impl fmt::Display for CronField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CronField::Seconds => "seconds",
+            CronField::Minutes => "minutes",
+            CronField::Hours => "hours",
+            CronField::DayOfMonth => "day-of-month",
+            CronField::Month => "month",
+            CronField::DayOfWeek => "day-of-week",
+            CronField::Year => "year",
+        })
+    }
+}
+
+/// The expression cannot be used. Display names the problem and gives an example.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error(
+        "failed to parse cron expression '{expression}': it is empty (expected e.g. '0 */5 * * * ?')"
+    )]
+    Empty { expression: String },
+    #[error(
+        "failed to parse cron expression '{expression}': found {count} fields, expected 5 (Unix, e.g. \
+         '*/5 * * * *'), 6 or 7 (Quartz with seconds and an optional year, e.g. '0 */5 * * * ?')"
+    )]
+    FieldCount { expression: String, count: usize },
+    #[error(
+        "failed to parse cron expression '{expression}': unknown macro (expected one of @hourly, @daily, \
+         @midnight, @weekly, @monthly, @yearly, @annually)"
+    )]
+    UnknownMacro { expression: String },
+    #[error(
+        "failed to parse cron expression '{expression}': the {field} field '{value}' is invalid \
+         (expected e.g. '0 */5 * * * ?')"
+    )]
+    InvalidField {
+        expression: String,
+        field: CronField,
+        value: String,
+        #[source]
+        source: Option<CronError>,
+    },
+    #[error("failed to parse cron expression '{expression}' (expected e.g. '0 */5 * * * ?')")]
+    Invalid {
+        expression: String,
+        #[source]
+        source: CronError,
+    },
+}
+
+impl ScheduleError {
+    /// A short, bounded category for Event reasons and metric labels.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ScheduleError::Empty { .. } => "CronEmpty",
+            ScheduleError::FieldCount { .. } => "CronFieldCount",
+            ScheduleError::UnknownMacro { .. } => "CronUnknownMacro",
+            ScheduleError::InvalidField { .. } => "CronInvalidField",
+            ScheduleError::Invalid { .. } => "CronInvalid",
+        }
+    }
+}
+
+impl Schedule {
+    /// Parses `expression` (Unix, Quartz or a macro) to be evaluated in `tz`.
+    pub fn parse(expression: &str, tz: Tz) -> Result<Schedule, ScheduleError> {
+        let trimmed = expression.trim();
+        if trimmed.is_empty() {
+            return Err(ScheduleError::Empty {
+                expression: expression.to_owned(),
+            });
+        }
+        let pattern = if trimmed.starts_with('@') {
+            expand_macro(trimmed).ok_or_else(|| ScheduleError::UnknownMacro {
+                expression: expression.to_owned(),
+            })?
+        } else {
+            trimmed
+        };
+        let fields: Vec<&str> = pattern.split_whitespace().collect();
+        let layout = layout(fields.len()).ok_or_else(|| ScheduleError::FieldCount {
+            expression: expression.to_owned(),
+            count: fields.len(),
+        })?;
+        let invalid_field = |index: usize, source| ScheduleError::InvalidField {
+            expression: expression.to_owned(),
+            field: layout[index],
+            value: fields[index].to_owned(),
+            source,
+        };
+        if let Some(index) = (0..fields.len()).find(|&i| !is_lexically_valid(layout[i], fields[i]))
+        {
+            return Err(invalid_field(index, None));
+        }
+        let parser = parser_for(fields.len());
+        let cron = parser.parse(pattern).map_err(|source| {
+            match (0..fields.len()).find(|&i| parser.parse(&isolate(&fields, i)).is_err()) {
+                Some(index) => invalid_field(index, Some(source)),
+                None => ScheduleError::Invalid {
+                    expression: expression.to_owned(),
+                    source,
+                },
+            }
+        })?;
+        Ok(Schedule {
+            expression: expression.to_owned(),
+            cron,
+            tz,
+        })
+    }
+
+    /// The expression as given.
+    pub fn expression(&self) -> &str {
+        &self.expression
+    }
+
+    /// The zone the expression is evaluated in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// The next fire time strictly after `now`, or `None` if the expression never fires again
+    /// (e.g. a year in the past, or 30 February).
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let local = now.with_timezone(&self.tz);
+        self.cron
+            .find_next_occurrence(&local, false)
+            .ok()
+            .map(|next| next.with_timezone(&Utc))
+    }
+
+    /// How long to sleep from `now` until the next fire time, at most [`MAX_DELAY`]
+    /// (also when the expression never fires again); recompute after waking.
+    pub fn delay_until_next(&self, now: DateTime<Utc>) -> Duration {
+        self.next_after(now)
+            .and_then(|next| (next - now).to_std().ok())
+            .map_or(MAX_DELAY, |delay| delay.min(MAX_DELAY))
+    }
+}
+
+/// Short form: croner's own `Debug` prints every bit of every field.
+impl fmt::Debug for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schedule")
+            .field("expression", &self.expression)
+            .field("tz", &self.tz)
+            .finish()
+    }
+}
+
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.expression, self.tz)
+    }
+}
+
+/// Macros as Quartz expressions (croner has no `@midnight`).
+fn expand_macro(text: &str) -> Option<&'static str> {
+    match text.to_ascii_lowercase().as_str() {
+        "@yearly" | "@annually" => Some("0 0 0 1 1 ?"),
+        "@monthly" => Some("0 0 0 1 * ?"),
+        "@weekly" => Some("0 0 0 ? * SUN"),
+        "@daily" | "@midnight" => Some("0 0 0 * * ?"),
+        "@hourly" => Some("0 0 * * * ?"),
+        _ => None,
+    }
+}
+
+fn layout(count: usize) -> Option<&'static [CronField]> {
+    use CronField::*;
+    match count {
+        5 => Some(&[Minutes, Hours, DayOfMonth, Month, DayOfWeek]),
+        6 | 7 => Some(&[Seconds, Minutes, Hours, DayOfMonth, Month, DayOfWeek, Year][..count]),
+        _ => None,
+    }
+}
+
+/// Unix for 5 fields; Quartz (seconds required, 1=SUN…7=SAT, `0/5`) for 6 or 7.
+fn parser_for(count: usize) -> CronParser {
+    if count == 5 {
+        CronParser::builder().seconds(Seconds::Disallowed).build()
+    } else {
+        CronParser::builder()
+            .seconds(Seconds::Required)
+            .alternative_weekdays(true)
+            .sloppy_ranges(true)
+            .build()
+    }
+}
+
+/// The expression with every field but `keep` replaced by `*`, to find which field croner rejects.
+fn isolate(fields: &[&str], keep: usize) -> String {
+    let parts: Vec<&str> = (0..fields.len())
+        .map(|i| if i == keep { fields[i] } else { "*" })
+        .collect();
+    parts.join(" ")
+}
+
+/// Characters (and names) a field may contain; values and ranges are left to croner.
+fn is_lexically_valid(field: CronField, value: &str) -> bool {
+    let extra: &[char] = match field {
+        CronField::DayOfMonth => &['L', 'W', '?'],
+        CronField::DayOfWeek => &['L', '#', '?'],
+        _ => &[],
+    };
+    let names: &[&str] = match field {
+        CronField::Month => &MONTHS,
+        CronField::DayOfWeek => &WEEKDAYS,
+        _ => &[],
+    };
+    let upper = value.to_ascii_uppercase();
+    let mut rest = upper.as_str();
+    while let Some(c) = rest.chars().next() {
+        if let Some(name) = names.iter().find(|n| rest.starts_with(*n)) {
+            rest = &rest[name.len()..];
+        } else if c.is_ascii_digit() || matches!(c, '*' | '/' | ',' | '-') || extra.contains(&c) {
+            rest = &rest[c.len_utf8()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,9 @@ pub struct VersionTag {
 
 /// The tag is not a version tag.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to read '{tag}' as a version tag: {problem} (expected e.g. '1.2', 'v1.2.3' or '1.2.3-alpine')")]
+#[error(
+    "failed to read '{tag}' as a version tag: {problem} (expected e.g. '1.2', 'v1.2.3' or '1.2.3-alpine')"
+)]
 pub struct VersionTagError {
     /// The tag that was given.
     pub tag: String,
@@ -59,7 +61,9 @@ impl VersionTag {
         if let Some(suffix) = suffix
             && !is_valid_suffix(suffix)
         {
-            return Err(fail("the suffix after '-' must be letters, digits, '.', '_' or '-'"));
+            return Err(fail(
+                "the suffix after '-' must be letters, digits, '.', '_' or '-'",
+            ));
         }
         let parts = numbers
             .split('.')
@@ -194,10 +198,21 @@ mod tests {
         VersionTag::parse(tag).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// (tag, v, numbers, parts, suffix, pre-release, variant)
+    type Row = (
+        &'static str,
+        bool,
+        (u64, u64, u64),
+        usize,
+        Option<&'static str>,
+        bool,
+        Option<&'static str>,
+    );
+
     #[test]
     fn version_tags_are_read_into_numbers_style_and_suffix() {
-        // (tag, v, numbers, parts, suffix, pre-release, variant)
-        let cases: &[(&str, bool, (u64, u64, u64), usize, Option<&str>, bool, Option<&str>)] = &[
+        #[rustfmt::skip]
+        let cases: &[Row] = &[
             ("1.2", false, (1, 2, 0), 2, None, false, None),
             ("1.2.3", false, (1, 2, 3), 3, None, false, None),
             ("v1.2.3", true, (1, 2, 3), 3, None, false, None),
@@ -229,8 +244,23 @@ mod tests {
     #[test]
     fn tags_that_are_not_versions_are_rejected() {
         for tag in [
-            "", "latest", "stable", "1", "v1", "1.2.3.4", "1..2", "1.2.", ".1.2", "1.2-", "V1.2",
-            "1.x", "1.2.3+build", "vv1.2", "1.2.3 ", "1.-2", "99999999999999999999.0",
+            "",
+            "latest",
+            "stable",
+            "1",
+            "v1",
+            "1.2.3.4",
+            "1..2",
+            "1.2.",
+            ".1.2",
+            "1.2-",
+            "V1.2",
+            "1.x",
+            "1.2.3+build",
+            "vv1.2",
+            "1.2.3 ",
+            "1.-2",
+            "99999999999999999999.0",
         ] {
             let err = VersionTag::parse(tag).expect_err(tag);
             assert_eq!(err.reason(), "NotAVersionTag");

@@ -1,7 +1,138 @@
 //! A simulated Kubernetes API server with workload controllers, for testing watch-cluster.
 //!
 //! It shares no code with the controller: two independent implementations catch each other's mistakes.
+//!
+//! [`SimCluster::start`] serves the API ([`api`]) over HTTP on 127.0.0.1 from an in-memory
+//! [`Store`], optionally with the workload [`controllers`] running against the same store.
+//! Tests hold the cluster and use its [`Faults`](api::Faults) and [`RequestLog`](api::RequestLog)
+//! handles; the `watch-cluster-sim` binary runs the same thing standalone.
 
+pub mod api;
+pub mod controllers;
 pub mod store;
 
-pub use store::{Change, ChangeType, Kind, Store, StoreError};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::task::JoinHandle;
+
+pub use api::{ApiConfig, Fault, Faults, LoggedRequest, RequestLog, UserInfo};
+pub use store::{Change, ChangeType, Kind, Store, StoreError, load_yaml};
+
+/// What to start.
+#[derive(Debug)]
+pub struct SimOptions {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Authentication, RBAC and watch settings of the API server.
+    pub api: ApiConfig,
+    /// How many changes the store keeps for watch replay.
+    pub history_limit: usize,
+    /// The workload controllers' settings; `None` runs no controllers (objects stay as written).
+    pub controllers: Option<controllers::ControllerConfig>,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api: ApiConfig::default(),
+            history_limit: store::DEFAULT_HISTORY_LIMIT,
+            controllers: None,
+        }
+    }
+}
+
+/// A running simulated cluster; stops when dropped.
+pub struct SimCluster {
+    addr: SocketAddr,
+    store: Store,
+    faults: Faults,
+    log: RequestLog,
+    server: JoinHandle<()>,
+    controllers: Option<JoinHandle<()>>,
+}
+
+impl SimCluster {
+    /// Binds the listener, starts serving and (if configured) the controllers.
+    pub async fn start(options: SimOptions) -> anyhow::Result<SimCluster> {
+        let store = Store::new();
+        store.set_history_limit(options.history_limit);
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .with_context(|| format!("failed to bind {}", options.listen))?;
+        let addr = listener.local_addr().context("failed to read the bound address")?;
+        let faults = Faults::default();
+        let log = RequestLog::default();
+        let state = Arc::new(api::AppState {
+            store: store.clone(),
+            config: options.api,
+            faults: faults.clone(),
+            log: log.clone(),
+            server_address: addr.to_string(),
+        });
+        let app = api::router(state);
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "simulated API server stopped");
+            }
+        });
+        let controllers = options.controllers.map(|config| controllers::spawn(store.clone(), config));
+        Ok(SimCluster { addr, store, faults, log, server, controllers })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The object store behind the API.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn request_log(&self) -> &RequestLog {
+        &self.log
+    }
+
+    /// The kubeconfig YAML for this cluster with `token` (namespace `default`).
+    pub fn kubeconfig_yaml(&self, token: &str) -> String {
+        api::kubeconfig_yaml(&self.url(), token, "default")
+    }
+
+    /// Writes a kubeconfig for this cluster with `token` to `path`.
+    pub fn write_kubeconfig(&self, path: &Path, token: &str) -> anyhow::Result<()> {
+        api::write_kubeconfig(path, &self.url(), token, "default")
+            .with_context(|| format!("failed to write kubeconfig {}", path.display()))
+    }
+
+    /// Loads a multi-document YAML manifest into the store (namespaced objects without a
+    /// namespace go to `default_namespace`).
+    pub fn load_yaml(&self, text: &str, default_namespace: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+        Ok(store::load_yaml(&self.store, text, default_namespace)?)
+    }
+
+    /// Stops serving and the controllers.
+    pub fn shutdown(&self) {
+        self.server.abort();
+        if let Some(c) = &self.controllers {
+            c.abort();
+        }
+    }
+}
+
+impl Drop for SimCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -13,6 +13,7 @@
 mod defaults;
 mod kind;
 mod meta;
+mod manifest;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -22,7 +23,8 @@ use serde_json::Value;
 use tokio::sync::broadcast;
 
 pub use kind::{Kind, KindInfo};
-pub use meta::{name_of, namespace_of, resource_version_of};
+pub use manifest::{ManifestError, load_yaml};
+pub use meta::{name_of, namespace_of, new_uid, now_rfc3339, resource_version_of};
 
 /// How many changes the history keeps for watch replay by default.
 pub const DEFAULT_HISTORY_LIMIT: usize = 20_000;
@@ -369,6 +371,27 @@ impl Store {
             .cloned()
             .collect();
         Ok((replay, self.inner.tx.subscribe()))
+    }
+
+    /// The current objects of a kind (in one namespace or all) and a receiver for every change
+    /// after them, taken atomically.
+    pub fn snapshot_and_subscribe(
+        &self,
+        kind: Kind,
+        namespace: Option<&str>,
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Change>) {
+        let state = self.lock();
+        let items = state
+            .objects
+            .get(&kind)
+            .map(|m| {
+                m.iter()
+                    .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
+                    .map(|(_, o)| o.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        (items, state.resource_version, self.inner.tx.subscribe())
     }
 
     /// Forgets the change history, so a watch from any older resourceVersion gets 410 Expired.

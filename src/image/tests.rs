@@ -7,20 +7,120 @@ use proptest::prelude::*;
 const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
 /// (input, registry, repository, tag, has digest, api host)
-const ACCEPTED: &[(&str, &str, &str, Option<&str>, bool, &str)] = &[
-    ("nginx", "docker.io", "library/nginx", None, false, "registry-1.docker.io"),
-    ("library/nginx", "docker.io", "library/nginx", None, false, "registry-1.docker.io"),
-    ("nginx:1.20.0", "docker.io", "library/nginx", Some("1.20.0"), false, "registry-1.docker.io"),
-    ("docker.io/nginx:1.20.0", "docker.io", "library/nginx", Some("1.20.0"), false, "registry-1.docker.io"),
-    ("index.docker.io/library/nginx", "docker.io", "library/nginx", None, false, "registry-1.docker.io"),
-    ("localhost/myapp", "localhost", "myapp", None, false, "localhost"),
-    ("registry:5000/myapp", "registry:5000", "myapp", None, false, "registry:5000"),
-    ("localhost:5000/app:v1", "localhost:5000", "app", Some("v1"), false, "localhost:5000"),
-    ("registry.example.com:5000/team/app:2.0.0", "registry.example.com:5000", "team/app", Some("2.0.0"), false, "registry.example.com:5000"),
-    ("quay.io/org/sub/app:tag", "quay.io", "org/sub/app", Some("tag"), false, "quay.io"),
-    ("myregistry/myapp:1.0.0", "docker.io", "myregistry/myapp", Some("1.0.0"), false, "registry-1.docker.io"),
-    ("127.0.0.1:5000/a_b__c.d---e:x", "127.0.0.1:5000", "a_b__c.d---e", Some("x"), false, "127.0.0.1:5000"),
-    ("[::1]:5000/app:1.0", "[::1]:5000", "app", Some("1.0"), false, "[::1]:5000"),
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    bool,
+    &'static str,
+);
+
+const ACCEPTED: &[Row] = &[
+    (
+        "nginx",
+        "docker.io",
+        "library/nginx",
+        None,
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "library/nginx",
+        "docker.io",
+        "library/nginx",
+        None,
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "nginx:1.20.0",
+        "docker.io",
+        "library/nginx",
+        Some("1.20.0"),
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "docker.io/nginx:1.20.0",
+        "docker.io",
+        "library/nginx",
+        Some("1.20.0"),
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "index.docker.io/library/nginx",
+        "docker.io",
+        "library/nginx",
+        None,
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "localhost/myapp",
+        "localhost",
+        "myapp",
+        None,
+        false,
+        "localhost",
+    ),
+    (
+        "registry:5000/myapp",
+        "registry:5000",
+        "myapp",
+        None,
+        false,
+        "registry:5000",
+    ),
+    (
+        "localhost:5000/app:v1",
+        "localhost:5000",
+        "app",
+        Some("v1"),
+        false,
+        "localhost:5000",
+    ),
+    (
+        "registry.example.com:5000/team/app:2.0.0",
+        "registry.example.com:5000",
+        "team/app",
+        Some("2.0.0"),
+        false,
+        "registry.example.com:5000",
+    ),
+    (
+        "quay.io/org/sub/app:tag",
+        "quay.io",
+        "org/sub/app",
+        Some("tag"),
+        false,
+        "quay.io",
+    ),
+    (
+        "myregistry/myapp:1.0.0",
+        "docker.io",
+        "myregistry/myapp",
+        Some("1.0.0"),
+        false,
+        "registry-1.docker.io",
+    ),
+    (
+        "127.0.0.1:5000/a_b__c.d---e:x",
+        "127.0.0.1:5000",
+        "a_b__c.d---e",
+        Some("x"),
+        false,
+        "127.0.0.1:5000",
+    ),
+    (
+        "[::1]:5000/app:1.0",
+        "[::1]:5000",
+        "app",
+        Some("1.0"),
+        false,
+        "[::1]:5000",
+    ),
 ];
 
 #[test]
@@ -32,7 +132,11 @@ fn accepted_references_split_into_registry_repository_and_tag() {
         assert_eq!(image.tag(), *tag, "{input}");
         assert_eq!(image.digest().is_some(), *digest, "{input}");
         assert_eq!(image.registry_api_host(), *api, "{input}");
-        assert_eq!(image.to_string(), *input, "display keeps the original spelling");
+        assert_eq!(
+            image.to_string(),
+            *input,
+            "display keeps the original spelling"
+        );
     }
 }
 
@@ -58,8 +162,14 @@ fn digest_only_reference_has_no_effective_tag() {
 
 #[test]
 fn reference_without_tag_means_latest() {
-    assert_eq!(ImageRef::parse("nginx").unwrap().effective_tag(), Some("latest"));
-    assert_eq!(ImageRef::parse("nginx:1.2").unwrap().effective_tag(), Some("1.2"));
+    assert_eq!(
+        ImageRef::parse("nginx").unwrap().effective_tag(),
+        Some("latest")
+    );
+    assert_eq!(
+        ImageRef::parse("nginx:1.2").unwrap().effective_tag(),
+        Some("1.2")
+    );
 }
 
 #[test]
@@ -71,10 +181,16 @@ fn written_image_keeps_the_users_spelling_of_the_name() {
     ];
     for (input, prefix) in cases {
         let image = ImageRef::parse(input).unwrap();
-        assert_eq!(image.with_tag_and_digest("1.21.0", D), format!("{prefix}{D}"));
+        assert_eq!(
+            image.with_tag_and_digest("1.21.0", D),
+            format!("{prefix}{D}")
+        );
     }
     let pinned = ImageRef::parse(&format!("nginx:1.20.0@{D}")).unwrap();
-    assert_eq!(pinned.with_tag_and_digest("1.21.0", D), format!("nginx:1.21.0@{D}"));
+    assert_eq!(
+        pinned.with_tag_and_digest("1.21.0", D),
+        format!("nginx:1.21.0@{D}")
+    );
 }
 
 #[test]
@@ -98,8 +214,14 @@ fn invalid_references_are_rejected_with_the_problem_named() {
         ("UPPER/case", "ImageNameInvalid"),
         ("nginx:1.0 ", "ImageNameInvalid"),
         ("nginx@sha256:abc", "ImageDigestInvalid"),
-        (&"nginx@sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"[..], "ImageDigestInvalid"),
-        ("nginx@md5:d41d8cd98f00b204e9800998ecf8427e", "ImageDigestInvalid"),
+        (
+            "nginx@sha256:ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+            "ImageDigestInvalid",
+        ),
+        (
+            "nginx@md5:d41d8cd98f00b204e9800998ecf8427e",
+            "ImageDigestInvalid",
+        ),
         ("nginx:", "ImageTagInvalid"),
         ("nginx:.bad", "ImageTagInvalid"),
         ("registry:99999/app", "ImageRegistryInvalid"),
@@ -112,7 +234,10 @@ fn invalid_references_are_rejected_with_the_problem_named() {
         let err = ImageRef::parse(input).expect_err(input);
         assert_eq!(err.reason(), *reason, "{input}: {err}");
         let text = err.to_string();
-        assert!(text.contains(&format!("'{input}'")), "quotes the input: {text}");
+        assert!(
+            text.contains(&format!("'{input}'")),
+            "quotes the input: {text}"
+        );
         assert!(text.contains("expected e.g."), "gives an example: {text}");
     }
 }
@@ -126,7 +251,10 @@ fn uppercase_repository_error_says_lowercase() {
 #[test]
 fn unknown_digest_algorithm_is_named() {
     let err = ImageRef::parse("nginx@md5:d41d8cd98f00b204e9800998ecf8427e").unwrap_err();
-    assert_eq!(err.problem, ImageRefProblem::UnsupportedDigestAlgorithm("md5".into()));
+    assert_eq!(
+        err.problem,
+        ImageRefProblem::UnsupportedDigestAlgorithm("md5".into())
+    );
 }
 
 proptest! {

@@ -8,6 +8,9 @@
 //! the [`FromStr`] newtypes below lets the error show non-secret values and withhold secret ones, and
 //! treats an empty variable as unset in one place (SPEC: "An empty environment variable counts as unset").
 
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
 mod types;
 
 use std::fmt;
@@ -129,7 +132,11 @@ impl fmt::Debug for WebhookArgs {
     }
 }
 
-/// A `WEBHOOK_*` value that cannot be used; Display is the one startup error line.
+/// A `WEBHOOK_*` value that cannot be used.
+///
+/// Display names the variable, the value (withheld for credentials) and an example; `source` says what is
+/// wrong. Print the chain on one line (anyhow's `{:#}`):
+/// `failed to read WEBHOOK_TIMEOUT="10s" (example: WEBHOOK_TIMEOUT=10000): expected a whole number of milliseconds greater than 0`.
 #[derive(Debug, thiserror::Error)]
 #[error("failed to read {variable}={shown} (example: {variable}={example})")]
 pub struct WebhookConfigError {

@@ -150,7 +150,7 @@ impl Notifier {
     pub fn deliver(
         &self,
         notification: &Notification,
-    ) -> impl Future<Output = DeliveryOutcome> + Send + 'static {
+    ) -> impl Future<Output = DeliveryOutcome> + Send + use<> {
         let event_type = notification.event_type();
         let job = self
             .inner

@@ -33,6 +33,7 @@ mod cache;
 pub mod client;
 pub mod credentials;
 pub mod error;
+mod http;
 mod manifest;
 mod metrics;
 mod ratelimit;

@@ -72,8 +72,13 @@ impl Transport {
     }
 
     /// `<scheme>://<api host>/v2/<name>/<segments…>`; plain HTTP only for insecure registries.
-    pub(crate) fn repo_url(&self, repo: &Repository, segments: &[&str]) -> Url {
-        self.http.repo_url(repo, segments)
+    pub(crate) fn repo_url(
+        &self,
+        repo: &Repository,
+        segments: &[&str],
+        target: &str,
+    ) -> Result<Url, RegistryError> {
+        self.http.repo_url(repo, segments, target)
     }
 
     /// Sends `call`, authenticating as the registry asks, and returns its successful reply.

@@ -31,8 +31,12 @@ pub fn decide_latest(
         });
     }
     let reason = match current_digest {
-        Some(_) => UpdateReason::NewDigest { tag: tag.to_owned() },
-        None => UpdateReason::PinDigest { tag: tag.to_owned() },
+        Some(_) => UpdateReason::NewDigest {
+            tag: tag.to_owned(),
+        },
+        None => UpdateReason::PinDigest {
+            tag: tag.to_owned(),
+        },
     };
     Decision::Update {
         tag: tag.to_owned(),
@@ -70,16 +74,31 @@ mod tests {
     #[test]
     fn a_new_digest_for_the_tag_is_written_pinned_with_the_same_tag() {
         let current = image(&format!("nginx:stable@{}", digest('a')));
-        let decision = decide_latest(&current, "web", Some(&digest('a')), &digest('b'), &Quarantine::default());
+        let decision = decide_latest(
+            &current,
+            "web",
+            Some(&digest('a')),
+            &digest('b'),
+            &Quarantine::default(),
+        );
         assert_eq!(decision.to_string(), "Tag 'stable' has a new digest");
         assert_eq!(decision.reason(), "NewDigest");
-        assert_eq!(decision.image_to_write(&current).unwrap(), format!("nginx:stable@{}", digest('b')));
+        assert_eq!(
+            decision.image_to_write(&current).unwrap(),
+            format!("nginx:stable@{}", digest('b'))
+        );
     }
 
     #[test]
     fn an_unchanged_digest_is_kept() {
         let current = image("ghcr.io/o/app:main");
-        let decision = decide_latest(&current, "app", Some(&digest('a')), &digest('a'), &Quarantine::default());
+        let decision = decide_latest(
+            &current,
+            "app",
+            Some(&digest('a')),
+            &digest('a'),
+            &Quarantine::default(),
+        );
         assert_eq!(decision, Decision::Keep(KeepReason::DigestUnchanged));
         assert_eq!(decision.to_string(), "Digest unchanged");
     }
@@ -89,10 +108,19 @@ mod tests {
         let current = image("python:3.11-slim");
         let decision = decide_latest(&current, "py", None, &digest('c'), &Quarantine::default());
         assert_eq!(decision.reason(), "PinDigest");
-        assert_eq!(decision.image_to_write(&current).unwrap(), format!("python:3.11-slim@{}", digest('c')));
+        assert_eq!(
+            decision.image_to_write(&current).unwrap(),
+            format!("python:3.11-slim@{}", digest('c'))
+        );
         // Once pinned, the next check compares exactly and keeps it.
         let pinned = image(&decision.image_to_write(&current).unwrap());
-        let next = decide_latest(&pinned, "py", pinned.digest(), &digest('c'), &Quarantine::default());
+        let next = decide_latest(
+            &pinned,
+            "py",
+            pinned.digest(),
+            &digest('c'),
+            &Quarantine::default(),
+        );
         assert_eq!(next, Decision::Keep(KeepReason::DigestUnchanged));
     }
 
@@ -100,7 +128,10 @@ mod tests {
     fn a_bare_name_follows_latest() {
         let current = image("nginx");
         let decision = decide_latest(&current, "web", None, &digest('d'), &Quarantine::default());
-        assert_eq!(decision.image_to_write(&current).unwrap(), format!("nginx:latest@{}", digest('d')));
+        assert_eq!(
+            decision.image_to_write(&current).unwrap(),
+            format!("nginx:latest@{}", digest('d'))
+        );
     }
 
     #[test]
@@ -112,15 +143,27 @@ mod tests {
         assert!(decision.to_string().contains("quarantined"), "{decision}");
         // Unknown current digest: still not pinned to the quarantined one.
         let unpinned = image("nginx:stable");
-        assert_eq!(decide_latest(&unpinned, "web", None, &digest('b'), &q).reason(), "DigestQuarantined");
+        assert_eq!(
+            decide_latest(&unpinned, "web", None, &digest('b'), &q).reason(),
+            "DigestQuarantined"
+        );
         // A newer digest after the quarantined one is applied.
-        assert_eq!(decide_latest(&current, "web", Some(&digest('a')), &digest('c'), &q).reason(), "NewDigest");
+        assert_eq!(
+            decide_latest(&current, "web", Some(&digest('a')), &digest('c'), &q).reason(),
+            "NewDigest"
+        );
     }
 
     #[test]
     fn digest_only_references_are_kept() {
         let current = image(&format!("app@{}", digest('a')));
-        let decision = decide_latest(&current, "app", current.digest(), &digest('b'), &Quarantine::default());
+        let decision = decide_latest(
+            &current,
+            "app",
+            current.digest(),
+            &digest('b'),
+            &Quarantine::default(),
+        );
         assert_eq!(decision, Decision::Keep(KeepReason::DigestOnly));
     }
 }

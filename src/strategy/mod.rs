@@ -16,13 +16,18 @@ use std::{fmt, str::FromStr};
 
 use crate::{image::ImageRef, version::VersionTag};
 
+mod decision;
 pub mod latest;
 pub mod quarantine;
 pub mod version;
 
+pub use decision::{Decision, KeepReason, Scope, UpdateReason};
+
 pub use latest::decide_latest;
 pub use quarantine::{Quarantine, QuarantineEntry, QuarantineError};
-pub use version::{Evaluation, RankError, Rejection, ResolvedCandidate, decide_version, rank_candidates};
+pub use version::{
+    Evaluation, RankError, Rejection, ResolvedCandidate, decide_version, rank_candidates,
+};
 
 /// How a workload follows its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -44,7 +49,9 @@ pub const ACCEPTED_STRATEGIES: &str =
 
 /// The strategy name is not one we know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("failed to read strategy '{value}': accepted values are {ACCEPTED_STRATEGIES} (e.g. 'version')")]
+#[error(
+    "failed to read strategy '{value}': accepted values are {ACCEPTED_STRATEGIES} (e.g. 'version')"
+)]
 pub struct UnknownStrategy {
     /// The value that was given.
     pub value: String,
@@ -61,7 +68,9 @@ impl UnknownStrategy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsupportedImage {
     /// `app@sha256:…` without a tag is never managed (SPEC §2).
-    #[error("failed to manage '{image}': a reference pinned by digest without a tag is never updated")]
+    #[error(
+        "failed to manage '{image}': a reference pinned by digest without a tag is never updated"
+    )]
     DigestOnly { image: String },
     /// A version strategy needs a version tag.
     #[error(
@@ -142,166 +151,6 @@ impl fmt::Display for Strategy {
     }
 }
 
-/// Which versions a version strategy may move to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Any newer version.
-    Any,
-    /// Newer versions with this major.
-    Major(u64),
-    /// Newer versions with this major.minor.
-    Minor(u64, u64),
-}
-
-impl Scope {
-    /// Whether `candidate` lies in the scope.
-    pub fn contains(&self, candidate: &VersionTag) -> bool {
-        match *self {
-            Scope::Any => true,
-            Scope::Major(major) => candidate.major() == major,
-            Scope::Minor(major, minor) => candidate.major() == major && candidate.minor() == minor,
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Scope::Any => Ok(()),
-            Scope::Major(major) => write!(f, " within major version {major}"),
-            Scope::Minor(major, minor) => write!(f, " within {major}.{minor}"),
-        }
-    }
-}
-
-/// What to do with one container's image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    /// Write `tag@digest` (in the user's spelling of the name, see [`Decision::image_to_write`]).
-    Update {
-        tag: String,
-        digest: String,
-        reason: UpdateReason,
-    },
-    /// Leave the image as it is.
-    Keep(KeepReason),
-}
-
-impl Decision {
-    /// The image string to write, or `None` when the image is kept.
-    pub fn image_to_write(&self, current: &ImageRef) -> Option<String> {
-        match self {
-            Decision::Update { tag, digest, .. } => Some(current.with_tag_and_digest(tag, digest)),
-            Decision::Keep(_) => None,
-        }
-    }
-
-    /// A short, bounded category for Event reasons and metric labels.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Decision::Update { reason, .. } => reason.as_str(),
-            Decision::Keep(reason) => reason.as_str(),
-        }
-    }
-}
-
-/// The human-readable reason, e.g. `Found newer version: 1.2.0`.
-impl fmt::Display for Decision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Decision::Update { reason, .. } => reason.fmt(f),
-            Decision::Keep(reason) => reason.fmt(f),
-        }
-    }
-}
-
-/// Why an image is updated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UpdateReason {
-    /// A version strategy found a newer tag.
-    NewerVersion { tag: String },
-    /// `latest`: the tag now points to another digest.
-    NewDigest { tag: String },
-    /// `latest`: the current digest is unknown; pin the tag once so later checks compare exactly.
-    PinDigest { tag: String },
-}
-
-impl UpdateReason {
-    /// A short, bounded category.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            UpdateReason::NewerVersion { .. } => "NewerVersion",
-            UpdateReason::NewDigest { .. } => "NewDigest",
-            UpdateReason::PinDigest { .. } => "PinDigest",
-        }
-    }
-}
-
-impl fmt::Display for UpdateReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UpdateReason::NewerVersion { tag } => write!(f, "Found newer version: {tag}"),
-            UpdateReason::NewDigest { tag } => write!(f, "Tag '{tag}' has a new digest"),
-            UpdateReason::PinDigest { tag } => {
-                write!(f, "Current digest of tag '{tag}' is unknown: pinning it to the registry's digest")
-            }
-        }
-    }
-}
-
-/// Why an image is kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeepReason {
-    /// No tag passes the rules of SPEC §3.
-    NoNewerVersion { scope: Scope },
-    /// Every newer candidate whose digest is known is quarantined.
-    CandidatesQuarantined { scope: Scope, skipped: Vec<String> },
-    /// Newer candidates exist but none of their digests were supplied.
-    DigestsUnknown { best: String },
-    /// `latest`: the registry's digest is the current one.
-    DigestUnchanged,
-    /// `latest`: the registry's digest failed a rollout before.
-    DigestQuarantined { tag: String, digest: String },
-    /// The reference has no tag (`app@sha256:…`): never managed.
-    DigestOnly,
-}
-
-impl KeepReason {
-    /// A short, bounded category.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            KeepReason::NoNewerVersion { .. } => "NoNewerVersion",
-            KeepReason::CandidatesQuarantined { .. } => "CandidatesQuarantined",
-            KeepReason::DigestsUnknown { .. } => "DigestsUnknown",
-            KeepReason::DigestUnchanged => "DigestUnchanged",
-            KeepReason::DigestQuarantined { .. } => "DigestQuarantined",
-            KeepReason::DigestOnly => "DigestOnly",
-        }
-    }
-}
-
-impl fmt::Display for KeepReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeepReason::NoNewerVersion { scope } => write!(f, "No newer version available{scope}"),
-            KeepReason::CandidatesQuarantined { scope, skipped } => write!(
-                f,
-                "No newer version available{scope}: quarantined after a failed rollout: {}",
-                skipped.join(", ")
-            ),
-            KeepReason::DigestsUnknown { best } => {
-                write!(f, "Newer version {best} found but its digest is unknown")
-            }
-            KeepReason::DigestUnchanged => f.write_str("Digest unchanged"),
-            KeepReason::DigestQuarantined { tag, digest } => write!(
-                f,
-                "Tag '{tag}' points to {digest}, quarantined after a failed rollout"
-            ),
-            KeepReason::DigestOnly => f.write_str("Reference pinned by digest without a tag is not managed"),
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -344,7 +193,10 @@ mod tests {
             assert_eq!(err.reason(), "UnknownStrategy");
             let text = err.to_string();
             assert!(text.contains(&format!("'{input}'")), "{text}");
-            assert!(text.contains("version-lock-major") && text.contains("latest"), "{text}");
+            assert!(
+                text.contains("version-lock-major") && text.contains("latest"),
+                "{text}"
+            );
         }
     }
 
@@ -358,7 +210,10 @@ mod tests {
         let bare = ImageRef::parse("nginx").unwrap();
         assert_eq!(Strategy::Latest.check_image(&bare).unwrap(), "latest");
         let versioned = ImageRef::parse("nginx:1.25.3-alpine").unwrap();
-        assert_eq!(Strategy::VersionLockMinor.check_image(&versioned).unwrap(), "1.25.3-alpine");
+        assert_eq!(
+            Strategy::VersionLockMinor.check_image(&versioned).unwrap(),
+            "1.25.3-alpine"
+        );
     }
 
     #[test]
@@ -366,7 +221,10 @@ mod tests {
         let digest = format!("sha256:{}", "a".repeat(64));
         let image = ImageRef::parse(&format!("app@{digest}")).unwrap();
         for s in [Strategy::Version, Strategy::Latest] {
-            assert_eq!(s.check_image(&image).unwrap_err().reason(), "DigestOnlyImage");
+            assert_eq!(
+                s.check_image(&image).unwrap_err().reason(),
+                "DigestOnlyImage"
+            );
         }
     }
 
@@ -375,17 +233,34 @@ mod tests {
         let update = Decision::Update {
             tag: "1.2.0".into(),
             digest: "sha256:x".into(),
-            reason: UpdateReason::NewerVersion { tag: "1.2.0".into() },
+            reason: UpdateReason::NewerVersion {
+                tag: "1.2.0".into(),
+            },
         };
         assert_eq!(update.to_string(), "Found newer version: 1.2.0");
         assert_eq!(update.reason(), "NewerVersion");
         let image = ImageRef::parse("nginx:1.1.0").unwrap();
-        assert_eq!(update.image_to_write(&image).unwrap(), "nginx:1.2.0@sha256:x");
+        assert_eq!(
+            update.image_to_write(&image).unwrap(),
+            "nginx:1.2.0@sha256:x"
+        );
         let keep = |scope| Decision::Keep(KeepReason::NoNewerVersion { scope }).to_string();
         assert_eq!(keep(Scope::Any), "No newer version available");
-        assert_eq!(keep(Scope::Major(1)), "No newer version available within major version 1");
-        assert_eq!(keep(Scope::Minor(1, 2)), "No newer version available within 1.2");
-        assert_eq!(Decision::Keep(KeepReason::DigestUnchanged).to_string(), "Digest unchanged");
-        assert_eq!(Decision::Keep(KeepReason::DigestUnchanged).image_to_write(&image), None);
+        assert_eq!(
+            keep(Scope::Major(1)),
+            "No newer version available within major version 1"
+        );
+        assert_eq!(
+            keep(Scope::Minor(1, 2)),
+            "No newer version available within 1.2"
+        );
+        assert_eq!(
+            Decision::Keep(KeepReason::DigestUnchanged).to_string(),
+            "Digest unchanged"
+        );
+        assert_eq!(
+            Decision::Keep(KeepReason::DigestUnchanged).image_to_write(&image),
+            None
+        );
     }
 }

@@ -62,7 +62,8 @@ impl Quarantine {
         if value.trim().is_empty() {
             return Ok(Quarantine::default());
         }
-        let mut quarantine: Quarantine = serde_json::from_str(value).map_err(QuarantineError::Read)?;
+        let mut quarantine: Quarantine =
+            serde_json::from_str(value).map_err(QuarantineError::Read)?;
         quarantine.normalise();
         Ok(quarantine)
     }
@@ -169,7 +170,10 @@ mod tests {
 
     #[test]
     fn an_oversized_annotation_is_trimmed_to_the_newest_when_read() {
-        let entries: Vec<_> = (0..30).rev().map(|i| entry("app", &format!("app:{i}.0"), i)).collect();
+        let entries: Vec<_> = (0..30)
+            .rev()
+            .map(|i| entry("app", &format!("app:{i}.0"), i))
+            .collect();
         let q = Quarantine::from_annotation(&serde_json::to_string(&entries).unwrap()).unwrap();
         assert_eq!(q.entries().len(), Quarantine::LIMIT);
         assert_eq!(q.entries()[0].image, "app:10.0");
@@ -190,10 +194,22 @@ mod tests {
         q.add(entry("web", &format!("nginx:1.2.0@{}", digest('a')), 0));
         let current = ImageRef::parse("docker.io/library/nginx:1.1.0").unwrap();
         assert!(q.contains("web", &current, "1.2.0", &digest('a')));
-        assert!(!q.contains("web", &current, "1.2.0", &digest('b')), "other digest");
-        assert!(!q.contains("web", &current, "1.2.1", &digest('a')), "other tag");
-        assert!(!q.contains("sidecar", &current, "1.2.0", &digest('a')), "other container");
+        assert!(
+            !q.contains("web", &current, "1.2.0", &digest('b')),
+            "other digest"
+        );
+        assert!(
+            !q.contains("web", &current, "1.2.1", &digest('a')),
+            "other tag"
+        );
+        assert!(
+            !q.contains("sidecar", &current, "1.2.0", &digest('a')),
+            "other container"
+        );
         let other = ImageRef::parse("quay.io/nginx:1.1.0").unwrap();
-        assert!(!q.contains("web", &other, "1.2.0", &digest('a')), "other registry");
+        assert!(
+            !q.contains("web", &other, "1.2.0", &digest('a')),
+            "other registry"
+        );
     }
 }

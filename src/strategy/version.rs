@@ -79,9 +79,18 @@ impl fmt::Display for Rejection {
             Rejection::Current => f.write_str("current tag"),
             Rejection::SameVersion => f.write_str("same version as the current tag"),
             Rejection::Older => f.write_str("older than the current tag"),
-            Rejection::OutsideScope(scope) => write!(f, "outside the lock:{scope}"),
+            Rejection::OutsideScope(Scope::Major(major)) => {
+                write!(f, "outside major version {major}")
+            }
+            Rejection::OutsideScope(Scope::Minor(major, minor)) => {
+                write!(f, "outside {major}.{minor}")
+            }
+            Rejection::OutsideScope(Scope::Any) => f.write_str("outside the allowed versions"),
             Rejection::OtherSpelling { preferred } => {
-                write!(f, "same version as '{preferred}', which matches the current spelling better")
+                write!(
+                    f,
+                    "same version as '{preferred}', which matches the current spelling better"
+                )
             }
         }
     }
@@ -168,11 +177,13 @@ fn screen(current: &VersionTag, scope: Scope, tag: &str) -> Result<VersionTag, R
         return Err(Rejection::Current);
     }
     if !version.is_newer_than(current) {
-        return Err(if version.numbers() == current.numbers() && !current.is_prerelease() {
-            Rejection::SameVersion
-        } else {
-            Rejection::Older
-        });
+        return Err(
+            if version.numbers() == current.numbers() && !current.is_prerelease() {
+                Rejection::SameVersion
+            } else {
+                Rejection::Older
+            },
+        );
     }
     if !scope.contains(&version) {
         return Err(Rejection::OutsideScope(scope));

@@ -3,14 +3,31 @@
 //!
 //! - [`registry`]: Debian's `docker-registry` as a child process, plain / Basic / TLS / Bearer token, with helpers
 //!   that push synthetic images of the four manifest kinds and read manifests with chosen Accept types.
+//! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use watch_cluster_testkit::{FakeRegistry, Fault, ImageKind, RealRegistry, RegistryAuth};
+//!
+//! let registry = RealRegistry::start(RegistryAuth::basic("ci", "secret")).await?;
+//! let pushed = registry.push("team/app", "1.0", ImageKind::OciIndex, "a").await?;
+//! assert_eq!(pushed.children.len(), 2);
+//!
+//! let fake = FakeRegistry::start().await?;
+//! fake.set_digest("team/app", "1.0", &pushed.digest);
+//! fake.fault("/v2/team/app/", Fault::too_many_requests(2));
+//! # Ok(()) }
+//! ```
 //!
 //! Clients built by callers need a rustls crypto provider: call
 //! `rustls::crypto::ring::default_provider().install_default()` first (the registry harness does it itself).
 
+pub mod fake;
 pub mod registry;
 mod serve;
 pub mod webhook;
 
+pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Pushed, RealRegistry, RegistryAuth};
 pub use webhook::{ReceivedRequest, Response, WebhookReceiver};

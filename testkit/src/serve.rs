@@ -36,11 +36,16 @@ pub(crate) fn stop_signal() -> (watch::Sender<()>, Stopped) {
 
 impl Server {
     /// Binds `127.0.0.1:0` and serves `app` in a background task until `stop` (and so the handle) is dropped.
-    pub(crate) async fn spawn(app: Router, stop: (watch::Sender<()>, Stopped)) -> anyhow::Result<Self> {
+    pub(crate) async fn spawn(
+        app: Router,
+        stop: (watch::Sender<()>, Stopped),
+    ) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("failed to bind 127.0.0.1:0")?;
-        let addr = listener.local_addr().context("failed to read the bound address")?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
         let (tx, stopped) = stop;
         tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(stopped.wait());

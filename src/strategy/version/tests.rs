@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};
-use proptest::prelude::{ProptestConfig, prop_assert, prop_assert_eq, proptest};
+use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
 
 use super::*;
 use crate::strategy::QuarantineEntry;
@@ -33,28 +33,63 @@ fn best_candidate_follows_the_rules_of_spec_section_3() {
     use crate::strategy::Strategy::{Version, VersionLockMajor, VersionLockMinor};
     // (strategy, current, listed tags, expected best)
     let cases: &[(Strategy, &str, &[&str], Option<&str>)] = &[
-        (Version, "1.0.0", &["1.0.0", "1.2.0", "1.10.0", "1.9.9"], Some("1.10.0")),
+        (
+            Version,
+            "1.0.0",
+            &["1.0.0", "1.2.0", "1.10.0", "1.9.9"],
+            Some("1.10.0"),
+        ),
         (Version, "1.0.0", &["latest", "stable", "main"], None),
         // never a downgrade, never equal
         (Version, "2.0.0", &["1.9.0", "2.0", "v2.0.0", "2.0.0"], None),
         // variants: exactly the current one
-        (Version, "1.2.3-alpine", &["1.2.4", "1.2.4-perl", "1.2.4-alpine", "1.3.0"], Some("1.2.4-alpine")),
+        (
+            Version,
+            "1.2.3-alpine",
+            &["1.2.4", "1.2.4-perl", "1.2.4-alpine", "1.3.0"],
+            Some("1.2.4-alpine"),
+        ),
         (Version, "1.2.3", &["1.2.4-alpine", "1.2.4-perl"], None),
-        (Version, "1.25-alpine3.19", &["1.26-alpine3.20", "1.26-alpine3.19"], Some("1.26-alpine3.19")),
+        (
+            Version,
+            "1.25-alpine3.19",
+            &["1.26-alpine3.20", "1.26-alpine3.19"],
+            Some("1.26-alpine3.19"),
+        ),
         // pre-releases: never candidates; a pre-release current moves to its release
-        (Version, "1.0.0", &["1.1.0-rc1", "1.1.0-beta.3", "1.1.0-RC1", "1.1.0-alpha"], None),
+        (
+            Version,
+            "1.0.0",
+            &["1.1.0-rc1", "1.1.0-beta.3", "1.1.0-RC1", "1.1.0-alpha"],
+            None,
+        ),
         (Version, "1.0.0-rc1", &["1.0.0-rc2", "1.0.0"], Some("1.0.0")),
         (Version, "1.0.0-rc1", &["1.0.0-rc2", "0.9.0"], None),
         // lock scopes
-        (VersionLockMajor, "1.2.3", &["1.9.0", "2.0.0"], Some("1.9.0")),
+        (
+            VersionLockMajor,
+            "1.2.3",
+            &["1.9.0", "2.0.0"],
+            Some("1.9.0"),
+        ),
         (VersionLockMajor, "1.2.3", &["2.0.0", "0.9.0"], None),
-        (VersionLockMinor, "1.2.3", &["1.2.9", "1.3.0", "2.0.0"], Some("1.2.9")),
+        (
+            VersionLockMinor,
+            "1.2.3",
+            &["1.2.9", "1.3.0", "2.0.0"],
+            Some("1.2.9"),
+        ),
         (VersionLockMinor, "1.2", &["1.2.1", "1.3"], Some("1.2.1")),
         (VersionLockMinor, "1.2.3", &["1.3.0"], None),
         // spellings: the current v style first, then the current number of parts
         (Version, "1.1", &["1.2", "1.2.0", "v1.2.0"], Some("1.2")),
         (Version, "1.1.0", &["1.2", "1.2.0", "v1.2.0"], Some("1.2.0")),
-        (Version, "v1.1.0", &["1.2", "1.2.0", "v1.2", "v1.2.0"], Some("v1.2.0")),
+        (
+            Version,
+            "v1.1.0",
+            &["1.2", "1.2.0", "v1.2", "v1.2.0"],
+            Some("v1.2.0"),
+        ),
         (Version, "v1.1", &["1.2.0", "v1.2.0"], Some("v1.2.0")),
         (Version, "v1.1.0", &["1.2.0", "1.2"], Some("1.2.0")),
         (Version, "1.1.0", &["v1.2"], Some("v1.2")),
@@ -82,7 +117,9 @@ fn accepted_candidates_are_ordered_best_first_one_spelling_per_version() {
     assert_eq!(accepted, ["1.10.0", "1.3.0", "v1.2.0", "1.1.0"]);
     assert_eq!(
         rejection(&eval, "1.1"),
-        Rejection::OtherSpelling { preferred: "1.1.0".into() }
+        Rejection::OtherSpelling {
+            preferred: "1.1.0".into()
+        }
     );
 }
 
@@ -91,7 +128,15 @@ fn every_rejected_tag_carries_its_reason() {
     let eval = rank_candidates(
         Strategy::VersionLockMinor,
         "1.2.3-alpine",
-        &tags(&["latest", "1.2.4-rc1", "1.2.4", "1.2.3-alpine", "1.2.3.0", "1.2.2-alpine", "1.3.0-alpine"]),
+        &tags(&[
+            "latest",
+            "1.2.4-rc1",
+            "1.2.4",
+            "1.2.3-alpine",
+            "1.2.3.0",
+            "1.2.2-alpine",
+            "1.3.0-alpine",
+        ]),
     )
     .unwrap();
     assert_eq!(rejection(&eval, "latest"), Rejection::NotAVersion);
@@ -99,15 +144,24 @@ fn every_rejected_tag_carries_its_reason() {
     assert_eq!(rejection(&eval, "1.2.4-rc1"), Rejection::PreRelease);
     assert_eq!(
         rejection(&eval, "1.2.4"),
-        Rejection::OtherVariant { current: Some("alpine".into()), found: None }
+        Rejection::OtherVariant {
+            current: Some("alpine".into()),
+            found: None
+        }
     );
     assert_eq!(rejection(&eval, "1.2.3-alpine"), Rejection::Current);
     assert_eq!(rejection(&eval, "1.2.2-alpine"), Rejection::Older);
-    assert_eq!(rejection(&eval, "1.3.0-alpine"), Rejection::OutsideScope(Scope::Minor(1, 2)));
+    assert_eq!(
+        rejection(&eval, "1.3.0-alpine"),
+        Rejection::OutsideScope(Scope::Minor(1, 2))
+    );
     assert!(eval.accepted.is_empty());
     assert_eq!(eval.rejected.len(), 7);
-    assert_eq!(rejection(&eval, "1.2.4").to_string(), "variant (none) differs from the current 'alpine'");
-    assert_eq!(rejection(&eval, "1.3.0-alpine").to_string(), "outside the lock: within 1.2");
+    assert_eq!(
+        rejection(&eval, "1.2.4").to_string(),
+        "variant (none) differs from the current 'alpine'"
+    );
+    assert_eq!(rejection(&eval, "1.3.0-alpine").to_string(), "outside 1.2");
 }
 
 #[test]
@@ -140,14 +194,22 @@ fn quarantine_of(container: &str, images: &[String]) -> Quarantine {
 fn resolved(pairs: &[(&str, char)]) -> Vec<ResolvedCandidate> {
     pairs
         .iter()
-        .map(|(tag, d)| ResolvedCandidate { tag: (*tag).into(), digest: digest(*d) })
+        .map(|(tag, d)| ResolvedCandidate {
+            tag: (*tag).into(),
+            digest: digest(*d),
+        })
         .collect()
 }
 
 #[test]
 fn the_highest_candidate_is_written_pinned_in_the_users_spelling() {
     let current = ImageRef::parse("nginx:1.20.0").unwrap();
-    let eval = rank_candidates(Strategy::Version, "1.20.0", &tags(&["1.20.0", "1.21.0", "1.22.0"])).unwrap();
+    let eval = rank_candidates(
+        Strategy::Version,
+        "1.20.0",
+        &tags(&["1.20.0", "1.21.0", "1.22.0"]),
+    )
+    .unwrap();
     let decision = decide_version(
         &current,
         "web",
@@ -156,7 +218,10 @@ fn the_highest_candidate_is_written_pinned_in_the_users_spelling() {
         &Quarantine::default(),
     );
     assert_eq!(decision.to_string(), "Found newer version: 1.22.0");
-    assert_eq!(decision.image_to_write(&current).unwrap(), format!("nginx:1.22.0@{}", digest('b')));
+    assert_eq!(
+        decision.image_to_write(&current).unwrap(),
+        format!("nginx:1.22.0@{}", digest('b'))
+    );
 }
 
 #[test]
@@ -169,15 +234,26 @@ fn quarantined_tag_and_digest_pairs_are_skipped_for_the_next_highest() {
     assert_eq!(decision.to_string(), "Found newer version: 1.21.0");
     // The same tag with a new digest (a rebuilt 1.22.0) is no longer quarantined.
     let rebuilt = resolved(&[("1.22.0", 'c')]);
-    assert_eq!(decide_version(&current, "web", &eval, &rebuilt, &q).to_string(), "Found newer version: 1.22.0");
+    assert_eq!(
+        decide_version(&current, "web", &eval, &rebuilt, &q).to_string(),
+        "Found newer version: 1.22.0"
+    );
     // Another container's quarantine does not apply.
-    assert_eq!(decide_version(&current, "other", &eval, &both, &q).to_string(), "Found newer version: 1.22.0");
+    assert_eq!(
+        decide_version(&current, "other", &eval, &both, &q).to_string(),
+        "Found newer version: 1.22.0"
+    );
 }
 
 #[test]
 fn when_every_candidate_is_quarantined_the_image_is_kept() {
     let current = ImageRef::parse("app:1.2.0").unwrap();
-    let eval = rank_candidates(Strategy::VersionLockMajor, "1.2.0", &tags(&["1.3.0", "2.0.0"])).unwrap();
+    let eval = rank_candidates(
+        Strategy::VersionLockMajor,
+        "1.2.0",
+        &tags(&["1.3.0", "2.0.0"]),
+    )
+    .unwrap();
     let q = quarantine_of("app", &[format!("app:1.3.0@{}", digest('a'))]);
     let decision = decide_version(&current, "app", &eval, &resolved(&[("1.3.0", 'a')]), &q);
     assert_eq!(decision.reason(), "CandidatesQuarantined");
@@ -192,8 +268,14 @@ fn no_candidates_give_the_scope_in_the_reason() {
     let current = ImageRef::parse("app:1.2.0").unwrap();
     let cases = [
         (Strategy::Version, "No newer version available"),
-        (Strategy::VersionLockMajor, "No newer version available within major version 1"),
-        (Strategy::VersionLockMinor, "No newer version available within 1.2"),
+        (
+            Strategy::VersionLockMajor,
+            "No newer version available within major version 1",
+        ),
+        (
+            Strategy::VersionLockMinor,
+            "No newer version available within 1.2",
+        ),
     ];
     for (strategy, text) in cases {
         let eval = rank_candidates(strategy, "1.2.0", &tags(&["1.1.0"])).unwrap();
@@ -207,7 +289,13 @@ fn no_candidates_give_the_scope_in_the_reason() {
 fn candidates_without_a_digest_are_not_written() {
     let current = ImageRef::parse("app:1.2.0").unwrap();
     let eval = rank_candidates(Strategy::Version, "1.2.0", &tags(&["1.3.0"])).unwrap();
-    let decision = decide_version(&current, "app", &eval, &resolved(&[("9.9.9", 'a')]), &Quarantine::default());
+    let decision = decide_version(
+        &current,
+        "app",
+        &eval,
+        &resolved(&[("9.9.9", 'a')]),
+        &Quarantine::default(),
+    );
     assert_eq!(decision.reason(), "DigestsUnknown");
 }
 

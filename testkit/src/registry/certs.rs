@@ -11,8 +11,8 @@ use anyhow::Context as _;
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
-    SanType,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -27,21 +27,34 @@ pub(crate) struct TlsMaterial {
 /// Makes a fresh CA and a server certificate for `127.0.0.1` and `localhost` signed by it.
 pub(crate) fn tls_material() -> anyhow::Result<TlsMaterial> {
     let ca_key = KeyPair::generate().context("failed to generate the CA key")?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).context("failed to make CA params")?;
-    ca_params.distinguished_name.push(DnType::CommonName, "watch-cluster testkit CA");
+    let mut ca_params =
+        CertificateParams::new(Vec::<String>::new()).context("failed to make CA params")?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "watch-cluster testkit CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca_params.self_signed(&ca_key).context("failed to self-sign the CA")?;
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .context("failed to self-sign the CA")?;
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().context("failed to generate the server key")?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()]).context("failed to make leaf params")?;
-    leaf.subject_alt_names.push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
-    leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .context("failed to make leaf params")?;
+    leaf.subject_alt_names
+        .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
+    leaf.distinguished_name
+        .push(DnType::CommonName, "127.0.0.1");
     leaf.is_ca = IsCa::ExplicitNoCa;
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).context("failed to sign the server certificate")?;
+    let leaf_cert = leaf
+        .signed_by(&leaf_key, &issuer)
+        .context("failed to sign the server certificate")?;
     Ok(TlsMaterial {
         ca_pem: ca_cert.pem(),
         cert_pem: leaf_cert.pem(),
@@ -61,12 +74,18 @@ pub(crate) struct TokenKey {
 
 /// Generates a P-256 token-signing key and its self-signed certificate.
 pub(crate) fn token_key() -> anyhow::Result<TokenKey> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).context("failed to generate the token key")?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("failed to generate the token key")?;
     let signing = SigningKey::from_pkcs8_der(&key.serialize_der())
         .map_err(|e| anyhow::anyhow!("failed to load the token key into p256: {e}"))?;
-    let mut params = CertificateParams::new(Vec::<String>::new()).context("failed to make token cert params")?;
-    params.distinguished_name.push(DnType::CommonName, "watch-cluster testkit token issuer");
-    let cert = params.self_signed(&key).context("failed to self-sign the token certificate")?;
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).context("failed to make token cert params")?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "watch-cluster testkit token issuer");
+    let cert = params
+        .self_signed(&key)
+        .context("failed to self-sign the token certificate")?;
     let spki = signing
         .verifying_key()
         .to_public_key_der()

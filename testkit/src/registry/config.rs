@@ -28,7 +28,8 @@ pub(crate) fn write_config(inputs: &ConfigInputs<'_>, port: u16) -> anyhow::Resu
     let dir = inputs.dir;
     let storage = dir.join("storage");
     std::fs::create_dir_all(&storage).context("failed to create the registry storage directory")?;
-    let mut http = json!({ "addr": format!("127.0.0.1:{port}"), "secret": "watch-cluster-testkit" });
+    let mut http =
+        json!({ "addr": format!("127.0.0.1:{port}"), "secret": "watch-cluster-testkit" });
     if let Some(tls) = inputs.tls {
         let cert = write(dir, "server.crt", &tls.cert_pem)?;
         let key = write(dir, "server.key", &tls.key_pem)?;
@@ -57,7 +58,8 @@ pub(crate) fn write_config(inputs: &ConfigInputs<'_>, port: u16) -> anyhow::Resu
             "rootcertbundle": bundle,
         }});
     }
-    let text = serde_json::to_string_pretty(&config).context("failed to encode the registry config")?;
+    let text =
+        serde_json::to_string_pretty(&config).context("failed to encode the registry config")?;
     write(dir, "config.yml", &text)
 }
 
@@ -69,6 +71,7 @@ fn htpasswd_line(user: &str, password: &str) -> anyhow::Result<String> {
 
 fn write(dir: &Path, name: &str, content: &str) -> anyhow::Result<PathBuf> {
     let path = dir.join(name);
-    std::fs::write(&path, content).with_context(|| format!("failed to write {}", path.display()))?;
+    std::fs::write(&path, content)
+        .with_context(|| format!("failed to write {}", path.display()))?;
     Ok(path)
 }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+pub(crate) use push::digest_of;
 pub use push::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ImageKind, OCI_INDEX, OCI_MANIFEST, Pushed};
 pub use read::ManifestAnswer;
 
@@ -64,12 +65,18 @@ pub enum RegistryAuth {
 impl RegistryAuth {
     /// `Basic` with the given credentials.
     pub fn basic(user: &str, password: &str) -> Self {
-        Self::Basic { user: user.to_owned(), password: password.to_owned() }
+        Self::Basic {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
     }
 
     /// `Token` with the given credentials.
     pub fn token(user: &str, password: &str) -> Self {
-        Self::Token { user: user.to_owned(), password: password.to_owned() }
+        Self::Token {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
     }
 
     fn credentials(&self) -> Option<(String, String)> {
@@ -78,6 +85,16 @@ impl RegistryAuth {
             | Self::BasicOverTls { user, password }
             | Self::Token { user, password } => Some((user.clone(), password.clone())),
             Self::None | Self::Tls => None,
+        }
+    }
+
+    /// Credentials for the registry's own htpasswd (Basic variants only).
+    fn basic_credentials(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Basic { user, password } | Self::BasicOverTls { user, password } => {
+                Some((user.as_str(), password.as_str()))
+            }
+            _ => None,
         }
     }
 
@@ -127,43 +144,23 @@ impl RealRegistry {
             _ => None,
         };
         let http = http_client(tls.as_ref().map(|t| t.ca_pem.as_str()))?;
-        let basic = match &auth {
-            RegistryAuth::Basic { user, password } | RegistryAuth::BasicOverTls { user, password } => {
-                Some((user.as_str(), password.as_str()))
-            }
-            _ => None,
-        };
         let inputs = config::ConfigInputs {
             dir: dir.path(),
-            basic,
+            basic: auth.basic_credentials(),
             tls: tls.as_ref(),
             token: token.as_ref().map(|(server, key)| (server.realm(), key)),
         };
-        let scheme = if auth.uses_tls() { "https" } else { "http" };
-        let mut last_error = None;
-        for _ in 0..START_ATTEMPTS {
-            let port = free_port()?;
-            let config = config::write_config(&inputs, port)?;
-            let log = dir.path().join(format!("registry-{port}.log"));
-            let mut child = Reaped(Some(spawn(&config, &log)?));
-            let url = format!("{scheme}://127.0.0.1:{port}/v2/");
-            match wait_ready(child.child()?, &url, &http, &log).await {
-                Ok(()) => {
-                    return Ok(Self {
-                        child: child.into_inner()?,
-                        port,
-                        auth,
-                        tls,
-                        token: token.map(|(server, _)| server),
-                        http,
-                        log,
-                        _dir: dir,
-                    });
-                }
-                Err(e) => last_error = Some(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("failed to start docker-registry")))
+        let (child, port, log) = launch(&inputs, auth.uses_tls(), &http).await?;
+        Ok(Self {
+            child,
+            port,
+            auth,
+            tls,
+            token: token.map(|(server, _)| server),
+            http,
+            log,
+            _dir: dir,
+        })
     }
 
     /// `127.0.0.1:PORT`, the registry host as it appears in image references.
@@ -173,7 +170,11 @@ impl RealRegistry {
 
     /// `http://127.0.0.1:PORT` or `https://127.0.0.1:PORT`.
     pub fn base_url(&self) -> String {
-        let scheme = if self.auth.uses_tls() { "https" } else { "http" };
+        let scheme = if self.auth.uses_tls() {
+            "https"
+        } else {
+            "http"
+        };
         format!("{scheme}://{}", self.host())
     }
 
@@ -222,12 +223,36 @@ impl Drop for RealRegistry {
     }
 }
 
+/// Runs the registry on a free port and waits until it is ready; retries when the port was taken meanwhile.
+async fn launch(
+    inputs: &config::ConfigInputs<'_>,
+    tls: bool,
+    http: &reqwest::Client,
+) -> anyhow::Result<(Child, u16, PathBuf)> {
+    let scheme = if tls { "https" } else { "http" };
+    let mut last_error = anyhow::anyhow!("failed to start docker-registry");
+    for _ in 0..START_ATTEMPTS {
+        let port = free_port()?;
+        let config = config::write_config(inputs, port)?;
+        let log = inputs.dir.join(format!("registry-{port}.log"));
+        let mut child = Reaped(Some(spawn(&config, &log)?));
+        let url = format!("{scheme}://127.0.0.1:{port}/v2/");
+        match wait_ready(child.child()?, &url, http, &log).await {
+            Ok(()) => return Ok((child.into_inner()?, port, log)),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
 /// Kills and reaps a child that has not been handed to a [`RealRegistry`] yet (start failed or was cancelled).
 struct Reaped(Option<Child>);
 
 impl Reaped {
     fn child(&mut self) -> anyhow::Result<&mut Child> {
-        self.0.as_mut().context("registry child already handed over")
+        self.0
+            .as_mut()
+            .context("registry child already handed over")
     }
 
     fn into_inner(mut self) -> anyhow::Result<Child> {
@@ -245,11 +270,19 @@ impl Drop for Reaped {
 }
 
 /// Polls `GET /v2/` until it answers 200 or 401; fails early when the process exits (e.g. the port was taken).
-async fn wait_ready(child: &mut Child, url: &str, http: &reqwest::Client, log: &Path) -> anyhow::Result<()> {
+async fn wait_ready(
+    child: &mut Child,
+    url: &str,
+    http: &reqwest::Client,
+    log: &Path,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Some(status) = child.try_wait().context("failed to poll docker-registry")? {
-            anyhow::bail!("docker-registry exited with {status} before it was ready: {}", read_log(log));
+            anyhow::bail!(
+                "docker-registry exited with {status} before it was ready: {}",
+                read_log(log)
+            );
         }
         if let Ok(resp) = http.get(url).send().await
             && matches!(resp.status().as_u16(), 200 | 401)
@@ -257,7 +290,10 @@ async fn wait_ready(child: &mut Child, url: &str, http: &reqwest::Client, log: &
             return Ok(());
         }
         if Instant::now() >= deadline {
-            anyhow::bail!("docker-registry not ready after {READY_TIMEOUT:?}: {}", read_log(log));
+            anyhow::bail!(
+                "docker-registry not ready after {READY_TIMEOUT:?}: {}",
+                read_log(log)
+            );
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -269,7 +305,9 @@ fn read_log(log: &Path) -> String {
 
 fn spawn(config: &Path, log: &Path) -> anyhow::Result<Child> {
     let out = std::fs::File::create(log).context("failed to create the registry log")?;
-    let err = out.try_clone().context("failed to clone the registry log handle")?;
+    let err = out
+        .try_clone()
+        .context("failed to clone the registry log handle")?;
     Command::new(REGISTRY_BIN)
         .arg("serve")
         .arg(config)
@@ -284,16 +322,25 @@ fn spawn(config: &Path, log: &Path) -> anyhow::Result<Child> {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("failed to probe for a free port")?;
-    Ok(listener.local_addr().context("failed to read the probed port")?.port())
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").context("failed to probe for a free port")?;
+    Ok(listener
+        .local_addr()
+        .context("failed to read the probed port")?
+        .port())
 }
 
 /// A reqwest client that trusts only the test CA when there is one.
 fn http_client(ca_pem: Option<&str>) -> anyhow::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30)).no_proxy();
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .no_proxy();
     if let Some(pem) = ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem.as_bytes()).context("failed to parse the test CA")?;
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes())
+            .context("failed to parse the test CA")?;
         builder = builder.tls_certs_only([cert]);
     }
-    builder.build().context("failed to build the harness HTTP client")
+    builder
+        .build()
+        .context("failed to build the harness HTTP client")
 }

@@ -80,7 +80,10 @@ pub struct Pushed {
 impl Pushed {
     /// The digest of the child for `platform` (e.g. `"linux/amd64"`).
     pub fn child(&self, platform: &str) -> Option<&str> {
-        self.children.iter().find(|(p, _)| p == platform).map(|(_, d)| d.as_str())
+        self.children
+            .iter()
+            .find(|(p, _)| p == platform)
+            .map(|(_, d)| d.as_str())
     }
 }
 
@@ -94,7 +97,13 @@ struct Built {
 
 impl RealRegistry {
     /// Pushes a synthetic image of `kind` as `repo:tag`; content depends on (repo, tag, arch, salt).
-    pub async fn push(&self, repo: &str, tag: &str, kind: ImageKind, salt: &str) -> anyhow::Result<Pushed> {
+    pub async fn push(
+        &self,
+        repo: &str,
+        tag: &str,
+        kind: ImageKind,
+        salt: &str,
+    ) -> anyhow::Result<Pushed> {
         let client = self.oci_client();
         let tagged = Reference::with_tag(self.host(), repo.to_owned(), tag.to_owned());
         let auth = match self.credentials() {
@@ -108,13 +117,19 @@ impl RealRegistry {
         if !kind.is_multi_arch() {
             let image = single(repo, tag, ARCHES[0], salt, kind.is_docker())?;
             upload(&client, &tagged, &image).await?;
-            return Ok(Pushed { digest: image.digest, media_type: kind.media_type().to_owned(), size: image.body.len(), children: vec![] });
+            return Ok(Pushed {
+                digest: image.digest,
+                media_type: kind.media_type().to_owned(),
+                size: image.body.len(),
+                children: vec![],
+            });
         }
         let mut entries = Vec::new();
         let mut children = Vec::new();
         for arch in ARCHES {
             let image = single(repo, tag, arch, salt, kind.is_docker())?;
-            let by_digest = Reference::with_digest(self.host(), repo.to_owned(), image.digest.clone());
+            let by_digest =
+                Reference::with_digest(self.host(), repo.to_owned(), image.digest.clone());
             upload(&client, &by_digest, &image).await?;
             entries.push(json!({
                 "mediaType": image.media_type,
@@ -124,20 +139,40 @@ impl RealRegistry {
             }));
             children.push((format!("linux/{arch}"), image.digest));
         }
-        let index = json!({ "schemaVersion": 2, "mediaType": kind.media_type(), "manifests": entries });
+        let index =
+            json!({ "schemaVersion": 2, "mediaType": kind.media_type(), "manifests": entries });
         let body = Bytes::from(serde_json::to_vec(&index)?);
-        let list = Built { digest: digest_of(&body), body, media_type: kind.media_type(), blobs: vec![] };
+        let list = Built {
+            digest: digest_of(&body),
+            body,
+            media_type: kind.media_type(),
+            blobs: vec![],
+        };
         upload(&client, &tagged, &list).await?;
-        Ok(Pushed { digest: list.digest, media_type: kind.media_type().to_owned(), size: list.body.len(), children })
+        Ok(Pushed {
+            digest: list.digest,
+            media_type: kind.media_type().to_owned(),
+            size: list.body.len(),
+            children,
+        })
     }
 
     fn oci_client(&self) -> Client {
         let tls_certs_only = self
             .ca_pem()
-            .map(|pem| vec![Certificate { encoding: CertificateEncoding::Pem, data: pem.as_bytes().to_vec() }])
+            .map(|pem| {
+                vec![Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem.as_bytes().to_vec(),
+                }]
+            })
             .unwrap_or_default();
         Client::new(ClientConfig {
-            protocol: if self.ca_pem().is_some() { ClientProtocol::Https } else { ClientProtocol::Http },
+            protocol: if self.ca_pem().is_some() {
+                ClientProtocol::Https
+            } else {
+                ClientProtocol::Http
+            },
             tls_certs_only,
             // The API walk TESTBED §2 documents: POST an upload, PUT the whole blob with its digest.
             use_monolithic_push: true,
@@ -169,17 +204,30 @@ async fn upload(client: &Client, reference: &Reference, image: &Built) -> anyhow
 
 /// A single-platform manifest with one config blob and one layer blob.
 fn single(repo: &str, tag: &str, arch: &str, salt: &str, docker: bool) -> anyhow::Result<Built> {
-    let layer = Bytes::from(format!("watch-cluster-testkit layer\nrepo={repo}\ntag={tag}\narch={arch}\nsalt={salt}\n"));
+    let layer = Bytes::from(format!(
+        "watch-cluster-testkit layer\nrepo={repo}\ntag={tag}\narch={arch}\nsalt={salt}\n"
+    ));
     let config = Bytes::from(serde_json::to_vec(&json!({
         "architecture": arch,
         "os": "linux",
+        "created": "2024-01-01T00:00:00Z",
+        // distribution needs a history entry per layer to convert a schema 2 manifest to schema 1.
+        "history": [{ "created": "2024-01-01T00:00:00Z", "created_by": "watch-cluster-testkit" }],
         "config": { "Labels": { "io.watch-cluster.testkit.salt": salt } },
         "rootfs": { "type": "layers", "diff_ids": [digest_of(&layer)] },
     }))?);
     let (media_type, config_type, layer_type) = if docker {
-        (DOCKER_MANIFEST, "application/vnd.docker.container.image.v1+json", "application/vnd.docker.image.rootfs.diff.tar.gzip")
+        (
+            DOCKER_MANIFEST,
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        )
     } else {
-        (OCI_MANIFEST, "application/vnd.oci.image.config.v1+json", "application/vnd.oci.image.layer.v1.tar+gzip")
+        (
+            OCI_MANIFEST,
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+        )
     };
     let manifest = json!({
         "schemaVersion": 2,
@@ -188,7 +236,12 @@ fn single(repo: &str, tag: &str, arch: &str, salt: &str, docker: bool) -> anyhow
         "layers": [{ "mediaType": layer_type, "digest": digest_of(&layer), "size": layer.len() }],
     });
     let body = Bytes::from(serde_json::to_vec(&manifest).context("failed to encode a manifest")?);
-    Ok(Built { digest: digest_of(&body), body, media_type, blobs: vec![config, layer] })
+    Ok(Built {
+        digest: digest_of(&body),
+        body,
+        media_type,
+        blobs: vec![config, layer],
+    })
 }
 
 /// `sha256:<hex>` of `data`.

@@ -30,13 +30,25 @@ struct TokenAnswer {
 
 impl RealRegistry {
     /// `HEAD /v2/<repo>/manifests/<reference>` with exactly `accept` as the Accept types.
-    pub async fn head_manifest(&self, repo: &str, reference: &str, accept: &[&str]) -> anyhow::Result<ManifestAnswer> {
-        self.manifest_request(reqwest::Method::HEAD, repo, reference, accept).await
+    pub async fn head_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        accept: &[&str],
+    ) -> anyhow::Result<ManifestAnswer> {
+        self.manifest_request(reqwest::Method::HEAD, repo, reference, accept)
+            .await
     }
 
     /// `GET /v2/<repo>/manifests/<reference>` with exactly `accept` as the Accept types.
-    pub async fn get_manifest(&self, repo: &str, reference: &str, accept: &[&str]) -> anyhow::Result<ManifestAnswer> {
-        self.manifest_request(reqwest::Method::GET, repo, reference, accept).await
+    pub async fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        accept: &[&str],
+    ) -> anyhow::Result<ManifestAnswer> {
+        self.manifest_request(reqwest::Method::GET, repo, reference, accept)
+            .await
     }
 
     async fn manifest_request(
@@ -52,23 +64,50 @@ impl RealRegistry {
             request = request.header(http::header::ACCEPT, *media_type);
         }
         request = self.authorize(request, repo).await?;
-        let response = request.send().await.with_context(|| format!("failed to request {url}"))?;
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let (status, digest, content_type) =
-            (response.status().as_u16(), header("docker-content-digest"), header("content-type"));
-        let body = response.bytes().await.with_context(|| format!("failed to read {url}"))?;
-        Ok(ManifestAnswer { status, digest, content_type, body })
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("failed to request {url}"))?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let (status, digest, content_type) = (
+            response.status().as_u16(),
+            header("docker-content-digest"),
+            header("content-type"),
+        );
+        let body = response
+            .bytes()
+            .await
+            .with_context(|| format!("failed to read {url}"))?;
+        Ok(ManifestAnswer {
+            status,
+            digest,
+            content_type,
+            body,
+        })
     }
 
     /// Adds the credentials the variant needs for pulling from `repo`.
-    async fn authorize(&self, request: reqwest::RequestBuilder, repo: &str) -> anyhow::Result<reqwest::RequestBuilder> {
+    async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+        repo: &str,
+    ) -> anyhow::Result<reqwest::RequestBuilder> {
         match (&self.auth, self.token_realm()) {
             (RegistryAuth::Token { user, password }, Some(realm)) => {
                 let scope = format!("repository:{repo}:pull");
                 let answer: TokenAnswer = self
                     .http
                     .get(&realm)
-                    .query(&[("service", super::token::SERVICE), ("scope", scope.as_str())])
+                    .query(&[
+                        ("service", super::token::SERVICE),
+                        ("scope", scope.as_str()),
+                    ])
                     .basic_auth(user, Some(password))
                     .send()
                     .await
@@ -80,9 +119,11 @@ impl RealRegistry {
                     .context("failed to decode the pull token")?;
                 Ok(request.bearer_auth(answer.token))
             }
-            (RegistryAuth::Basic { user, password } | RegistryAuth::BasicOverTls { user, password }, _) => {
-                Ok(request.basic_auth(user, Some(password)))
-            }
+            (
+                RegistryAuth::Basic { user, password }
+                | RegistryAuth::BasicOverTls { user, password },
+                _,
+            ) => Ok(request.basic_auth(user, Some(password))),
             _ => Ok(request),
         }
     }

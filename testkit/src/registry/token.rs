@@ -43,10 +43,21 @@ pub(crate) struct TokenServer {
 
 impl TokenServer {
     /// Starts the token server on 127.0.0.1:0, signing with `key` and granting push to `credentials`.
-    pub(crate) async fn start(key: TokenKey, credentials: Option<(String, String)>) -> anyhow::Result<Self> {
-        let state = Arc::new(TokenState { key, credentials, requests: AtomicUsize::new(0) });
-        let app = Router::new().route("/token", get(issue)).with_state(state.clone());
-        let server = Server::spawn(app, stop_signal()).await.context("failed to start the token server")?;
+    pub(crate) async fn start(
+        key: TokenKey,
+        credentials: Option<(String, String)>,
+    ) -> anyhow::Result<Self> {
+        let state = Arc::new(TokenState {
+            key,
+            credentials,
+            requests: AtomicUsize::new(0),
+        });
+        let app = Router::new()
+            .route("/token", get(issue))
+            .with_state(state.clone());
+        let server = Server::spawn(app, stop_signal())
+            .await
+            .context("failed to start the token server")?;
         Ok(Self { server, state })
     }
 
@@ -61,7 +72,11 @@ impl TokenServer {
     }
 }
 
-async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> axum::response::Response {
+async fn issue(
+    State(state): State<Arc<TokenState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> axum::response::Response {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let subject = match caller(&headers, state.credentials.as_ref()) {
         Ok(subject) => subject,
@@ -96,11 +111,18 @@ async fn issue(State(state): State<Arc<TokenState>>, headers: HeaderMap, RawQuer
 }
 
 /// `Ok(Some(user))` for the right Basic credentials, `Ok(None)` for anonymous, `Err` for wrong credentials.
-fn caller(headers: &HeaderMap, credentials: Option<&(String, String)>) -> Result<Option<String>, ()> {
+fn caller(
+    headers: &HeaderMap,
+    credentials: Option<&(String, String)>,
+) -> Result<Option<String>, ()> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let encoded = value.to_str().ok().and_then(|v| v.strip_prefix("Basic ")).ok_or(())?;
+    let encoded = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Basic "))
+        .ok_or(())?;
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| ())?;
     let decoded = String::from_utf8(decoded).map_err(|_| ())?;
     let (user, password) = decoded.split_once(':').ok_or(())?;
@@ -130,7 +152,10 @@ fn sign(key: &TokenKey, claims: &serde_json::Value) -> anyhow::Result<String> {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?)
     );
     let signature: Signature = key.signing.sign(signing_input.as_bytes());
-    Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes())))
+    Ok(format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(signature.to_bytes())
+    ))
 }
 
 #[cfg(test)]
@@ -141,7 +166,10 @@ mod tests {
     #[test]
     fn anonymous_callers_are_granted_pull_only() {
         let g = grant("repository:team/app:pull,push", false).unwrap();
-        assert_eq!(g, json!({"type":"repository","name":"team/app","actions":["pull"]}));
+        assert_eq!(
+            g,
+            json!({"type":"repository","name":"team/app","actions":["pull"]})
+        );
         let g = grant("repository:team/app:pull,push", true).unwrap();
         assert_eq!(g["actions"], json!(["pull", "push"]));
     }
@@ -150,9 +178,15 @@ mod tests {
     fn wrong_basic_credentials_are_refused() {
         let creds = ("u".to_owned(), "p".to_owned());
         let mut h = HeaderMap::new();
-        h.insert(http::header::AUTHORIZATION, format!("Basic {}", STANDARD.encode("u:x")).parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("u:x")).parse().unwrap(),
+        );
         assert!(caller(&h, Some(&creds)).is_err());
-        h.insert(http::header::AUTHORIZATION, format!("Basic {}", STANDARD.encode("u:p")).parse().unwrap());
+        h.insert(
+            http::header::AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode("u:p")).parse().unwrap(),
+        );
         assert_eq!(caller(&h, Some(&creds)).unwrap().as_deref(), Some("u"));
         assert_eq!(caller(&HeaderMap::new(), Some(&creds)).unwrap(), None);
     }

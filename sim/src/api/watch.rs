@@ -1,0 +1,220 @@
+//! Watch streams: newline-delimited JSON events (`ADDED`, `MODIFIED`, `DELETED`, `BOOKMARK`,
+//! `ERROR`) replayed from the store's history or started with synthetic ADDED events, then
+//! fed by the store's broadcast. Honours `timeoutSeconds`, `allowWatchBookmarks` (bookmarks carry
+//! the global resourceVersion), `sendInitialEvents` (ended by an `initial-events-end` bookmark),
+//! and answers a too-old resourceVersion with an in-stream 410 `Expired` on an HTTP 200 stream,
+//! as the real server does (an HTTP-level 410 would make kube's watcher retry forever).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::AppState;
+use super::faults::Faults;
+use super::handlers::Request;
+use super::present::Presenter;
+use super::status::ApiError;
+use crate::store::{Change, ChangeType, Expired, Kind, Store, namespace_of};
+
+type Filter = Box<dyn Fn(&Value) -> bool + Send + Sync>;
+
+/// How the stream begins.
+enum Start {
+    /// Synthetic ADDED events for the current objects; `end_marker` adds the initial-events-end bookmark.
+    Initial { items: Vec<Arc<Value>>, resource_version: u64, end_marker: bool },
+    /// The history after the requested resourceVersion.
+    Replay(Vec<Change>),
+    /// The requested resourceVersion is compacted away.
+    Expired(Expired),
+}
+
+struct Watch {
+    tx: mpsc::Sender<Result<Bytes, Infallible>>,
+    kind: Kind,
+    namespace: Option<String>,
+    filter: Filter,
+    presenter: Presenter,
+    bookmarks: bool,
+    store: Store,
+    faults: Faults,
+    bookmark_interval: Duration,
+    deadline: Instant,
+}
+
+/// Starts a watch; errors in the parameters are ordinary HTTP errors.
+pub(crate) fn serve(app: &AppState, req: &Request<'_>) -> Response {
+    match start(app, req) {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    }
+}
+
+fn start(app: &AppState, req: &Request<'_>) -> Result<Response, ApiError> {
+    let p = req.path;
+    let filter: Filter = Box::new(req.filter()?);
+    let bookmarks = req.flag("allowWatchBookmarks");
+    let send_initial = req.param("sendInitialEvents");
+    if send_initial == Some("true") && (req.param("resourceVersionMatch") != Some("NotOlderThan") || !bookmarks) {
+        return Err(ApiError::new(
+            422,
+            "Invalid",
+            "sendInitialEvents requires resourceVersionMatch=NotOlderThan and allowWatchBookmarks=true",
+        ));
+    }
+    let requested = match req.param("resourceVersion") {
+        None | Some("0") => None,
+        Some(rv) => Some(rv.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {rv}"))
+        })?),
+    };
+    let timeout = match req.param("timeoutSeconds") {
+        Some(t) => Duration::from_secs(t.parse().map_err(|_| ApiError::bad_request("invalid timeoutSeconds"))?),
+        None => app.config.default_watch_timeout,
+    };
+    let namespace = p.namespace.as_deref();
+    let (start, rx) = match (send_initial, requested) {
+        (Some("true"), _) | (None, None) => {
+            let (items, resource_version, rx) = app.store.snapshot_and_subscribe(p.kind, namespace);
+            let end_marker = send_initial == Some("true");
+            (Start::Initial { items, resource_version, end_marker }, Some(rx))
+        }
+        (_, requested) => match app.store.watch_from(requested.unwrap_or_else(|| app.store.resource_version())) {
+            Ok((replay, rx)) => (Start::Replay(replay), Some(rx)),
+            Err(expired) => (Start::Expired(expired), None),
+        },
+    };
+    let (tx, body_rx) = mpsc::channel(64);
+    let watch = Watch {
+        tx,
+        kind: p.kind,
+        namespace: p.namespace.clone(),
+        filter,
+        presenter: req.presenter(),
+        bookmarks,
+        store: app.store.clone(),
+        faults: app.faults.clone(),
+        bookmark_interval: app.config.bookmark_interval,
+        deadline: Instant::now() + timeout,
+    };
+    tokio::spawn(watch.run(start, rx));
+    let mut response = Response::new(Body::from_stream(ReceiverStream::new(body_rx)));
+    *response.status_mut() = StatusCode::OK;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+impl Watch {
+    async fn run(self, start: Start, rx: Option<broadcast::Receiver<Change>>) {
+        if !self.begin(start).await {
+            return;
+        }
+        let Some(mut rx) = rx else { return };
+        let mut drops = self.faults.watch_drops();
+        drops.mark_unchanged();
+        let mut ticker = tokio::time::interval_at(Instant::now() + self.bookmark_interval, self.bookmark_interval);
+        loop {
+            let keep_going = tokio::select! {
+                received = rx.recv() => match received {
+                    Ok(change) => self.on_change(&change).await,
+                    // Lagging or closed: end the stream; the client re-watches from its last RV.
+                    Err(_) => false,
+                },
+                _ = ticker.tick() => self.bookmark(&mut rx).await,
+                () = tokio::time::sleep_until(self.deadline) => false,
+                _ = drops.changed() => false,
+                () = self.tx.closed() => false,
+            };
+            if !keep_going {
+                return;
+            }
+        }
+    }
+
+    /// Sends the initial events, replay, or expiry error; false when the stream is over.
+    async fn begin(&self, start: Start) -> bool {
+        match start {
+            Start::Initial { items, resource_version, end_marker } => {
+                for item in items.iter().filter(|o| (self.filter)(o)) {
+                    if !self.send("ADDED", &self.presenter.present(item)).await {
+                        return false;
+                    }
+                }
+                if end_marker {
+                    let mut marker = self.bookmark_object(resource_version);
+                    marker["metadata"]["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+                    return self.send("BOOKMARK", &marker).await;
+                }
+                true
+            }
+            Start::Replay(changes) => {
+                for change in &changes {
+                    if !self.on_change(change).await {
+                        return false;
+                    }
+                }
+                true
+            }
+            Start::Expired(expired) => {
+                let status = ApiError::new(410, "Expired", expired.to_string()).status();
+                self.send("ERROR", &status).await;
+                false
+            }
+        }
+    }
+
+    async fn on_change(&self, change: &Change) -> bool {
+        let relevant = change.kind == self.kind
+            && self.namespace.as_deref().is_none_or(|ns| namespace_of(&change.object) == Some(ns))
+            && (self.filter)(&change.object);
+        if !relevant {
+            return true;
+        }
+        let event_type = match change.change_type {
+            ChangeType::Added => "ADDED",
+            ChangeType::Modified => "MODIFIED",
+            ChangeType::Deleted => "DELETED",
+        };
+        self.send(event_type, &self.presenter.present(&change.object)).await
+    }
+
+    /// Delivers every change already committed, then a bookmark at the global resourceVersion.
+    async fn bookmark(&self, rx: &mut broadcast::Receiver<Change>) -> bool {
+        if !self.bookmarks || !self.faults.bookmarks_enabled() {
+            return true;
+        }
+        let resource_version = self.store.resource_version();
+        loop {
+            match rx.try_recv() {
+                Ok(change) => {
+                    if !self.on_change(&change).await {
+                        return false;
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(_) => return false,
+            }
+        }
+        self.send("BOOKMARK", &self.bookmark_object(resource_version)).await
+    }
+
+    fn bookmark_object(&self, resource_version: u64) -> Value {
+        let (kind, api_version) = self.presenter.item_type(self.kind.info().kind, &self.kind.api_version());
+        json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": resource_version.to_string()}})
+    }
+
+    async fn send(&self, event_type: &str, object: &Value) -> bool {
+        let mut line = serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
+        line.push(b'\n');
+        self.tx.send(Ok(Bytes::from(line))).await.is_ok()
+    }
+}

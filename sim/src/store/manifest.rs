@@ -1,0 +1,78 @@
+//! Loading multi-document YAML manifests (such as the project's `k8s/*.yaml`) into the store,
+//! so tests run against the same RBAC and objects a real installation would have.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Kind, Store, StoreError, name_of};
+
+/// A manifest could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("failed to parse YAML document {index}")]
+    Parse { index: usize, #[source] source: serde_yaml::Error },
+    #[error("failed to load document {index}: unsupported apiVersion/kind {api_version}/{kind}")]
+    UnsupportedKind { index: usize, api_version: String, kind: String },
+    #[error("failed to store {kind:?} {name:?}")]
+    Store { kind: Kind, name: String, #[source] source: StoreError },
+}
+
+impl Kind {
+    /// The kind stored for an object's `apiVersion` and `kind` (`events.k8s.io/v1` is not accepted here).
+    pub fn from_api_version_kind(api_version: &str, kind: &str) -> Option<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.api_version() == api_version && k.info().kind == kind)
+    }
+}
+
+/// Creates (or replaces, when present) every object of a multi-document YAML text; namespaced
+/// objects without a namespace go to `default_namespace`. Returns the stored objects.
+pub fn load_yaml(store: &Store, text: &str, default_namespace: &str) -> Result<Vec<Value>, ManifestError> {
+    let mut stored = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let object = Value::deserialize(document).map_err(|source| ManifestError::Parse { index, source })?;
+        if object.is_null() {
+            continue;
+        }
+        stored.push(load_one(store, index, object, default_namespace)?);
+    }
+    Ok(stored)
+}
+
+fn load_one(store: &Store, index: usize, mut object: Value, default_namespace: &str) -> Result<Value, ManifestError> {
+    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind_name = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let kind = Kind::from_api_version_kind(&api_version, &kind_name).ok_or(ManifestError::UnsupportedKind {
+        index,
+        api_version,
+        kind: kind_name,
+    })?;
+    if kind.info().namespaced && object.pointer("/metadata/namespace").is_none() {
+        object["metadata"]["namespace"] = json!(default_namespace);
+    }
+    let name = name_of(&object).unwrap_or_default().to_string();
+    let result = match store.create(kind, object.clone()) {
+        Err(StoreError::AlreadyExists { .. }) => store.update(kind, object),
+        other => other,
+    };
+    result.map_err(|source| ManifestError::Store { kind, name, source })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_document_is_stored_in_its_namespace() {
+        let store = Store::new();
+        let text = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n---\n\
+            apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: r\nrules: []\n---\n";
+        let stored = load_yaml(&store, text, "ns1").unwrap();
+        assert_eq!(stored.len(), 2);
+        assert!(store.get(Kind::ServiceAccount, Some("ns1"), "a").is_some());
+        assert!(store.get(Kind::ClusterRole, None, "r").is_some());
+        assert!(load_yaml(&store, "apiVersion: x/v1\nkind: Foo\n", "ns1").is_err());
+    }
+}

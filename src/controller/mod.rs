@@ -1,0 +1,278 @@
+//! Watch and schedule (SPEC §2, §10): one kube-runtime `Controller` per workload kind and namespace scope.
+//!
+//! Input: metadata-only watches of Deployments, StatefulSets and DaemonSets (all namespaces, or each of
+//! `WATCH_NAMESPACES`). Output: calls of [`reconcile::reconcile`], each ending in `Action::requeue` at the
+//! workload's next fire time. The reflector keeps only a compact projection: `managedFields`, labels and
+//! every annotation but ours are dropped before an object is stored, so 10,000 workloads (with their
+//! 4 KB `last-applied-configuration`) cost a few MiB. The full object is read once per check.
+
+mod checker;
+mod reconcile;
+pub mod schedule_state;
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Debug,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::{FutureExt, StreamExt, TryStreamExt, future::join_all};
+use k8s_openapi::{
+    NamespaceResourceScope,
+    api::apps::v1::{DaemonSet, Deployment, StatefulSet},
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{
+        Controller, WatchStreamExt,
+        controller::Config as ControllerConfig,
+        reflector,
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    annotations::PREFIX,
+    config::Config,
+    notify::{Notifier, events::EventRecorder},
+    registry::RegistryClient,
+    workload::{Kind, Workload},
+};
+
+pub use schedule_state::{Poll, ScheduleState};
+
+/// How many workloads are checked at once.
+const CONCURRENCY: u16 = 64;
+
+/// A workload kind the controller manages.
+pub trait ManagedKind:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind.
+    const KIND: Kind;
+    /// The compact projection.
+    fn project(&self) -> Workload;
+}
+
+impl ManagedKind for Deployment {
+    const KIND: Kind = Kind::Deployment;
+    fn project(&self) -> Workload {
+        Workload::from(self)
+    }
+}
+
+impl ManagedKind for StatefulSet {
+    const KIND: Kind = Kind::StatefulSet;
+    fn project(&self) -> Workload {
+        Workload::from(self)
+    }
+}
+
+impl ManagedKind for DaemonSet {
+    const KIND: Kind = Kind::DaemonSet;
+    fn project(&self) -> Workload {
+        Workload::from(self)
+    }
+}
+
+/// Identifies a workload across reconciles.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkloadKey {
+    /// Its kind.
+    pub kind: Kind,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What the controller remembers about one workload between reconciles.
+#[derive(Debug, Default)]
+pub struct WorkloadMemory {
+    /// When its next check is due.
+    pub schedule: Option<ScheduleState>,
+    /// An image another writer reverted: not applied again until a newer one appears (SPEC §5).
+    pub reverted: Option<String>,
+}
+
+/// Everything reconcile needs, shared by every controller.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The settings.
+    pub config: Config,
+    /// The shared registry client.
+    pub registry: RegistryClient,
+    /// The webhook writer.
+    pub notifier: Notifier,
+    /// The one Event recorder.
+    pub events: EventRecorder,
+    /// Per-workload memory.
+    pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
+    /// Workloads whose rollout is being observed by this process.
+    pub observing: Mutex<HashSet<WorkloadKey>>,
+    /// Cancelled when shutdown starts: no new checks.
+    pub shutdown: CancellationToken,
+    /// Whether this replica may act (leader election, SPEC §8).
+    pub leader: tokio::sync::watch::Receiver<bool>,
+    /// How many watches have finished their initial list (readiness, SPEC §8).
+    pub synced: std::sync::atomic::AtomicUsize,
+}
+
+impl Context {
+    /// How many watches [`run`] starts.
+    pub fn watch_count(&self) -> usize {
+        3 * self.config.watch_namespaces.len().max(1)
+    }
+
+    /// Whether every watch has synced.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire) >= self.watch_count()
+    }
+}
+
+impl Context {
+    /// Whether this replica is the leader and not shutting down.
+    pub fn may_act(&self) -> bool {
+        *self.leader.borrow() && !self.shutdown.is_cancelled()
+    }
+
+    /// Runs `f` on the memory of `key`.
+    pub fn with_memory<T>(&self, key: &WorkloadKey, f: impl FnOnce(&mut WorkloadMemory) -> T) -> T {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        f(memory.entry(key.clone()).or_default())
+    }
+
+    /// Forgets a workload that was deleted or opted out.
+    pub fn forget(&self, key: &WorkloadKey) {
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// Runs the controllers of every kind until `ctx.shutdown` is cancelled.
+pub async fn run(ctx: Arc<Context>) {
+    let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
+        vec![None]
+    } else {
+        ctx.config.watch_namespaces.iter().cloned().map(Some).collect()
+    };
+    let mut controllers = Vec::new();
+    for namespace in namespaces {
+        controllers.push(run_kind::<Deployment>(ctx.clone(), namespace.clone()).boxed());
+        controllers.push(run_kind::<StatefulSet>(ctx.clone(), namespace.clone()).boxed());
+        controllers.push(run_kind::<DaemonSet>(ctx.clone(), namespace).boxed());
+    }
+    join_all(controllers).await;
+}
+
+async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) {
+    let api: Api<PartialObjectMeta<K>> = match &namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    };
+    let (reader, writer) = reflector::store();
+    let forget_ctx = ctx.clone();
+    let stream = watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .modify(compact)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(obj) = event {
+                forget_ctx.forget(&key_of::<K>(obj));
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    let ready = reader.clone();
+    let ready_ctx = ctx.clone();
+    tokio::spawn(async move {
+        if ready.wait_until_ready().await.is_ok() {
+            ready_ctx
+                .synced
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    });
+    let shutdown = ctx.shutdown.clone();
+    tracing::info!(kind = %K::KIND, namespace = namespace.as_deref().unwrap_or("*"), "watching");
+    Controller::for_stream(stream, reader)
+        .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "reconcile ended with an error");
+            }
+        })
+        .await;
+}
+
+/// Drops what the controller never reads, before the object reaches the reflector's store.
+fn compact<K: Resource>(obj: &mut PartialObjectMeta<K>) {
+    let meta = obj.meta_mut();
+    meta.managed_fields = None;
+    meta.labels = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|k, _| k.starts_with(PREFIX));
+    }
+}
+
+/// The key of a workload object.
+pub fn key_of<K: ManagedKind>(obj: &impl ResourceExt) -> WorkloadKey {
+    WorkloadKey {
+        kind: K::KIND,
+        namespace: obj.namespace().unwrap_or_default(),
+        name: obj.name_any(),
+    }
+}
+
+/// The reference Events are recorded against.
+pub fn reference_of<K: ManagedKind>(
+    key: &WorkloadKey,
+    uid: Option<String>,
+) -> k8s_openapi::api::core::v1::ObjectReference {
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(K::api_version(&()).into_owned()),
+        kind: Some(K::kind(&()).into_owned()),
+        name: Some(key.name.clone()),
+        namespace: Some(key.namespace.clone()),
+        uid,
+        ..Default::default()
+    }
+}
+
+/// The workload as webhook payloads name it.
+pub fn notify_ref(key: &WorkloadKey) -> crate::notify::WorkloadRef {
+    crate::notify::WorkloadRef {
+        kind: match key.kind {
+            Kind::Deployment => crate::notify::WorkloadKind::Deployment,
+            Kind::StatefulSet => crate::notify::WorkloadKind::StatefulSet,
+            Kind::DaemonSet => crate::notify::WorkloadKind::DaemonSet,
+        },
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
+}
+
+/// Retry delay after a reconcile error that is not the workload's fault (API server unreachable...).
+pub const ERROR_REQUEUE: Duration = Duration::from_secs(30);

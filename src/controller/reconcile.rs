@@ -1,0 +1,156 @@
+//! Reconcile one workload: validate → announce → observe → schedule → check.
+//!
+//! Input: the compact metadata of a workload that changed or whose requeue fired. Output: the next
+//! `Action`: `requeue` at the next fire time, or `await_change` for a workload that is off or invalid
+//! (no hot loop; fixing the annotation triggers a new reconcile).
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::Utc;
+use kube::{
+    Api, ResourceExt,
+    api::{Patch, PatchParams},
+    core::PartialObjectMeta,
+    runtime::controller::Action,
+};
+use serde_json::json;
+
+use super::{
+    Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, WorkloadKey, checker, key_of,
+    reference_of,
+};
+use crate::{
+    annotations::{self, Detected, Settings},
+    notify::{Event, Notification, events::Reason},
+    rollout,
+    update::FIELD_MANAGER,
+};
+
+/// A reconcile that could not finish; retried after [`ERROR_REQUEUE`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// Writing the `detected` annotation failed.
+    #[error("failed to record the detected configuration of {key}")]
+    Detect {
+        /// The workload.
+        key: String,
+        /// The API server's answer.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Reconciles one workload.
+#[tracing::instrument(skip_all, fields(kind = %K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile<K: ManagedKind>(
+    obj: Arc<PartialObjectMeta<K>>,
+    ctx: Arc<Context>,
+) -> Result<Action, ReconcileError> {
+    let key = key_of::<K>(obj.as_ref());
+    let reference = reference_of::<K>(&key, obj.uid());
+    let notes = obj.annotations();
+    if !annotations::is_enabled(notes) {
+        ctx.forget(&key);
+        ctx.events.forget(&reference);
+        return Ok(Action::await_change());
+    }
+    let settings = match Settings::from_annotations(notes, ctx.config.time_zone) {
+        Ok(settings) => {
+            ctx.events.clear(&reference, Reason::InvalidAnnotation);
+            settings
+        }
+        Err(invalid) => {
+            tracing::warn!(annotation = invalid.annotation, value = %invalid.value, "{invalid}");
+            ctx.events
+                .publish_once(&reference, Reason::InvalidAnnotation, invalid.to_string())
+                .await;
+            ctx.forget(&key);
+            return Ok(Action::await_change());
+        }
+    };
+    if !ctx.may_act() {
+        // Followers keep their watches warm and take over at the next leader change.
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
+    if notes.contains_key(annotations::ROLLOUT) {
+        rollout::ensure_observed::<K>(&ctx, &key);
+    }
+    announce::<K>(&ctx, &key, notes, &settings).await?;
+
+    let now = Utc::now();
+    let poll = ctx.with_memory(&key, |memory| {
+        let state = match memory.schedule.take() {
+            Some(state) if state.is_for(&settings.cron) => state,
+            _ => ScheduleState::new(&settings.cron, &settings.schedule, now),
+        };
+        let mut state = state;
+        let poll = state.poll(&settings.schedule, now);
+        memory.schedule = Some(state);
+        poll
+    });
+    let wait = match poll {
+        Poll::Due(wait) => {
+            checker::check::<K>(&ctx, &key, &settings, checker::Trigger::Schedule).await;
+            wait
+        }
+        Poll::Wait(wait) => {
+            if settings.check_now {
+                checker::check::<K>(&ctx, &key, &settings, checker::Trigger::Manual).await;
+            }
+            wait
+        }
+    };
+    Ok(Action::requeue(wait.max(Duration::from_millis(10))))
+}
+
+/// What to do after a reconcile error.
+pub fn error_policy<K: ManagedKind>(
+    obj: Arc<PartialObjectMeta<K>>,
+    error: &ReconcileError,
+    _ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(ERROR_REQUEUE)
+}
+
+/// Sends `DEPLOYMENT_DETECTED` when the effective (cron, strategy) differs from the announced pair (SPEC §7).
+///
+/// The pair is stored in the workload's `detected` annotation first, so a restart or a new leader never
+/// announces the same configuration twice.
+async fn announce<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    notes: &std::collections::BTreeMap<String, String>,
+    settings: &Settings,
+) -> Result<(), ReconcileError> {
+    let detected = settings.detected();
+    if Detected::from_annotations(notes).as_ref() == Some(&detected) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let patch = json!({"metadata": {"annotations": {annotations::DETECTED: detected.to_value()}}});
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    let updated = api
+        .patch(&key.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|source| ReconcileError::Detect {
+            key: key.to_string(),
+            source,
+        })?;
+    let image = super::checker::workload_image(&updated.project(), settings);
+    tracing::info!(cron = %detected.cron, strategy = %detected.strategy, "workload detected");
+    ctx.notifier.try_notify(&Notification::new(
+        super::notify_ref(key),
+        image,
+        Event::DeploymentDetected {
+            cron_expression: detected.cron.clone(),
+            update_strategy: detected.strategy.clone(),
+        },
+        Utc::now(),
+        &detected.to_value(),
+    ));
+    Ok(())
+}

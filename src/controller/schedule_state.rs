@@ -1,0 +1,127 @@
+//! When is a workload's next check due? (SPEC §2 `cron`)
+//!
+//! Input: the workload's schedule and the current time. Output: [`Poll::Due`] at most once per fire time, or
+//! how long to wait. Any watch event may run reconcile, so "is a check due?" is computed from the schedule
+//! and the last fire time, never assumed: watch events, resyncs and the controller's own writes never
+//! cause extra checks, and missed ticks (controller down) are not replayed.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::schedule::Schedule;
+
+/// The longest single wait; a schedule years away is re-evaluated daily instead of overflowing a timer.
+pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The schedule state of one workload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleState {
+    cron: String,
+    next_fire: Option<DateTime<Utc>>,
+}
+
+/// What reconcile should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Poll {
+    /// A fire time has passed: check now, then wait this long.
+    Due(Duration),
+    /// Wait this long.
+    Wait(Duration),
+}
+
+impl ScheduleState {
+    /// The state of a workload first seen now: its first check is its schedule's next fire time.
+    pub fn new(cron: &str, schedule: &Schedule, now: DateTime<Utc>) -> Self {
+        Self {
+            cron: cron.to_owned(),
+            next_fire: schedule.next_after(now),
+        }
+    }
+
+    /// Whether this state was computed for `cron`.
+    pub fn is_for(&self, cron: &str) -> bool {
+        self.cron == cron
+    }
+
+    /// The next fire time, if the schedule has one.
+    pub fn next_fire(&self) -> Option<DateTime<Utc>> {
+        self.next_fire
+    }
+
+    /// Decides whether a check is due at `now` and advances past it.
+    pub fn poll(&mut self, schedule: &Schedule, now: DateTime<Utc>) -> Poll {
+        let Some(fire) = self.next_fire else {
+            return Poll::Wait(MAX_WAIT);
+        };
+        if now < fire {
+            return Poll::Wait(wait(now, fire));
+        }
+        // Skip every fire time already past: missed ticks are not replayed.
+        self.next_fire = schedule.next_after(now);
+        Poll::Due(self.next_fire.map_or(MAX_WAIT, |next| wait(now, next)))
+    }
+}
+
+fn wait(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
+    (at - now).to_std().unwrap_or(Duration::ZERO).min(MAX_WAIT)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn every_five_minutes() -> Schedule {
+        Schedule::parse("0 */5 * * * ?", chrono_tz::UTC).unwrap()
+    }
+
+    #[test]
+    fn a_new_workload_waits_for_its_first_fire_time() {
+        let schedule = every_five_minutes();
+        let mut state = ScheduleState::new("0 */5 * * * ?", &schedule, at("2026-01-01T10:01:00Z"));
+        assert_eq!(
+            state.poll(&schedule, at("2026-01-01T10:01:00Z")),
+            Poll::Wait(Duration::from_secs(240))
+        );
+    }
+
+    #[test]
+    fn a_fire_time_is_due_once_however_often_reconcile_runs() {
+        let schedule = every_five_minutes();
+        let mut state = ScheduleState::new("0 */5 * * * ?", &schedule, at("2026-01-01T10:04:00Z"));
+        assert_eq!(
+            state.poll(&schedule, at("2026-01-01T10:05:00Z")),
+            Poll::Due(Duration::from_secs(300))
+        );
+        // Watch events right after the check run reconcile again: nothing is due.
+        assert_eq!(
+            state.poll(&schedule, at("2026-01-01T10:05:01Z")),
+            Poll::Wait(Duration::from_secs(299))
+        );
+    }
+
+    #[test]
+    fn missed_ticks_are_not_replayed() {
+        let schedule = every_five_minutes();
+        let mut state = ScheduleState::new("0 */5 * * * ?", &schedule, at("2026-01-01T10:04:00Z"));
+        // The controller was busy or down for an hour: one check, then the next regular tick.
+        assert_eq!(
+            state.poll(&schedule, at("2026-01-01T11:07:00Z")),
+            Poll::Due(Duration::from_secs(180))
+        );
+        assert!(matches!(state.poll(&schedule, at("2026-01-01T11:07:30Z")), Poll::Wait(_)));
+    }
+
+    #[test]
+    fn a_fire_time_years_away_never_waits_longer_than_a_day() {
+        let schedule = Schedule::parse("0 0 0 1 * ? 2099", chrono_tz::UTC).unwrap();
+        let mut state = ScheduleState::new("0 0 0 1 * ? 2099", &schedule, at("2026-01-01T00:00:00Z"));
+        assert_eq!(state.poll(&schedule, at("2026-01-01T00:00:00Z")), Poll::Wait(MAX_WAIT));
+        assert!(state.is_for("0 0 0 1 * ? 2099"));
+    }
+}

@@ -1,0 +1,321 @@
+//! Observe: follow an update's rollout to its outcome, roll back a failure, deliver the outcome (SPEC §6).
+//!
+//! Input: a workload carrying a `rollout` annotation (written with the update patch). Output: the outcome
+//! recorded in that annotation first, then Events and the `IMAGE_ROLLOUT_COMPLETED`/`FAILED` webhook, then
+//! the annotation removed. Because the annotation is the only state, a restarted controller or a new leader
+//! picks up exactly where the last one stopped: an unfinished rollout is observed again, a recorded outcome
+//! is delivered again (same delivery id: at least once, deduplicable by receivers).
+//!
+//! The workload is watched (a field-selected watch of one object), not polled.
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, watcher},
+};
+
+use crate::{
+    annotations::{self, RolloutOutcome, RolloutRecord},
+    controller::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of},
+    notify::{DeliveryOutcome, Event, Notification, events::Reason},
+    strategy::{Quarantine, QuarantineEntry},
+    update::{self, UpdateError, patch, per_container},
+    workload::{Kind, Progress, Workload},
+};
+
+/// StatefulSets and DaemonSets have no progress deadline: this bounds them unless `ROLLOUT_TIMEOUT` is set.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Grace after a Deployment's own `progressDeadlineSeconds` before the controller gives up on it.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(60);
+
+/// Starts observing the workload's rollout unless this process already does.
+pub fn ensure_observed<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
+    {
+        let mut observing = ctx.observing.lock().unwrap_or_else(|e| e.into_inner());
+        if !observing.insert(key.clone()) {
+            return;
+        }
+    }
+    let ctx = ctx.clone();
+    let key = key.clone();
+    tokio::spawn(async move {
+        observe::<K>(&ctx, &key).await;
+        ctx.observing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
+    });
+}
+
+/// Whether observing goes on.
+enum Step {
+    Continue,
+    Done,
+}
+
+#[tracing::instrument(skip_all, fields(kind = %key.kind, namespace = %key.namespace, name = %key.name))]
+async fn observe<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={}", key.name));
+    let mut objects = watcher(api.clone(), config)
+        .default_backoff()
+        .applied_objects()
+        .boxed();
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let next = tokio::select! {
+            next = objects.next() => next,
+            () = tokio::time::sleep_until(sleep_until) => {
+                match api.get_opt(&key.name).await {
+                    Ok(obj) => obj.map(Ok),
+                    Err(error) => Some(Err(watcher::Error::InitialListFailed(error))),
+                }
+            }
+            () = ctx.shutdown.cancelled() => return,
+        };
+        let obj = match next {
+            Some(Ok(obj)) => obj,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "watching the rollout failed; retrying");
+                continue;
+            }
+            None => return,
+        };
+        if !ctx.may_act() {
+            // The next leader finishes it from the annotation.
+            return;
+        }
+        let workload = obj.project();
+        let Some(record) = read_record(&workload) else {
+            return;
+        };
+        deadline = Some(deadline_of(ctx, &workload, &record));
+        if let Step::Done = step::<K>(ctx, key, &api, &workload, record).await {
+            return;
+        }
+    }
+}
+
+fn read_record(workload: &Workload) -> Option<RolloutRecord> {
+    match RolloutRecord::from_annotations(&workload.annotations)? {
+        Ok(record) => Some(record),
+        Err(raw) => {
+            tracing::warn!(%raw, "the rollout annotation is unreadable; remove it to resume checks");
+            None
+        }
+    }
+}
+
+/// When the controller gives up on a rollout (SPEC §6), as a tokio instant.
+fn deadline_of(ctx: &Context, workload: &Workload, record: &RolloutRecord) -> tokio::time::Instant {
+    let limit = rollout_limit(workload.kind, workload.progress_deadline_seconds, ctx.config.rollout_timeout);
+    let elapsed = (Utc::now() - record.started_at).to_std().unwrap_or_default();
+    tokio::time::Instant::now() + limit.saturating_sub(elapsed)
+}
+
+/// How long a rollout may take from `startedAt`.
+pub fn rollout_limit(kind: Kind, progress_deadline_seconds: Option<i32>, rollout_timeout: Option<Duration>) -> Duration {
+    match kind {
+        Kind::Deployment => {
+            let own = Duration::from_secs(u64::try_from(progress_deadline_seconds.unwrap_or(600)).unwrap_or(600))
+                + DEADLINE_GRACE;
+            rollout_timeout.map_or(own, |t| t.min(own))
+        }
+        Kind::StatefulSet | Kind::DaemonSet => rollout_timeout.unwrap_or(DEFAULT_TIMEOUT),
+    }
+}
+
+async fn step<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    api: &Api<K>,
+    workload: &Workload,
+    record: RolloutRecord,
+) -> Step {
+    if record.outcome.is_some() {
+        return deliver_and_clear(ctx, key, api, record).await;
+    }
+    let now = Utc::now();
+    let superseded = record.to.iter().find_map(|(name, written)| {
+        let image = workload.container(name).map(|c| c.image.clone()).unwrap_or_default();
+        (image != *written).then_some(image)
+    });
+    let outcome = if let Some(image) = superseded {
+        fail::<K>(ctx, key, api, workload, &record, format!("superseded by {image}"), false).await
+    } else {
+        match &workload.progress {
+            Progress::Complete => Some(completed(&record, now)),
+            Progress::Failed(why) => fail::<K>(ctx, key, api, workload, &record, why.clone(), true).await,
+            Progress::InProgress(what) => {
+                let limit = rollout_limit(workload.kind, workload.progress_deadline_seconds, ctx.config.rollout_timeout);
+                let elapsed = (now - record.started_at).to_std().unwrap_or_default();
+                if elapsed < limit {
+                    tracing::debug!(%what, "rollout in progress");
+                    return Step::Continue;
+                }
+                let why = format!("rollout did not complete within {}s: {what}", limit.as_secs());
+                fail::<K>(ctx, key, api, workload, &record, why, true).await
+            }
+        }
+    };
+    let Some(next) = outcome else {
+        // The record moved under us (another writer or leader); the next watch event shows what happened.
+        return Step::Continue;
+    };
+    if matches!(next.outcome, Some(RolloutOutcome::Completed { .. })) {
+        match update::apply(api, &key.name, patch::record_patch(&record, Some(&next))).await {
+            Ok(_) => {}
+            Err(error) => {
+                tracing::info!(%error, "failed to record the outcome; retrying on the next change");
+                return Step::Continue;
+            }
+        }
+        let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+        ctx.events
+            .publish(&reference, Reason::RolloutCompleted, format!("rollout of {} completed", images(&next.to)))
+            .await;
+    }
+    deliver_and_clear(ctx, key, api, next).await
+}
+
+fn completed(record: &RolloutRecord, now: DateTime<Utc>) -> RolloutRecord {
+    let duration_ms = u64::try_from((now - record.started_at).num_milliseconds()).unwrap_or(0);
+    RolloutRecord {
+        outcome: Some(RolloutOutcome::Completed { at: now, duration_ms }),
+        ..record.clone()
+    }
+}
+
+/// Records a failed rollout: rolled back (restore + quarantine) when allowed, else just the outcome.
+/// Returns the record as written, or `None` when the guarded patch was refused.
+async fn fail<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    api: &Api<K>,
+    workload: &Workload,
+    record: &RolloutRecord,
+    error: String,
+    may_roll_back: bool,
+) -> Option<RolloutRecord> {
+    let now = Utc::now();
+    let rollback_enabled = workload
+        .annotations
+        .get(annotations::ROLLBACK)
+        .is_none_or(|v| !v.trim().eq_ignore_ascii_case("false"));
+    let roll_back = may_roll_back && rollback_enabled;
+    let next = RolloutRecord {
+        outcome: Some(RolloutOutcome::Failed {
+            at: now,
+            error: error.clone(),
+            rolled_back_to: roll_back.then(|| record.from.clone()),
+        }),
+        ..record.clone()
+    };
+    let patch = if roll_back {
+        let mut quarantine = workload
+            .annotations
+            .get(annotations::QUARANTINE)
+            .and_then(|v| Quarantine::from_annotation(v).ok())
+            .unwrap_or_default();
+        for (container, image) in &record.to {
+            quarantine.add(QuarantineEntry {
+                container: container.clone(),
+                image: image.clone(),
+                at: now,
+            });
+        }
+        let value = quarantine.to_annotation().unwrap_or_else(|_| "[]".into());
+        patch::rollback_patch(record, workload, value, &next)
+    } else {
+        patch::record_patch(record, Some(&next))
+    };
+    match update::apply(api, &key.name, patch).await {
+        Ok(_) => {}
+        Err(UpdateError::Conflict { .. }) => return None,
+        Err(refused) => {
+            tracing::warn!(error = %refused, "failed to record the failed rollout");
+            return None;
+        }
+    }
+    tracing::warn!(%error, rolled_back = roll_back, "rollout failed");
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    ctx.events
+        .publish(&reference, Reason::RolloutFailed, format!("rollout of {} failed: {error}", images(&record.to)))
+        .await;
+    if roll_back {
+        ctx.events
+            .publish(
+                &reference,
+                Reason::RolledBack,
+                format!("restored {}; {} quarantined", images(&record.from), images(&record.to)),
+            )
+            .await;
+    }
+    Some(next)
+}
+
+/// Delivers the recorded outcome, then removes the annotation (SPEC §6: after success or exhausted retries).
+async fn deliver_and_clear<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    api: &Api<K>,
+    record: RolloutRecord,
+) -> Step {
+    let Some(outcome) = &record.outcome else {
+        return Step::Continue;
+    };
+    let (event, at) = match outcome {
+        RolloutOutcome::Completed { at, duration_ms } => (
+            Event::ImageRolloutCompleted {
+                rollout_duration: Duration::from_millis(*duration_ms),
+            },
+            *at,
+        ),
+        RolloutOutcome::Failed { at, error, rolled_back_to } => (
+            Event::ImageRolloutFailed {
+                error: error.clone(),
+                rolled_back_to: rolled_back_to.as_ref().map(images),
+            },
+            *at,
+        ),
+    };
+    let notification = Notification::new(notify_ref(key), images(&record.to), event, at, &record.id);
+    let delivered = ctx.notifier.deliver(&notification).await;
+    if delivered == DeliveryOutcome::Exhausted {
+        tracing::warn!("the webhook receiver did not take the outcome; giving up after the configured retries");
+    }
+    match update::apply(api, &key.name, patch::record_patch(&record, None)).await {
+        Ok(_) => Step::Done,
+        Err(UpdateError::Conflict { .. }) => Step::Done,
+        Err(error) => {
+            tracing::warn!(%error, "failed to remove the rollout annotation; retrying on the next change");
+            Step::Continue
+        }
+    }
+}
+
+fn images(map: &std::collections::BTreeMap<String, String>) -> String {
+    per_container(map.iter().map(|(n, i)| (n.as_str(), i.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deployment_gets_its_own_deadline_plus_a_minute_unless_the_timeout_is_shorter() {
+        assert_eq!(rollout_limit(Kind::Deployment, Some(600), None), Duration::from_secs(660));
+        assert_eq!(rollout_limit(Kind::Deployment, Some(30), Some(Duration::from_secs(600))), Duration::from_secs(90));
+        assert_eq!(rollout_limit(Kind::Deployment, Some(600), Some(Duration::from_secs(120))), Duration::from_secs(120));
+    }
+
+    #[test]
+    fn statefulsets_and_daemonsets_default_to_ten_minutes() {
+        assert_eq!(rollout_limit(Kind::StatefulSet, None, None), DEFAULT_TIMEOUT);
+        assert_eq!(rollout_limit(Kind::DaemonSet, None, Some(Duration::from_secs(42))), Duration::from_secs(42));
+    }
+}

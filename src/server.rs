@@ -1,0 +1,89 @@
+//! The admin server (SPEC §8): `/healthz` (alive), `/readyz` (watches synced, not shutting down), `/metrics`.
+//!
+//! Input: the shared [`Context`] and the metrics registry every component registered into. Output: HTTP
+//! answers for probes and Prometheus. Followers are ready too: readiness says "this replica can take over",
+//! not "this replica leads" (that is the `watch_cluster_leader` gauge).
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+    routing::get,
+};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use tokio_util::sync::CancellationToken;
+
+use crate::controller::Context;
+
+/// What the admin endpoints read.
+pub struct Admin {
+    /// The controller's state.
+    pub ctx: Arc<Context>,
+    /// Every component's metrics.
+    pub registry: Registry,
+}
+
+/// A failure to start the admin server.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to listen on ADMIN_ADDR={addr}")]
+pub struct ServerError {
+    addr: SocketAddr,
+    #[source]
+    source: std::io::Error,
+}
+
+/// Binds the admin address now (so a busy port fails startup), then serves until `stop`.
+pub async fn serve(
+    addr: SocketAddr,
+    admin: Arc<Admin>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError { addr, source })?;
+    let app = router(admin);
+    Ok(tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(error) = server.await {
+            tracing::warn!(%error, "admin server stopped");
+        }
+    }))
+}
+
+/// The routes, for tests.
+pub fn router(admin: Arc<Admin>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(admin)
+}
+
+async fn readyz(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    if admin.ctx.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else if !admin.ctx.is_synced() {
+        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet")
+    } else {
+        (StatusCode::OK, "ready")
+    }
+}
+
+async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
+    let mut body = String::new();
+    match encode(&mut body, &admin.registry) {
+        Ok(()) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            body,
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("failed to encode metrics: {error}"),
+        ),
+    }
+}
