@@ -71,7 +71,9 @@ pub struct Settings {
 
 /// An annotation value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("annotation {annotation}={value:?} is invalid: {problem}; for example {annotation}: {example:?}")]
+#[error(
+    "annotation {annotation}={value:?} is invalid: {problem}; for example {annotation}: {example:?}"
+)]
 pub struct InvalidAnnotation {
     /// The full annotation key.
     pub annotation: &'static str,
@@ -89,7 +91,9 @@ impl Settings {
         annotations: &BTreeMap<String, String>,
         tz: chrono_tz::Tz,
     ) -> Result<Self, InvalidAnnotation> {
-        let cron = non_empty(annotations, CRON).unwrap_or(DEFAULT_CRON).to_owned();
+        let cron = non_empty(annotations, CRON)
+            .unwrap_or(DEFAULT_CRON)
+            .to_owned();
         let schedule = Schedule::parse(&cron, tz).map_err(|e| InvalidAnnotation {
             annotation: CRON,
             value: cron.clone(),
@@ -106,7 +110,7 @@ impl Settings {
             })?,
         };
         let containers = non_empty(annotations, CONTAINERS)
-            .map(|raw| parse_containers(raw))
+            .map(parse_containers)
             .transpose()?;
         let rollback = match non_empty(annotations, ROLLBACK).map(str::to_ascii_lowercase) {
             None => true,
@@ -278,8 +282,8 @@ mod tests {
 
     #[test]
     fn defaults_apply_when_only_enabled_is_set() {
-        let s = Settings::from_annotations(&annotations(&[(ENABLED, "true")]), chrono_tz::UTC)
-            .unwrap();
+        let s =
+            Settings::from_annotations(&annotations(&[(ENABLED, "true")]), chrono_tz::UTC).unwrap();
         assert_eq!(s.cron, DEFAULT_CRON);
         assert_eq!(s.strategy, Strategy::Version);
         assert_eq!(s.containers, None);
@@ -294,14 +298,18 @@ mod tests {
         assert_eq!(err.annotation, STRATEGY);
         assert_eq!(err.value, "newest");
         let text = err.to_string();
-        assert!(text.contains("watch-cluster.io/strategy=\"newest\""), "{text}");
+        assert!(
+            text.contains("watch-cluster.io/strategy=\"newest\""),
+            "{text}"
+        );
         assert!(text.contains("version-lock-major"), "{text}");
     }
 
     #[test]
     fn a_bad_cron_is_invalid_and_not_replaced_by_the_default() {
-        let err = Settings::from_annotations(&annotations(&[(CRON, "every minute")]), chrono_tz::UTC)
-            .unwrap_err();
+        let err =
+            Settings::from_annotations(&annotations(&[(CRON, "every minute")]), chrono_tz::UTC)
+                .unwrap_err();
         assert_eq!(err.annotation, CRON);
         assert!(err.to_string().contains(DEFAULT_CRON));
     }
@@ -316,8 +324,9 @@ mod tests {
         assert_eq!(s.containers.unwrap(), ["app", "sidecar"]);
         assert!(s.check_now);
         for bad in [",", "App", "a b"] {
-            let err = Settings::from_annotations(&annotations(&[(CONTAINERS, bad)]), chrono_tz::UTC)
-                .unwrap_err();
+            let err =
+                Settings::from_annotations(&annotations(&[(CONTAINERS, bad)]), chrono_tz::UTC)
+                    .unwrap_err();
             assert_eq!(err.annotation, CONTAINERS, "{bad}");
         }
     }
@@ -346,10 +355,16 @@ mod tests {
             }),
         };
         let value = record.to_value();
-        assert!(value.contains("\"startedAt\":\"2024-01-01T00:00:00Z\""), "{value}");
+        assert!(
+            value.contains("\"startedAt\":\"2024-01-01T00:00:00Z\""),
+            "{value}"
+        );
         assert!(value.contains("\"result\":\"failed\""), "{value}");
         let map = annotations(&[(ROLLOUT, &value)]);
-        assert_eq!(RolloutRecord::from_annotations(&map).unwrap().unwrap(), record);
+        assert_eq!(
+            RolloutRecord::from_annotations(&map).unwrap().unwrap(),
+            record
+        );
         let broken = annotations(&[(ROLLOUT, "{")]);
         assert!(RolloutRecord::from_annotations(&broken).unwrap().is_err());
     }

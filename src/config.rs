@@ -22,7 +22,12 @@ pub struct RunArgs {
     #[arg(long, env = "REGISTRY_CA_FILE", value_name = "PATH")]
     pub registry_ca_file: Option<String>,
     /// How long registry answers are shared (the check window).
-    #[arg(long, env = "REGISTRY_CACHE_TTL", value_name = "DURATION", default_value = "30s")]
+    #[arg(
+        long,
+        env = "REGISTRY_CACHE_TTL",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
     pub registry_cache_ttl: Option<String>,
     /// Give up on a rollout after this long (StatefulSets and DaemonSets default to 10m).
     #[arg(long, env = "ROLLOUT_TIMEOUT", value_name = "DURATION")]
@@ -34,10 +39,20 @@ pub struct RunArgs {
     #[arg(long, env = "DRY_RUN", value_name = "BOOL")]
     pub dry_run: Option<String>,
     /// Address of the admin server (/healthz, /readyz, /metrics).
-    #[arg(long, env = "ADMIN_ADDR", value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "ADMIN_ADDR",
+        value_name = "ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
     pub admin_addr: Option<String>,
     /// Only the holder of a Lease acts; turn off only when running a single replica.
-    #[arg(long, env = "LEADER_ELECTION", value_name = "BOOL", default_value = "true")]
+    #[arg(
+        long,
+        env = "LEADER_ELECTION",
+        value_name = "BOOL",
+        default_value = "true"
+    )]
     pub leader_election: Option<String>,
 }
 
@@ -147,7 +162,10 @@ pub enum LogFormat {
 impl LogArgs {
     /// The log format, validated.
     pub fn format(&self) -> Result<LogFormat, ConfigError> {
-        match set(&self.log_format).map(str::to_ascii_lowercase).as_deref() {
+        match set(&self.log_format)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("text") => Ok(LogFormat::Text),
             Some("json") => Ok(LogFormat::Json),
             Some(_) => Err(ConfigError {

@@ -52,7 +52,12 @@ pub struct LeaseError {
 }
 
 /// Runs the election until `shutdown`, then releases the Lease if held. `tx` reflects leadership.
-pub async fn run(client: Client, config: LeaseConfig, tx: watch::Sender<bool>, shutdown: CancellationToken) {
+pub async fn run(
+    client: Client,
+    config: LeaseConfig,
+    tx: watch::Sender<bool>,
+    shutdown: CancellationToken,
+) {
     let api: Api<Lease> = Api::namespaced(client, &config.namespace);
     loop {
         let leading = match try_acquire_or_renew(&api, &config, Utc::now()).await {
@@ -76,20 +81,29 @@ pub async fn run(client: Client, config: LeaseConfig, tx: watch::Sender<bool>, s
         tx.send_replace(false);
         match release(&api, &config).await {
             Ok(()) => tracing::info!("released the leader Lease"),
-            Err(error) => tracing::warn!(%error, "failed to release the leader Lease; it expires on its own"),
+            Err(error) => {
+                tracing::warn!(%error, "failed to release the leader Lease; it expires on its own")
+            }
         }
     }
 }
 
 /// One election round: returns whether we hold the Lease afterwards.
-pub async fn try_acquire_or_renew(api: &Api<Lease>, config: &LeaseConfig, now: DateTime<Utc>) -> Result<bool, LeaseError> {
+pub async fn try_acquire_or_renew(
+    api: &Api<Lease>,
+    config: &LeaseConfig,
+    now: DateTime<Utc>,
+) -> Result<bool, LeaseError> {
     let error = |action, source| LeaseError {
         action,
         namespace: config.namespace.clone(),
         name: config.name.clone(),
         source,
     };
-    let current = api.get_opt(&config.name).await.map_err(|e| error("read", e))?;
+    let current = api
+        .get_opt(&config.name)
+        .await
+        .map_err(|e| error("read", e))?;
     let Some(mut lease) = current else {
         let lease = Lease {
             metadata: ObjectMeta {
@@ -111,7 +125,10 @@ pub async fn try_acquire_or_renew(api: &Api<Lease>, config: &LeaseConfig, now: D
     }
     lease.spec = Some(held_spec(Some(&spec), config, now));
     // The resourceVersion read above makes this PUT a compare-and-swap.
-    match api.replace(&config.name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(error("update", e)),
@@ -129,7 +146,8 @@ pub fn may_take(spec: &LeaseSpec, identity: &str, now: DateTime<Utc>) -> bool {
             match renewed {
                 None => true,
                 Some(MicroTime(at)) => {
-                    let at = DateTime::<Utc>::from_timestamp_micros(at.as_microsecond()).unwrap_or(now);
+                    let at =
+                        DateTime::<Utc>::from_timestamp_micros(at.as_microsecond()).unwrap_or(now);
                     at + chrono::Duration::seconds(seconds) < now
                 }
             }
@@ -139,7 +157,8 @@ pub fn may_take(spec: &LeaseSpec, identity: &str, now: DateTime<Utc>) -> bool {
 
 fn held_spec(previous: Option<&LeaseSpec>, config: &LeaseConfig, now: DateTime<Utc>) -> LeaseSpec {
     let now_micro = micro(now);
-    let ours = previous.and_then(|p| p.holder_identity.as_deref()) == Some(config.identity.as_str());
+    let ours =
+        previous.and_then(|p| p.holder_identity.as_deref()) == Some(config.identity.as_str());
     let transitions = previous.and_then(|p| p.lease_transitions).unwrap_or(0);
     LeaseSpec {
         holder_identity: Some(config.identity.clone()),
@@ -150,7 +169,11 @@ fn held_spec(previous: Option<&LeaseSpec>, config: &LeaseConfig, now: DateTime<U
             Some(now_micro.clone())
         },
         renew_time: Some(now_micro),
-        lease_transitions: Some(if ours || previous.is_none() { transitions } else { transitions + 1 }),
+        lease_transitions: Some(if ours || previous.is_none() {
+            transitions
+        } else {
+            transitions + 1
+        }),
         ..Default::default()
     }
 }
@@ -160,7 +183,8 @@ fn micro(at: DateTime<Utc>) -> MicroTime {
 }
 
 fn jiff_timestamp(at: DateTime<Utc>) -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::from_microsecond(at.timestamp_micros()).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+    k8s_openapi::jiff::Timestamp::from_microsecond(at.timestamp_micros())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Gives the Lease up so a follower takes over at once (a rolling upgrade hands over without waiting).
@@ -171,7 +195,11 @@ async fn release(api: &Api<Lease>, config: &LeaseConfig) -> Result<(), LeaseErro
         name: config.name.clone(),
         source,
     };
-    let Some(mut lease) = api.get_opt(&config.name).await.map_err(|e| error("read", e))? else {
+    let Some(mut lease) = api
+        .get_opt(&config.name)
+        .await
+        .map_err(|e| error("read", e))?
+    else {
         return Ok(());
     };
     let mut spec = lease.spec.clone().unwrap_or_default();
@@ -182,7 +210,10 @@ async fn release(api: &Api<Lease>, config: &LeaseConfig) -> Result<(), LeaseErro
     spec.renew_time = None;
     spec.acquire_time = None;
     lease.spec = Some(spec);
-    match api.replace(&config.name, &PostParams::default(), &lease).await {
+    match api
+        .replace(&config.name, &PostParams::default(), &lease)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
         Err(e) => Err(error("release", e)),
@@ -227,9 +258,21 @@ mod tests {
             duration: LEASE_DURATION,
             renew_interval: RENEW_INTERVAL,
         };
-        let previous = LeaseSpec { lease_transitions: Some(2), ..spec(Some("a"), 20, now) };
-        assert_eq!(held_spec(Some(&previous), &config, now).lease_transitions, Some(3));
-        let ours = LeaseSpec { lease_transitions: Some(3), ..spec(Some("b"), 1, now) };
-        assert_eq!(held_spec(Some(&ours), &config, now).lease_transitions, Some(3));
+        let previous = LeaseSpec {
+            lease_transitions: Some(2),
+            ..spec(Some("a"), 20, now)
+        };
+        assert_eq!(
+            held_spec(Some(&previous), &config, now).lease_transitions,
+            Some(3)
+        );
+        let ours = LeaseSpec {
+            lease_transitions: Some(3),
+            ..spec(Some("b"), 1, now)
+        };
+        assert_eq!(
+            held_spec(Some(&ours), &config, now).lease_transitions,
+            Some(3)
+        );
     }
 }

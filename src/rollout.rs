@@ -66,7 +66,8 @@ async fn observe<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
         .boxed();
     let mut deadline: Option<tokio::time::Instant> = None;
     loop {
-        let sleep_until = deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let sleep_until =
+            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let next = tokio::select! {
             next = objects.next() => next,
             () = tokio::time::sleep_until(sleep_until) => {
@@ -112,17 +113,28 @@ fn read_record(workload: &Workload) -> Option<RolloutRecord> {
 
 /// When the controller gives up on a rollout (SPEC §6), as a tokio instant.
 fn deadline_of(ctx: &Context, workload: &Workload, record: &RolloutRecord) -> tokio::time::Instant {
-    let limit = rollout_limit(workload.kind, workload.progress_deadline_seconds, ctx.config.rollout_timeout);
-    let elapsed = (Utc::now() - record.started_at).to_std().unwrap_or_default();
+    let limit = rollout_limit(
+        workload.kind,
+        workload.progress_deadline_seconds,
+        ctx.config.rollout_timeout,
+    );
+    let elapsed = (Utc::now() - record.started_at)
+        .to_std()
+        .unwrap_or_default();
     tokio::time::Instant::now() + limit.saturating_sub(elapsed)
 }
 
 /// How long a rollout may take from `startedAt`.
-pub fn rollout_limit(kind: Kind, progress_deadline_seconds: Option<i32>, rollout_timeout: Option<Duration>) -> Duration {
+pub fn rollout_limit(
+    kind: Kind,
+    progress_deadline_seconds: Option<i32>,
+    rollout_timeout: Option<Duration>,
+) -> Duration {
     match kind {
         Kind::Deployment => {
-            let own = Duration::from_secs(u64::try_from(progress_deadline_seconds.unwrap_or(600)).unwrap_or(600))
-                + DEADLINE_GRACE;
+            let own = Duration::from_secs(
+                u64::try_from(progress_deadline_seconds.unwrap_or(600)).unwrap_or(600),
+            ) + DEADLINE_GRACE;
             rollout_timeout.map_or(own, |t| t.min(own))
         }
         Kind::StatefulSet | Kind::DaemonSet => rollout_timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -141,23 +153,44 @@ async fn step<K: ManagedKind>(
     }
     let now = Utc::now();
     let superseded = record.to.iter().find_map(|(name, written)| {
-        let image = workload.container(name).map(|c| c.image.clone()).unwrap_or_default();
+        let image = workload
+            .container(name)
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
         (image != *written).then_some(image)
     });
     let outcome = if let Some(image) = superseded {
-        fail::<K>(ctx, key, api, workload, &record, format!("superseded by {image}"), false).await
+        fail::<K>(
+            ctx,
+            key,
+            api,
+            workload,
+            &record,
+            format!("superseded by {image}"),
+            false,
+        )
+        .await
     } else {
         match &workload.progress {
             Progress::Complete => Some(completed(&record, now)),
-            Progress::Failed(why) => fail::<K>(ctx, key, api, workload, &record, why.clone(), true).await,
+            Progress::Failed(why) => {
+                fail::<K>(ctx, key, api, workload, &record, why.clone(), true).await
+            }
             Progress::InProgress(what) => {
-                let limit = rollout_limit(workload.kind, workload.progress_deadline_seconds, ctx.config.rollout_timeout);
+                let limit = rollout_limit(
+                    workload.kind,
+                    workload.progress_deadline_seconds,
+                    ctx.config.rollout_timeout,
+                );
                 let elapsed = (now - record.started_at).to_std().unwrap_or_default();
                 if elapsed < limit {
                     tracing::debug!(%what, "rollout in progress");
                     return Step::Continue;
                 }
-                let why = format!("rollout did not complete within {}s: {what}", limit.as_secs());
+                let why = format!(
+                    "rollout did not complete within {}s: {what}",
+                    limit.as_secs()
+                );
                 fail::<K>(ctx, key, api, workload, &record, why, true).await
             }
         }
@@ -176,7 +209,11 @@ async fn step<K: ManagedKind>(
         }
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
         ctx.events
-            .publish(&reference, Reason::RolloutCompleted, format!("rollout of {} completed", images(&next.to)))
+            .publish(
+                &reference,
+                Reason::RolloutCompleted,
+                format!("rollout of {} completed", images(&next.to)),
+            )
             .await;
     }
     deliver_and_clear(ctx, key, api, next).await
@@ -185,7 +222,10 @@ async fn step<K: ManagedKind>(
 fn completed(record: &RolloutRecord, now: DateTime<Utc>) -> RolloutRecord {
     let duration_ms = u64::try_from((now - record.started_at).num_milliseconds()).unwrap_or(0);
     RolloutRecord {
-        outcome: Some(RolloutOutcome::Completed { at: now, duration_ms }),
+        outcome: Some(RolloutOutcome::Completed {
+            at: now,
+            duration_ms,
+        }),
         ..record.clone()
     }
 }
@@ -244,14 +284,22 @@ async fn fail<K: ManagedKind>(
     tracing::warn!(%error, rolled_back = roll_back, "rollout failed");
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     ctx.events
-        .publish(&reference, Reason::RolloutFailed, format!("rollout of {} failed: {error}", images(&record.to)))
+        .publish(
+            &reference,
+            Reason::RolloutFailed,
+            format!("rollout of {} failed: {error}", images(&record.to)),
+        )
         .await;
     if roll_back {
         ctx.events
             .publish(
                 &reference,
                 Reason::RolledBack,
-                format!("restored {}; {} quarantined", images(&record.from), images(&record.to)),
+                format!(
+                    "restored {}; {} quarantined",
+                    images(&record.from),
+                    images(&record.to)
+                ),
             )
             .await;
     }
@@ -275,7 +323,11 @@ async fn deliver_and_clear<K: ManagedKind>(
             },
             *at,
         ),
-        RolloutOutcome::Failed { at, error, rolled_back_to } => (
+        RolloutOutcome::Failed {
+            at,
+            error,
+            rolled_back_to,
+        } => (
             Event::ImageRolloutFailed {
                 error: error.clone(),
                 rolled_back_to: rolled_back_to.as_ref().map(images),
@@ -283,10 +335,13 @@ async fn deliver_and_clear<K: ManagedKind>(
             *at,
         ),
     };
-    let notification = Notification::new(notify_ref(key), images(&record.to), event, at, &record.id);
+    let notification =
+        Notification::new(notify_ref(key), images(&record.to), event, at, &record.id);
     let delivered = ctx.notifier.deliver(&notification).await;
     if delivered == DeliveryOutcome::Exhausted {
-        tracing::warn!("the webhook receiver did not take the outcome; giving up after the configured retries");
+        tracing::warn!(
+            "the webhook receiver did not take the outcome; giving up after the configured retries"
+        );
     }
     match update::apply(api, &key.name, patch::record_patch(&record, None)).await {
         Ok(_) => Step::Done,
@@ -308,14 +363,29 @@ mod tests {
 
     #[test]
     fn a_deployment_gets_its_own_deadline_plus_a_minute_unless_the_timeout_is_shorter() {
-        assert_eq!(rollout_limit(Kind::Deployment, Some(600), None), Duration::from_secs(660));
-        assert_eq!(rollout_limit(Kind::Deployment, Some(30), Some(Duration::from_secs(600))), Duration::from_secs(90));
-        assert_eq!(rollout_limit(Kind::Deployment, Some(600), Some(Duration::from_secs(120))), Duration::from_secs(120));
+        assert_eq!(
+            rollout_limit(Kind::Deployment, Some(600), None),
+            Duration::from_secs(660)
+        );
+        assert_eq!(
+            rollout_limit(Kind::Deployment, Some(30), Some(Duration::from_secs(600))),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            rollout_limit(Kind::Deployment, Some(600), Some(Duration::from_secs(120))),
+            Duration::from_secs(120)
+        );
     }
 
     #[test]
     fn statefulsets_and_daemonsets_default_to_ten_minutes() {
-        assert_eq!(rollout_limit(Kind::StatefulSet, None, None), DEFAULT_TIMEOUT);
-        assert_eq!(rollout_limit(Kind::DaemonSet, None, Some(Duration::from_secs(42))), Duration::from_secs(42));
+        assert_eq!(
+            rollout_limit(Kind::StatefulSet, None, None),
+            DEFAULT_TIMEOUT
+        );
+        assert_eq!(
+            rollout_limit(Kind::DaemonSet, None, Some(Duration::from_secs(42))),
+            Duration::from_secs(42)
+        );
     }
 }

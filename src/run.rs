@@ -70,7 +70,10 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!config.leader_election);
     let election = config.leader_election.then(|| {
         let lease = LeaseConfig {
-            namespace: std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "watch-cluster".into()),
+            namespace: std::env::var("POD_NAMESPACE")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "watch-cluster".into()),
             name: "watch-cluster".into(),
             identity: identity.clone(),
             duration: leader::LEASE_DURATION,
@@ -91,7 +94,10 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         synced: Default::default(),
     });
     let admin_stop = CancellationToken::new();
-    let admin = Arc::new(Admin { ctx: ctx.clone(), registry: metrics });
+    let admin = Arc::new(Admin {
+        ctx: ctx.clone(),
+        registry: metrics,
+    });
     let admin_server = server::serve(config.admin_addr, admin, admin_stop.clone()).await?;
     controller::run(ctx).await;
     tracing::info!("watches stopped; flushing webhooks");

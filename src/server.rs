@@ -46,7 +46,8 @@ pub async fn serve(
         .map_err(|source| ServerError { addr, source })?;
     let app = router(admin);
     Ok(tokio::spawn(async move {
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await });
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
         if let Err(error) = server.await {
             tracing::warn!(%error, "admin server stopped");
         }
@@ -77,7 +78,10 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
     match encode(&mut body, &admin.registry) {
         Ok(()) => (
             StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
             body,
         ),
         Err(error) => (

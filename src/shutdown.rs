@@ -12,7 +12,9 @@ pub fn on_signals(token: CancellationToken) {
             tracing::warn!("signal handlers could not be installed; stop the process with SIGKILL");
             return;
         }
-        tracing::info!("shutdown requested: finishing in-flight work (send the signal again to exit now)");
+        tracing::info!(
+            "shutdown requested: finishing in-flight work (send the signal again to exit now)"
+        );
         token.cancel();
         if wait_for_signal().await.is_ok() {
             tracing::warn!("second signal: exiting now");

@@ -54,7 +54,8 @@ fn filter(args: &LogArgs) -> Result<EnvFilter, ConfigError> {
         .ok_or_else(|| ConfigError {
             variable: "LOG_LEVEL",
             value: level.to_owned(),
-            problem: "expected error, warn, info, debug, trace or a filter like info,kube=warn".into(),
+            problem: "expected error, warn, info, debug, trace or a filter like info,kube=warn"
+                .into(),
             example: "debug",
         })
 }

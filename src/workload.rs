@@ -289,9 +289,7 @@ pub fn statefulset_progress(s: &StatefulSet) -> Progress {
     let desired = spec.and_then(|s| s.replicas).unwrap_or(1);
     let ready = status.ready_replicas.unwrap_or(0);
     if ready < desired {
-        return Progress::InProgress(format!(
-            "{ready} of {desired} pods are ready"
-        ));
+        return Progress::InProgress(format!("{ready} of {desired} pods are ready"));
     }
     let partition = spec
         .and_then(|s| s.update_strategy.as_ref())
@@ -348,7 +346,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn deployment(generation: i64, spec_extra: serde_json::Value, status: serde_json::Value) -> Deployment {
+    fn deployment(
+        generation: i64,
+        spec_extra: serde_json::Value,
+        status: serde_json::Value,
+    ) -> Deployment {
         let mut spec = json!({
             "replicas": 2,
             "selector": {"matchLabels": {"app": "web"}},
@@ -377,7 +379,11 @@ mod tests {
     fn the_projection_keeps_only_what_deciding_needs() {
         let w = Workload::from(&deployment(1, json!({"paused": true}), json!({})));
         assert_eq!((w.namespace.as_str(), w.name.as_str()), ("shop", "web"));
-        assert_eq!(w.annotations.len(), 1, "only watch-cluster.io/ annotations are kept");
+        assert_eq!(
+            w.annotations.len(),
+            1,
+            "only watch-cluster.io/ annotations are kept"
+        );
         assert_eq!(w.containers.len(), 3);
         assert_eq!(
             w.container("migrate").unwrap().image_path(),
@@ -397,9 +403,21 @@ mod tests {
     fn a_deployment_completes_only_when_every_count_caught_up() {
         let cases = [
             (2, json!({"observedGeneration": 1}), "observed"),
-            (1, json!({"observedGeneration": 1, "updatedReplicas": 1, "replicas": 2}), "1 out of 2 new replicas"),
-            (1, json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 3, "availableReplicas": 2}), "1 old replicas"),
-            (1, json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1}), "1 of 2 updated"),
+            (
+                1,
+                json!({"observedGeneration": 1, "updatedReplicas": 1, "replicas": 2}),
+                "1 out of 2 new replicas",
+            ),
+            (
+                1,
+                json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 3, "availableReplicas": 2}),
+                "1 old replicas",
+            ),
+            (
+                1,
+                json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 1}),
+                "1 of 2 updated",
+            ),
         ];
         for (generation, status, expected) in cases {
             match deployment_progress(&deployment(generation, json!({}), status)) {
@@ -408,7 +426,10 @@ mod tests {
             }
         }
         let done = json!({"observedGeneration": 1, "updatedReplicas": 2, "replicas": 2, "availableReplicas": 2});
-        assert_eq!(deployment_progress(&deployment(1, json!({}), done)), Progress::Complete);
+        assert_eq!(
+            deployment_progress(&deployment(1, json!({}), done)),
+            Progress::Complete
+        );
     }
 
     #[test]
@@ -436,10 +457,16 @@ mod tests {
         let rolling = json!({"type": "RollingUpdate"});
         let moving = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1,
                             "currentRevision": "db-a", "updateRevision": "db-b"});
-        assert!(matches!(statefulset_progress(&sts(moving, rolling.clone())), Progress::InProgress(_)));
+        assert!(matches!(
+            statefulset_progress(&sts(moving, rolling.clone())),
+            Progress::InProgress(_)
+        ));
         let done = json!({"observedGeneration": 3, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
                           "currentRevision": "db-b", "updateRevision": "db-b"});
-        assert_eq!(statefulset_progress(&sts(done, rolling)), Progress::Complete);
+        assert_eq!(
+            statefulset_progress(&sts(done, rolling)),
+            Progress::Complete
+        );
         let on_delete = Workload::from(&sts(json!({}), json!({"type": "OnDelete"})));
         assert!(on_delete.on_delete);
     }
@@ -460,7 +487,10 @@ mod tests {
         let mut moving = base.clone();
         moving["updatedNumberScheduled"] = json!(2);
         moving["numberAvailable"] = json!(3);
-        assert!(matches!(daemonset_progress(&ds(moving)), Progress::InProgress(_)));
+        assert!(matches!(
+            daemonset_progress(&ds(moving)),
+            Progress::InProgress(_)
+        ));
         let mut done = base;
         done["updatedNumberScheduled"] = json!(3);
         done["numberAvailable"] = json!(3);

@@ -32,6 +32,8 @@ pub struct SimOptions {
     pub history_limit: usize,
     /// The workload controllers' settings; `None` runs no controllers (objects stay as written).
     pub controllers: Option<controllers::ControllerConfig>,
+    /// Names of the Ready nodes the cluster starts with.
+    pub nodes: Vec<String>,
 }
 
 impl Default for SimOptions {
@@ -41,6 +43,7 @@ impl Default for SimOptions {
             api: ApiConfig::default(),
             history_limit: store::DEFAULT_HISTORY_LIMIT,
             controllers: None,
+            nodes: vec!["sim-node-1".to_string()],
         }
     }
 }
@@ -60,6 +63,7 @@ impl SimCluster {
     pub async fn start(options: SimOptions) -> anyhow::Result<SimCluster> {
         let store = Store::new();
         store.set_history_limit(options.history_limit);
+        bootstrap(&store, &options.nodes).context("failed to create the initial objects")?;
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("failed to bind {}", options.listen))?;
@@ -129,6 +133,29 @@ impl SimCluster {
             c.abort();
         }
     }
+}
+
+/// The namespaces every cluster has, and Ready nodes.
+fn bootstrap(store: &Store, nodes: &[String]) -> Result<(), StoreError> {
+    for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        store.create(Kind::Namespace, serde_json::json!({"metadata": {"name": namespace}}))?;
+    }
+    for name in nodes {
+        let node = store.create(
+            Kind::Node,
+            serde_json::json!({"metadata": {"name": name, "labels": {
+                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64"
+            }}}),
+        )?;
+        let mut ready = node;
+        ready["status"] = serde_json::json!({
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                "lastHeartbeatTime": store::now_rfc3339(), "lastTransitionTime": store::now_rfc3339()}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": api::GIT_VERSION}
+        });
+        store.update_status(Kind::Node, ready)?;
+    }
+    Ok(())
 }
 
 impl Drop for SimCluster {

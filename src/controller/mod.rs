@@ -7,6 +7,7 @@
 //! 4 KB `last-applied-configuration`) cost a few MiB. The full object is read once per check.
 
 mod checker;
+pub mod decide;
 mod reconcile;
 pub mod schedule_state;
 
@@ -26,10 +27,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
-        Controller, WatchStreamExt,
-        controller::Config as ControllerConfig,
-        reflector,
-        watcher,
+        Controller, WatchStreamExt, controller::Config as ControllerConfig, reflector, watcher,
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
@@ -174,7 +172,12 @@ pub async fn run(ctx: Arc<Context>) {
     let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
         vec![None]
     } else {
-        ctx.config.watch_namespaces.iter().cloned().map(Some).collect()
+        ctx.config
+            .watch_namespaces
+            .iter()
+            .cloned()
+            .map(Some)
+            .collect()
     };
     let mut controllers = Vec::new();
     for namespace in namespaces {

@@ -140,7 +140,7 @@ async fn announce<K: ManagedKind>(
             key: key.to_string(),
             source,
         })?;
-    let image = super::checker::workload_image(&updated.project(), settings);
+    let image = super::decide::workload_image(&updated.project(), settings);
     tracing::info!(cron = %detected.cron, strategy = %detected.strategy, "workload detected");
     ctx.notifier.try_notify(&Notification::new(
         super::notify_ref(key),

@@ -114,14 +114,21 @@ mod tests {
             state.poll(&schedule, at("2026-01-01T11:07:00Z")),
             Poll::Due(Duration::from_secs(180))
         );
-        assert!(matches!(state.poll(&schedule, at("2026-01-01T11:07:30Z")), Poll::Wait(_)));
+        assert!(matches!(
+            state.poll(&schedule, at("2026-01-01T11:07:30Z")),
+            Poll::Wait(_)
+        ));
     }
 
     #[test]
     fn a_fire_time_years_away_never_waits_longer_than_a_day() {
         let schedule = Schedule::parse("0 0 0 1 * ? 2099", chrono_tz::UTC).unwrap();
-        let mut state = ScheduleState::new("0 0 0 1 * ? 2099", &schedule, at("2026-01-01T00:00:00Z"));
-        assert_eq!(state.poll(&schedule, at("2026-01-01T00:00:00Z")), Poll::Wait(MAX_WAIT));
+        let mut state =
+            ScheduleState::new("0 0 0 1 * ? 2099", &schedule, at("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            state.poll(&schedule, at("2026-01-01T00:00:00Z")),
+            Poll::Wait(MAX_WAIT)
+        );
         assert!(state.is_for("0 0 0 1 * ? 2099"));
     }
 }

@@ -149,7 +149,8 @@ impl Sender {
                 }
                 Attempt::Retry { reason, after } if retry < self.retry_count => {
                     retry += 1;
-                    let wait = after.unwrap_or_else(|| self.backoff(retry));
+                    let wait = after
+                        .unwrap_or_else(|| backoff(self.backoff_base, self.backoff_max, retry));
                     self.metrics.record(job.event_type, Outcome::Retried);
                     debug!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -161,14 +162,6 @@ impl Sender {
                 }
             }
         }
-    }
-
-    /// `base × 2^(retry-1)`, capped.
-    fn backoff(&self, retry: u32) -> Duration {
-        let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-        self.backoff_base
-            .saturating_mul(factor)
-            .min(self.backoff_max)
     }
 
     async fn attempt(&self, job: &Prepared) -> Attempt {
@@ -193,6 +186,12 @@ impl Sender {
             },
         }
     }
+}
+
+/// The wait before retry `retry` (1-based): `base × 2^(retry-1)`, at most `max`.
+fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
+    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
+    base.saturating_mul(factor).min(max)
 }
 
 fn classify(status: StatusCode, headers: &HeaderMap) -> Attempt {
@@ -276,6 +275,18 @@ mod tests {
         assert_eq!(
             retry_after(&headers("Mon, 01 Jan 2024 11:00:00 GMT"), now),
             Some(Duration::ZERO)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_base_up_to_the_cap() {
+        let waits: Vec<u64> = (1..=7)
+            .map(|retry| backoff(Duration::from_secs(1), Duration::from_secs(30), retry).as_secs())
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(
+            backoff(Duration::from_secs(1), Duration::from_secs(30), 100),
+            Duration::from_secs(30)
         );
     }
 

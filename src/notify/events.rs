@@ -143,7 +143,12 @@ impl EventRecorder {
 
     /// Records an Event unless the same (workload, reason) was last recorded with the same note.
     /// Returns whether an Event was recorded.
-    pub async fn publish_once(&self, regarding: &ObjectReference, reason: Reason, note: String) -> bool {
+    pub async fn publish_once(
+        &self,
+        regarding: &ObjectReference,
+        reason: Reason,
+        note: String,
+    ) -> bool {
         if !self.remember(regarding, reason, &note) {
             return false;
         }

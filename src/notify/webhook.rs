@@ -72,9 +72,10 @@ impl std::fmt::Debug for Notifier {
 impl Notifier {
     /// Registers the webhook metrics and, when a URL is configured, spawns the writer task.
     ///
-    /// Must be called inside a Tokio runtime. The crypto provider must be installed first
-    /// ([`crate::install_crypto_provider`]).
+    /// Must be called inside a Tokio runtime. Installs the process crypto provider if none is yet
+    /// ([`crate::install_crypto_provider`]), since building the HTTP client without one panics in rustls.
     pub fn start(config: WebhookConfig, registry: &mut Registry) -> Result<Self, NotifierError> {
+        crate::install_crypto_provider();
         let metrics = WebhookMetrics::register(registry);
         let Some(sender) = Sender::new(&config, metrics.clone()).map_err(NotifierError::Client)?
         else {

@@ -123,7 +123,12 @@ mod tests {
         let mut doc = object();
         let workload = Workload::from(&serde_json::from_value::<Deployment>(doc.clone()).unwrap());
         let now = DateTime::from_timestamp(1_704_067_200, 0).unwrap();
-        let p = update_patch(&workload, &[change(&workload)], &record("app:1.0.1@sha256:bb"), now);
+        let p = update_patch(
+            &workload,
+            &[change(&workload)],
+            &record("app:1.0.1@sha256:bb"),
+            now,
+        );
         json_patch::patch(&mut doc, &p).unwrap();
         let containers = &doc["spec"]["template"]["spec"]["containers"];
         assert_eq!(containers[0]["image"], "app:1.0.1@sha256:bb");
@@ -132,10 +137,16 @@ mod tests {
         assert_eq!(notes["team"], "payments", "other annotations are kept");
         assert_eq!(notes[annotations::LAST_UPDATE], "1704067200000");
         assert_eq!(notes[annotations::LAST_UPDATE_IMAGE], "app:1.0.1@sha256:bb");
-        assert_eq!(notes[annotations::CHANGE], "app:1.0.0 -> app:1.0.1@sha256:bb");
+        assert_eq!(
+            notes[annotations::CHANGE],
+            "app:1.0.0 -> app:1.0.1@sha256:bb"
+        );
         assert_eq!(notes[annotations::LAST_UPDATE_FROM_DIGEST], "sha256:aa");
         assert_eq!(notes[annotations::LAST_UPDATE_TO_DIGEST], "sha256:bb");
-        assert!(notes.get(annotations::CHECK_NOW).is_none(), "check-now is removed");
+        assert!(
+            notes.get(annotations::CHECK_NOW).is_none(),
+            "check-now is removed"
+        );
         let stored: RolloutRecord =
             serde_json::from_str(notes[annotations::ROLLOUT].as_str().unwrap()).unwrap();
         assert_eq!(stored, record("app:1.0.1@sha256:bb"));
@@ -144,7 +155,8 @@ mod tests {
     #[test]
     fn the_update_patch_fails_its_test_when_the_image_changed_meanwhile() {
         let original = object();
-        let workload = Workload::from(&serde_json::from_value::<Deployment>(original.clone()).unwrap());
+        let workload =
+            Workload::from(&serde_json::from_value::<Deployment>(original.clone()).unwrap());
         let mut doc = original;
         doc["spec"]["template"]["spec"]["containers"][0]["image"] = json!("app:9.9.9");
         let p = update_patch(
@@ -160,7 +172,10 @@ mod tests {
 
     #[test]
     fn several_containers_are_recorded_as_name_value_pairs() {
-        assert_eq!(per_container([("app", "a:2"), ("proxy", "p:3")]), "app=a:2,proxy=p:3");
+        assert_eq!(
+            per_container([("app", "a:2"), ("proxy", "p:3")]),
+            "app=a:2,proxy=p:3"
+        );
         assert_eq!(per_container([("app", "a:2")]), "a:2");
     }
 
@@ -179,8 +194,14 @@ mod tests {
         });
         let p = rollback_patch(&current, &workload, "[]".into(), &failed);
         json_patch::patch(&mut doc, &p).unwrap();
-        assert_eq!(doc["spec"]["template"]["spec"]["containers"][0]["image"], "app:1.0.0");
-        assert_eq!(doc["metadata"]["annotations"][annotations::QUARANTINE], "[]");
+        assert_eq!(
+            doc["spec"]["template"]["spec"]["containers"][0]["image"],
+            "app:1.0.0"
+        );
+        assert_eq!(
+            doc["metadata"]["annotations"][annotations::QUARANTINE],
+            "[]"
+        );
         assert_eq!(
             doc["metadata"]["annotations"][annotations::ROLLOUT],
             json!(failed.to_value())
@@ -194,7 +215,11 @@ mod tests {
         doc["metadata"]["annotations"][annotations::ROLLOUT] = json!(current.to_value());
         let mut other = doc.clone();
         json_patch::patch(&mut doc, &record_patch(&current, None)).unwrap();
-        assert!(doc["metadata"]["annotations"].get(annotations::ROLLOUT).is_none());
+        assert!(
+            doc["metadata"]["annotations"]
+                .get(annotations::ROLLOUT)
+                .is_none()
+        );
         other["metadata"]["annotations"][annotations::ROLLOUT] = json!(record("x").to_value());
         assert!(json_patch::patch(&mut other, &record_patch(&current, None)).is_err());
     }

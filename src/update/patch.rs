@@ -59,8 +59,16 @@ pub fn update_patch(
     for change in changes {
         ops.push(replace(&change.container.image_path(), &change.to_image));
     }
-    let from = per_container(changes.iter().map(|c| (c.container.name.as_str(), c.from_image.as_str())));
-    let to = per_container(changes.iter().map(|c| (c.container.name.as_str(), c.to_image.as_str())));
+    let from = per_container(
+        changes
+            .iter()
+            .map(|c| (c.container.name.as_str(), c.from_image.as_str())),
+    );
+    let to = per_container(
+        changes
+            .iter()
+            .map(|c| (c.container.name.as_str(), c.to_image.as_str())),
+    );
     let mut notes = BTreeMap::new();
     notes.insert(annotations::LAST_UPDATE, now.timestamp_millis().to_string());
     notes.insert(annotations::LAST_UPDATE_IMAGE, to.clone());
@@ -71,11 +79,18 @@ pub fn update_patch(
         .collect();
     let all_from_digests_known = from_digests.len() == changes.len();
     if all_from_digests_known {
-        notes.insert(annotations::LAST_UPDATE_FROM_DIGEST, per_container(from_digests));
+        notes.insert(
+            annotations::LAST_UPDATE_FROM_DIGEST,
+            per_container(from_digests),
+        );
     }
     notes.insert(
         annotations::LAST_UPDATE_TO_DIGEST,
-        per_container(changes.iter().map(|c| (c.container.name.as_str(), c.to_digest.as_str()))),
+        per_container(
+            changes
+                .iter()
+                .map(|c| (c.container.name.as_str(), c.to_digest.as_str())),
+        ),
     );
     notes.insert(annotations::ROLLOUT, record.to_value());
     ops.extend(annotation_ops(notes));
@@ -120,12 +135,16 @@ pub fn rollback_patch(
     let mut ops = Vec::new();
     let mut restores = Vec::new();
     for (name, written) in &record.to {
-        if let (Some(container), Some(previous)) = (workload.container(name), record.from.get(name)) {
+        if let (Some(container), Some(previous)) = (workload.container(name), record.from.get(name))
+        {
             ops.push(test(&container.image_path(), written));
             restores.push(replace(&container.image_path(), previous));
         }
     }
-    ops.push(test(&annotation_path(annotations::ROLLOUT), &record.to_value()));
+    ops.push(test(
+        &annotation_path(annotations::ROLLOUT),
+        &record.to_value(),
+    ));
     ops.extend(restores);
     let mut notes = BTreeMap::new();
     notes.insert(annotations::QUARANTINE, quarantine_value);
@@ -140,7 +159,9 @@ pub fn record_patch(current: &RolloutRecord, next: Option<&RolloutRecord>) -> Pa
     let mut ops = vec![test(&path, &current.to_value())];
     match next {
         Some(next) => ops.push(replace(&path, &next.to_value())),
-        None => ops.push(PatchOperation::Remove(RemoveOperation { path: pointer(&path) })),
+        None => ops.push(PatchOperation::Remove(RemoveOperation {
+            path: pointer(&path),
+        })),
     }
     Patch(ops)
 }
@@ -154,7 +175,10 @@ pub fn remove_annotation(key: &str) -> PatchOperation {
 
 /// `/metadata/annotations/<key>` with `/` escaped as `~1` (RFC 6901).
 pub fn annotation_path(key: &str) -> String {
-    format!("/metadata/annotations/{}", key.replace('~', "~0").replace('/', "~1"))
+    format!(
+        "/metadata/annotations/{}",
+        key.replace('~', "~0").replace('/', "~1")
+    )
 }
 
 fn test(path: &str, value: &str) -> PatchOperation {

@@ -12,7 +12,7 @@ use super::present::Presenter;
 use super::route::ResourcePath;
 use super::select::{FieldSelector, LabelSelector};
 use super::status::{ApiError, bytes_response, json_response};
-use super::{AppState, watch};
+use super::{AppState, patch, watch};
 use crate::store::{Store, name_of, namespace_of};
 
 /// A request for objects, as routed.
@@ -92,7 +92,7 @@ pub(crate) async fn handle(app: &AppState, req: Request<'_>) -> Response {
         ("GET", None) => list(&app.store, &req),
         ("POST", None) if req.path.name.is_none() => create(&app.store, &req),
         ("PUT", _) if req.path.name.is_some() => update(&app.store, &req),
-        ("PATCH", _) if req.path.name.is_some() => Err(ApiError::method_not_allowed("PATCH")),
+        ("PATCH", _) if req.path.name.is_some() => patch::handle(&app.store, &req),
         ("DELETE", None) if req.path.name.is_some() => delete(&app.store, &req),
         (method, _) => Err(ApiError::method_not_allowed(method)),
     };

@@ -10,13 +10,13 @@ mod faults;
 mod handlers;
 mod kubeconfig;
 mod log;
-// mod patch;
+mod patch;
 mod present;
 mod rbac;
 mod route;
 mod select;
 mod status;
-// mod strategic;
+mod strategic;
 mod watch;
 
 use std::collections::HashMap;
@@ -28,6 +28,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
+pub use discovery::GIT_VERSION;
 pub use faults::{Fault, Faults};
 pub use kubeconfig::{kubeconfig_yaml, write_kubeconfig};
 pub use log::{LoggedRequest, RequestLog};
@@ -63,7 +64,7 @@ impl Default for ApiConfig {
 }
 
 /// Everything a request handler needs.
-pub struct AppState {
+pub(crate) struct AppState {
     pub store: Store,
     pub config: ApiConfig,
     pub faults: Faults,
@@ -72,7 +73,7 @@ pub struct AppState {
 }
 
 /// The axum router serving the whole API.
-pub fn router(state: Arc<AppState>) -> axum::Router {
+pub(crate) fn router(state: Arc<AppState>) -> axum::Router {
     axum::Router::new().fallback(serve).with_state(state)
 }
 

@@ -60,12 +60,17 @@ pub enum ControllerArgsError {
     Resolver(#[source] HttpResolverError),
 }
 
-fn split<'a>(flag: &'static str, v: &'a str, expected: &'static str) -> Result<(&'a str, &'a str), ControllerArgsError> {
-    v.split_once('=').ok_or_else(|| ControllerArgsError::Malformed {
-        flag,
-        value: v.to_string(),
-        expected,
-    })
+fn split<'a>(
+    flag: &'static str,
+    v: &'a str,
+    expected: &'static str,
+) -> Result<(&'a str, &'a str), ControllerArgsError> {
+    v.split_once('=')
+        .ok_or_else(|| ControllerArgsError::Malformed {
+            flag,
+            value: v.to_string(),
+            expected,
+        })
 }
 
 impl ControllerArgs {
@@ -74,7 +79,12 @@ impl ControllerArgs {
         let control = RolloutControl::new();
         for o in &self.outcomes {
             let (image, outcome) = split("--outcome", o, "IMAGE_SUBSTRING=OUTCOME")?;
-            control.set_outcome_for_image(image, outcome.parse::<Outcome>().map_err(ControllerArgsError::Outcome)?);
+            control.set_outcome_for_image(
+                image,
+                outcome
+                    .parse::<Outcome>()
+                    .map_err(ControllerArgsError::Outcome)?,
+            );
         }
         let mut config = ControllerConfig {
             pod_start_delay: Duration::from_millis(self.pod_start_delay_ms),
@@ -100,15 +110,23 @@ impl ControllerArgs {
                 value: r.clone(),
                 expected: "HOST=URL with an absolute URL",
             })?;
-            map.insert(host.to_string(), RegistryEndpoint { base_url, basic_auth: None });
+            map.insert(
+                host.to_string(),
+                RegistryEndpoint {
+                    base_url,
+                    basic_auth: None,
+                },
+            );
         }
         for c in &self.registry_credentials {
             let (host, cred) = split("--registry-credentials", c, "HOST=USER:PASSWORD")?;
-            let (user, password) = cred.split_once(':').ok_or_else(|| ControllerArgsError::Malformed {
-                flag: "--registry-credentials",
-                value: c.clone(),
-                expected: "HOST=USER:PASSWORD",
-            })?;
+            let (user, password) =
+                cred.split_once(':')
+                    .ok_or_else(|| ControllerArgsError::Malformed {
+                        flag: "--registry-credentials",
+                        value: c.clone(),
+                        expected: "HOST=USER:PASSWORD",
+                    })?;
             if let Some(e) = map.get_mut(host) {
                 e.basic_auth = Some((user.to_string(), password.to_string()));
             }

@@ -53,7 +53,9 @@ impl Cache {
             return false;
         }
         match change.change_type {
-            ChangeType::Added | ChangeType::Modified => self.upsert(change.kind, change.object.clone()),
+            ChangeType::Added | ChangeType::Modified => {
+                self.upsert(change.kind, change.object.clone())
+            }
             ChangeType::Deleted => {
                 let r = ObjRef::of(change.kind, &change.object);
                 let newer = self
@@ -72,16 +74,19 @@ impl Cache {
     /// Stores `obj` unless the cache already holds a newer version of it.
     pub fn upsert(&mut self, kind: Kind, obj: Value) {
         let r = ObjRef::of(kind, &obj);
-        if let Some(old) = self.get(&r) {
-            if let (Some(a), Some(b)) = (meta::resource_version(old), meta::resource_version(&obj)) {
-                if a > b {
-                    return;
-                }
-            }
+        let cached = self.get(&r).and_then(meta::resource_version);
+        if cached
+            .zip(meta::resource_version(&obj))
+            .is_some_and(|(a, b)| a > b)
+        {
+            return;
         }
         self.remove(&r);
         if let Some((_, _, owner)) = meta::controller_of(&obj) {
-            self.children.entry(owner.to_string()).or_default().insert(r.clone());
+            self.children
+                .entry(owner.to_string())
+                .or_default()
+                .insert(r.clone());
         }
         self.objects
             .entry(kind)
@@ -95,12 +100,12 @@ impl Cache {
             .objects
             .get_mut(&r.kind)?
             .remove(&(r.namespace.clone(), r.name.clone()))?;
-        if let Some((_, _, owner)) = meta::controller_of(&old) {
-            if let Some(set) = self.children.get_mut(owner) {
-                set.remove(r);
-                if set.is_empty() {
-                    self.children.remove(owner);
-                }
+        if let Some((_, _, owner)) = meta::controller_of(&old)
+            && let Some(set) = self.children.get_mut(owner)
+        {
+            set.remove(r);
+            if set.is_empty() {
+                self.children.remove(owner);
             }
         }
         Some(old)
@@ -114,7 +119,10 @@ impl Cache {
 
     /// Every cached object of `kind`.
     pub fn all(&self, kind: Kind) -> impl Iterator<Item = &Value> {
-        self.objects.get(&kind).into_iter().flat_map(BTreeMap::values)
+        self.objects
+            .get(&kind)
+            .into_iter()
+            .flat_map(BTreeMap::values)
     }
 
     /// The `kind` objects controlled by the object with `owner_uid`.

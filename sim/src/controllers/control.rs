@@ -111,11 +111,14 @@ impl RolloutControl {
     }
 
     /// The outcome for a new pod owned by `workload` (if any) running `images`.
-    pub(crate) fn outcome_for(&self, workload: Option<(Kind, &str, &str)>, images: &[&str]) -> Outcome {
+    pub(crate) fn outcome_for(
+        &self,
+        workload: Option<(Kind, &str, &str)>,
+        images: &[&str],
+    ) -> Outcome {
         self.with_rules(|r| {
-            let by_object = workload.and_then(|(k, ns, n)| {
-                r.objects.get(&(k, ns.to_string(), n.to_string())).copied()
-            });
+            let by_object = workload
+                .and_then(|(k, ns, n)| r.objects.get(&(k, ns.to_string(), n.to_string())).copied());
             by_object
                 .or_else(|| {
                     r.images
@@ -143,7 +146,10 @@ mod tests {
     #[test]
     fn outcomes_parse_from_their_flag_spelling() {
         assert_eq!("stuck".parse::<Outcome>().unwrap(), Outcome::Stuck);
-        assert_eq!("never-ready".parse::<Outcome>().unwrap(), Outcome::NeverReady);
+        assert_eq!(
+            "never-ready".parse::<Outcome>().unwrap(),
+            Outcome::NeverReady
+        );
         assert_eq!("slow:2.5".parse::<Outcome>().unwrap(), Outcome::Slow(2.5));
         assert!("slow:-1".parse::<Outcome>().is_err());
         assert!("fast".parse::<Outcome>().is_err());

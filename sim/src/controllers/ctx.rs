@@ -17,13 +17,12 @@ use crate::store::{Kind, Store, StoreError};
 
 /// A write to the store failed; the reconcile is retried.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to write {kind:?} {namespace}/{name}")]
+#[error("failed to write {target}")]
 pub(crate) struct WriteError {
-    kind: Kind,
-    namespace: String,
-    name: String,
+    /// `Kind namespace/name`.
+    target: String,
     #[source]
-    source: StoreError,
+    source: Box<StoreError>,
 }
 
 pub(crate) type Requeue = Result<Option<Duration>, WriteError>;
@@ -40,14 +39,20 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     pub fn create(&mut self, kind: Kind, obj: Value) -> Result<Value, WriteError> {
         let r = ObjRef::of(kind, &obj);
-        let created = self.store.create(kind, obj).map_err(|e| self.failed(&r, e))?;
+        let created = self
+            .store
+            .create(kind, obj)
+            .map_err(|e| self.failed(&r, e))?;
         self.cache.upsert(kind, created.clone());
         Ok(created)
     }
 
     pub fn update(&mut self, kind: Kind, obj: Value) -> Result<Value, WriteError> {
         let r = ObjRef::of(kind, &obj);
-        let updated = self.store.update(kind, obj).map_err(|e| self.failed(&r, e))?;
+        let updated = self
+            .store
+            .update(kind, obj)
+            .map_err(|e| self.failed(&r, e))?;
         self.cache.upsert(kind, updated.clone());
         Ok(updated)
     }
@@ -86,10 +91,8 @@ impl Ctx<'_> {
             }
         }
         WriteError {
-            kind: r.kind,
-            namespace: r.namespace.clone(),
-            name: r.name.clone(),
-            source,
+            target: format!("{:?} {}/{}", r.kind, r.namespace, r.name),
+            source: Box::new(source),
         }
     }
 }

@@ -32,9 +32,15 @@ pub(crate) fn reconcile(ctx: &mut Ctx<'_>, r: &ObjRef) -> Requeue {
     let template = ds.pointer("/spec/template").cloned().unwrap_or_default();
     let hash = hash::template_hash(&template);
     revisions::ensure(ctx, Kind::DaemonSet, &ds, &template, &hash)?;
-    let nodes: Vec<String> = ctx.cache.all(Kind::Node).map(|n| meta::name(n).to_string()).collect();
+    let nodes: Vec<String> = ctx
+        .cache
+        .all(Kind::Node)
+        .map(|n| meta::name(n).to_string())
+        .collect();
     let by_node = pods_by_node(ctx, &ds);
-    let min_ready = ctx.scaled(meta::i64_at(&ds, "/spec/minReadySeconds").unwrap_or(0) as f64).as_secs_f64();
+    let min_ready = ctx
+        .scaled(meta::i64_at(&ds, "/spec/minReadySeconds").unwrap_or(0) as f64)
+        .as_secs_f64();
     manage(ctx, &ds, &template, &hash, &nodes, &by_node)?;
     if meta::str_at(&ds, "/spec/updateStrategy/type") != Some("OnDelete") {
         roll(ctx, &ds, &hash, &nodes, &by_node, min_ready)?;
@@ -48,11 +54,17 @@ fn pods_by_node(ctx: &Ctx<'_>, ds: &Value) -> BTreeMap<String, Vec<Value>> {
         if meta::is_deleting(p) {
             continue;
         }
-        let node = meta::str_at(p, "/spec/nodeName").unwrap_or_default().to_string();
+        let node = meta::str_at(p, "/spec/nodeName")
+            .unwrap_or_default()
+            .to_string();
         by_node.entry(node).or_default().push(p.clone());
     }
     for pods in by_node.values_mut() {
-        pods.sort_by_key(|p| meta::str_at(p, "/metadata/creationTimestamp").unwrap_or_default().to_string());
+        pods.sort_by_key(|p| {
+            meta::str_at(p, "/metadata/creationTimestamp")
+                .unwrap_or_default()
+                .to_string()
+        });
     }
     by_node
 }
@@ -69,8 +81,18 @@ fn manage(
     let generation = meta::generation(ds).to_string();
     for node in nodes {
         if by_node.get(node).is_none_or(Vec::is_empty) {
-            let labels = [(REVISION_LABEL, hash), ("pod-template-generation", generation.as_str())];
-            let pod = pods::new_pod(ds, Kind::DaemonSet, template, PodName::Generate, &labels, Some(node));
+            let labels = [
+                (REVISION_LABEL, hash),
+                ("pod-template-generation", generation.as_str()),
+            ];
+            let pod = pods::new_pod(
+                ds,
+                Kind::DaemonSet,
+                template,
+                PodName::Generate,
+                &labels,
+                Some(node),
+            );
             ctx.create(Kind::Pod, pod)?;
         }
     }
@@ -95,7 +117,10 @@ fn roll(
     let desired = nodes.len() as i64;
     let max_v = ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable");
     let max_unavailable = meta::scaled_value(max_v, desired, true, 1).max(1);
-    let current: Vec<&Value> = nodes.iter().filter_map(|n| by_node.get(n).and_then(|p| p.first())).collect();
+    let current: Vec<&Value> = nodes
+        .iter()
+        .filter_map(|n| by_node.get(n).and_then(|p| p.first()))
+        .collect();
     let available = |p: &Value| pods::is_available(p, min_ready);
     let mut unavailable = desired - current.iter().filter(|p| available(p)).count() as i64;
     let old: Vec<&Value> = current
@@ -115,9 +140,18 @@ fn roll(
     Ok(())
 }
 
-fn sync_status(ctx: &mut Ctx<'_>, ds: &Value, hash: &str, nodes: &[String], min_ready: f64) -> Requeue {
+fn sync_status(
+    ctx: &mut Ctx<'_>,
+    ds: &Value,
+    hash: &str,
+    nodes: &[String],
+    min_ready: f64,
+) -> Requeue {
     let by_node = pods_by_node(ctx, ds);
-    let on_nodes: Vec<&Value> = nodes.iter().filter_map(|n| by_node.get(n).and_then(|p| p.first())).collect();
+    let on_nodes: Vec<&Value> = nodes
+        .iter()
+        .filter_map(|n| by_node.get(n).and_then(|p| p.first()))
+        .collect();
     let count = |f: &dyn Fn(&Value) -> bool| on_nodes.iter().filter(|p| f(p)).count() as i64;
     let desired = nodes.len() as i64;
     let ready = count(&pods::is_ready);
@@ -125,11 +159,16 @@ fn sync_status(ctx: &mut Ctx<'_>, ds: &Value, hash: &str, nodes: &[String], min_
     let mut status = json!({"observedGeneration": meta::generation(ds), "desiredNumberScheduled": desired,
         "currentNumberScheduled": on_nodes.len(), "numberMisscheduled": 0, "numberReady": ready});
     if let Some(m) = status.as_object_mut() {
-        meta::put_count(m, "updatedNumberScheduled", count(&|p| meta::label(p, REVISION_LABEL) == Some(hash)));
+        meta::put_count(
+            m,
+            "updatedNumberScheduled",
+            count(&|p| meta::label(p, REVISION_LABEL) == Some(hash)),
+        );
         meta::put_count(m, "numberAvailable", available);
         meta::put_count(m, "numberUnavailable", desired - available);
     }
-    let requeue = (ready > available).then(|| ctx.scaled(1.0).max(std::time::Duration::from_millis(10)));
+    let requeue =
+        (ready > available).then(|| ctx.scaled(1.0).max(std::time::Duration::from_millis(10)));
     let r = ObjRef::of(Kind::DaemonSet, ds);
     let fresh = ctx.cache.get(&r).cloned().unwrap_or_else(|| ds.clone());
     if fresh.get("status") != Some(&status) {

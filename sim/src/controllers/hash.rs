@@ -31,7 +31,7 @@ pub(crate) fn name_suffix(seed: &str) -> String {
     (0..5)
         .map(|_| {
             let c = ALPHANUMS[(h % ALPHANUMS.len() as u32) as usize] as char;
-            h = h / ALPHANUMS.len() as u32 ^ fnv1a32(&h.to_le_bytes()).rotate_left(7);
+            h = (h / ALPHANUMS.len() as u32) ^ fnv1a32(&h.to_le_bytes()).rotate_left(7);
             c
         })
         .collect()
@@ -39,7 +39,10 @@ pub(crate) fn name_suffix(seed: &str) -> String {
 
 fn without_hash_labels(template: &Value) -> Value {
     let mut t = template.clone();
-    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = t
+        .pointer_mut("/metadata/labels")
+        .and_then(Value::as_object_mut)
+    {
         for l in HASH_LABELS {
             labels.remove(l);
         }
@@ -59,13 +62,18 @@ fn canonical(v: &Value) -> String {
                 .collect();
             format!("{{{}}}", fields.join(","))
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(canonical).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(canonical).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
 
 fn fnv1a32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(*b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+    })
 }
 
 fn safe_encode(s: &str) -> String {
@@ -81,7 +89,8 @@ mod tests {
 
     #[test]
     fn hash_ignores_key_order_and_hash_labels() {
-        let a = json!({"metadata": {"labels": {"app": "w", "tier": "x"}}, "spec": {"c": 1, "d": 2}});
+        let a =
+            json!({"metadata": {"labels": {"app": "w", "tier": "x"}}, "spec": {"c": 1, "d": 2}});
         let b = json!({"spec": {"d": 2, "c": 1},
             "metadata": {"labels": {"tier": "x", "pod-template-hash": "zz", "app": "w"}}});
         assert_eq!(template_hash(&a), template_hash(&b));

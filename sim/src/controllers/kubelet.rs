@@ -96,14 +96,22 @@ impl Kubelet {
     /// Records a finished pull; returns the pods waiting for it.
     pub fn on_pull(&mut self, done: PullResult, backoff: Duration) -> Vec<ObjRef> {
         self.in_flight.remove(&done.image);
-        let waiting: Vec<ObjRef> = self.waiting.remove(&done.image).into_iter().flatten().collect();
+        let waiting: Vec<ObjRef> = self
+            .waiting
+            .remove(&done.image)
+            .into_iter()
+            .flatten()
+            .collect();
         for r in &waiting {
             if let Some(rec) = self.pods.get_mut(r) {
                 match &done.result {
                     Ok(id) => {
                         rec.pulled.insert(done.image.clone(), id.clone());
                     }
-                    Err(msg) => rec.failed = Some((done.image.clone(), msg.clone(), Instant::now() + backoff)),
+                    Err(msg) => {
+                        rec.failed =
+                            Some((done.image.clone(), msg.clone(), Instant::now() + backoff))
+                    }
                 }
             }
         }
@@ -111,7 +119,10 @@ impl Kubelet {
     }
 
     fn start_pull(&mut self, image: &str, r: &ObjRef) {
-        self.waiting.entry(image.to_string()).or_default().insert(r.clone());
+        self.waiting
+            .entry(image.to_string())
+            .or_default()
+            .insert(r.clone());
         if !self.in_flight.insert(image.to_string()) {
             return;
         }
@@ -138,7 +149,11 @@ impl Kubelet {
         if stale {
             self.next_ip = self.next_ip.wrapping_add(1);
         }
-        let ip = format!("10.244.{}.{}", (self.next_ip >> 8) & 0xff, self.next_ip & 0xff);
+        let ip = format!(
+            "10.244.{}.{}",
+            (self.next_ip >> 8) & 0xff,
+            self.next_ip & 0xff
+        );
         match self.pods.entry(r.clone()) {
             Entry::Occupied(o) if !stale => o.into_mut(),
             e => e.insert_entry(new_record(ctx, pod, uid, ip)).into_mut(),
@@ -171,7 +186,10 @@ impl Kubelet {
         let now = Instant::now();
         let cfg = ctx.cfg;
         let rec = self.record(ctx, r, pod);
-        let missing: Vec<String> = images(pod).into_iter().filter(|i| !rec.pulled.contains_key(i)).collect();
+        let missing: Vec<String> = images(pod)
+            .into_iter()
+            .filter(|i| !rec.pulled.contains_key(i))
+            .collect();
         if !missing.is_empty() {
             if let Some((image, message, retry)) = rec.failed.clone().filter(|f| now < f.2) {
                 return (Stage::BackOff { image, message }, Some(retry - now));
@@ -208,7 +226,9 @@ fn new_record(ctx: &Ctx<'_>, pod: &Value, uid: String, ip: String) -> PodRecord 
     let refs: Vec<&str> = imgs.iter().map(String::as_str).collect();
     let owner = workload(ctx, pod);
     let outcome = ctx.cfg.control.outcome_for(
-        owner.as_ref().map(|o| (o.kind, o.namespace.as_str(), o.name.as_str())),
+        owner
+            .as_ref()
+            .map(|o| (o.kind, o.namespace.as_str(), o.name.as_str())),
         &refs,
     );
     PodRecord {

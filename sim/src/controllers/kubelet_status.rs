@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use super::kubelet::PodRecord;
 use super::hash;
+use super::kubelet::PodRecord;
 
 /// Where a pod is in its life.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +40,10 @@ fn container_status(c: &Value, uid: &str, rec: &PodRecord, stage: &Stage) -> Val
     let mut s = json!({"name": name, "image": image, "imageID": "", "ready": *stage == Stage::Ready,
         "restartCount": 0, "started": running});
     match stage {
-        Stage::BackOff { image: failed, message } if failed == image => {
+        Stage::BackOff {
+            image: failed,
+            message,
+        } if failed == image => {
             s["state"] = json!({"waiting": {"reason": "ImagePullBackOff",
                 "message": format!("Back-off pulling image \"{image}\": {message}")}});
         }
@@ -49,8 +52,12 @@ fn container_status(c: &Value, uid: &str, rec: &PodRecord, stage: &Stage) -> Val
         }
         Stage::Running | Stage::Ready => {
             s["imageID"] = json!(rec.pulled.get(image).cloned().unwrap_or_default());
-            s["containerID"] = json!(format!("containerd://{}", hash::name_suffix(&format!("{uid}/{name}"))));
-            s["state"] = json!({"running": {"startedAt": rec.started_ts.clone().unwrap_or_default()}});
+            s["containerID"] = json!(format!(
+                "containerd://{}",
+                hash::name_suffix(&format!("{uid}/{name}"))
+            ));
+            s["state"] =
+                json!({"running": {"startedAt": rec.started_ts.clone().unwrap_or_default()}});
         }
     }
     s
@@ -58,7 +65,10 @@ fn container_status(c: &Value, uid: &str, rec: &PodRecord, stage: &Stage) -> Val
 
 /// The status of `pod` at `stage`.
 pub(crate) fn pod_status(pod: &Value, rec: &PodRecord, stage: &Stage) -> Value {
-    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or_default();
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let containers: Vec<&Value> = pod
         .pointer("/spec/containers")
         .and_then(Value::as_array)
@@ -69,12 +79,17 @@ pub(crate) fn pod_status(pod: &Value, rec: &PodRecord, stage: &Stage) -> Value {
     let ready = *stage == Stage::Ready;
     let seen = rec.seen_ts.as_str();
     let started = rec.started_ts.as_deref().unwrap_or(seen);
-    let ready_since = if ready { rec.ready_ts.as_deref().unwrap_or(started) } else { started };
+    let ready_since = if ready {
+        rec.ready_ts.as_deref().unwrap_or(started)
+    } else {
+        started
+    };
     let names: Vec<&str> = containers
         .iter()
         .filter_map(|c| c.get("name").and_then(Value::as_str))
         .collect();
-    let not_ready = (!ready).then(|| format!("containers with unready status: [{}]", names.join(" ")));
+    let not_ready =
+        (!ready).then(|| format!("containers with unready status: [{}]", names.join(" ")));
     let reason = (!ready).then_some("ContainersNotReady");
     let mut status = json!({
         "phase": if running { "Running" } else { "Pending" },

@@ -78,7 +78,8 @@ pub(crate) fn set_meta_map(v: &mut Value, field: &str, key: &str, value: &str) {
 }
 
 pub(crate) fn is_deleting(v: &Value) -> bool {
-    v.pointer("/metadata/deletionTimestamp").is_some_and(|t| !t.is_null())
+    v.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
 }
 
 /// `metadata.resourceVersion` as a number, when it is one.
@@ -110,36 +111,6 @@ pub(crate) fn owner_reference(kind: Kind, owner: &Value) -> Value {
     }])
 }
 
-/// Whether `labels` satisfy a `LabelSelector` (`matchLabels` and `matchExpressions`).
-pub(crate) fn selector_matches(selector: &Value, labels: &Map<String, Value>) -> bool {
-    let get = |k: &str| labels.get(k).and_then(Value::as_str);
-    let match_labels = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .is_none_or(|m| m.iter().all(|(k, v)| get(k) == v.as_str()));
-    let exprs = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    match_labels
-        && exprs.iter().all(|e| {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            match e.get("operator").and_then(Value::as_str) {
-                Some("In") => get(key).is_some_and(|v| values.contains(&v)),
-                Some("NotIn") => get(key).is_none_or(|v| !values.contains(&v)),
-                Some("Exists") => get(key).is_some(),
-                Some("DoesNotExist") => get(key).is_none(),
-                _ => false,
-            }
-        })
-}
-
 /// Resolves an int-or-percent against `total`, rounding a percentage up or down.
 pub(crate) fn scaled_value(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i64 {
     match v {
@@ -161,7 +132,9 @@ pub(crate) fn now_timestamp() -> String {
 /// Seconds elapsed since an RFC 3339 timestamp (0 when unparseable or in the future).
 pub(crate) fn seconds_since(timestamp: &str) -> f64 {
     chrono::DateTime::parse_from_rfc3339(timestamp)
-        .map(|t| (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0)
+        .map(|t| {
+            (chrono::Utc::now() - t.with_timezone(&chrono::Utc)).num_milliseconds() as f64 / 1000.0
+        })
         .unwrap_or(0.0)
         .max(0.0)
 }
@@ -195,17 +168,6 @@ mod tests {
         assert_eq!(scaled_value(Some(&json!("25%")), 10, false, 0), 2);
         assert_eq!(scaled_value(Some(&json!(2)), 10, false, 0), 2);
         assert_eq!(scaled_value(None, 10, false, 1), 1);
-    }
-
-    #[test]
-    fn selectors_match_labels_and_expressions() {
-        let labels = json!({"app": "web", "tier": "fe"});
-        let labels = labels.as_object().unwrap();
-        assert!(selector_matches(&json!({"matchLabels": {"app": "web"}}), labels));
-        assert!(!selector_matches(&json!({"matchLabels": {"app": "db"}}), labels));
-        let expr = json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe"]},
-            {"key": "gone", "operator": "DoesNotExist"}]});
-        assert!(selector_matches(&expr, labels));
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub(crate) fn new_pod(
     extra_labels: &[(&str, &str)],
     node: Option<&str>,
 ) -> Value {
-    let mut metadata = template.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let mut metadata = template
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if let Some(m) = metadata.as_object_mut() {
         m.retain(|k, _| k == "labels" || k == "annotations");
     }
@@ -71,7 +74,9 @@ pub(crate) fn health(pod: &Value) -> PodHealth {
         .and_then(|s| meta::condition(s, "Ready"))
         .filter(|c| c["status"] == "True");
     match (ready, meta::str_at(pod, "/status/phase")) {
-        (Some(c), _) => PodHealth::Ready(meta::seconds_since(c["lastTransitionTime"].as_str().unwrap_or_default())),
+        (Some(c), _) => PodHealth::Ready(meta::seconds_since(
+            c["lastTransitionTime"].as_str().unwrap_or_default(),
+        )),
         (None, Some("Running")) => PodHealth::Running,
         _ => PodHealth::Pending,
     }
@@ -97,11 +102,21 @@ mod tests {
         let rs = json!({"metadata": {"name": "web-abc", "namespace": "ns", "uid": "u1"}});
         let template = json!({"metadata": {"labels": {"app": "web"}, "name": "ignored"},
             "spec": {"containers": [{"name": "c", "image": "app:1"}]}});
-        let pod = new_pod(&rs, Kind::ReplicaSet, &template, PodName::Generate, &[("x", "y")], Some("n1"));
+        let pod = new_pod(
+            &rs,
+            Kind::ReplicaSet,
+            &template,
+            PodName::Generate,
+            &[("x", "y")],
+            Some("n1"),
+        );
         assert_eq!(pod["metadata"]["generateName"], "web-abc-");
         assert!(pod["metadata"].get("name").is_none());
         assert_eq!(pod["metadata"]["labels"], json!({"app": "web", "x": "y"}));
-        assert_eq!(meta::controller_of(&pod), Some(("ReplicaSet", "web-abc", "u1")));
+        assert_eq!(
+            meta::controller_of(&pod),
+            Some(("ReplicaSet", "web-abc", "u1"))
+        );
         assert_eq!(pod["spec"]["nodeName"], "n1");
         assert_eq!(health(&pod), PodHealth::Pending);
     }

@@ -34,7 +34,14 @@ pub(crate) fn reconcile(ctx: &mut Ctx<'_>, r: &ObjRef) -> Requeue {
     if pods.len() < want {
         for _ in pods.len()..want {
             let template = rs.pointer("/spec/template").cloned().unwrap_or_default();
-            let pod = pods::new_pod(&rs, Kind::ReplicaSet, &template, PodName::Generate, &[], None);
+            let pod = pods::new_pod(
+                &rs,
+                Kind::ReplicaSet,
+                &template,
+                PodName::Generate,
+                &[],
+                None,
+            );
             ctx.create(Kind::Pod, pod)?;
         }
     } else if pods.len() > want {

@@ -8,10 +8,20 @@ use super::meta::{self, ObjRef};
 use crate::store::Kind;
 
 /// Makes sure the revision `<owner>-<hash>` of `template` exists; returns its name.
-pub(crate) fn ensure(ctx: &mut Ctx<'_>, owner_kind: Kind, owner: &Value, template: &Value, hash: &str) -> Result<String, WriteError> {
+pub(crate) fn ensure(
+    ctx: &mut Ctx<'_>,
+    owner_kind: Kind,
+    owner: &Value,
+    template: &Value,
+    hash: &str,
+) -> Result<String, WriteError> {
     let name = format!("{}-{hash}", meta::name(owner));
     let ns = meta::namespace(owner);
-    if ctx.cache.get(&ObjRef::new(Kind::ControllerRevision, ns, &name)).is_some() {
+    if ctx
+        .cache
+        .get(&ObjRef::new(Kind::ControllerRevision, ns, &name))
+        .is_some()
+    {
         return Ok(name);
     }
     let next = ctx
@@ -22,7 +32,10 @@ pub(crate) fn ensure(ctx: &mut Ctx<'_>, owner_kind: Kind, owner: &Value, templat
         .max()
         .unwrap_or(0)
         + 1;
-    let mut labels = template.pointer("/metadata/labels").cloned().unwrap_or_else(|| json!({}));
+    let mut labels = template
+        .pointer("/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     labels["controller.kubernetes.io/hash"] = json!(hash);
     let cr = json!({
         "apiVersion": "apps/v1",

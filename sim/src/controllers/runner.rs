@@ -64,7 +64,7 @@ pub(crate) async fn run(store: Store, cfg: ControllerConfig) {
         if let Some(obj) = r.queue.pop() {
             r.reconcile(&obj);
             done += 1;
-            if done % BATCH == 0 {
+            if done.is_multiple_of(BATCH) {
                 tokio::task::yield_now().await;
             }
             continue;
@@ -93,7 +93,13 @@ impl Runner {
     fn relist(&mut self) {
         tracing::debug!("controllers relisting the store");
         self.cache.relist(&self.store);
-        for kind in [Kind::Deployment, Kind::ReplicaSet, Kind::StatefulSet, Kind::DaemonSet, Kind::Pod] {
+        for kind in [
+            Kind::Deployment,
+            Kind::ReplicaSet,
+            Kind::StatefulSet,
+            Kind::DaemonSet,
+            Kind::Pod,
+        ] {
             let refs: Vec<ObjRef> = self.cache.all(kind).map(|o| ObjRef::of(kind, o)).collect();
             refs.into_iter().for_each(|o| self.queue.add(o));
         }
@@ -120,7 +126,11 @@ impl Runner {
                 self.queue.add(me);
             }
             Kind::Node => {
-                let all: Vec<ObjRef> = self.cache.all(Kind::DaemonSet).map(|d| ObjRef::of(Kind::DaemonSet, d)).collect();
+                let all: Vec<ObjRef> = self
+                    .cache
+                    .all(Kind::DaemonSet)
+                    .map(|d| ObjRef::of(Kind::DaemonSet, d))
+                    .collect();
                 all.into_iter().for_each(|d| self.queue.add(d));
             }
             _ => {}

@@ -38,14 +38,26 @@ pub(crate) fn reconcile(ctx: &mut Ctx<'_>, r: &ObjRef) -> Requeue {
         return Ok(None);
     }
     let template = sts.pointer("/spec/template").cloned().unwrap_or_default();
-    let update = revisions::ensure(ctx, Kind::StatefulSet, &sts, &template, &hash::template_hash(&template))?;
+    let update = revisions::ensure(
+        ctx,
+        Kind::StatefulSet,
+        &sts,
+        &template,
+        &hash::template_hash(&template),
+    )?;
     let rolling = meta::str_at(&sts, "/spec/updateStrategy/type") != Some("OnDelete");
     let plan = Plan {
         replicas: meta::i64_at(&sts, "/spec/replicas").unwrap_or(1).max(0),
         rolling,
-        partition: if rolling { meta::i64_at(&sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0) } else { 0 },
+        partition: if rolling {
+            meta::i64_at(&sts, "/spec/updateStrategy/rollingUpdate/partition").unwrap_or(0)
+        } else {
+            0
+        },
         ordered: meta::str_at(&sts, "/spec/podManagementPolicy") != Some("Parallel"),
-        current: meta::str_at(&sts, "/status/currentRevision").unwrap_or(&update).to_string(),
+        current: meta::str_at(&sts, "/status/currentRevision")
+            .unwrap_or(&update)
+            .to_string(),
         update,
     };
     let pods = pods_by_ordinal(ctx, &sts);
@@ -66,7 +78,12 @@ fn pods_by_ordinal(ctx: &Ctx<'_>, sts: &Value) -> BTreeMap<i64, Value> {
 }
 
 /// Makes one step: create, delete for scale-down, or delete for update.
-fn step(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, pods: &BTreeMap<i64, Value>) -> Result<(), WriteError> {
+fn step(
+    ctx: &mut Ctx<'_>,
+    sts: &Value,
+    plan: &Plan,
+    pods: &BTreeMap<i64, Value>,
+) -> Result<(), WriteError> {
     let healthy = |p: &Value| !meta::is_deleting(p) && pods::is_ready(p);
     for ord in 0..plan.replicas {
         match pods.get(&ord) {
@@ -83,7 +100,11 @@ fn step(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, pods: &BTreeMap<i64, Value>
     let condemned: Vec<&Value> = pods.range(plan.replicas..).rev().map(|(_, p)| p).collect();
     if !condemned.is_empty() {
         if !plan.ordered || pods.values().all(healthy) {
-            let victims = if plan.ordered { &condemned[..1] } else { &condemned[..] };
+            let victims = if plan.ordered {
+                &condemned[..1]
+            } else {
+                &condemned[..]
+            };
             for v in victims {
                 ctx.delete(&ObjRef::of(Kind::Pod, v))?;
             }
@@ -94,7 +115,9 @@ fn step(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, pods: &BTreeMap<i64, Value>
         return Ok(());
     }
     for ord in (plan.partition.max(0)..plan.replicas).rev() {
-        let Some(p) = pods.get(&ord) else { return Ok(()) };
+        let Some(p) = pods.get(&ord) else {
+            return Ok(());
+        };
         if meta::label(p, REVISION_LABEL) != Some(plan.update.as_str()) {
             return ctx.delete(&ObjRef::of(Kind::Pod, p));
         }
@@ -106,15 +129,29 @@ fn step(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, pods: &BTreeMap<i64, Value>
 }
 
 fn create(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, ord: i64) -> Result<(), WriteError> {
-    let revision = if plan.rolling && ord < plan.partition { &plan.current } else { &plan.update };
+    let revision = if plan.rolling && ord < plan.partition {
+        &plan.current
+    } else {
+        &plan.update
+    };
     let template = revisions::template(ctx, meta::namespace(sts), revision)
         .or_else(|| sts.pointer("/spec/template").cloned())
         .unwrap_or_default();
     let name = format!("{}-{ord}", meta::name(sts));
     let ord_s = ord.to_string();
-    let labels = [(REVISION_LABEL, revision.as_str()), ("statefulset.kubernetes.io/pod-name", name.as_str()),
-        ("apps.kubernetes.io/pod-index", ord_s.as_str())];
-    let mut pod = pods::new_pod(sts, Kind::StatefulSet, &template, PodName::Fixed(name.clone()), &labels, None);
+    let labels = [
+        (REVISION_LABEL, revision.as_str()),
+        ("statefulset.kubernetes.io/pod-name", name.as_str()),
+        ("apps.kubernetes.io/pod-index", ord_s.as_str()),
+    ];
+    let mut pod = pods::new_pod(
+        sts,
+        Kind::StatefulSet,
+        &template,
+        PodName::Fixed(name.clone()),
+        &labels,
+        None,
+    );
     pod["spec"]["hostname"] = json!(name);
     if let Some(svc) = meta::str_at(sts, "/spec/serviceName") {
         pod["spec"]["subdomain"] = json!(svc);
@@ -123,7 +160,9 @@ fn create(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan, ord: i64) -> Result<(), W
 }
 
 fn sync_status(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan) -> Requeue {
-    let min_ready = ctx.scaled(meta::i64_at(sts, "/spec/minReadySeconds").unwrap_or(0) as f64).as_secs_f64();
+    let min_ready = ctx
+        .scaled(meta::i64_at(sts, "/spec/minReadySeconds").unwrap_or(0) as f64)
+        .as_secs_f64();
     let pods = pods_by_ordinal(ctx, sts);
     let count = |f: &dyn Fn(&Value) -> bool| pods.values().filter(|p| f(p)).count() as i64;
     let replicas = pods.len() as i64;
@@ -144,7 +183,8 @@ fn sync_status(ctx: &mut Ctx<'_>, sts: &Value, plan: &Plan) -> Requeue {
         meta::put_count(m, "currentReplicas", current);
         meta::put_count(m, "updatedReplicas", updated);
     }
-    let requeue = (ready > available).then(|| ctx.scaled(1.0).max(std::time::Duration::from_millis(10)));
+    let requeue =
+        (ready > available).then(|| ctx.scaled(1.0).max(std::time::Duration::from_millis(10)));
     let r = ObjRef::of(Kind::StatefulSet, sts);
     let fresh = ctx.cache.get(&r).cloned().unwrap_or_else(|| sts.clone());
     if fresh.get("status") != Some(&status) {

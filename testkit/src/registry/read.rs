@@ -1,4 +1,4 @@
-//! Raw manifest reads against the harness registry, for tests that show how the registry answers.
+//! Raw manifest reads (and tag lists, deletes) against the harness registry, for tests that show how the registry answers.
 //!
 //! Input: repository, reference (tag or digest) and the exact `Accept` types to send. Output: [`ManifestAnswer`]
 //! with the status, `Docker-Content-Digest`, `Content-Type` and body as received. Auth is applied as the variant
@@ -51,6 +51,40 @@ impl RealRegistry {
             .await
     }
 
+    /// `DELETE /v2/<repo>/manifests/<digest>`: removes the manifest and every tag pointing at it (tags cannot be deleted by
+    /// name). Returns the status (`202` when deleted).
+    pub async fn delete_manifest(&self, repo: &str, digest: &str) -> anyhow::Result<u16> {
+        let url = format!("{}/v2/{repo}/manifests/{digest}", self.base_url());
+        let request = self
+            .authorize(self.http.delete(&url), repo, "delete")
+            .await?;
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("failed to delete {url}"))?;
+        Ok(response.status().as_u16())
+    }
+
+    /// `GET /v2/<repo>/tags/list`: the tags as the registry lists them (unsorted, unpaginated in 2.8).
+    pub async fn list_tags(&self, repo: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct TagList {
+            tags: Option<Vec<String>>,
+        }
+        let url = format!("{}/v2/{repo}/tags/list", self.base_url());
+        let request = self.authorize(self.http.get(&url), repo, "pull").await?;
+        let list: TagList = request
+            .send()
+            .await
+            .with_context(|| format!("failed to request {url}"))?
+            .error_for_status()
+            .with_context(|| format!("registry refused {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("failed to decode {url}"))?;
+        Ok(list.tags.unwrap_or_default())
+    }
+
     async fn manifest_request(
         &self,
         method: reqwest::Method,
@@ -63,7 +97,7 @@ impl RealRegistry {
         for media_type in accept {
             request = request.header(http::header::ACCEPT, *media_type);
         }
-        request = self.authorize(request, repo).await?;
+        request = self.authorize(request, repo, "pull").await?;
         let response = request
             .send()
             .await
@@ -92,15 +126,16 @@ impl RealRegistry {
         })
     }
 
-    /// Adds the credentials the variant needs for pulling from `repo`.
+    /// Adds the credentials the variant needs for `actions` (e.g. `pull`) on `repo`.
     async fn authorize(
         &self,
         request: reqwest::RequestBuilder,
         repo: &str,
+        actions: &str,
     ) -> anyhow::Result<reqwest::RequestBuilder> {
         match (&self.auth, self.token_realm()) {
             (RegistryAuth::Token { user, password }, Some(realm)) => {
-                let scope = format!("repository:{repo}:pull");
+                let scope = format!("repository:{repo}:{actions}");
                 let answer: TokenAnswer = self
                     .http
                     .get(&realm)
@@ -111,12 +146,12 @@ impl RealRegistry {
                     .basic_auth(user, Some(password))
                     .send()
                     .await
-                    .context("failed to request a pull token")?
+                    .context("failed to request a token")?
                     .error_for_status()
-                    .context("token server refused a pull token")?
+                    .context("token server refused a token")?
                     .json()
                     .await
-                    .context("failed to decode the pull token")?;
+                    .context("failed to decode the token")?;
                 Ok(request.bearer_auth(answer.token))
             }
             (

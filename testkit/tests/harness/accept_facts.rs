@@ -134,6 +134,49 @@ async fn tags_of_a_missing_repository_and_a_missing_tag_are_not_found() {
     assert!(String::from_utf8_lossy(&no_tag.body).contains("MANIFEST_UNKNOWN"));
 }
 
+#[tokio::test]
+async fn deleting_a_digest_removes_its_tag_and_keeps_the_other_tags() {
+    let registry = RealRegistry::start(RegistryAuth::token("ci", "pw"))
+        .await
+        .unwrap();
+    let pushed = registry
+        .push("app", "1", ImageKind::OciManifest, "s")
+        .await
+        .unwrap();
+    let again = registry
+        .push("app", "stable", ImageKind::OciManifest, "s")
+        .await
+        .unwrap();
+    let other = registry
+        .push("app", "2", ImageKind::OciManifest, "t")
+        .await
+        .unwrap();
+    assert_ne!(pushed.digest, again.digest, "content depends on the tag");
+    let mut tags = registry.list_tags("app").await.unwrap();
+    tags.sort();
+    assert_eq!(tags, ["1", "2", "stable"]);
+    assert_eq!(
+        registry
+            .delete_manifest("app", &pushed.digest)
+            .await
+            .unwrap(),
+        202
+    );
+    let gone = registry
+        .head_manifest("app", "1", &ALL_TYPES)
+        .await
+        .unwrap();
+    assert_eq!(gone.status, 404);
+    let kept = registry
+        .head_manifest("app", "2", &ALL_TYPES)
+        .await
+        .unwrap();
+    assert_eq!(kept.digest, Some(other.digest));
+    let mut tags = registry.list_tags("app").await.unwrap();
+    tags.sort();
+    assert_eq!(tags, ["2", "stable"]);
+}
+
 // ---- the harness leaves no process behind ------------------------------------------------------------------------
 
 fn process_alive(pid: u32) -> bool {

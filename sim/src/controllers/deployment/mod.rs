@@ -43,7 +43,10 @@ impl Snapshot {
     }
 
     fn strategy(&self) -> Value {
-        self.d.pointer("/spec/strategy").cloned().unwrap_or_else(|| json!({}))
+        self.d
+            .pointer("/spec/strategy")
+            .cloned()
+            .unwrap_or_else(|| json!({}))
     }
 
     /// The new ReplicaSet followed by the old ones.
@@ -86,19 +89,33 @@ fn snapshot(ctx: &Ctx<'_>, d: Value) -> Snapshot {
         .cloned()
         .collect();
     rss.sort_by(|a, b| {
-        let key = |v: &Value| (meta::str_at(v, "/metadata/creationTimestamp").map(str::to_string), meta::name(v).to_string());
+        let key = |v: &Value| {
+            (
+                meta::str_at(v, "/metadata/creationTimestamp").map(str::to_string),
+                meta::name(v).to_string(),
+            )
+        };
         key(a).cmp(&key(b))
     });
     let template = d.pointer("/spec/template").cloned().unwrap_or_default();
-    let pos = rss
-        .iter()
-        .rposition(|rs| hash::templates_equal(rs.pointer("/spec/template").unwrap_or(&Value::Null), &template));
+    let pos = rss.iter().rposition(|rs| {
+        hash::templates_equal(
+            rs.pointer("/spec/template").unwrap_or(&Value::Null),
+            &template,
+        )
+    });
     let new_rs = pos.map(|i| rss.remove(i));
-    Snapshot { d, new_rs, olds: rss }
+    Snapshot {
+        d,
+        new_rs,
+        olds: rss,
+    }
 }
 
 fn revision_of(v: &Value) -> i64 {
-    meta::annotation(v, REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    meta::annotation(v, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The revision the new ReplicaSet must carry: one more than any old one.
@@ -129,7 +146,13 @@ fn sync_revision(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Result<bool, WriteError>
     let status = snap.d.get("status").cloned().unwrap_or_else(|| json!({}));
     if meta::condition(&status, status::PROGRESSING).is_none() && has_deadline(&snap.d) {
         let msg = format!("Found new replica set \"{}\"", meta::name(rs));
-        let cond = status::condition(status::PROGRESSING, "True", "FoundNewReplicaSet", &msg, &meta::now_timestamp());
+        let cond = status::condition(
+            status::PROGRESSING,
+            "True",
+            "FoundNewReplicaSet",
+            &msg,
+            &meta::now_timestamp(),
+        );
         rollout::write_condition(ctx, &snap.d, cond)?;
         return Ok(true);
     }
@@ -142,7 +165,12 @@ pub(crate) fn has_deadline(d: &Value) -> bool {
 
 /// Creates the ReplicaSet for the current template with `replicas` pods, stamps the new
 /// revision on the Deployment and records `NewReplicaSetCreated`.
-pub(crate) fn create_new_rs(ctx: &mut Ctx<'_>, snap: &Snapshot, replicas: i64, max_replicas: i64) -> Requeue {
+pub(crate) fn create_new_rs(
+    ctx: &mut Ctx<'_>,
+    snap: &Snapshot,
+    replicas: i64,
+    max_replicas: i64,
+) -> Requeue {
     let d = &snap.d;
     let revision = new_revision(snap).to_string();
     let template = d.pointer("/spec/template").cloned().unwrap_or_default();
@@ -150,9 +178,15 @@ pub(crate) fn create_new_rs(ctx: &mut Ctx<'_>, snap: &Snapshot, replicas: i64, m
     let name = format!("{}-{hash}", meta::name(d));
     let mut template = template;
     meta::set_meta_map(&mut template, "labels", "pod-template-hash", &hash);
-    let mut selector = d.pointer("/spec/selector").cloned().unwrap_or_else(|| json!({}));
+    let mut selector = d
+        .pointer("/spec/selector")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     selector["matchLabels"]["pod-template-hash"] = json!(hash);
-    let mut annotations = d.pointer("/metadata/annotations").cloned().unwrap_or_else(|| json!({}));
+    let mut annotations = d
+        .pointer("/metadata/annotations")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
     if let Some(a) = annotations.as_object_mut() {
         a.retain(|k, _| !NOT_COPIED.contains(&k.as_str()));
         a.insert(REVISION.into(), json!(revision));
@@ -182,7 +216,13 @@ pub(crate) fn create_new_rs(ctx: &mut Ctx<'_>, snap: &Snapshot, replicas: i64, m
     let updated = ctx.update(Kind::Deployment, updated)?;
     if has_deadline(d) {
         let msg = format!("Created new replica set \"{name}\"");
-        let cond = status::condition(status::PROGRESSING, "True", "NewReplicaSetCreated", &msg, &meta::now_timestamp());
+        let cond = status::condition(
+            status::PROGRESSING,
+            "True",
+            "NewReplicaSetCreated",
+            &msg,
+            &meta::now_timestamp(),
+        );
         rollout::write_condition(ctx, &updated, cond)?;
     }
     Ok(None)

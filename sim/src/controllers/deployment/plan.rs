@@ -70,18 +70,30 @@ pub(crate) fn max_surge(strategy: &Value, replicas: i64) -> i64 {
 }
 
 /// The new ReplicaSet's replica count for this step of a rolling update.
-pub(crate) fn new_rs_replicas(replicas: i64, surge: i64, all_spec_total: i64, new_current: i64) -> i64 {
+pub(crate) fn new_rs_replicas(
+    replicas: i64,
+    surge: i64,
+    all_spec_total: i64,
+    new_current: i64,
+) -> i64 {
     let max_total = replicas + surge;
     if all_spec_total >= max_total {
         return new_current;
     }
-    let up = (max_total - all_spec_total).min(replicas - new_current).max(0);
+    let up = (max_total - all_spec_total)
+        .min(replicas - new_current)
+        .max(0);
     new_current + up
 }
 
 /// Target replica counts for the old ReplicaSets (oldest first): first drop their unavailable
 /// pods, then available ones while enough pods stay available.
-pub(crate) fn scale_down_old(replicas: i64, max_unavailable: i64, new: Option<&RsInfo>, olds: &[RsInfo]) -> Vec<i64> {
+pub(crate) fn scale_down_old(
+    replicas: i64,
+    max_unavailable: i64,
+    new: Option<&RsInfo>,
+    olds: &[RsInfo],
+) -> Vec<i64> {
     let mut targets: Vec<i64> = olds.iter().map(|r| r.spec_replicas).collect();
     let old_pods: i64 = targets.iter().sum();
     if old_pods == 0 {
@@ -154,6 +166,9 @@ mod tests {
         assert_eq!(scale_down_old(3, 0, Some(&rs(1, 1)), &[rs(3, 3)]), vec![2]);
         // Unavailable old pods are dropped first, even without spare availability.
         assert_eq!(scale_down_old(3, 0, Some(&rs(1, 1)), &[rs(3, 2)]), vec![2]);
-        assert_eq!(scale_down_old(3, 0, Some(&rs(3, 3)), &[rs(1, 1), rs(1, 0)]), vec![0, 0]);
+        assert_eq!(
+            scale_down_old(3, 0, Some(&rs(3, 3)), &[rs(1, 1), rs(1, 0)]),
+            vec![0, 0]
+        );
     }
 }

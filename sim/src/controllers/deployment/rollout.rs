@@ -13,19 +13,30 @@ use crate::controllers::meta::{self, ObjRef};
 use crate::store::Kind;
 
 /// Records `DeploymentPaused` / `DeploymentResumed`; returns whether it wrote.
-pub(super) fn sync_paused_condition(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Result<bool, WriteError> {
+pub(super) fn sync_paused_condition(
+    ctx: &mut Ctx<'_>,
+    snap: &Snapshot,
+) -> Result<bool, WriteError> {
     let paused = snap.d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true);
     let empty = json!({});
     let status = snap.d.get("status").unwrap_or(&empty);
     let reason = meta::condition(status, PROGRESSING).and_then(|c| c["reason"].as_str());
     let now = meta::now_timestamp();
     let cond = match (paused, reason) {
-        (true, r) if r != Some("DeploymentPaused") => {
-            status::condition(PROGRESSING, "Unknown", "DeploymentPaused", "Deployment is paused", &now)
-        }
-        (false, Some("DeploymentPaused")) => {
-            status::condition(PROGRESSING, "Unknown", "DeploymentResumed", "Deployment is resumed", &now)
-        }
+        (true, r) if r != Some("DeploymentPaused") => status::condition(
+            PROGRESSING,
+            "Unknown",
+            "DeploymentPaused",
+            "Deployment is paused",
+            &now,
+        ),
+        (false, Some("DeploymentPaused")) => status::condition(
+            PROGRESSING,
+            "Unknown",
+            "DeploymentResumed",
+            "Deployment is resumed",
+            &now,
+        ),
         _ => return Ok(false),
     };
     if !super::has_deadline(&snap.d) {
@@ -38,10 +49,10 @@ pub(super) fn sync_paused_condition(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Resul
 /// Paused: only scaling of a settled Deployment; no rollout, no progress conditions.
 pub(super) fn paused(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Requeue {
     let active_olds = snap.olds.iter().any(|rs| RsInfo::of(rs).spec_replicas > 0);
-    if let (Some(rs), false) = (&snap.new_rs, active_olds) {
-        if scale(ctx, snap, rs, snap.replicas())? {
-            return Ok(None);
-        }
+    if let (Some(rs), false) = (&snap.new_rs, active_olds)
+        && scale(ctx, snap, rs, snap.replicas())?
+    {
+        return Ok(None);
     }
     sync_status(ctx, snap, false)
 }
@@ -52,7 +63,11 @@ pub(super) fn rolling(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Requeue {
     let strategy = snap.strategy();
     let surge = plan::max_surge(&strategy, want);
     let max_unavailable = plan::max_unavailable(&strategy, want);
-    let total: i64 = snap.all().iter().map(|rs| RsInfo::of(rs).spec_replicas).sum();
+    let total: i64 = snap
+        .all()
+        .iter()
+        .map(|rs| RsInfo::of(rs).spec_replicas)
+        .sum();
     let Some(new_rs) = &snap.new_rs else {
         let replicas = plan::new_rs_replicas(want, surge, total, 0);
         return super::create_new_rs(ctx, snap, replicas, want + surge);
@@ -84,7 +99,10 @@ pub(super) fn recreate(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Requeue {
     for rs in &snap.olds {
         scaled |= scale(ctx, snap, rs, 0)?;
     }
-    let old_pods_running = snap.olds.iter().any(|rs| RsInfo::of(rs).status_replicas > 0);
+    let old_pods_running = snap
+        .olds
+        .iter()
+        .any(|rs| RsInfo::of(rs).status_replicas > 0);
     if scaled || old_pods_running {
         return sync_status(ctx, snap, true);
     }
@@ -100,7 +118,12 @@ pub(super) fn recreate(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Requeue {
 }
 
 /// Sets `spec.replicas` of a ReplicaSet (and its replica annotations); returns whether it wrote.
-fn scale(ctx: &mut Ctx<'_>, snap: &Snapshot, rs: &Value, replicas: i64) -> Result<bool, WriteError> {
+fn scale(
+    ctx: &mut Ctx<'_>,
+    snap: &Snapshot,
+    rs: &Value,
+    replicas: i64,
+) -> Result<bool, WriteError> {
     if RsInfo::of(rs).spec_replicas == replicas {
         return Ok(false);
     }
@@ -120,7 +143,9 @@ fn cleanup_if_complete(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Result<(), WriteEr
     if !status::is_complete(&snap.d, snap.d.get("status").unwrap_or(&empty)) {
         return Ok(());
     }
-    let limit = meta::i64_at(&snap.d, "/spec/revisionHistoryLimit").unwrap_or(10).max(0);
+    let limit = meta::i64_at(&snap.d, "/spec/revisionHistoryLimit")
+        .unwrap_or(10)
+        .max(0);
     let idle: Vec<&Value> = snap
         .olds
         .iter()
@@ -129,7 +154,9 @@ fn cleanup_if_complete(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Result<(), WriteEr
             i.spec_replicas == 0 && i.status_replicas == 0
         })
         .collect();
-    let excess = idle.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
+    let excess = idle
+        .len()
+        .saturating_sub(usize::try_from(limit).unwrap_or(0));
     for rs in idle.into_iter().take(excess) {
         ctx.delete(&ObjRef::of(Kind::ReplicaSet, rs))?;
     }
@@ -196,8 +223,9 @@ pub(super) fn sync_status(ctx: &mut Ctx<'_>, snap: &Snapshot, track_progress: bo
     let new = snap.new_rs.as_ref().map(fresh);
     let all: Vec<RsInfo> = snap.all().into_iter().map(fresh).collect();
     let want = snap.replicas();
-    let deadline = super::has_deadline(&d)
-        .then(|| meta::i64_at(&d, "/spec/progressDeadlineSeconds").unwrap_or(600) as f64 * ctx.cfg.time_scale);
+    let deadline = super::has_deadline(&d).then(|| {
+        meta::i64_at(&d, "/spec/progressDeadlineSeconds").unwrap_or(600) as f64 * ctx.cfg.time_scale
+    });
     let since = since_progress(ctx, &d);
     let now = meta::now_timestamp();
     let next = status::next_status(&Inputs {
@@ -216,10 +244,7 @@ pub(super) fn sync_status(ctx: &mut Ctx<'_>, snap: &Snapshot, track_progress: bo
     let pending = meta::condition(&next, PROGRESSING)
         .and_then(|c| c["reason"].as_str())
         .is_some_and(|r| r != NEW_RS_AVAILABLE && r != TIMED_OUT && r != "DeploymentPaused");
-    let since = ctx
-        .cache
-        .get(&r)
-        .map_or(since, |d| since_progress(ctx, d));
+    let since = ctx.cache.get(&r).map_or(since, |d| since_progress(ctx, d));
     Ok(deadline
         .filter(|_| pending && track_progress)
         .map(|dl| Duration::from_secs_f64((dl - since).max(0.0)) + Duration::from_millis(5)))

@@ -69,7 +69,11 @@ fn counts(d: &Value, new_rs: Option<&RsInfo>, all: &[RsInfo]) -> Map<String, Val
     let mut m = Map::new();
     m.insert("observedGeneration".into(), json!(meta::generation(d)));
     meta::put_count(&mut m, "replicas", replicas);
-    meta::put_count(&mut m, "updatedReplicas", new_rs.map_or(0, |n| n.status_replicas));
+    meta::put_count(
+        &mut m,
+        "updatedReplicas",
+        new_rs.map_or(0, |n| n.status_replicas),
+    );
     meta::put_count(&mut m, "readyReplicas", sum(|r| r.ready));
     meta::put_count(&mut m, "availableReplicas", available);
     meta::put_count(&mut m, "unavailableReplicas", (replicas - available).max(0));
@@ -111,9 +115,21 @@ pub(crate) fn next_status(i: &Inputs<'_>) -> Value {
     }
     let want = meta::i64_at(d, "/spec/replicas").unwrap_or(1);
     let available = if count(&status, "availableReplicas") >= want - i.max_unavailable {
-        condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", i.now)
+        condition(
+            "Available",
+            "True",
+            "MinimumReplicasAvailable",
+            "Deployment has minimum availability.",
+            i.now,
+        )
     } else {
-        condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.", i.now)
+        condition(
+            "Available",
+            "False",
+            "MinimumReplicasUnavailable",
+            "Deployment does not have minimum availability.",
+            i.now,
+        )
     };
     set_condition(&mut status, available);
     if i.deadline.is_none() {
@@ -126,15 +142,22 @@ pub(crate) fn next_status(i: &Inputs<'_>) -> Value {
 
 fn progressing(i: &Inputs<'_>, old: &Value, status: &mut Value) {
     let cur = meta::condition(old, PROGRESSING).cloned();
-    let reason = cur.as_ref().and_then(|c| c["reason"].as_str()).unwrap_or_default();
+    let reason = cur
+        .as_ref()
+        .and_then(|c| c["reason"].as_str())
+        .unwrap_or_default();
     let rs_name = i.new_rs.map(|r| r.name.as_str()).unwrap_or_default();
-    let done = count(status, "replicas") == count(status, "updatedReplicas") && reason == NEW_RS_AVAILABLE;
+    let done =
+        count(status, "replicas") == count(status, "updatedReplicas") && reason == NEW_RS_AVAILABLE;
     if done {
         return;
     }
     if is_complete(i.deployment, status) {
         let msg = format!("ReplicaSet \"{rs_name}\" has successfully progressed.");
-        set_condition(status, condition(PROGRESSING, "True", NEW_RS_AVAILABLE, &msg, i.now));
+        set_condition(
+            status,
+            condition(PROGRESSING, "True", NEW_RS_AVAILABLE, &msg, i.now),
+        );
     } else if made_progress(old, status) {
         let msg = format!("ReplicaSet \"{rs_name}\" is progressing.");
         let mut c = condition(PROGRESSING, "True", "ReplicaSetUpdated", &msg, i.now);
@@ -143,9 +166,14 @@ fn progressing(i: &Inputs<'_>, old: &Value, status: &mut Value) {
         }
         remove_condition(status, PROGRESSING);
         set_condition(status, c);
-    } else if cur.is_some() && (reason == TIMED_OUT || i.deadline.is_some_and(|dl| i.since_progress > dl)) {
+    } else if cur.is_some()
+        && (reason == TIMED_OUT || i.deadline.is_some_and(|dl| i.since_progress > dl))
+    {
         let msg = format!("ReplicaSet \"{rs_name}\" has timed out progressing.");
-        set_condition(status, condition(PROGRESSING, "False", TIMED_OUT, &msg, i.now));
+        set_condition(
+            status,
+            condition(PROGRESSING, "False", TIMED_OUT, &msg, i.now),
+        );
     }
 }
 
@@ -180,7 +208,16 @@ mod tests {
 
     fn created(d: &mut Value) {
         let mut s = json!({});
-        set_condition(&mut s, condition(PROGRESSING, "True", "NewReplicaSetCreated", "m", "2026-01-01T00:00:00Z"));
+        set_condition(
+            &mut s,
+            condition(
+                PROGRESSING,
+                "True",
+                "NewReplicaSetCreated",
+                "m",
+                "2026-01-01T00:00:00Z",
+            ),
+        );
         d["status"] = s;
     }
 
@@ -207,7 +244,10 @@ mod tests {
         let new = rs("web-new", 2, 2);
         let all = [rs("web-old", 0, 0), new.clone()];
         let s = next_status(&inputs(&d, &new, &all, 1.0));
-        assert_eq!(meta::condition(&s, PROGRESSING).unwrap()["reason"], NEW_RS_AVAILABLE);
+        assert_eq!(
+            meta::condition(&s, PROGRESSING).unwrap()["reason"],
+            NEW_RS_AVAILABLE
+        );
         assert_eq!(meta::condition(&s, "Available").unwrap()["status"], "True");
         assert!(s.get("unavailableReplicas").is_none());
         assert_eq!(s["availableReplicas"], 2);
@@ -224,9 +264,15 @@ mod tests {
         d["status"]["availableReplicas"] = json!(1);
         d["status"]["readyReplicas"] = json!(1);
         let early = next_status(&inputs(&d, &new, &all, 4.0));
-        assert_eq!(meta::condition(&early, PROGRESSING).unwrap()["reason"], "NewReplicaSetCreated");
+        assert_eq!(
+            meta::condition(&early, PROGRESSING).unwrap()["reason"],
+            "NewReplicaSetCreated"
+        );
         let late = next_status(&inputs(&d, &new, &all, 6.0));
         let p = meta::condition(&late, PROGRESSING).unwrap();
-        assert_eq!((p["status"].as_str(), p["reason"].as_str()), (Some("False"), Some(TIMED_OUT)));
+        assert_eq!(
+            (p["status"].as_str(), p["reason"].as_str()),
+            (Some("False"), Some(TIMED_OUT))
+        );
     }
 }

@@ -81,9 +81,9 @@ impl HttpResolver {
     }
 
     async fn head(&self, image: &ImageRef) -> Result<String, PullError> {
-        let endpoint = self
-            .endpoint(&image.registry)
-            .ok_or_else(|| PullError::Unreachable(format!("no route to registry {}", image.registry)))?;
+        let endpoint = self.endpoint(&image.registry).ok_or_else(|| {
+            PullError::Unreachable(format!("no route to registry {}", image.registry))
+        })?;
         let path = format!(
             "v2/{}/manifests/{}",
             image.repository,

@@ -45,7 +45,11 @@ impl ImageRef {
 
     /// `registry/repository:tag` (tag `latest` when only a digest was given).
     pub fn tagged_name(&self) -> String {
-        format!("{}:{}", self.repository_name(), self.tag.as_deref().unwrap_or("latest"))
+        format!(
+            "{}:{}",
+            self.repository_name(),
+            self.tag.as_deref().unwrap_or("latest")
+        )
     }
 
     /// What the kubelet reports as `imageID` once `digest` was pulled.
@@ -65,7 +69,10 @@ impl ImageRef {
 fn split_tag(name: &str) -> (&str, Option<String>) {
     let last_slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[last_slash..].rfind(':') {
-        Some(i) => (&name[..last_slash + i], Some(name[last_slash + i + 1..].to_string())),
+        Some(i) => (
+            &name[..last_slash + i],
+            Some(name[last_slash + i + 1..].to_string()),
+        ),
         None => (name, None),
     }
 }
@@ -100,7 +107,10 @@ mod tests {
         assert_eq!(r.repository, "team/app");
         assert_eq!(r.tag.as_deref(), Some("latest"));
         let r = ImageRef::parse("localhost/app:1.2").unwrap();
-        assert_eq!((r.registry.as_str(), r.tag.as_deref()), ("localhost", Some("1.2")));
+        assert_eq!(
+            (r.registry.as_str(), r.tag.as_deref()),
+            ("localhost", Some("1.2"))
+        );
     }
 
     #[test]

@@ -1,0 +1,338 @@
+//! Decide: which of a workload's containers move to which image, and why the others do not (SPEC §5).
+//!
+//! Input: the workload projection, its settings, the Kubernetes client (to read `imagePullSecrets` by name
+//! and, for `latest`, the digests the ready pods run) and the registry client. Output: [`Findings`]: the
+//! changes to apply and everything worth telling the user (skipped containers, registry errors, an update
+//! another writer reverted). No Events and no writes here: the checker records the findings, and the
+//! `plan` command prints them, from the same code.
+
+use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
+use kube::{Api, Client, api::ListParams};
+
+use crate::{
+    annotations::{self, InvalidAnnotation, Settings},
+    image::ImageRef,
+    registry::{RegistryClient, credentials::DockerConfig},
+    resolve::{self, Resolution},
+    strategy::{Decision, Quarantine, Strategy},
+    update::{ContainerChange, per_container},
+    workload::{Container, Workload},
+};
+
+/// An update of ours that another writer undid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revert {
+    /// The container.
+    pub container: String,
+    /// The image we wrote.
+    pub ours: String,
+    /// The image they put back.
+    pub theirs: String,
+}
+
+/// What deciding found for one workload.
+#[derive(Debug, Clone, Default)]
+pub struct Findings {
+    /// Images to write.
+    pub changes: Vec<ContainerChange>,
+    /// Why each other managed container keeps its image.
+    pub notes: Vec<String>,
+    /// Containers the strategy cannot handle, with the reason (only when `containers` is not set).
+    pub skipped: Vec<String>,
+    /// Registry failures, one per container.
+    pub registry_errors: Vec<String>,
+    /// Our last update, undone by another writer.
+    pub reverted: Option<Revert>,
+}
+
+/// Decides for every managed container of `workload`.
+///
+/// `known_revert` is an image another writer reverted earlier: it is not proposed again.
+pub async fn decide(
+    client: &Client,
+    registry: &RegistryClient,
+    workload: &Workload,
+    settings: &Settings,
+    known_revert: Option<&str>,
+) -> Result<Findings, InvalidAnnotation> {
+    let managed = managed_containers(workload, settings)?;
+    let quarantine = workload
+        .annotations
+        .get(annotations::QUARANTINE)
+        .and_then(|v| Quarantine::from_annotation(v).ok())
+        .unwrap_or_default();
+    let mut findings = Findings {
+        skipped: managed.skipped,
+        reverted: reverted_update(workload, &quarantine),
+        ..Findings::default()
+    };
+    let revert = findings.reverted.as_ref().map(|r| r.ours.clone());
+    let revert = revert.as_deref().or(known_revert);
+    let configs = pull_secrets(client, workload).await;
+    for (container, image) in managed.containers {
+        let credential = configs
+            .iter()
+            .find_map(|c| c.credential_for(image.registry()))
+            .cloned();
+        let current_digest = if settings.strategy == Strategy::Latest && image.digest().is_none() {
+            running_digest(client, workload, &container.name).await
+        } else {
+            None
+        };
+        let resolution = resolve::resolve(
+            registry,
+            settings.strategy,
+            &container.name,
+            &image,
+            credential.as_ref(),
+            current_digest.as_deref(),
+            &quarantine,
+        )
+        .await;
+        match resolution {
+            Ok(resolution) => apply_resolution(
+                &container,
+                &image,
+                resolution,
+                current_digest,
+                revert,
+                &mut findings,
+            ),
+            Err(error) => {
+                let note = format!("container {}: {error}", container.name);
+                tracing::warn!(image = %image, "{note}");
+                findings.registry_errors.push(note);
+            }
+        }
+    }
+    Ok(findings)
+}
+
+fn apply_resolution(
+    container: &Container,
+    image: &ImageRef,
+    resolution: Resolution,
+    current_digest: Option<String>,
+    reverted: Option<&str>,
+    plan: &mut Findings,
+) {
+    let Some(to_image) = resolution.decision.image_to_write(image) else {
+        plan.notes
+            .push(format!("{}: {}", container.name, resolution.decision));
+        return;
+    };
+    let Decision::Update { digest, .. } = &resolution.decision else {
+        return;
+    };
+    if reverted == Some(to_image.as_str()) {
+        plan.notes.push(format!(
+            "{}: {to_image} was reverted by another writer; not applied again",
+            container.name
+        ));
+        return;
+    }
+    tracing::info!(container = %container.name, image = %image, to = %to_image, "{}", resolution.decision);
+    plan.changes.push(ContainerChange {
+        container: container.clone(),
+        from_image: container.image.clone(),
+        to_image,
+        from_digest: image.digest().map(str::to_owned).or(current_digest),
+        to_digest: digest.clone(),
+    });
+}
+
+/// Our last update (`change` annotation) whose image another writer replaced with the previous one, e.g.
+/// GitOps self-heal (SPEC §5). A rollback of ours looks the same but quarantines the image, so it is not
+/// mistaken for another writer.
+fn reverted_update(workload: &Workload, quarantine: &Quarantine) -> Option<Revert> {
+    let change = workload.annotations.get(annotations::CHANGE)?;
+    let (from, to) = change.split_once(" -> ")?;
+    let pairs = |side: &str| -> Vec<(Option<String>, String)> {
+        if side.contains('=') {
+            side.split(',')
+                .filter_map(|p| p.split_once('='))
+                .map(|(n, i)| (Some(n.to_owned()), i.to_owned()))
+                .collect()
+        } else {
+            vec![(None, side.to_owned())]
+        }
+    };
+    let (from, to) = (pairs(from), pairs(to));
+    for ((name, previous), (_, ours)) in from.iter().zip(to.iter()) {
+        let container = match name {
+            Some(name) => workload.container(name),
+            None => workload
+                .containers
+                .iter()
+                .find(|c| c.image == *previous || c.image == *ours),
+        }?;
+        let rolled_back_by_us = quarantine.entries().iter().any(|e| e.image == *ours);
+        if container.image == *previous && previous != ours && !rolled_back_by_us {
+            return Some(Revert {
+                container: container.name.clone(),
+                ours: ours.clone(),
+                theirs: previous.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// The containers a check manages, and a note per container skipped.
+struct Managed {
+    containers: Vec<(Container, ImageRef)>,
+    skipped: Vec<String>,
+}
+
+fn managed_containers(
+    workload: &Workload,
+    settings: &Settings,
+) -> Result<Managed, InvalidAnnotation> {
+    let mut managed = Managed {
+        containers: Vec::new(),
+        skipped: Vec::new(),
+    };
+    let invalid = |problem: String| InvalidAnnotation {
+        annotation: annotations::CONTAINERS,
+        value: settings.containers.clone().unwrap_or_default().join(","),
+        problem,
+        example: workload
+            .containers
+            .iter()
+            .filter(|c| !c.init)
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    match &settings.containers {
+        Some(names) => {
+            for name in names {
+                let container = workload
+                    .container(name)
+                    .ok_or_else(|| invalid(format!("container {name:?} does not exist")))?;
+                let image = ImageRef::parse(&container.image)
+                    .map_err(|e| invalid(format!("container {name:?}: {e}")))?;
+                settings
+                    .strategy
+                    .check_image(&image)
+                    .map_err(|e| invalid(format!("container {name:?}: {e}")))?;
+                managed.containers.push((container.clone(), image));
+            }
+        }
+        None => {
+            for container in workload.containers.iter().filter(|c| !c.init) {
+                let checked = ImageRef::parse(&container.image)
+                    .map_err(|e| e.to_string())
+                    .and_then(|image| {
+                        settings
+                            .strategy
+                            .check_image(&image)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                            .map(|()| image)
+                    });
+                match checked {
+                    Ok(image) => managed.containers.push((container.clone(), image)),
+                    Err(why) => managed.skipped.push(format!("{}: {why}", container.name)),
+                }
+            }
+        }
+    }
+    Ok(managed)
+}
+
+/// Credentials of the workload's `imagePullSecrets` and its ServiceAccount's, read by name (`get` only).
+async fn pull_secrets(client: &Client, workload: &Workload) -> Vec<DockerConfig> {
+    let mut names = workload.image_pull_secrets.clone();
+    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &workload.namespace);
+    match accounts.get_opt(&workload.service_account).await {
+        Ok(Some(sa)) => names.extend(
+            sa.image_pull_secrets
+                .into_iter()
+                .flatten()
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty()),
+        ),
+        Ok(None) => {}
+        Err(error) => {
+            tracing::warn!(service_account = %workload.service_account, %error, "failed to read the service account's imagePullSecrets")
+        }
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &workload.namespace);
+    let mut configs = Vec::new();
+    for name in names {
+        match secrets.get_opt(&name).await {
+            Ok(Some(secret)) => match DockerConfig::from_secret(&secret) {
+                Ok(config) => configs.push(config),
+                Err(error) => {
+                    tracing::warn!(secret = %name, %error, "imagePullSecret is not usable")
+                }
+            },
+            Ok(None) => tracing::warn!(secret = %name, "imagePullSecret does not exist"),
+            Err(error) => {
+                tracing::warn!(secret = %name, %error, "failed to read an imagePullSecret")
+            }
+        }
+    }
+    configs
+}
+
+/// The digest every ready pod reports for `container`, if they agree (SPEC §5 `latest`).
+async fn running_digest(client: &Client, workload: &Workload, container: &str) -> Option<String> {
+    if workload.selector.is_empty() {
+        return None;
+    }
+    let selector = workload
+        .selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &workload.namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .ok()?;
+    let mut digest: Option<String> = None;
+    for pod in list.items {
+        let status = pod.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        if !ready {
+            continue;
+        }
+        let id = status
+            .container_statuses
+            .iter()
+            .flatten()
+            .find(|s| s.name == container)
+            .map(|s| s.image_id.clone())?;
+        let found = id.rsplit_once('@').map(|(_, d)| d.to_owned())?;
+        match &digest {
+            None => digest = Some(found),
+            Some(d) if *d == found => {}
+            Some(_) => return None,
+        }
+    }
+    digest
+}
+
+/// The image(s) a payload names for a workload: the managed containers' images.
+pub fn workload_image(workload: &Workload, settings: &Settings) -> String {
+    let containers: Vec<&Container> = match &settings.containers {
+        Some(names) => workload
+            .containers
+            .iter()
+            .filter(|c| names.contains(&c.name))
+            .collect(),
+        None => workload.containers.iter().filter(|c| !c.init).collect(),
+    };
+    per_container(
+        containers
+            .iter()
+            .map(|c| (c.name.as_str(), c.image.as_str())),
+    )
+}

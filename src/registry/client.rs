@@ -1,0 +1,236 @@
+//! [`RegistryClient`]: the three lookups the controller needs, shared and coalesced.
+//!
+//! Input: a [`Repository`], an optional [`Credential`], a tag or digest. Output: `Arc`-shared answers.
+//! Tag lists and tag digests are shared per (registry, repository, credential) for `cache_ttl`; identical
+//! lookups in flight at once make one request. Child digests of an index are kept for the life of the
+//! process (digests are immutable), still keyed by credential so one namespace's secret never answers
+//! another's lookup.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::LINK;
+
+use super::cache::Coalescing;
+use super::manifest;
+use super::metrics::Metrics;
+use super::tags::{self, Next, Pager};
+use super::transport::{Call, Transport};
+use super::{Credential, RegistryConfig, RegistryError, Repository, api_host};
+
+/// Entries beyond this many are pruned when stale.
+const MAX_ENTRIES: usize = 16_384;
+/// "For the life of the process" for immutable answers.
+const IMMUTABLE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LookupKey {
+    registry: String,
+    name: String,
+    item: String,
+    credential: String,
+}
+
+impl LookupKey {
+    fn new(repo: &Repository, item: &str, credential: Option<&Credential>) -> Self {
+        Self {
+            registry: api_host(&repo.registry),
+            name: repo.name.clone(),
+            item: item.to_owned(),
+            credential: Credential::cache_key(credential),
+        }
+    }
+}
+
+struct Inner {
+    transport: Transport,
+    tags: Coalescing<LookupKey, Arc<[String]>>,
+    digests: Coalescing<LookupKey, String>,
+    children: Coalescing<LookupKey, Arc<[String]>>,
+}
+
+/// A registry client shared by every check of the process. Cheap to clone.
+#[derive(Clone)]
+pub struct RegistryClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient").finish_non_exhaustive()
+    }
+}
+
+impl RegistryClient {
+    /// Builds the client and registers its metrics into `metrics`.
+    ///
+    /// Fails when `ca_file` cannot be read or holds no certificate, or the HTTP client cannot be built.
+    pub fn new(
+        config: RegistryConfig,
+        metrics: &mut prometheus_client::registry::Registry,
+    ) -> Result<Self, RegistryError> {
+        let transport = Transport::new(config, Metrics::register(metrics))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                transport,
+                tags: Coalescing::new(MAX_ENTRIES),
+                digests: Coalescing::new(MAX_ENTRIES),
+                children: Coalescing::new(MAX_ENTRIES),
+            }),
+        })
+    }
+
+    /// Every tag of `repo`, in the registry's order, following pagination.
+    pub async fn list_tags(
+        &self,
+        repo: &Repository,
+        credential: Option<&Credential>,
+    ) -> Result<Arc<[String]>, RegistryError> {
+        let key = LookupKey::new(repo, "", credential);
+        let inner = &self.inner;
+        inner
+            .tags
+            .get_or_fetch(&key, || async {
+                let result = inner.fetch_tags(repo, credential).await;
+                (result, inner.fresh_until())
+            })
+            .await
+    }
+
+    /// The digest `tag` points to (the index digest for multi-arch images), by a manifest `HEAD`.
+    pub async fn head_digest(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        credential: Option<&Credential>,
+    ) -> Result<String, RegistryError> {
+        let key = LookupKey::new(repo, tag, credential);
+        let inner = &self.inner;
+        inner
+            .digests
+            .get_or_fetch(&key, || async {
+                let result = inner.fetch_digest(repo, tag, credential).await;
+                (result, inner.fresh_until())
+            })
+            .await
+    }
+
+    /// The child manifest digests of the index `index_digest` (empty for a single-image manifest).
+    pub async fn child_digests(
+        &self,
+        repo: &Repository,
+        index_digest: &str,
+        credential: Option<&Credential>,
+    ) -> Result<Arc<[String]>, RegistryError> {
+        let key = LookupKey::new(repo, index_digest, credential);
+        let inner = &self.inner;
+        inner
+            .children
+            .get_or_fetch(&key, || async {
+                let result = inner.fetch_children(repo, index_digest, credential).await;
+                (result, Instant::now() + IMMUTABLE)
+            })
+            .await
+    }
+}
+
+impl Inner {
+    fn fresh_until(&self) -> Instant {
+        Instant::now() + self.transport.config.cache_ttl
+    }
+
+    async fn fetch_tags(
+        &self,
+        repo: &Repository,
+        credential: Option<&Credential>,
+    ) -> Result<Arc<[String]>, RegistryError> {
+        let target = format!("list tags of {repo}");
+        let config = &self.transport.config;
+        let mut pager = Pager::new(config.page_size.max(1), config.max_pages.max(1));
+        let mut url = pager.first_url(&self.transport.repo_url(repo, &["tags", "list"], &target)?);
+        loop {
+            let call = Call {
+                repo,
+                method: Method::GET,
+                url: url.clone(),
+                manifest_accept: false,
+                credential,
+                target: &target,
+            };
+            let reply = self.transport.send(&call).await?;
+            let page = tags::decode_page(&reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
+            let link = reply
+                .headers
+                .get_all(LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|h| tags::next_link(h, &url));
+            match pager.accept(page, link, &url) {
+                Next::Fetch(next) => url = next,
+                Next::Done => break,
+                Next::Stopped(why) => {
+                    tracing::warn!(registry = %repo.registry, repository = %repo.name, why, "stopped paging a tag list");
+                    break;
+                }
+            }
+        }
+        Ok(pager.into_tags().into())
+    }
+
+    async fn fetch_digest(
+        &self,
+        repo: &Repository,
+        tag: &str,
+        credential: Option<&Credential>,
+    ) -> Result<String, RegistryError> {
+        let target = format!("resolve {repo}:{tag}");
+        let call = Call {
+            repo,
+            method: Method::HEAD,
+            url: self.transport.repo_url(repo, &["manifests", tag], &target)?,
+            manifest_accept: true,
+            credential,
+            target: &target,
+        };
+        let reply = self.transport.send(&call).await?;
+        let header = reply
+            .headers
+            .get("docker-content-digest")
+            .ok_or_else(|| RegistryError::malformed(&target, "no Docker-Content-Digest header"))?;
+        let digest = header.to_str().unwrap_or_default().trim();
+        if !manifest::is_valid_digest(digest) {
+            let shown: String = digest.chars().take(80).collect();
+            return Err(RegistryError::malformed(
+                &target,
+                format!("invalid Docker-Content-Digest `{shown}`"),
+            ));
+        }
+        Ok(digest.to_owned())
+    }
+
+    async fn fetch_children(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        credential: Option<&Credential>,
+    ) -> Result<Arc<[String]>, RegistryError> {
+        let target = format!("read the index {repo}@{digest}");
+        if !manifest::is_valid_digest(digest) {
+            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+        }
+        let call = Call {
+            repo,
+            method: Method::GET,
+            url: self.transport.repo_url(repo, &["manifests", digest], &target)?,
+            manifest_accept: true,
+            credential,
+            target: &target,
+        };
+        let reply = self.transport.send(&call).await?;
+        manifest::verify_body(digest, &reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
+        let children =
+            manifest::child_digests(&reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
+        Ok(children.into())
+    }
+}
