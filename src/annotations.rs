@@ -100,6 +100,14 @@ impl Settings {
             problem: e.to_string(),
             example: DEFAULT_CRON.into(),
         })?;
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(InvalidAnnotation {
+                annotation: CRON,
+                value: cron,
+                problem: "it never fires again (a past year, or a date that does not exist)".into(),
+                example: DEFAULT_CRON.into(),
+            });
+        }
         let strategy = match non_empty(annotations, STRATEGY) {
             None => Strategy::Version,
             Some(s) => s.parse::<Strategy>().map_err(|e| InvalidAnnotation {

@@ -1,29 +1,70 @@
-//! The command line (SPEC §9): `run` (default), `check`, `plan`, `demo`.
+//! The command line (SPEC §9): `run` (default), `check`, `plan`, and `demo` (with the `demo` feature).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
 
-use crate::check::CheckArgs;
+use crate::{
+    check::CheckArgs,
+    config::{Config, LogArgs, RunArgs},
+    notify::WebhookArgs,
+};
 
 /// Keeps Kubernetes workloads on the newest container images, safely.
 #[derive(Debug, Parser)]
 #[command(name = "watch-cluster", version, about)]
 pub struct Cli {
+    /// What to do; `run` when omitted.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller (the default).
-    Run,
+    Run(Box<RunCommand>),
     /// Ask the registry what a strategy would choose for IMAGE.
     Check(CheckArgs),
+    /// List watched workloads with their schedule, next check and pending decision (changes nothing).
+    Plan(Box<RunCommand>),
+}
+
+/// Settings of `run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunCommand {
+    /// Controller settings.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Webhook settings.
+    #[command(flatten)]
+    pub webhook: WebhookArgs,
+}
+
+impl RunCommand {
+    /// The settings from the environment alone (`watch-cluster` without a command).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let command = Self::augment_args(clap::Command::new("run").no_binary_name(true));
+        let matches = command.try_get_matches_from(std::iter::empty::<String>())?;
+        Ok(Self::from_arg_matches(&matches)?)
+    }
 }
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => anyhow::bail!("`run` is not available yet"),
+    crate::telemetry::init(&cli.log)?;
+    let command = match cli.command {
+        Some(command) => command,
+        None => Command::Run(Box::new(RunCommand::from_env()?)),
+    };
+    match command {
+        Command::Run(args) => {
+            let config = Config::from_args(&args.run)?;
+            let webhook = args.webhook.into_config()?;
+            crate::run::run(config, webhook).await
+        }
         Command::Check(args) => crate::check::run(args).await,
+        Command::Plan(args) => crate::plan::run(Config::from_args(&args.run)?).await,
     }
 }

@@ -13,19 +13,28 @@
 //! | notifications | [`notify`] |
 //! | logs | [`telemetry`] |
 
-
+pub mod annotations;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod controller;
 pub mod image;
+pub mod leader;
 pub mod notify;
+pub mod plan;
 pub mod registry;
+pub mod resolve;
+pub mod rollout;
+pub mod run;
 pub mod schedule;
+pub mod server;
+pub mod shutdown;
 pub mod strategy;
 pub mod telemetry;
+pub mod update;
 
 pub mod version;
-
+pub mod workload;
 
 /// Installs the one rustls crypto provider of the process (ring, as kube uses).
 ///

@@ -67,7 +67,9 @@ impl SimCluster {
         let listener = tokio::net::TcpListener::bind(options.listen)
             .await
             .with_context(|| format!("failed to bind {}", options.listen))?;
-        let addr = listener.local_addr().context("failed to read the bound address")?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
         let faults = Faults::default();
         let log = RequestLog::default();
         let state = Arc::new(api::AppState {
@@ -83,8 +85,17 @@ impl SimCluster {
                 tracing::error!(%error, "simulated API server stopped");
             }
         });
-        let controllers = options.controllers.map(|config| controllers::spawn(store.clone(), config));
-        Ok(SimCluster { addr, store, faults, log, server, controllers })
+        let controllers = options
+            .controllers
+            .map(|config| controllers::spawn(store.clone(), config));
+        Ok(SimCluster {
+            addr,
+            store,
+            faults,
+            log,
+            server,
+            controllers,
+        })
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -122,7 +133,11 @@ impl SimCluster {
 
     /// Loads a multi-document YAML manifest into the store (namespaced objects without a
     /// namespace go to `default_namespace`).
-    pub fn load_yaml(&self, text: &str, default_namespace: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    pub fn load_yaml(
+        &self,
+        text: &str,
+        default_namespace: &str,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
         Ok(store::load_yaml(&self.store, text, default_namespace)?)
     }
 
@@ -138,7 +153,10 @@ impl SimCluster {
 /// The namespaces every cluster has, and Ready nodes.
 fn bootstrap(store: &Store, nodes: &[String]) -> Result<(), StoreError> {
     for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        store.create(Kind::Namespace, serde_json::json!({"metadata": {"name": namespace}}))?;
+        store.create(
+            Kind::Namespace,
+            serde_json::json!({"metadata": {"name": namespace}}),
+        )?;
     }
     for name in nodes {
         let node = store.create(

@@ -37,18 +37,31 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let mut options = SimOptions { listen: args.listen, ..SimOptions::default() };
-    options.api.tokens.insert(args.token.clone(), UserInfo::admin("sim-admin"));
-    options.controllers = Some(args.controllers.into_config().context("invalid controller flags")?);
+    let mut options = SimOptions {
+        listen: args.listen,
+        ..SimOptions::default()
+    };
+    options
+        .api
+        .tokens
+        .insert(args.token.clone(), UserInfo::admin("sim-admin"));
+    options.controllers = Some(
+        args.controllers
+            .into_config()
+            .context("invalid controller flags")?,
+    );
     let cluster = SimCluster::start(options).await?;
     for path in &args.load {
-        let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read {}", path.display()))?;
         cluster.load_yaml(&text, "default")?;
     }
     if let Some(path) = &args.kubeconfig {
         cluster.write_kubeconfig(path, &args.token)?;
     }
     println!("{}", cluster.url());
-    tokio::signal::ctrl_c().await.context("failed to wait for a signal")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("failed to wait for a signal")?;
     Ok(())
 }

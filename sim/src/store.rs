@@ -11,9 +11,12 @@
 //! is held.
 
 mod defaults;
+mod error;
+mod gc;
+mod history;
 mod kind;
-mod meta;
 mod manifest;
+mod meta;
 mod validate;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -22,6 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use tokio::sync::broadcast;
 
+pub use error::{Expired, StoreError};
 pub use kind::{Kind, KindInfo};
 pub use manifest::{ManifestError, load_yaml};
 pub use meta::{name_of, namespace_of, new_uid, now_rfc3339, resource_version_of};
@@ -55,95 +59,6 @@ impl Change {
     }
 }
 
-/// A failed store operation, carrying what the HTTP layer needs for a Kubernetes `Status`.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{resource} \"{name}\" not found")]
-    NotFound {
-        kind: Kind,
-        resource: String,
-        name: String,
-    },
-    #[error("{resource} \"{name}\" already exists")]
-    AlreadyExists {
-        kind: Kind,
-        resource: String,
-        name: String,
-    },
-    #[error(
-        "Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"
-    )]
-    Conflict {
-        kind: Kind,
-        resource: String,
-        name: String,
-    },
-    #[error("{qualified_kind} \"{name}\" is invalid: {reason}")]
-    Invalid {
-        kind: Kind,
-        qualified_kind: String,
-        name: String,
-        reason: String,
-    },
-}
-
-impl StoreError {
-    /// HTTP status code.
-    pub fn code(&self) -> u16 {
-        match self {
-            StoreError::NotFound { .. } => 404,
-            StoreError::AlreadyExists { .. } | StoreError::Conflict { .. } => 409,
-            StoreError::Invalid { .. } => 422,
-        }
-    }
-
-    /// Kubernetes `Status.reason`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            StoreError::NotFound { .. } => "NotFound",
-            StoreError::AlreadyExists { .. } => "AlreadyExists",
-            StoreError::Conflict { .. } => "Conflict",
-            StoreError::Invalid { .. } => "Invalid",
-        }
-    }
-
-    /// The kind and object name the error is about.
-    pub fn subject(&self) -> (Kind, &str) {
-        match self {
-            StoreError::NotFound { kind, name, .. }
-            | StoreError::AlreadyExists { kind, name, .. }
-            | StoreError::Conflict { kind, name, .. }
-            | StoreError::Invalid { kind, name, .. } => (*kind, name),
-        }
-    }
-
-    pub(crate) fn not_found(kind: Kind, name: &str) -> StoreError {
-        StoreError::NotFound {
-            kind,
-            resource: kind.qualified_plural(),
-            name: name.to_string(),
-        }
-    }
-
-    pub(crate) fn invalid(kind: Kind, name: &str, reason: impl Into<String>) -> StoreError {
-        StoreError::Invalid {
-            kind,
-            qualified_kind: kind.qualified_kind(),
-            name: name.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// A watch could not start because the requested resourceVersion is older than the history.
-#[derive(Debug, thiserror::Error)]
-#[error("too old resource version: {requested} ({oldest})")]
-pub struct Expired {
-    pub requested: u64,
-    /// The oldest resourceVersion a watch may still start from.
-    pub oldest: u64,
-}
-
 /// One page of a list.
 #[derive(Debug)]
 pub struct Page {
@@ -159,7 +74,7 @@ type Key = (String, String);
 struct State {
     resource_version: u64,
     objects: HashMap<Kind, BTreeMap<Key, Arc<Value>>>,
-    history: VecDeque<Change>,
+    history: VecDeque<Arc<Change>>,
     /// Watches may start at any resourceVersion >= this.
     history_floor: u64,
     history_limit: usize,
@@ -167,7 +82,10 @@ struct State {
 
 struct Inner {
     state: Mutex<State>,
+    /// Changes for [`Store::subscribe`] (the contract's owned `Change`s).
     tx: broadcast::Sender<Change>,
+    /// The same changes, shared, for API watches: no copy per watcher.
+    shared_tx: broadcast::Sender<Arc<Change>>,
 }
 
 /// The shared object store; cheap to clone.
@@ -186,6 +104,7 @@ impl Store {
     /// An empty store at resourceVersion 1 (so "0" is always older than anything).
     pub fn new() -> Store {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let (shared_tx, _) = broadcast::channel(BROADCAST_CAPACITY);
         let state = State {
             resource_version: 1,
             objects: HashMap::new(),
@@ -197,6 +116,7 @@ impl Store {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 tx,
+                shared_tx,
             }),
         }
     }
@@ -351,63 +271,6 @@ impl Store {
         self.inner.tx.subscribe()
     }
 
-    /// The changes after `resource_version` still in history, and a receiver for the ones after
-    /// them; fails when the history no longer reaches back that far.
-    pub fn watch_from(
-        &self,
-        resource_version: u64,
-    ) -> Result<(Vec<Change>, broadcast::Receiver<Change>), Expired> {
-        let state = self.lock();
-        if resource_version < state.history_floor {
-            return Err(Expired {
-                requested: resource_version,
-                oldest: state.history_floor,
-            });
-        }
-        let replay = state
-            .history
-            .iter()
-            .filter(|c| c.resource_version() > resource_version)
-            .cloned()
-            .collect();
-        Ok((replay, self.inner.tx.subscribe()))
-    }
-
-    /// The current objects of a kind (in one namespace or all) and a receiver for every change
-    /// after them, taken atomically.
-    pub fn snapshot_and_subscribe(
-        &self,
-        kind: Kind,
-        namespace: Option<&str>,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Change>) {
-        let state = self.lock();
-        let items = state
-            .objects
-            .get(&kind)
-            .map(|m| {
-                m.iter()
-                    .filter(|((ns, _), _)| namespace.is_none_or(|want| want == ns))
-                    .map(|(_, o)| o.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        (items, state.resource_version, self.inner.tx.subscribe())
-    }
-
-    /// Forgets the change history, so a watch from any older resourceVersion gets 410 Expired.
-    pub fn compact(&self) {
-        let mut state = self.lock();
-        state.history.clear();
-        state.history_floor = state.resource_version;
-    }
-
-    /// Sets how many changes the history keeps (older ones are compacted away).
-    pub fn set_history_limit(&self, limit: usize) {
-        let mut state = self.lock();
-        state.history_limit = limit.max(1);
-        trim_history(&mut state);
-    }
-
     fn commit_update(
         &self,
         state: &mut State,
@@ -468,49 +331,14 @@ impl Store {
     }
 
     fn record(&self, state: &mut State, change: Change) {
+        let change = Arc::new(change);
         state.history.push_back(change.clone());
-        trim_history(state);
-        // No receivers is fine: nobody is watching.
-        let _ = self.inner.tx.send(change);
-    }
-
-    /// Deletes, recursively, the namespaced objects whose ownerReferences name `owner`'s uid.
-    fn collect_garbage(&self, state: &mut State, owner: &Value) {
-        let mut pending = vec![owner.clone()];
-        while let Some(owner) = pending.pop() {
-            let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str) else {
-                continue;
-            };
-            let namespace = namespace_of(&owner).unwrap_or_default().to_string();
-            for kind in [Kind::ReplicaSet, Kind::Pod, Kind::ControllerRevision] {
-                let owned: Vec<Key> = state
-                    .objects
-                    .get(&kind)
-                    .map(|m| {
-                        m.range((namespace.clone(), String::new())..)
-                            .take_while(|((ns, _), _)| *ns == namespace)
-                            .filter(|(_, o)| meta::is_owned_by(o, uid))
-                            .map(|(k, _)| k.clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                for key in owned {
-                    if let Some(removed) = state.objects.get_mut(&kind).and_then(|m| m.remove(&key))
-                    {
-                        self.commit_delete(state, kind, &removed);
-                        pending.push((*removed).clone());
-                    }
-                }
-            }
+        history::trim_history(state);
+        // A send without receivers fails harmlessly: nobody is watching.
+        if self.inner.tx.receiver_count() > 0 {
+            let _ = self.inner.tx.send((*change).clone());
         }
-    }
-}
-
-fn trim_history(state: &mut State) {
-    while state.history.len() > state.history_limit {
-        if let Some(dropped) = state.history.pop_front() {
-            state.history_floor = dropped.resource_version();
-        }
+        let _ = self.inner.shared_tx.send(change);
     }
 }
 

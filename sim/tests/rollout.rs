@@ -47,8 +47,20 @@ impl Sim {
         what: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
+        self.wait_longer(WAIT, kind, name, what, check).await
+    }
+
+    /// [`Sim::wait_for`] with another timeout.
+    async fn wait_longer(
+        &self,
+        wait: Duration,
+        kind: Kind,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
         let mut rx = self.store.subscribe();
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             let obj = self.get(kind, name);
             if check(&obj) {
@@ -56,9 +68,36 @@ impl Sim {
             }
             match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                _ => panic!("timed out waiting for {kind:?} {name}: {what}; last: {obj:#}"),
+                _ => panic!(
+                    "timed out waiting for {kind:?} {name}: {what}; last: {obj:#}\nreplica sets and pods: {:#}",
+                    self.related(name)
+                ),
             }
         }
+    }
+
+    /// The ReplicaSets and pods of workload `name` (for failure messages).
+    fn related(&self, name: &str) -> Value {
+        let mine = |o: &Value| {
+            o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("{name}-")))
+        };
+        let brief = |o: &Value| {
+            json!({"name": o["metadata"]["name"], "spec": o["spec"]["replicas"],
+            "status": o["status"], "deleting": o["metadata"]["deletionTimestamp"]})
+        };
+        let rss: Vec<Value> = self
+            .store
+            .list(Kind::ReplicaSet, Some(NS))
+            .iter()
+            .filter(|o| mine(o))
+            .map(brief)
+            .collect();
+        let pods: Vec<Value> = self.store.list(Kind::Pod, Some(NS)).iter().filter(|o| mine(o))
+            .map(|p| json!({"name": p["metadata"]["name"], "phase": p["status"]["phase"], "image": p["spec"]["containers"][0]["image"]}))
+            .collect();
+        json!({"replicaSets": rss, "pods": pods})
     }
 
     fn pods(&self, label: (&str, &str)) -> Vec<Value> {
@@ -887,4 +926,50 @@ mod kubectl {
         };
         assert_completes_then_gets_stuck(&sim, "daemonset/agent", "agent", &expect);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_deployments_roll_out_promptly() {
+    let sim = Sim::start(ControllerConfig::fast());
+    let started = std::time::Instant::now();
+    for i in 0..1000 {
+        sim.store
+            .create(Kind::Deployment, deployment(&format!("d{i}"), 2, "app:1"))
+            .unwrap();
+    }
+    let created = started.elapsed();
+    for i in 0..1000 {
+        sim.wait_longer(
+            Duration::from_secs(300),
+            Kind::Deployment,
+            &format!("d{i}"),
+            "complete",
+            deployment_complete,
+        )
+        .await;
+        if i % 100 == 0 {
+            eprintln!("{i} at {:?}", started.elapsed());
+        }
+    }
+    let done = started.elapsed();
+    for i in 0..1000 {
+        sim.set_image(Kind::Deployment, &format!("d{i}"), "app:2");
+    }
+    for i in 0..1000 {
+        sim.wait_longer(
+            Duration::from_secs(300),
+            Kind::Deployment,
+            &format!("d{i}"),
+            "updated",
+            |d| deployment_complete(d) && revision(d) == "2",
+        )
+        .await;
+        if i % 100 == 0 {
+            eprintln!("{i} at {:?}", started.elapsed());
+        }
+    }
+    eprintln!(
+        "created in {created:?}, first rollout {done:?}, second {:?}",
+        started.elapsed()
+    );
 }

@@ -14,6 +14,7 @@
 
 pub mod config;
 mod delivery;
+pub mod events;
 mod metrics;
 pub mod payload;
 mod webhook;

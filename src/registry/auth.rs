@@ -135,7 +135,9 @@ pub(crate) struct Token {
 
 impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("value", &"<redacted>").finish()
+        f.debug_struct("Token")
+            .field("value", &"<redacted>")
+            .finish()
     }
 }
 
@@ -160,7 +162,12 @@ pub(crate) fn decode_token(body: &[u8], now: Instant) -> Result<Token, String> {
         .filter(|t| !t.is_empty())
         .or(parsed.access_token.filter(|t| !t.is_empty()))
         .ok_or_else(|| "token answer has neither `token` nor `access_token`".to_owned())?;
-    let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(DEFAULT_EXPIRES_IN).max(DEFAULT_EXPIRES_IN));
+    let lifetime = Duration::from_secs(
+        parsed
+            .expires_in
+            .unwrap_or(DEFAULT_EXPIRES_IN)
+            .max(DEFAULT_EXPIRES_IN),
+    );
     Ok(Token {
         value,
         use_until: now + lifetime.saturating_sub(EXPIRY_MARGIN),
@@ -170,7 +177,10 @@ pub(crate) fn decode_token(body: &[u8], now: Instant) -> Result<Token, String> {
 /// The `Authorization` value for Basic authentication.
 pub(crate) fn basic_header(credential: &Credential) -> String {
     let raw = format!("{}:{}", credential.username, credential.password);
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(raw)
+    )
 }
 
 #[cfg(test)]
@@ -190,12 +200,16 @@ mod tests {
             })
         );
         let parsed = parse_challenges(header);
-        assert_eq!(parsed[0].1[2], ("scope".into(), "repository:team/app:pull,push".into()));
+        assert_eq!(
+            parsed[0].1[2],
+            ("scope".into(), "repository:team/app:pull,push".into())
+        );
     }
 
     #[test]
     fn bearer_is_preferred_over_basic_in_any_order_and_case() {
-        let header = r#"Basic realm="Registry", BEARER Realm=https://t.example/token , Service = reg"#;
+        let header =
+            r#"Basic realm="Registry", BEARER Realm=https://t.example/token , Service = reg"#;
         assert_eq!(
             select_challenge([header]),
             Some(Challenge::Bearer {
@@ -203,7 +217,10 @@ mod tests {
                 service: Some("reg".into()),
             })
         );
-        assert_eq!(select_challenge([r#"Basic realm="x""#]), Some(Challenge::Basic));
+        assert_eq!(
+            select_challenge([r#"Basic realm="x""#]),
+            Some(Challenge::Basic)
+        );
         assert_eq!(select_challenge(["Bearer service=x"]), None);
         assert_eq!(select_challenge([""]), None);
     }
@@ -211,7 +228,10 @@ mod tests {
     #[test]
     fn escaped_quotes_stay_inside_the_value() {
         let parsed = parse_challenges(r#"Bearer realm="a\"b,c""#);
-        assert_eq!(parsed, vec![("Bearer".into(), vec![("realm".into(), "a\"b,c".into())])]);
+        assert_eq!(
+            parsed,
+            vec![("Bearer".into(), vec![("realm".into(), "a\"b,c".into())])]
+        );
     }
 
     #[test]

@@ -137,7 +137,9 @@ mod tests {
             .await;
         assert_eq!(r.unwrap(), 1);
         let r = cache
-            .get_or_fetch(&1, || async { (Ok(2), Instant::now() + Duration::from_secs(60)) })
+            .get_or_fetch(&1, || async {
+                (Ok(2), Instant::now() + Duration::from_secs(60))
+            })
             .await;
         assert_eq!(r.unwrap(), 2, "an answer fresh only until 'now' is stale");
         let r = cache

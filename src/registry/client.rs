@@ -148,7 +148,8 @@ impl Inner {
         let target = format!("list tags of {repo}");
         let config = &self.transport.config;
         let mut pager = Pager::new(config.page_size.max(1), config.max_pages.max(1));
-        let mut url = pager.first_url(&self.transport.repo_url(repo, &["tags", "list"], &target)?);
+        let mut url =
+            pager.first_url(&self.transport.repo_url(repo, &["tags", "list"], &target)?);
         loop {
             let call = Call {
                 repo,
@@ -159,7 +160,8 @@ impl Inner {
                 target: &target,
             };
             let reply = self.transport.send(&call).await?;
-            let page = tags::decode_page(&reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
+            let page =
+                tags::decode_page(&reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
             let link = reply
                 .headers
                 .get_all(LINK)
@@ -188,7 +190,9 @@ impl Inner {
         let call = Call {
             repo,
             method: Method::HEAD,
-            url: self.transport.repo_url(repo, &["manifests", tag], &target)?,
+            url: self
+                .transport
+                .repo_url(repo, &["manifests", tag], &target)?,
             manifest_accept: true,
             credential,
             target: &target,
@@ -217,20 +221,26 @@ impl Inner {
     ) -> Result<Arc<[String]>, RegistryError> {
         let target = format!("read the index {repo}@{digest}");
         if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+            return Err(RegistryError::malformed(
+                &target,
+                "not a sha256/sha512 digest",
+            ));
         }
         let call = Call {
             repo,
             method: Method::GET,
-            url: self.transport.repo_url(repo, &["manifests", digest], &target)?,
+            url: self
+                .transport
+                .repo_url(repo, &["manifests", digest], &target)?,
             manifest_accept: true,
             credential,
             target: &target,
         };
         let reply = self.transport.send(&call).await?;
-        manifest::verify_body(digest, &reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
-        let children =
-            manifest::child_digests(&reply.body).map_err(|d| RegistryError::malformed(&target, d))?;
+        manifest::verify_body(digest, &reply.body)
+            .map_err(|d| RegistryError::malformed(&target, d))?;
+        let children = manifest::child_digests(&reply.body)
+            .map_err(|d| RegistryError::malformed(&target, d))?;
         Ok(children.into())
     }
 }

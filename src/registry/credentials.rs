@@ -19,17 +19,19 @@ use super::Credential;
 const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 
-/// Why a Secret yields no credentials.
+/// Why a Secret (or a config file) yields no credentials. `secret` reads "Secret <namespace>/<name>".
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     /// The Secret is of another type.
-    #[error("failed to read registry credentials from Secret {secret}: its type is `{found}`, not {DOCKERCONFIGJSON} or {DOCKERCFG}")]
+    #[error(
+        "failed to read registry credentials from {secret}: its type is `{found}`, not {DOCKERCONFIGJSON} or {DOCKERCFG}"
+    )]
     WrongType { secret: String, found: String },
     /// The Secret lacks the key its type requires.
-    #[error("failed to read registry credentials from Secret {secret}: it has no `{key}` key")]
+    #[error("failed to read registry credentials from {secret}: it has no `{key}` key")]
     MissingKey { secret: String, key: &'static str },
     /// The config is not JSON of the expected shape.
-    #[error("failed to read registry credentials from Secret {secret}: `{key}` is not a Docker config")]
+    #[error("failed to read registry credentials from {secret}: `{key}` is not a Docker config")]
     NotDockerConfig {
         secret: String,
         key: &'static str,
@@ -37,7 +39,9 @@ pub enum CredentialsError {
         source: serde_json::Error,
     },
     /// An entry's `auth` is not base64 of `user:password`.
-    #[error("failed to read registry credentials from Secret {secret}: the `auth` of entry `{entry}` is not base64 of user:password")]
+    #[error(
+        "failed to read registry credentials from {secret}: the `auth` of entry `{entry}` is not base64 of user:password"
+    )]
     BadAuth { secret: String, entry: String },
 }
 
@@ -68,7 +72,12 @@ impl DockerConfig {
         let (key, top_level) = match found.as_str() {
             DOCKERCONFIGJSON => (".dockerconfigjson", false),
             DOCKERCFG => (".dockercfg", true),
-            _ => return Err(CredentialsError::WrongType { secret: name, found }),
+            _ => {
+                return Err(CredentialsError::WrongType {
+                    secret: name,
+                    found,
+                });
+            }
         };
         let raw = secret
             .data
@@ -79,21 +88,36 @@ impl DockerConfig {
                 secret: name.clone(),
                 key,
             })?;
+        Self::from_json(&raw, top_level, &name, key)
+    }
+
+    /// Reads a Docker `config.json` (`{"auths":{…}}`), e.g. `~/.docker/config.json`; `source` names it in errors.
+    /// Credential helpers (`credsStore`, `credHelpers`) are ignored: they would run programs.
+    pub fn from_config_json(raw: &[u8], source: &str) -> Result<Self, CredentialsError> {
+        Self::from_json(raw, false, source, "config.json")
+    }
+
+    fn from_json(
+        raw: &[u8],
+        top_level: bool,
+        name: &str,
+        key: &'static str,
+    ) -> Result<Self, CredentialsError> {
         let not_config = |source| CredentialsError::NotDockerConfig {
-            secret: name.clone(),
+            secret: name.to_owned(),
             key,
             source,
         };
         let auths: BTreeMap<String, Entry> = if top_level {
-            serde_json::from_slice(&raw).map_err(not_config)?
+            serde_json::from_slice(raw).map_err(not_config)?
         } else {
-            serde_json::from_slice::<ConfigJson>(&raw)
+            serde_json::from_slice::<ConfigJson>(raw)
                 .map_err(not_config)?
                 .auths
         };
         let mut config = Self::default();
         for (entry, value) in auths {
-            if let Some(credential) = credential_of(&value, &name, &entry)? {
+            if let Some(credential) = credential_of(&value, name, &entry)? {
                 config.entries.push((normalize_key(&entry), credential));
             }
         }
@@ -123,13 +147,17 @@ impl DockerConfig {
 fn secret_name(secret: &Secret) -> String {
     let meta = &secret.metadata;
     format!(
-        "{}/{}",
+        "Secret {}/{}",
         meta.namespace.as_deref().unwrap_or("-"),
         meta.name.as_deref().unwrap_or("-")
     )
 }
 
-fn credential_of(entry: &Entry, secret: &str, key: &str) -> Result<Option<Credential>, CredentialsError> {
+fn credential_of(
+    entry: &Entry,
+    secret: &str,
+    key: &str,
+) -> Result<Option<Credential>, CredentialsError> {
     if let Some(auth) = entry.auth.as_deref().filter(|a| !a.trim().is_empty()) {
         let bad = || CredentialsError::BadAuth {
             secret: secret.to_owned(),
@@ -155,9 +183,15 @@ fn normalize_key(key: &str) -> String {
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
-    let host = key.split('/').next().unwrap_or_default().to_ascii_lowercase();
+    let host = key
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".to_owned(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
         _ => host,
     }
 }
@@ -182,10 +216,21 @@ mod tests {
         // "alice:pa:ss" — the password itself contains a colon.
         let json = r#"{"auths":{"https://index.docker.io/v1/":{"auth":"YWxpY2U6cGE6c3M="},
             "http://Registry:5000/v2/":{"username":"bob","password":"pw"}}}"#;
-        let config = DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", json)).unwrap();
-        assert_eq!(config.credential_for("docker.io"), Some(&Credential::new("alice", "pa:ss")));
-        assert_eq!(config.credential_for("index.docker.io"), Some(&Credential::new("alice", "pa:ss")));
-        assert_eq!(config.credential_for("registry:5000"), Some(&Credential::new("bob", "pw")));
+        let config =
+            DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", json))
+                .unwrap();
+        assert_eq!(
+            config.credential_for("docker.io"),
+            Some(&Credential::new("alice", "pa:ss"))
+        );
+        assert_eq!(
+            config.credential_for("index.docker.io"),
+            Some(&Credential::new("alice", "pa:ss"))
+        );
+        assert_eq!(
+            config.credential_for("registry:5000"),
+            Some(&Credential::new("bob", "pw"))
+        );
         assert_eq!(config.credential_for("registry:5001"), None);
     }
 
@@ -193,7 +238,10 @@ mod tests {
     fn dockercfg_has_the_auths_map_at_top_level() {
         let json = r#"{"ghcr.io":{"username":"u","password":"p"},"quay.io":{"identitytoken":"x"}}"#;
         let config = DockerConfig::from_secret(&secret(DOCKERCFG, ".dockercfg", json)).unwrap();
-        assert_eq!(config.credential_for("ghcr.io"), Some(&Credential::new("u", "p")));
+        assert_eq!(
+            config.credential_for("ghcr.io"),
+            Some(&Credential::new("u", "p"))
+        );
         assert_eq!(config.credential_for("quay.io"), None);
     }
 
@@ -201,12 +249,22 @@ mod tests {
     fn errors_name_the_secret_and_never_its_values() {
         let err = DockerConfig::from_secret(&secret("Opaque", "x", "{}")).unwrap_err();
         assert!(err.to_string().contains("team-a/pull"));
-        let err = DockerConfig::from_secret(&secret(DOCKERCFG, ".dockerconfigjson", "{}")).unwrap_err();
-        assert!(matches!(err, CredentialsError::MissingKey { key: ".dockercfg", .. }));
-        let err = DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", "hunter2")).unwrap_err();
+        let err =
+            DockerConfig::from_secret(&secret(DOCKERCFG, ".dockerconfigjson", "{}")).unwrap_err();
+        assert!(matches!(
+            err,
+            CredentialsError::MissingKey {
+                key: ".dockercfg",
+                ..
+            }
+        ));
+        let err =
+            DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", "hunter2"))
+                .unwrap_err();
         assert!(!err.to_string().contains("hunter2"));
         let json = r#"{"auths":{"r":{"auth":"!!!c2VjcmV0"}}}"#;
-        let err = DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", json)).unwrap_err();
+        let err = DockerConfig::from_secret(&secret(DOCKERCONFIGJSON, ".dockerconfigjson", json))
+            .unwrap_err();
         assert!(err.to_string().contains("entry `r`"));
         assert!(!err.to_string().contains("c2VjcmV0"));
     }

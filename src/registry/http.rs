@@ -54,6 +54,8 @@ pub(crate) struct Http {
 
 impl Http {
     pub(crate) fn new(config: &RegistryConfig) -> Result<Self, RegistryError> {
+        // reqwest is built without a provider of its own (`rustls-no-provider`): make sure the process has one.
+        crate::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(config.request_timeout)
@@ -202,9 +204,10 @@ fn normalize_host(entry: &str) -> String {
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, RegistryError> {
-    let config = |detail: String, source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>| {
-        RegistryError::Config { detail, source }
-    };
+    let config =
+        |detail: String, source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>| {
+            RegistryError::Config { detail, source }
+        };
     let pem = std::fs::read(path).map_err(|e| {
         config(
             format!("REGISTRY_CA_FILE {} cannot be read", path.display()),
@@ -253,15 +256,25 @@ async fn read_reply(mut response: reqwest::Response, target: &str) -> Result<Rep
 fn answered_plain_http(err: &reqwest::Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = current {
-        let rustls_err = e.downcast_ref::<rustls::Error>().or_else(|| {
-            e.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if matches!(rustls_err, Some(rustls::Error::InvalidMessage(_))) {
+        if is_invalid_tls_message(e) {
             return true;
         }
         current = e.source();
+    }
+    false
+}
+
+/// rustls reports a non-TLS answer as `InvalidMessage`; it arrives wrapped in an `io::Error`, sometimes boxed
+/// (whose `source()` skips the wrapped error itself, so unwrap it by downcasting).
+fn is_invalid_tls_message(e: &(dyn std::error::Error + 'static)) -> bool {
+    if let Some(rustls_err) = e.downcast_ref::<rustls::Error>() {
+        return matches!(rustls_err, rustls::Error::InvalidMessage(_));
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return is_invalid_tls_message(inner);
     }
     false
 }
@@ -285,7 +298,9 @@ mod tests {
         let h = http(&["http://Registry:5000/", " "]);
         let repo = Repository::new("registry:5000", "team/app");
         assert_eq!(
-            h.repo_url(&repo, &["manifests", "1.0"], "t").unwrap().as_str(),
+            h.repo_url(&repo, &["manifests", "1.0"], "t")
+                .unwrap()
+                .as_str(),
             "http://registry:5000/v2/team/app/manifests/1.0"
         );
         let hub = Repository::new("docker.io", "library/nginx");
@@ -294,7 +309,10 @@ mod tests {
             "https://registry-1.docker.io/v2/library/nginx/tags/list"
         );
         let other = Repository::new("registry:5001", "a");
-        assert_eq!(h.repo_url(&other, &["x?y"], "t").unwrap().as_str(), "https://registry:5001/v2/a/x%3Fy");
+        assert_eq!(
+            h.repo_url(&other, &["x?y"], "t").unwrap().as_str(),
+            "https://registry:5001/v2/a/x%3Fy"
+        );
     }
 
     #[test]
@@ -310,12 +328,27 @@ mod tests {
             target: "t",
         };
         let url = |s: &str| Url::parse(s).unwrap();
-        assert!(h.check_scheme(&url("http://registry:5000/v2/"), &ex("registry:5000")).is_ok());
-        assert!(h.check_scheme(&url("http://registry:9000/token"), &ex("registry:5000")).is_ok());
-        assert!(h.check_scheme(&url("https://other/token"), &ex("other")).is_ok());
+        assert!(
+            h.check_scheme(&url("http://registry:5000/v2/"), &ex("registry:5000"))
+                .is_ok()
+        );
+        assert!(
+            h.check_scheme(&url("http://registry:9000/token"), &ex("registry:5000"))
+                .is_ok()
+        );
+        assert!(
+            h.check_scheme(&url("https://other/token"), &ex("other"))
+                .is_ok()
+        );
         let refused = h.check_scheme(&url("http://other:80/v2/"), &ex("other"));
         assert!(matches!(refused, Err(RegistryError::Insecure { .. })));
-        assert!(h.check_scheme(&url("http://registry:5000/token"), &ex("other")).is_ok());
-        assert!(h.check_scheme(&url("ftp://registry:5000/"), &ex("registry:5000")).is_err());
+        assert!(
+            h.check_scheme(&url("http://registry:5000/token"), &ex("other"))
+                .is_ok()
+        );
+        assert!(
+            h.check_scheme(&url("ftp://registry:5000/"), &ex("registry:5000"))
+                .is_err()
+        );
     }
 }

@@ -30,7 +30,10 @@ pub(crate) fn is_valid_digest(digest: &str) -> bool {
         "sha512" => 128,
         _ => return false,
     };
-    hex.len() == len && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    hex.len() == len
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Checks that `body` hashes to `digest`.
@@ -59,9 +62,10 @@ pub(crate) fn child_digests(body: &[u8]) -> Result<Vec<String>, String> {
         serde_json::from_slice(body).map_err(|e| format!("manifest is not valid JSON: {e}"))?;
     let docker_list = MediaType::ImageIndex.to_docker_v2s2().unwrap_or_default();
     let is_index = probe.manifests.is_some()
-        || probe.media_type.as_deref().is_some_and(|m| {
-            m == MediaType::ImageIndex.to_string() || m == docker_list
-        });
+        || probe
+            .media_type
+            .as_deref()
+            .is_some_and(|m| m == MediaType::ImageIndex.to_string() || m == docker_list);
     if !is_index {
         return Ok(Vec::new());
     }

@@ -21,9 +21,11 @@
 //!
 //! # Layout
 //! - [`client`]: the public [`RegistryClient`]; caching and coalescing around the lookups.
-//! - `transport`: one logical request: rate-limit gate, per-registry concurrency, auth, manual
-//!   redirects (never forwarding `Authorization`), retries of 5xx and timeouts, metrics.
-//! - `auth`: `WWW-Authenticate` parsing and the Bearer token handshake with its token cache.
+//! - `transport`: one logical request: rate-limit gate, per-registry concurrency, auth, retries of 5xx
+//!   and timeouts.
+//! - `http`: one HTTP exchange: TLS policy (`INSECURE_REGISTRIES`, `REGISTRY_CA_FILE`), manual redirects that
+//!   never forward `Authorization`, bounded bodies, metrics.
+//! - `auth`: `WWW-Authenticate` parsing and token answers (the handshake and token cache are in `transport`).
 //! - `tags`, `manifest`: decoding tag lists (with pagination) and manifests.
 //! - [`credentials`]: Docker config Secrets → [`Credential`]s.
 //! - `cache`, `ratelimit`, `metrics`, [`error`].

@@ -97,7 +97,10 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after(" 2 ", now), Some(Duration::from_secs(2)));
         let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(90)));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(90))
+        );
         let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
         assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
@@ -119,7 +122,11 @@ mod tests {
         assert_eq!(pause_from(&headers, 200, now), None);
         headers.insert("retry-after", HeaderValue::from_static("2"));
         assert_eq!(pause_from(&headers, 429, now), Some(Duration::from_secs(2)));
-        assert_eq!(pause_from(&headers, 200, now), None, "Retry-After alone on a 200 is no limit");
+        assert_eq!(
+            pause_from(&headers, 200, now),
+            None,
+            "Retry-After alone on a 200 is no limit"
+        );
         headers.insert("ratelimit-remaining", HeaderValue::from_static("0;w=3"));
         assert_eq!(pause_from(&headers, 200, now), Some(Duration::from_secs(2)));
         headers.remove("retry-after");

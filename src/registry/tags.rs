@@ -3,7 +3,8 @@
 //! Input: each page's body and `Link` header. Output: the next URL to fetch, or stop. Pagination stops on
 //! an empty page, a page without new tags, a page larger than the `n` we asked for (the registry ignores
 //! `n`, as distribution 2.8 does, and returned everything), a `Link` to another host, or the page cap.
-//! Without a `Link`, a full page is followed by `?n=&last=`.
+//! Without a `Link`, a full page is followed by `?n=&last=`, unless the registry sent `Link` on an earlier page
+//! (then its absence marks the last page).
 
 use std::collections::HashSet;
 
@@ -29,10 +30,17 @@ pub(crate) fn next_link(header: &str, current: &Url) -> Option<Url> {
         let is_next = params.split(';').any(|p| {
             p.split_once('=').is_some_and(|(k, v)| {
                 k.trim().eq_ignore_ascii_case("rel")
-                    && v.trim().trim_matches('"').split_whitespace().any(|r| r == "next")
+                    && v.trim()
+                        .trim_matches('"')
+                        .split_whitespace()
+                        .any(|r| r == "next")
             })
         });
-        if is_next { current.join(target).ok() } else { None }
+        if is_next {
+            current.join(target).ok()
+        } else {
+            None
+        }
     })
 }
 
@@ -50,6 +58,8 @@ pub(crate) struct Pager {
     page_size: usize,
     max_pages: usize,
     pages: usize,
+    /// A registry that sent `Link` once marks the last page by sending none.
+    saw_link: bool,
     seen: HashSet<String>,
     tags: Vec<String>,
 }
@@ -60,6 +70,7 @@ impl Pager {
             page_size,
             max_pages,
             pages: 0,
+            saw_link: false,
             seen: HashSet::new(),
             tags: Vec::new(),
         }
@@ -87,12 +98,13 @@ impl Pager {
         if len == 0 || self.tags.len() == before || len > self.page_size {
             return Next::Done;
         }
+        self.saw_link |= link.is_some();
         let next = match (link, last) {
             (Some(url), _) if url.origin() != current.origin() => {
                 return Next::Stopped("Link points to another host");
             }
             (Some(url), _) => url,
-            (None, Some(last)) if len == self.page_size => {
+            (None, Some(last)) if len == self.page_size && !self.saw_link => {
                 let mut url = current.clone();
                 url.query_pairs_mut()
                     .clear()
@@ -130,8 +142,15 @@ mod tests {
 
     #[test]
     fn pages_decode_with_null_or_missing_tags_as_empty() {
-        assert_eq!(decode_page(br#"{"name":"a","tags":["1","2"]}"#).unwrap(), vec!["1", "2"]);
-        assert!(decode_page(br#"{"name":"a","tags":null}"#).unwrap().is_empty());
+        assert_eq!(
+            decode_page(br#"{"name":"a","tags":["1","2"]}"#).unwrap(),
+            vec!["1", "2"]
+        );
+        assert!(
+            decode_page(br#"{"name":"a","tags":null}"#)
+                .unwrap()
+                .is_empty()
+        );
         assert!(decode_page(br#"{"tags":"x"}"#).is_err());
         assert!(decode_page(b"not json").is_err());
     }
@@ -154,8 +173,15 @@ mod tests {
         assert_eq!(pager.accept(tags(0..25), None, &cur), Next::Done);
         let mut pager = Pager::new(10, 50);
         let again = cur.clone();
-        assert!(matches!(pager.accept(tags(0..10), None, &cur), Next::Fetch(_)));
-        assert_eq!(pager.accept(tags(0..10), None, &again), Next::Done, "no new tags");
+        assert!(matches!(
+            pager.accept(tags(0..10), None, &cur),
+            Next::Fetch(_)
+        ));
+        assert_eq!(
+            pager.accept(tags(0..10), None, &again),
+            Next::Done,
+            "no new tags"
+        );
         assert_eq!(pager.into_tags().len(), 10);
     }
 
@@ -168,15 +194,33 @@ mod tests {
         };
         assert_eq!(next.query(), Some("n=2&last=t1"));
         let other = url("http://evil/v2/a/tags/list");
-        assert!(matches!(pager.accept(tags(2..4), Some(other), &cur), Next::Stopped(_)));
+        assert!(matches!(
+            pager.accept(tags(2..4), Some(other), &cur),
+            Next::Stopped(_)
+        ));
         assert_eq!(pager.accept(Vec::new(), None, &cur), Next::Done);
+    }
+
+    #[test]
+    fn after_a_link_a_full_page_without_one_is_the_last() {
+        let cur = url("http://r/v2/a/tags/list?n=2");
+        let mut pager = Pager::new(2, 50);
+        let link = url("http://r/v2/a/tags/list?n=2&last=t1");
+        assert_eq!(
+            pager.accept(tags(0..2), Some(link.clone()), &cur),
+            Next::Fetch(link)
+        );
+        assert_eq!(pager.accept(tags(2..4), None, &cur), Next::Done);
+        assert_eq!(pager.into_tags(), tags(0..4));
     }
 
     #[test]
     fn the_page_cap_ends_an_endless_listing() {
         let cur = url("http://r/v2/a/tags/list?n=1");
         let mut pager = Pager::new(1, 3);
-        let outcomes: Vec<_> = (0..3).map(|i| pager.accept(tags(i..i + 1), None, &cur)).collect();
+        let outcomes: Vec<_> = (0..3)
+            .map(|i| pager.accept(tags(i..i + 1), None, &cur))
+            .collect();
         assert!(matches!(outcomes[1], Next::Fetch(_)));
         assert_eq!(outcomes[2], Next::Stopped("page cap reached"));
     }

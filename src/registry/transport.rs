@@ -87,7 +87,10 @@ impl Transport {
         let mut auth = self.authorization(call, &host).await?;
         let (mut challenged, mut failures, mut limited) = (false, 0u32, 0u32);
         loop {
-            let reply = match self.exchange(call, &host, call.url.clone(), auth.clone()).await {
+            let reply = match self
+                .exchange(call, &host, call.url.clone(), auth.clone())
+                .await
+            {
                 Err(e) if is_timeout(&e) && failures + 1 < self.config.max_attempts => {
                     failures += 1;
                     self.backoff(failures).await;
@@ -105,7 +108,9 @@ impl Transport {
                     }
                     auth = next;
                 }
-                401 | 403 => return Err(unauthorized(call, "the registry refused the credentials")),
+                401 | 403 => {
+                    return Err(unauthorized(call, "the registry refused the credentials"));
+                }
                 404 => {
                     return Err(RegistryError::NotFound {
                         target: call.target.to_owned(),
@@ -154,7 +159,11 @@ impl Transport {
     }
 
     /// Waits out a short pause of the registry, then takes one of its concurrency permits.
-    async fn admit(&self, call: &Call<'_>, host: &str) -> Result<OwnedSemaphorePermit, RegistryError> {
+    async fn admit(
+        &self,
+        call: &Call<'_>,
+        host: &str,
+    ) -> Result<OwnedSemaphorePermit, RegistryError> {
         loop {
             if let Some(remaining) = self.pauses.remaining(host) {
                 if remaining > self.config.max_rate_limit_wait {
@@ -193,7 +202,12 @@ impl Transport {
         )
     }
 
-    fn after_rate_limit(&self, call: &Call<'_>, host: &str, limited: u32) -> Result<(), RegistryError> {
+    fn after_rate_limit(
+        &self,
+        call: &Call<'_>,
+        host: &str,
+        limited: u32,
+    ) -> Result<(), RegistryError> {
         let remaining = self.pauses.remaining(host).unwrap_or_default();
         if limited < MAX_RATE_LIMITED_ATTEMPTS && remaining <= self.config.max_rate_limit_wait {
             return Ok(());
@@ -222,7 +236,10 @@ impl Transport {
             .iter()
             .filter_map(|v| v.to_str().ok());
         let Some(challenge) = auth::select_challenge(values) else {
-            return Err(unauthorized(call, "the registry sent no usable WWW-Authenticate challenge"));
+            return Err(unauthorized(
+                call,
+                "the registry sent no usable WWW-Authenticate challenge",
+            ));
         };
         self.lock_challenges().insert(host.to_owned(), challenge);
         self.tokens.invalidate(&token_key(call, host));
@@ -230,7 +247,11 @@ impl Transport {
     }
 
     /// The `Authorization` value for `call`, from the registry's known challenge (none before the first 401).
-    async fn authorization(&self, call: &Call<'_>, host: &str) -> Result<Option<String>, RegistryError> {
+    async fn authorization(
+        &self,
+        call: &Call<'_>,
+        host: &str,
+    ) -> Result<Option<String>, RegistryError> {
         let challenge = self.lock_challenges().get(host).cloned();
         match challenge {
             None => Ok(None),
@@ -240,7 +261,10 @@ impl Transport {
                 let token = self
                     .tokens
                     .get_or_fetch(&key, || async {
-                        match self.fetch_token(call, host, &realm, service.as_deref(), &key.scope).await {
+                        match self
+                            .fetch_token(call, host, &realm, service.as_deref(), &key.scope)
+                            .await
+                        {
                             Ok(t) => {
                                 let until = t.use_until;
                                 (Ok(t), until)
@@ -264,7 +288,10 @@ impl Transport {
         scope: &str,
     ) -> Result<Token, RegistryError> {
         let mut url = Url::parse(realm).map_err(|e| {
-            RegistryError::malformed(call.target, format!("token realm `{realm}` is not a URL: {e}"))
+            RegistryError::malformed(
+                call.target,
+                format!("token realm `{realm}` is not a URL: {e}"),
+            )
         })?;
         {
             let mut query = url.query_pairs_mut();
@@ -284,7 +311,10 @@ impl Transport {
         match reply.status {
             200 => auth::decode_token(&reply.body, Instant::now())
                 .map_err(|d| RegistryError::malformed(call.target, d)),
-            401 | 403 => Err(unauthorized(call, "the token server refused the credentials")),
+            401 | 403 => Err(unauthorized(
+                call,
+                "the token server refused the credentials",
+            )),
             429 => Err(RegistryError::RateLimited {
                 target: call.target.to_owned(),
                 until: SystemTime::now() + self.pauses.remaining(host).unwrap_or_default(),

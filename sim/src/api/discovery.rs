@@ -10,7 +10,9 @@ use crate::store::Kind;
 /// The Kubernetes version reported; kubectl's dispatcher picks its client by the minor.
 pub const GIT_VERSION: &str = "v1.33.0";
 
-const VERBS: [&str; 7] = ["create", "delete", "get", "list", "patch", "update", "watch"];
+const VERBS: [&str; 7] = [
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
 const STATUS_VERBS: [&str; 3] = ["get", "patch", "update"];
 
 pub fn version() -> Value {
@@ -49,7 +51,11 @@ pub fn groups() -> Value {
 
 /// The `APIResourceList` of one group at v1.
 pub fn resource_list(group: &str) -> Value {
-    let group_version = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+    let group_version = if group.is_empty() {
+        "v1".to_string()
+    } else {
+        format!("{group}/v1")
+    };
     let mut resources = Vec::new();
     if group == EVENTS_GROUP {
         resources.push(resource(Kind::Event, &["ev"]));
@@ -88,7 +94,10 @@ fn resource(kind: Kind, short_names: &[&str]) -> Value {
     if !short_names.is_empty() {
         r["shortNames"] = json!(short_names);
     }
-    if matches!(kind, Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet | Kind::Pod) {
+    if matches!(
+        kind,
+        Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet | Kind::Pod
+    ) {
         r["categories"] = json!(["all"]);
     }
     r

@@ -28,12 +28,26 @@ pub struct Fault {
 impl Fault {
     /// The next `count` requests to `path` (any method) answer `status`.
     pub fn status(path: &str, status: u16, count: usize) -> Fault {
-        Fault { method: None, path: path.to_string(), count, status: Some(status), delay: None, retry_after: None }
+        Fault {
+            method: None,
+            path: path.to_string(),
+            count,
+            status: Some(status),
+            delay: None,
+            retry_after: None,
+        }
     }
 
     /// The next `count` requests to `path` (any method) wait `delay` first.
     pub fn delay(path: &str, delay: Duration, count: usize) -> Fault {
-        Fault { method: None, path: path.to_string(), count, status: None, delay: Some(delay), retry_after: None }
+        Fault {
+            method: None,
+            path: path.to_string(),
+            count,
+            status: None,
+            delay: Some(delay),
+            retry_after: None,
+        }
     }
 
     pub fn method(mut self, method: &str) -> Fault {
@@ -109,10 +123,16 @@ impl Faults {
     /// Consumes one use of the first rule matching the request.
     pub(crate) fn take(&self, method: &str, path: &str) -> Option<Injected> {
         let mut rules = self.lock();
-        let index = rules.iter().position(|r| r.count > 0 && r.matches(method, path))?;
+        let index = rules
+            .iter()
+            .position(|r| r.count > 0 && r.matches(method, path))?;
         let rule = &mut rules[index];
         rule.count -= 1;
-        let injected = Injected { status: rule.status, delay: rule.delay, retry_after: rule.retry_after };
+        let injected = Injected {
+            status: rule.status,
+            delay: rule.delay,
+            retry_after: rule.retry_after,
+        };
         if rule.count == 0 {
             rules.remove(index);
         }
@@ -150,7 +170,10 @@ mod tests {
 
     #[test]
     fn glob_matches_stars_anywhere() {
-        assert!(glob("/apis/apps/v1/*/deployments/*", "/apis/apps/v1/namespaces/a/deployments/x"));
+        assert!(glob(
+            "/apis/apps/v1/*/deployments/*",
+            "/apis/apps/v1/namespaces/a/deployments/x"
+        ));
         assert!(glob("*", "/x"));
         assert!(!glob("/api/v1/pods", "/api/v1/pods/x"));
         assert!(glob("/api/*", "/api/v1/pods"));

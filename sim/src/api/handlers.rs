@@ -41,7 +41,10 @@ impl Request<'_> {
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.query
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, name: &str) -> bool {
@@ -69,8 +72,12 @@ impl Request<'_> {
         };
         match parsed {
             Ok(v) if v.is_object() => Ok(v),
-            Ok(_) => Err(ApiError::bad_request("the body of the request must be an object")),
-            Err(e) => Err(ApiError::bad_request(format!("the body of the request was in an unknown format: {e}"))),
+            Ok(_) => Err(ApiError::bad_request(
+                "the body of the request must be an object",
+            )),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "the body of the request was in an unknown format: {e}"
+            ))),
         }
     }
 
@@ -87,6 +94,10 @@ impl Request<'_> {
 pub(crate) async fn handle(app: &AppState, req: Request<'_>) -> Response {
     let result = match (req.method.as_str(), req.path.subresource.as_deref()) {
         (_, Some(sub)) if sub != "status" => Err(ApiError::not_found_path()),
+        // Refused rather than ignored: ignoring it would write what the client meant to try.
+        (method, _) if method != "GET" && req.param("dryRun").is_some() => Err(
+            ApiError::bad_request("dryRun is not supported by the simulated API server"),
+        ),
         ("GET", _) if req.flag("watch") => return watch::serve(app, &req),
         ("GET", _) if req.path.name.is_some() => get(&app.store, &req),
         ("GET", None) => list(&app.store, &req),
@@ -105,32 +116,56 @@ fn get(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
     let object = store
         .get_arc(p.kind, p.namespace.as_deref(), name)
         .ok_or_else(|| crate::store::StoreError::not_found(p.kind, name))?;
-    Ok(json_response(StatusCode::OK, &req.presenter().present(&object)))
+    Ok(json_response(
+        StatusCode::OK,
+        &req.presenter().present(&object),
+    ))
 }
 
 fn list(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
     let p = req.path;
     let filter = req.filter()?;
     let limit = match req.param("limit") {
-        Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request("invalid limit"))?,
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad_request("invalid limit"))?,
         None => 0,
     };
     let token = req.param("continue").map(Continue::decode).transpose()?;
-    let after = token.as_ref().map(|t| (t.namespace.clone(), t.name.clone()));
+    let after = token
+        .as_ref()
+        .map(|t| (t.namespace.clone(), t.name.clone()));
     let limit = if limit == 0 { usize::MAX } else { limit };
-    let page = store.page(p.kind, p.namespace.as_deref(), after.as_ref(), limit, filter);
+    let page = store.page(
+        p.kind,
+        p.namespace.as_deref(),
+        after.as_ref(),
+        limit,
+        filter,
+    );
     // Continued pages report the first page's resourceVersion: a watch from it replays every
     // later change, which is what the client needs for a consistent start.
-    let rv = token.as_ref().map_or(page.resource_version, |t| t.resource_version);
+    let rv = token
+        .as_ref()
+        .map_or(page.resource_version, |t| t.resource_version);
     let presenter = req.presenter();
     let info = p.kind.info();
     let (kind, api_version) = presenter.list_type(info.kind, &p.kind.api_version());
     let mut metadata = json!({"resourceVersion": rv.to_string()});
     if let Some((namespace, name)) = page.next {
-        metadata["continue"] = json!(Continue { resource_version: rv, namespace, name }.encode());
+        metadata["continue"] = json!(
+            Continue {
+                resource_version: rv,
+                namespace,
+                name
+            }
+            .encode()
+        );
     }
     let mut body = Vec::with_capacity(256 + page.items.len() * 1024);
-    body.extend_from_slice(format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":").as_bytes());
+    body.extend_from_slice(
+        format!("{{\"kind\":\"{kind}\",\"apiVersion\":\"{api_version}\",\"metadata\":").as_bytes(),
+    );
     body.extend_from_slice(metadata.to_string().as_bytes());
     body.extend_from_slice(b",\"items\":[");
     for (i, item) in page.items.iter().enumerate() {
@@ -189,7 +224,10 @@ fn sent_object(req: &Request<'_>) -> Result<Value, ApiError> {
 fn create(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
     let object = sent_object(req)?;
     let created = store.create(req.path.kind, object)?;
-    Ok(json_response(StatusCode::CREATED, &req.presenter().present(&created)))
+    Ok(json_response(
+        StatusCode::CREATED,
+        &req.presenter().present(&created),
+    ))
 }
 
 fn update(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
@@ -199,7 +237,10 @@ fn update(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
     } else {
         store.update(req.path.kind, object)?
     };
-    Ok(json_response(StatusCode::OK, &req.presenter().present(&updated)))
+    Ok(json_response(
+        StatusCode::OK,
+        &req.presenter().present(&updated),
+    ))
 }
 
 fn delete(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
@@ -207,7 +248,8 @@ fn delete(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
     let name = p.name.as_deref().unwrap_or_default();
     let deleted = store.delete(p.kind, p.namespace.as_deref(), name)?;
     let info = p.kind.info();
-    let mut details = json!({"name": name, "kind": info.plural, "uid": deleted.pointer("/metadata/uid")});
+    let mut details =
+        json!({"name": name, "kind": info.plural, "uid": deleted.pointer("/metadata/uid")});
     if !p.group.is_empty() {
         details["group"] = json!(p.group);
     }
@@ -234,11 +276,19 @@ impl Continue {
         let invalid = || ApiError::bad_request("continue key is not valid");
         let bytes: Vec<u8> = (0..token.len())
             .step_by(2)
-            .map(|i| token.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .map(|i| {
+                token
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+            })
             .collect::<Option<_>>()
             .ok_or_else(invalid)?;
         let (resource_version, namespace, name): (u64, String, String) =
             serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        Ok(Continue { resource_version, namespace, name })
+        Ok(Continue {
+            resource_version,
+            namespace,
+            name,
+        })
     }
 }

@@ -19,6 +19,11 @@ pub fn kubeconfig_yaml(server_url: &str, token: &str, namespace: &str) -> String
 }
 
 /// Writes [`kubeconfig_yaml`] to `path`.
-pub fn write_kubeconfig(path: &Path, server_url: &str, token: &str, namespace: &str) -> std::io::Result<()> {
+pub fn write_kubeconfig(
+    path: &Path,
+    server_url: &str,
+    token: &str,
+    namespace: &str,
+) -> std::io::Result<()> {
     std::fs::write(path, kubeconfig_yaml(server_url, token, namespace))
 }

@@ -123,7 +123,11 @@ async fn respond(
             tokio::time::sleep(delay).await;
         }
         if let Some(code) = injected.status {
-            let mut err = ApiError::new(code, reason_for(code), format!("injected fault: status {code}"));
+            let mut err = ApiError::new(
+                code,
+                reason_for(code),
+                format!("injected fault: status {code}"),
+            );
             err.retry_after = injected.retry_after;
             return err.into_response();
         }
@@ -135,11 +139,22 @@ async fn respond(
     match route::parse(uri.path()) {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
         Route::Health => (StatusCode::OK, "ok").into_response(),
-        Route::CoreVersions => json_response(StatusCode::OK, &discovery::core_versions(&app.server_address)),
+        Route::CoreVersions => json_response(
+            StatusCode::OK,
+            &discovery::core_versions(&app.server_address),
+        ),
         Route::Groups => json_response(StatusCode::OK, &discovery::groups()),
-        Route::GroupVersion { group } => json_response(StatusCode::OK, &discovery::resource_list(&group)),
+        Route::GroupVersion { group } => {
+            json_response(StatusCode::OK, &discovery::resource_list(&group))
+        }
         Route::Resource(path) => {
-            let request = handlers::Request { path: &path, query: &query, headers, body, method };
+            let request = handlers::Request {
+                path: &path,
+                query: &query,
+                headers,
+                body,
+                method,
+            };
             if let Err(denied) = authorize(app, user, &request) {
                 return denied.into_response();
             }
@@ -149,7 +164,11 @@ async fn respond(
     }
 }
 
-fn authorize(app: &AppState, user: Option<&UserInfo>, request: &handlers::Request<'_>) -> Result<(), ApiError> {
+fn authorize(
+    app: &AppState,
+    user: Option<&UserInfo>,
+    request: &handlers::Request<'_>,
+) -> Result<(), ApiError> {
     if !app.config.rbac {
         return Ok(());
     }
@@ -182,7 +201,9 @@ fn authorize(app: &AppState, user: Option<&UserInfo>, request: &handlers::Reques
 }
 
 fn parse_query(query: &str) -> HashMap<String, String> {
-    url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// The `Status.reason` the real server uses for a status code.

@@ -29,7 +29,10 @@ pub(crate) fn handle(store: &Store, req: &Request<'_>) -> Result<Response, ApiEr
     let p = req.path;
     let name = p.name.as_deref().unwrap_or_default();
     let presenter = req.presenter();
-    let view = super::present::Presenter { metadata_only: false, ..presenter };
+    let view = super::present::Presenter {
+        metadata_only: false,
+        ..presenter
+    };
     for _ in 0..ATTEMPTS {
         let current = store
             .get_arc(p.kind, p.namespace.as_deref(), name)
@@ -50,7 +53,11 @@ pub(crate) fn handle(store: &Store, req: &Request<'_>) -> Result<Response, ApiEr
             Err(err) => return Err(err.into()),
         }
     }
-    Err(ApiError::new(409, "Conflict", format!("too many concurrent writes to {name:?}, giving up")))
+    Err(ApiError::new(
+        409,
+        "Conflict",
+        format!("too many concurrent writes to {name:?}, giving up"),
+    ))
 }
 
 fn patch_type(content_type: &str) -> Result<PatchType, ApiError> {
@@ -97,7 +104,11 @@ fn apply(patch_type: PatchType, object: &Value, patch: &Value) -> Result<Value, 
             Ok(doc)
         }
         PatchType::Strategic => strategic::apply(object, patch).map_err(|message| {
-            ApiError::new(422, "Invalid", format!("unable to apply strategic merge patch: {message}"))
+            ApiError::new(
+                422,
+                "Invalid",
+                format!("unable to apply strategic merge patch: {message}"),
+            )
         }),
     }
 }

@@ -40,11 +40,14 @@ impl Presenter {
         // The first acceptable media type wins; kube asks for metadata first or only.
         let first = accept.split(',').next().unwrap_or_default();
         let metadata_only = first.contains("as=PartialObjectMetadata");
-        Presenter { view, metadata_only }
+        Presenter {
+            view,
+            metadata_only,
+        }
     }
 
     /// The stored object as the client sees it.
-    pub fn present(&self, stored: &Value) -> Value {
+    pub fn present(self, stored: &Value) -> Value {
         if self.metadata_only {
             return json!({
                 "kind": "PartialObjectMetadata",
@@ -59,12 +62,12 @@ impl Presenter {
     }
 
     /// Whether `present` is the identity (lets callers serialise without copying).
-    pub fn is_identity(&self) -> bool {
+    pub fn is_identity(self) -> bool {
         !self.metadata_only && self.view == View::Native
     }
 
     /// A client-sent object converted to the stored form.
-    pub fn to_stored(&self, sent: Value) -> Value {
+    pub fn to_stored(self, sent: Value) -> Value {
         match self.view {
             View::Native => sent,
             View::EventsV1 => from_events_v1(&sent),
@@ -72,7 +75,7 @@ impl Presenter {
     }
 
     /// `kind` and `apiVersion` of a list, given the item kind and apiVersion.
-    pub fn list_type(&self, kind: &str, api_version: &str) -> (String, String) {
+    pub fn list_type(self, kind: &str, api_version: &str) -> (String, String) {
         if self.metadata_only {
             return ("PartialObjectMetadataList".into(), "meta.k8s.io/v1".into());
         }
@@ -83,7 +86,7 @@ impl Presenter {
     }
 
     /// `kind` and `apiVersion` of a single object (used for watch bookmarks).
-    pub fn item_type(&self, kind: &str, api_version: &str) -> (String, String) {
+    pub fn item_type(self, kind: &str, api_version: &str) -> (String, String) {
         if self.metadata_only {
             return ("PartialObjectMetadata".into(), "meta.k8s.io/v1".into());
         }
@@ -94,7 +97,11 @@ impl Presenter {
     }
 }
 
-fn convert(from: &Value, pairs: impl Iterator<Item = (&'static str, &'static str)>, kind: Value) -> Value {
+fn convert(
+    from: &Value,
+    pairs: impl Iterator<Item = (&'static str, &'static str)>,
+    kind: Value,
+) -> Value {
     let mut out = Map::new();
     out.insert("kind".into(), json!("Event"));
     out.insert("apiVersion".into(), kind);
@@ -108,7 +115,9 @@ fn convert(from: &Value, pairs: impl Iterator<Item = (&'static str, &'static str
 
 /// core/v1 Event -> events.k8s.io/v1 Event.
 pub fn to_events_v1(core: &Value) -> Value {
-    let pairs = EVENT_FIELDS.into_iter().chain(EVENT_SHARED.into_iter().map(|f| (f, f)));
+    let pairs = EVENT_FIELDS
+        .into_iter()
+        .chain(EVENT_SHARED.into_iter().map(|f| (f, f)));
     convert(core, pairs, json!("events.k8s.io/v1"))
 }
 

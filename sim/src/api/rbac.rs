@@ -21,14 +21,20 @@ impl UserInfo {
         if !groups.iter().any(|g| g == "system:authenticated") {
             groups.push("system:authenticated".into());
         }
-        UserInfo { name: name.to_string(), groups }
+        UserInfo {
+            name: name.to_string(),
+            groups,
+        }
     }
 
     /// The identity of a service account token: `system:serviceaccount:<ns>:<name>`.
     pub fn service_account(namespace: &str, name: &str) -> UserInfo {
         UserInfo::new(
             &format!("system:serviceaccount:{namespace}:{name}"),
-            &["system:serviceaccounts", &format!("system:serviceaccounts:{namespace}")],
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{namespace}"),
+            ],
         )
     }
 
@@ -97,7 +103,9 @@ fn allowed(store: &Store, user: &UserInfo, attrs: &Attributes<'_>) -> bool {
 
 /// Whether a binding's subjects include the user.
 fn binds(binding: &Value, user: &UserInfo) -> bool {
-    let binding_ns = binding.pointer("/metadata/namespace").and_then(Value::as_str);
+    let binding_ns = binding
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str);
     let subjects = binding.get("subjects").and_then(Value::as_array);
     subjects.into_iter().flatten().any(|s| {
         let name = s.get("name").and_then(Value::as_str).unwrap_or_default();
@@ -105,7 +113,11 @@ fn binds(binding: &Value, user: &UserInfo) -> bool {
             Some("User") => name == user.name,
             Some("Group") => user.groups.iter().any(|g| g == name),
             Some("ServiceAccount") => {
-                let ns = s.get("namespace").and_then(Value::as_str).or(binding_ns).unwrap_or_default();
+                let ns = s
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .or(binding_ns)
+                    .unwrap_or_default();
                 user.name == format!("system:serviceaccount:{ns}:{name}")
             }
             _ => false,
@@ -113,16 +125,30 @@ fn binds(binding: &Value, user: &UserInfo) -> bool {
     })
 }
 
-fn role_allows(store: &Store, binding: &Value, namespace: Option<&str>, attrs: &Attributes<'_>) -> bool {
+fn role_allows(
+    store: &Store,
+    binding: &Value,
+    namespace: Option<&str>,
+    attrs: &Attributes<'_>,
+) -> bool {
     let role_kind = binding.pointer("/roleRef/kind").and_then(Value::as_str);
-    let role_name = binding.pointer("/roleRef/name").and_then(Value::as_str).unwrap_or_default();
+    let role_name = binding
+        .pointer("/roleRef/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let role = match (role_kind, namespace) {
         (Some("ClusterRole"), _) => store.get_arc(Kind::ClusterRole, None, role_name),
         (Some("Role"), Some(ns)) => store.get_arc(Kind::Role, Some(ns), role_name),
         _ => None,
     };
-    let rules = role.as_ref().and_then(|r| r.get("rules")).and_then(Value::as_array);
-    rules.into_iter().flatten().any(|rule| rule_allows(rule, attrs))
+    let rules = role
+        .as_ref()
+        .and_then(|r| r.get("rules"))
+        .and_then(Value::as_array);
+    rules
+        .into_iter()
+        .flatten()
+        .any(|rule| rule_allows(rule, attrs))
 }
 
 fn rule_allows(rule: &Value, a: &Attributes<'_>) -> bool {
@@ -136,7 +162,8 @@ fn rule_allows(rule: &Value, a: &Attributes<'_>) -> bool {
     let resource_ok = list("resources").iter().any(|r| {
         *r == "*"
             || *r == a.resource
-            || r.strip_prefix("*/").is_some_and(|sub| a.resource.split_once('/').is_some_and(|(_, s)| s == sub))
+            || r.strip_prefix("*/")
+                .is_some_and(|sub| a.resource.split_once('/').is_some_and(|(_, s)| s == sub))
     });
     let names = list("resourceNames");
     let name_ok = names.is_empty() || a.name.is_some_and(|n| names.contains(&n));
@@ -172,16 +199,39 @@ mod tests {
         store
     }
 
-    fn attrs<'a>(verb: &'a str, group: &'a str, resource: &str, ns: Option<&'a str>, name: Option<&'a str>) -> Attributes<'a> {
-        Attributes { verb, group, resource: resource.into(), namespace: ns, name }
+    fn attrs<'a>(
+        verb: &'a str,
+        group: &'a str,
+        resource: &str,
+        ns: Option<&'a str>,
+        name: Option<&'a str>,
+    ) -> Attributes<'a> {
+        Attributes {
+            verb,
+            group,
+            resource: resource.into(),
+            namespace: ns,
+            name,
+        }
     }
 
     #[test]
     fn a_role_binding_grants_its_rules_only_in_its_namespace() {
         let store = setup();
         let sa = UserInfo::service_account("ops", "wc");
-        assert!(authorize(&store, &sa, &attrs("patch", "apps", "deployments", Some("team"), Some("d"))).is_ok());
-        let other_ns = authorize(&store, &sa, &attrs("patch", "apps", "deployments", Some("x"), Some("d")));
+        assert!(
+            authorize(
+                &store,
+                &sa,
+                &attrs("patch", "apps", "deployments", Some("team"), Some("d"))
+            )
+            .is_ok()
+        );
+        let other_ns = authorize(
+            &store,
+            &sa,
+            &attrs("patch", "apps", "deployments", Some("x"), Some("d")),
+        );
         assert_eq!(
             other_ns.unwrap_err(),
             "deployments.apps \"d\" is forbidden: User \"system:serviceaccount:ops:wc\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"x\""
@@ -192,10 +242,51 @@ mod tests {
     fn subresources_verbs_and_resource_names_are_checked() {
         let store = setup();
         let sa = UserInfo::service_account("ops", "wc");
-        assert!(authorize(&store, &sa, &attrs("patch", "apps", "deployments/status", Some("team"), Some("d"))).is_err());
-        assert!(authorize(&store, &sa, &attrs("delete", "apps", "deployments", Some("team"), Some("d"))).is_err());
-        assert!(authorize(&store, &sa, &attrs("get", "", "secrets", Some("team"), Some("s1"))).is_ok());
-        assert!(authorize(&store, &sa, &attrs("get", "", "secrets", Some("team"), Some("s2"))).is_err());
-        assert!(authorize(&store, &UserInfo::admin("root"), &attrs("delete", "", "nodes", None, Some("n"))).is_ok());
+        assert!(
+            authorize(
+                &store,
+                &sa,
+                &attrs(
+                    "patch",
+                    "apps",
+                    "deployments/status",
+                    Some("team"),
+                    Some("d")
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &store,
+                &sa,
+                &attrs("delete", "apps", "deployments", Some("team"), Some("d"))
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &store,
+                &sa,
+                &attrs("get", "", "secrets", Some("team"), Some("s1"))
+            )
+            .is_ok()
+        );
+        assert!(
+            authorize(
+                &store,
+                &sa,
+                &attrs("get", "", "secrets", Some("team"), Some("s2"))
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &store,
+                &UserInfo::admin("root"),
+                &attrs("delete", "", "nodes", None, Some("n"))
+            )
+            .is_ok()
+        );
     }
 }

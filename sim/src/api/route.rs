@@ -66,16 +66,22 @@ pub fn resolve(group: &str, plural: &str) -> Option<(Kind, View)> {
 
 /// Parses a request path.
 pub fn parse(path: &str) -> Route {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segments.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "readyz" | "livez", ..] => Route::Health,
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
-        ["api", "v1"] => Route::GroupVersion { group: String::new() },
-        ["apis", group, "v1"] if served_groups().contains(group) => {
-            Route::GroupVersion { group: (*group).to_string() }
-        }
+        ["api", "v1"] => Route::GroupVersion {
+            group: String::new(),
+        },
+        ["apis", group, "v1"] if served_groups().contains(group) => Route::GroupVersion {
+            group: (*group).to_string(),
+        },
         ["api", "v1", rest @ ..] => resource("", rest),
         ["apis", group, "v1", rest @ ..] => resource(group, rest),
         _ => Route::Unknown,
@@ -138,7 +144,10 @@ mod tests {
     #[test]
     fn namespace_objects_and_all_namespace_lists_are_told_apart() {
         let ns = res("/api/v1/namespaces/ns1");
-        assert_eq!((ns.kind, ns.name.as_deref()), (Kind::Namespace, Some("ns1")));
+        assert_eq!(
+            (ns.kind, ns.name.as_deref()),
+            (Kind::Namespace, Some("ns1"))
+        );
         let status = res("/api/v1/namespaces/ns1/status");
         assert_eq!(status.subresource.as_deref(), Some("status"));
         let all = res("/api/v1/pods");
@@ -148,7 +157,10 @@ mod tests {
 
     #[test]
     fn events_are_served_two_ways() {
-        assert_eq!(res("/apis/events.k8s.io/v1/namespaces/a/events").view, View::EventsV1);
+        assert_eq!(
+            res("/apis/events.k8s.io/v1/namespaces/a/events").view,
+            View::EventsV1
+        );
         assert_eq!(res("/api/v1/namespaces/a/events").view, View::Native);
     }
 }

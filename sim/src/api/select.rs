@@ -71,7 +71,10 @@ fn parse_requirement(part: &str) -> Result<Requirement, ApiError> {
     }
     if let Some(open) = part.find('(') {
         let close = part.rfind(')').filter(|c| *c > open).ok_or_else(invalid)?;
-        let values = part[open + 1..close].split(',').map(|v| v.trim().to_string()).collect();
+        let values = part[open + 1..close]
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .collect();
         let head: Vec<&str> = part[..open].split_whitespace().collect();
         return match head.as_slice() {
             [k, "in"] => Ok(Requirement::In((*k).into(), values)),
@@ -99,7 +102,9 @@ impl FieldSelector {
             } else if let Some((p, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (p, v, true)
             } else {
-                return Err(ApiError::bad_request(format!("invalid selector: '{part}'; can't understand '{part}'")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid selector: '{part}'; can't understand '{part}'"
+                )));
             };
             let path = path.trim().split('.').map(str::to_string).collect();
             terms.push((path, value.trim().to_string(), equal));
@@ -134,7 +139,9 @@ mod tests {
     }
 
     fn sel(s: &str) -> bool {
-        LabelSelector::parse(s).map(|l| l.matches(&obj())).unwrap_or(false)
+        LabelSelector::parse(s)
+            .map(|l| l.matches(&obj()))
+            .unwrap_or(false)
     }
 
     #[test]

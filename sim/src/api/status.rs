@@ -36,7 +36,11 @@ impl ApiError {
     }
 
     pub fn not_found_path() -> ApiError {
-        ApiError::new(404, "NotFound", "the server could not find the requested resource")
+        ApiError::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
     }
 
     pub fn method_not_allowed(method: &str) -> ApiError {
@@ -89,7 +93,8 @@ impl From<StoreError> for ApiError {
         if let StoreError::Invalid { reason, .. } = &err {
             let field = reason.split(':').next().unwrap_or_default();
             details["kind"] = json!(info.kind);
-            details["causes"] = json!([{"reason": "FieldValueInvalid", "message": reason, "field": field}]);
+            details["causes"] =
+                json!([{"reason": "FieldValueInvalid", "message": reason, "field": field}]);
         }
         ApiError::new(err.code(), err.reason(), err.to_string()).with_details(details)
     }
@@ -117,8 +122,9 @@ pub fn json_response(code: StatusCode, body: &Value) -> Response {
 pub fn bytes_response(code: StatusCode, body: Vec<u8>) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }

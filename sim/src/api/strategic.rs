@@ -8,7 +8,12 @@ use serde_json::{Map, Value};
 /// The merge key of a list field, by field name (the built-in types' `patchMergeKey`s).
 fn merge_key(field: &str) -> Option<&'static str> {
     Some(match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes" | "imagePullSecrets"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
+        | "imagePullSecrets"
         | "resourceClaims" => "name",
         "ports" => "containerPort",
         "volumeMounts" => "mountPath",
@@ -48,7 +53,10 @@ pub fn apply(original: &Value, patch: &Value) -> Result<Value, String> {
     }
 }
 
-fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Result<Merged, String> {
+fn merge_map(
+    target: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Merged, String> {
     match patch.get("$patch").and_then(Value::as_str) {
         Some("delete") => return Ok(Merged::Delete),
         Some("replace") => {
@@ -64,7 +72,8 @@ fn merge_map(target: &mut Map<String, Value>, patch: &Map<String, Value>) -> Res
     }
     for (key, value) in patch {
         if let Some(field) = key.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value) {
+            if let (Some(Value::Array(list)), Value::Array(remove)) = (target.get_mut(field), value)
+            {
                 list.retain(|v| !remove.contains(v));
             }
             continue;
@@ -118,8 +127,15 @@ fn merge_field(target: &mut Map<String, Value>, key: &str, value: &Value) -> Res
 
 fn merge_list(target: &mut Vec<Value>, patch: &[Value], key: &str) -> Result<(), String> {
     let directive = |v: &Value| v.get("$patch").and_then(Value::as_str).map(str::to_string);
-    if patch.iter().any(|p| directive(p).as_deref() == Some("replace")) {
-        *target = patch.iter().filter(|p| directive(p).is_none()).map(clean).collect();
+    if patch
+        .iter()
+        .any(|p| directive(p).as_deref() == Some("replace"))
+    {
+        *target = patch
+            .iter()
+            .filter(|p| directive(p).is_none())
+            .map(clean)
+            .collect();
         return Ok(());
     }
     for item in patch {
@@ -200,7 +216,11 @@ mod tests {
 
     #[test]
     fn containers_merge_by_name_keeping_the_sidecar() {
-        let patched = apply(&pod(), &json!({"spec": {"containers": [{"name": "app", "image": "app:2"}]}})).unwrap();
+        let patched = apply(
+            &pod(),
+            &json!({"spec": {"containers": [{"name": "app", "image": "app:2"}]}}),
+        )
+        .unwrap();
         assert_eq!(patched["spec"]["containers"][0]["image"], "app:2");
         assert_eq!(patched["spec"]["containers"][0]["env"][0]["value"], "1");
         assert_eq!(patched["spec"]["containers"][1]["image"], "side:1");
@@ -222,7 +242,10 @@ mod tests {
 
         let replace = json!({"spec": {"containers": [{"name": "only", "image": "o:1"}, {"$patch": "replace"}]}});
         let patched = apply(&pod(), &replace).unwrap();
-        assert_eq!(patched["spec"]["containers"], json!([{"name": "only", "image": "o:1"}]));
+        assert_eq!(
+            patched["spec"]["containers"],
+            json!([{"name": "only", "image": "o:1"}])
+        );
 
         let order = json!({"spec": {"$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}],
             "containers": [{"name": "app", "image": "app:3"}]}});
@@ -233,7 +256,8 @@ mod tests {
 
     #[test]
     fn retain_keys_clears_unlisted_fields() {
-        let original = json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
+        let original =
+            json!({"strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}});
         let patch = json!({"strategy": {"$retainKeys": ["type"], "type": "Recreate"}});
         let patched = apply(&original, &patch).unwrap();
         assert_eq!(patched, json!({"strategy": {"type": "Recreate"}}));

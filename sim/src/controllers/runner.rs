@@ -64,6 +64,9 @@ pub(crate) async fn run(store: Store, cfg: ControllerConfig) {
         if let Some(obj) = r.queue.pop() {
             r.reconcile(&obj);
             done += 1;
+            if done % 10000 == 0 {
+                eprintln!("DEBUG done {done} {:?}", obj);
+            }
             if done.is_multiple_of(BATCH) {
                 tokio::task::yield_now().await;
             }
@@ -92,6 +95,7 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 impl Runner {
     fn relist(&mut self) {
         tracing::debug!("controllers relisting the store");
+        eprintln!("DEBUG relist");
         self.cache.relist(&self.store);
         for kind in [
             Kind::Deployment,
@@ -156,6 +160,7 @@ impl Runner {
             Ok(Some(after)) => self.queue.add_after(obj.clone(), after),
             Ok(None) => {}
             Err(e) => {
+                eprintln!("DEBUG error {e} {:?}", std::error::Error::source(&e));
                 tracing::debug!(error = %e, source = ?std::error::Error::source(&e), "reconcile will be retried");
                 self.queue.add_after(obj.clone(), RETRY);
             }

@@ -10,11 +10,24 @@ use super::{Kind, Store, StoreError, name_of};
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("failed to parse YAML document {index}")]
-    Parse { index: usize, #[source] source: serde_yaml::Error },
+    Parse {
+        index: usize,
+        #[source]
+        source: serde_yaml::Error,
+    },
     #[error("failed to load document {index}: unsupported apiVersion/kind {api_version}/{kind}")]
-    UnsupportedKind { index: usize, api_version: String, kind: String },
+    UnsupportedKind {
+        index: usize,
+        api_version: String,
+        kind: String,
+    },
     #[error("failed to store {kind:?} {name:?}")]
-    Store { kind: Kind, name: String, #[source] source: StoreError },
+    Store {
+        kind: Kind,
+        name: String,
+        #[source]
+        source: StoreError,
+    },
 }
 
 impl Kind {
@@ -28,10 +41,15 @@ impl Kind {
 
 /// Creates (or replaces, when present) every object of a multi-document YAML text; namespaced
 /// objects without a namespace go to `default_namespace`. Returns the stored objects.
-pub fn load_yaml(store: &Store, text: &str, default_namespace: &str) -> Result<Vec<Value>, ManifestError> {
+pub fn load_yaml(
+    store: &Store,
+    text: &str,
+    default_namespace: &str,
+) -> Result<Vec<Value>, ManifestError> {
     let mut stored = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let object = Value::deserialize(document).map_err(|source| ManifestError::Parse { index, source })?;
+        let object = Value::deserialize(document)
+            .map_err(|source| ManifestError::Parse { index, source })?;
         if object.is_null() {
             continue;
         }
@@ -40,14 +58,29 @@ pub fn load_yaml(store: &Store, text: &str, default_namespace: &str) -> Result<V
     Ok(stored)
 }
 
-fn load_one(store: &Store, index: usize, mut object: Value, default_namespace: &str) -> Result<Value, ManifestError> {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind_name = object.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
-    let kind = Kind::from_api_version_kind(&api_version, &kind_name).ok_or(ManifestError::UnsupportedKind {
-        index,
-        api_version,
-        kind: kind_name,
-    })?;
+fn load_one(
+    store: &Store,
+    index: usize,
+    mut object: Value,
+    default_namespace: &str,
+) -> Result<Value, ManifestError> {
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind_name = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = Kind::from_api_version_kind(&api_version, &kind_name).ok_or(
+        ManifestError::UnsupportedKind {
+            index,
+            api_version,
+            kind: kind_name,
+        },
+    )?;
     if kind.info().namespaced && object.pointer("/metadata/namespace").is_none() {
         object["metadata"]["namespace"] = json!(default_namespace);
     }

@@ -1,0 +1,40 @@
+//! Garbage collection on delete: like the real garbage collector with background propagation,
+//! deleting an owner deletes the objects whose ownerReferences name it (Deployment ->
+//! ReplicaSets -> Pods), each with its own DELETED change.
+
+use serde_json::Value;
+
+use super::{Key, Kind, State, Store, meta, namespace_of};
+
+impl Store {
+    /// Deletes, recursively, the namespaced objects whose ownerReferences name `owner`'s uid.
+    pub(super) fn collect_garbage(&self, state: &mut State, owner: &Value) {
+        let mut pending = vec![owner.clone()];
+        while let Some(owner) = pending.pop() {
+            let Some(uid) = owner.pointer("/metadata/uid").and_then(Value::as_str) else {
+                continue;
+            };
+            let namespace = namespace_of(&owner).unwrap_or_default().to_string();
+            for kind in [Kind::ReplicaSet, Kind::Pod, Kind::ControllerRevision] {
+                let owned: Vec<Key> = state
+                    .objects
+                    .get(&kind)
+                    .map(|m| {
+                        m.range((namespace.clone(), String::new())..)
+                            .take_while(|((ns, _), _)| *ns == namespace)
+                            .filter(|(_, o)| meta::is_owned_by(o, uid))
+                            .map(|(k, _)| k.clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for key in owned {
+                    if let Some(removed) = state.objects.get_mut(&kind).and_then(|m| m.remove(&key))
+                    {
+                        self.commit_delete(state, kind, &removed);
+                        pending.push((*removed).clone());
+                    }
+                }
+            }
+        }
+    }
+}
