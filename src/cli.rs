@@ -29,6 +29,9 @@ pub enum Command {
     Check(CheckArgs),
     /// List watched workloads with their schedule, next check and pending decision (changes nothing).
     Plan(Box<RunCommand>),
+    /// A self-contained walkthrough on an embedded simulated cluster and a local registry.
+    #[cfg(feature = "demo")]
+    Demo,
 }
 
 /// Settings of `run`.
@@ -66,5 +69,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check(args) => crate::check::run(args).await,
         Command::Plan(args) => crate::plan::run(Config::from_args(&args.run)?).await,
+        #[cfg(feature = "demo")]
+        Command::Demo => crate::demo::run().await,
     }
 }

@@ -18,6 +18,8 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod controller;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod image;
 pub mod leader;
 pub mod notify;
