@@ -22,6 +22,7 @@ pub mod controller;
 pub mod demo;
 pub mod image;
 pub mod leader;
+pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod registry;

@@ -20,6 +20,7 @@ use kube::{
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord},
     controller::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of},
+    metrics::RolloutResult,
     notify::{DeliveryOutcome, Event, Notification, events::Reason},
     strategy::{Quarantine, QuarantineEntry},
     update::{self, UpdateError, patch, per_container},
@@ -335,13 +336,27 @@ async fn deliver_and_clear<K: ManagedKind>(
             *at,
         ),
     };
+    let seconds = (at - record.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+    ctx.metrics.rollout(
+        match outcome {
+            RolloutOutcome::Completed { .. } => RolloutResult::completed,
+            RolloutOutcome::Failed {
+                rolled_back_to: Some(_),
+                ..
+            } => RolloutResult::rolled_back,
+            RolloutOutcome::Failed { .. } => RolloutResult::failed,
+        },
+        seconds,
+    );
     let notification =
         Notification::new(notify_ref(key), images(&record.to), event, at, &record.id);
-    let delivered = ctx.notifier.deliver(&notification).await;
-    if delivered == DeliveryOutcome::Exhausted {
-        tracing::warn!(
+    match ctx.notifier.deliver(&notification).await {
+        DeliveryOutcome::Exhausted => tracing::warn!(
             "the webhook receiver did not take the outcome; giving up after the configured retries"
-        );
+        ),
+        // Shutdown cut the delivery short: keep the record so the next leader delivers it.
+        DeliveryOutcome::Interrupted => return Step::Done,
+        DeliveryOutcome::Delivered | DeliveryOutcome::Disabled => {}
     }
     match update::apply(api, &key.name, patch::record_patch(&record, None)).await {
         Ok(_) => Step::Done,

@@ -14,6 +14,7 @@ use crate::{
     config::Config,
     controller::{self, Context},
     leader::{self, LeaseConfig},
+    metrics::Metrics,
     notify::{Notifier, WebhookConfig, events::EventRecorder},
     registry::{RegistryClient, RegistryConfig},
     server::{self, Admin},
@@ -53,6 +54,7 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         "starting watch-cluster"
     );
     let mut metrics = Registry::with_prefix("watch_cluster");
+    let controller_metrics = Metrics::register(&mut metrics);
     let registry = RegistryClient::new(
         RegistryConfig {
             insecure_registries: config.insecure_registries.clone(),
@@ -92,6 +94,16 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         shutdown: stop.clone(),
         leader: leader_rx,
         synced: Default::default(),
+        metrics: controller_metrics.clone(),
+    });
+    let mut leadership = ctx.leader.clone();
+    tokio::spawn(async move {
+        loop {
+            controller_metrics.set_leader(*leadership.borrow_and_update());
+            if leadership.changed().await.is_err() {
+                break;
+            }
+        }
     });
     let admin_stop = CancellationToken::new();
     let admin = Arc::new(Admin {

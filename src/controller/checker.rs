@@ -18,6 +18,7 @@ use super::{
 };
 use crate::{
     annotations::{self, RolloutRecord, Settings},
+    metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     rollout,
     update::{self, ContainerChange, UpdateError, patch, per_container},
@@ -71,6 +72,13 @@ pub async fn check<K: ManagedKind>(
     }
     let outcome = run::<K>(ctx, key, settings).await;
     tracing::info!(outcome = ?outcome, "check finished");
+    ctx.metrics.check(match &outcome {
+        Outcome::Updated(_) => CheckOutcome::updated,
+        Outcome::NoUpdate(_) => CheckOutcome::no_update,
+        Outcome::Skipped(_) => CheckOutcome::skipped,
+        Outcome::DryRun(_) => CheckOutcome::dry_run,
+        Outcome::Failed(_) => CheckOutcome::failed,
+    });
     if trigger == Trigger::Manual {
         let (reason, note) = match &outcome {
             Outcome::Updated(change) => (Reason::ManualCheckUpdated, change.clone()),
@@ -137,6 +145,7 @@ async fn run<K: ManagedKind>(
         .await
         {
             Ok(_) => {
+                ctx.metrics.update();
                 tracing::info!(%change, "image updated");
                 ctx.events
                     .publish(&reference, Reason::ImageUpdated, change.clone())

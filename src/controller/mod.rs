@@ -132,6 +132,8 @@ pub struct Context {
     pub leader: tokio::sync::watch::Receiver<bool>,
     /// How many watches have finished their initial list (readiness, SPEC §8).
     pub synced: std::sync::atomic::AtomicUsize,
+    /// Checks, updates, rollouts, watched workloads.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Context {
@@ -152,18 +154,26 @@ impl Context {
         *self.leader.borrow() && !self.shutdown.is_cancelled()
     }
 
-    /// Runs `f` on the memory of `key`.
+    /// Runs `f` on the memory of `key`; a workload with memory counts as watched.
     pub fn with_memory<T>(&self, key: &WorkloadKey, f: impl FnOnce(&mut WorkloadMemory) -> T) -> T {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
-        f(memory.entry(key.clone()).or_default())
+        let entry = memory.entry(key.clone()).or_insert_with(|| {
+            self.metrics.watched(key.kind, 1);
+            WorkloadMemory::default()
+        });
+        f(entry)
     }
 
-    /// Forgets a workload that was deleted or opted out.
+    /// Forgets a workload that was deleted, opted out, or became invalid.
     pub fn forget(&self, key: &WorkloadKey) {
-        self.memory
+        let removed = self
+            .memory
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+        if removed.is_some() {
+            self.metrics.watched(key.kind, -1);
+        }
     }
 }
 
