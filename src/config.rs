@@ -54,6 +54,16 @@ pub struct RunArgs {
         default_value = "true"
     )]
     pub leader_election: Option<String>,
+    /// Share registry answers between workloads (cache and coalesce). `false` only for the benchmark's
+    /// naive baseline; hidden because no one should run that in a cluster.
+    #[arg(
+        long,
+        env = "REGISTRY_SHARING",
+        value_name = "BOOL",
+        default_value = "true",
+        hide = true
+    )]
+    pub registry_sharing: Option<String>,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -102,6 +112,8 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// Lease-based leader election.
     pub leader_election: bool,
+    /// Share registry answers between workloads (`REGISTRY_SHARING`, hidden; benchmark baseline only).
+    pub registry_sharing: bool,
 }
 
 impl Config {
@@ -145,6 +157,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             leader_election: parse_bool("LEADER_ELECTION", &args.leader_election, true)?,
+            registry_sharing: parse_bool("REGISTRY_SHARING", &args.registry_sharing, true)?,
         })
     }
 }
@@ -357,7 +370,25 @@ mod tests {
         assert_eq!(config.time_zone, chrono_tz::UTC);
         assert!(!config.dry_run);
         assert!(config.leader_election);
+        assert!(config.registry_sharing);
         assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
+    }
+
+    #[test]
+    fn registry_sharing_can_be_turned_off_for_the_benchmark_baseline() {
+        let off = RunArgs {
+            registry_sharing: Some("false".into()),
+            ..args()
+        };
+        assert!(!Config::from_args(&off).unwrap().registry_sharing);
+        let bad = RunArgs {
+            registry_sharing: Some("no".into()),
+            ..args()
+        };
+        assert_eq!(
+            Config::from_args(&bad).unwrap_err().variable,
+            "REGISTRY_SHARING"
+        );
     }
 
     #[test]

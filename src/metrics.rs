@@ -73,9 +73,9 @@ impl Default for Metrics {
             updates: Counter::default(),
             rollouts: Family::default(),
             // 5 s … ~85 min: rollouts take seconds to many minutes.
-            rollout_duration: Histogram::new(
-                [5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 5100.0],
-            ),
+            rollout_duration: Histogram::new([
+                5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 5100.0,
+            ]),
             watched: Family::default(),
             leader: Gauge::default(),
         }
@@ -86,16 +86,36 @@ impl Metrics {
     /// Creates the metrics and registers them.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
-        registry.register("checks", "Workload checks by outcome", metrics.checks.clone());
-        registry.register("updates", "Update patches accepted by the API server", metrics.updates.clone());
-        registry.register("rollouts", "Observed rollouts by outcome", metrics.rollouts.clone());
+        registry.register(
+            "checks",
+            "Workload checks by outcome",
+            metrics.checks.clone(),
+        );
+        registry.register(
+            "updates",
+            "Update patches accepted by the API server",
+            metrics.updates.clone(),
+        );
+        registry.register(
+            "rollouts",
+            "Observed rollouts by outcome",
+            metrics.rollouts.clone(),
+        );
         registry.register(
             "rollout_duration_seconds",
             "Time from the update patch to the rollout's outcome",
             metrics.rollout_duration.clone(),
         );
-        registry.register("watched_workloads", "Workloads opted in with valid annotations, by kind", metrics.watched.clone());
-        registry.register("leader", "1 while this replica holds the leader Lease", metrics.leader.clone());
+        registry.register(
+            "watched_workloads",
+            "Workloads opted in with valid annotations, by kind",
+            metrics.watched.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease",
+            metrics.leader.clone(),
+        );
         metrics
     }
 
@@ -111,14 +131,18 @@ impl Metrics {
 
     /// Counts a finished rollout and its duration.
     pub fn rollout(&self, outcome: RolloutResult, seconds: f64) {
-        self.rollouts.get_or_create(&RolloutLabels { outcome }).inc();
+        self.rollouts
+            .get_or_create(&RolloutLabels { outcome })
+            .inc();
         self.rollout_duration.observe(seconds);
     }
 
     /// One more (or one fewer) watched workload of `kind`.
     pub fn watched(&self, kind: Kind, delta: i64) {
         self.watched
-            .get_or_create(&KindLabels { kind: kind.as_str().to_owned() })
+            .get_or_create(&KindLabels {
+                kind: kind.as_str().to_owned(),
+            })
             .inc_by(delta);
     }
 

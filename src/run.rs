@@ -60,6 +60,7 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
             insecure_registries: config.insecure_registries.clone(),
             ca_file: config.registry_ca_file.clone(),
             cache_ttl: config.registry_cache_ttl,
+            sharing: config.registry_sharing,
             ..RegistryConfig::default()
         },
         &mut metrics,

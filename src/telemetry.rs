@@ -3,6 +3,8 @@
 //! Spans on reconcile and each I/O step carry `namespace`, `name`, `kind`, `container` and `image`, so one
 //! workload's story can be followed with a single filter in any log store.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{ConfigError, LogArgs, LogFormat};
@@ -15,7 +17,13 @@ pub fn init(args: &LogArgs) -> Result<(), ConfigError> {
     // A second init (tests, or a library user with its own subscriber) keeps the first one.
     let _ = match format {
         LogFormat::Text => registry
-            .with(fmt::layer().with_target(true).with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_target(true)
+                    // Colour codes only for a person at a terminal, never in log files or collectors.
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -95,7 +95,7 @@ impl Sim {
             .map(brief)
             .collect();
         let pods: Vec<Value> = self.store.list(Kind::Pod, Some(NS)).iter().filter(|o| mine(o))
-            .map(|p| json!({"name": p["metadata"]["name"], "phase": p["status"]["phase"], "image": p["spec"]["containers"][0]["image"]}))
+            .map(|p| json!({"name": p["metadata"]["name"], "phase": p["status"]["phase"], "image": p["spec"]["containers"][0]["image"], "waiting": p["status"]["containerStatuses"][0]["state"]["waiting"]}))
             .collect();
         json!({"replicaSets": rss, "pods": pods})
     }
@@ -930,46 +930,73 @@ mod kubectl {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_deployments_roll_out_promptly() {
+    const N: usize = 1000;
+    const UPDATED: usize = 100;
     let sim = Sim::start(ControllerConfig::fast());
-    let started = std::time::Instant::now();
-    for i in 0..1000 {
-        sim.store
-            .create(Kind::Deployment, deployment(&format!("d{i}"), 2, "app:1"))
-            .unwrap();
+    let long = Duration::from_secs(60);
+    for i in 0..N {
+        let d = deployment(&format!("d{i}"), 2, "app:1");
+        sim.store.create(Kind::Deployment, d).unwrap();
     }
-    let created = started.elapsed();
-    for i in 0..1000 {
+    for i in 0..N {
+        let name = format!("d{i}");
         sim.wait_longer(
-            Duration::from_secs(300),
+            long,
             Kind::Deployment,
-            &format!("d{i}"),
+            &name,
             "complete",
             deployment_complete,
         )
         .await;
-        if i % 100 == 0 {
-            eprintln!("{i} at {:?}", started.elapsed());
-        }
     }
-    let done = started.elapsed();
-    for i in 0..1000 {
+    for i in 0..UPDATED {
         sim.set_image(Kind::Deployment, &format!("d{i}"), "app:2");
     }
-    for i in 0..1000 {
-        sim.wait_longer(
-            Duration::from_secs(300),
-            Kind::Deployment,
-            &format!("d{i}"),
-            "updated",
-            |d| deployment_complete(d) && revision(d) == "2",
-        )
+    for i in 0..UPDATED {
+        let name = format!("d{i}");
+        sim.wait_longer(long, Kind::Deployment, &name, "updated", |d| {
+            deployment_complete(d) && revision(d) == "2"
+        })
         .await;
-        if i % 100 == 0 {
-            eprintln!("{i} at {:?}", started.elapsed());
-        }
     }
-    eprintln!(
-        "created in {created:?}, first rollout {done:?}, second {:?}",
-        started.elapsed()
-    );
+}
+
+/// Pushes `team/app:1.0` as an OCI index and checks the pod's `imageID` after a rollout.
+async fn assert_pod_pulls_the_index_digest(registry: &watch_cluster_testkit::RealRegistry) {
+    use watch_cluster_testkit::ImageKind;
+    let pushed = registry
+        .push("team/app", "1.0", ImageKind::OciIndex, "t")
+        .await
+        .unwrap();
+    let endpoint = RegistryEndpoint {
+        base_url: registry.base_url().parse().unwrap(),
+        basic_auth: registry.credentials(),
+    };
+    let routes = HashMap::from([("registry.test".to_string(), endpoint)]);
+    let ca = registry.ca_pem().map(str::as_bytes);
+    let resolver = HttpResolver::new(routes, ca).unwrap();
+    let sim = Sim::start(ControllerConfig::fast().with_resolver(resolver));
+    let d = deployment("web", 1, "registry.test/team/app:1.0");
+    sim.store.create(Kind::Deployment, d).unwrap();
+    sim.wait_for(Kind::Deployment, "web", "complete", deployment_complete)
+        .await;
+    let pod = &sim.pods(("app", "web"))[0];
+    let want = format!("registry.test/team/app@{}", pushed.digest);
+    assert_eq!(pod["status"]["containerStatuses"][0]["imageID"], want);
+}
+
+#[tokio::test]
+async fn image_ids_resolve_through_registry_bearer_tokens() {
+    use watch_cluster_testkit::{RealRegistry, RegistryAuth};
+    let registry = RealRegistry::start(RegistryAuth::token("ci", "secret"))
+        .await
+        .unwrap();
+    assert_pod_pulls_the_index_digest(&registry).await;
+}
+
+#[tokio::test]
+async fn image_ids_resolve_over_tls_with_a_private_ca() {
+    use watch_cluster_testkit::{RealRegistry, RegistryAuth};
+    let registry = RealRegistry::start(RegistryAuth::Tls).await.unwrap();
+    assert_pod_pulls_the_index_digest(&registry).await;
 }

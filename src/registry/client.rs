@@ -4,7 +4,8 @@
 //! Tag lists and tag digests are shared per (registry, repository, credential) for `cache_ttl`; identical
 //! lookups in flight at once make one request. Child digests of an index are kept for the life of the
 //! process (digests are immutable), still keyed by credential so one namespace's secret never answers
-//! another's lookup.
+//! another's lookup. With [`RegistryConfig::sharing`] off (the benchmark's naive baseline) every lookup
+//! is its own request.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,8 +88,11 @@ impl RegistryClient {
         repo: &Repository,
         credential: Option<&Credential>,
     ) -> Result<Arc<[String]>, RegistryError> {
-        let key = LookupKey::new(repo, "", credential);
         let inner = &self.inner;
+        if !inner.sharing() {
+            return inner.fetch_tags(repo, credential).await;
+        }
+        let key = LookupKey::new(repo, "", credential);
         inner
             .tags
             .get_or_fetch(&key, || async {
@@ -105,8 +109,11 @@ impl RegistryClient {
         tag: &str,
         credential: Option<&Credential>,
     ) -> Result<String, RegistryError> {
-        let key = LookupKey::new(repo, tag, credential);
         let inner = &self.inner;
+        if !inner.sharing() {
+            return inner.fetch_digest(repo, tag, credential).await;
+        }
+        let key = LookupKey::new(repo, tag, credential);
         inner
             .digests
             .get_or_fetch(&key, || async {
@@ -123,8 +130,11 @@ impl RegistryClient {
         index_digest: &str,
         credential: Option<&Credential>,
     ) -> Result<Arc<[String]>, RegistryError> {
-        let key = LookupKey::new(repo, index_digest, credential);
         let inner = &self.inner;
+        if !inner.sharing() {
+            return inner.fetch_children(repo, index_digest, credential).await;
+        }
+        let key = LookupKey::new(repo, index_digest, credential);
         inner
             .children
             .get_or_fetch(&key, || async {
@@ -136,6 +146,11 @@ impl RegistryClient {
 }
 
 impl Inner {
+    /// Whether answers are cached and coalesced ([`RegistryConfig::sharing`]).
+    fn sharing(&self) -> bool {
+        self.transport.config.sharing
+    }
+
     fn fresh_until(&self) -> Instant {
         Instant::now() + self.transport.config.cache_ttl
     }
@@ -242,5 +257,55 @@ impl Inner {
         let children = manifest::child_digests(&reply.body)
             .map_err(|d| RegistryError::malformed(&target, d))?;
         Ok(children.into())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use watch_cluster_testkit::FakeRegistry;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+    async fn setup(sharing: bool) -> (FakeRegistry, RegistryClient, Repository) {
+        crate::install_crypto_provider();
+        let fake = FakeRegistry::start().await.unwrap();
+        fake.set_digest("team/app", "1.0", DIGEST);
+        let config = RegistryConfig {
+            insecure_registries: vec![fake.host()],
+            sharing,
+            ..RegistryConfig::default()
+        };
+        let client = RegistryClient::new(
+            config,
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap();
+        let repo = Repository::new(fake.host(), "team/app");
+        (fake, client, repo)
+    }
+
+    async fn look_up_twice(client: &RegistryClient, repo: &Repository) {
+        for _ in 0..2 {
+            assert_eq!(client.list_tags(repo, None).await.unwrap().len(), 1);
+            assert_eq!(client.head_digest(repo, "1.0", None).await.unwrap(), DIGEST);
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_answers_are_fetched_once_per_window() {
+        let (fake, client, repo) = setup(true).await;
+        look_up_twice(&client, &repo).await;
+        assert_eq!(fake.count(http::Method::GET, "/v2/team/app/tags/list"), 1);
+        assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 1);
+    }
+
+    #[tokio::test]
+    async fn without_sharing_every_lookup_is_its_own_request() {
+        let (fake, client, repo) = setup(false).await;
+        look_up_twice(&client, &repo).await;
+        assert_eq!(fake.count(http::Method::GET, "/v2/team/app/tags/list"), 2);
+        assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 2);
     }
 }

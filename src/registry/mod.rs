@@ -65,6 +65,9 @@ pub struct RegistryConfig {
     pub ca_file: Option<PathBuf>,
     /// How long answers are shared between lookups (`REGISTRY_CACHE_TTL`).
     pub cache_ttl: Duration,
+    /// Share answers (cache and coalesce lookups). `false` is the naive baseline of the benchmark: every
+    /// lookup is its own request, as tools that resolve per workload and container do.
+    pub sharing: bool,
     /// Upper bound of concurrent requests to one registry.
     pub max_concurrent_per_registry: usize,
     /// Timeout of one HTTP request.
@@ -87,6 +90,7 @@ impl Default for RegistryConfig {
             insecure_registries: Vec::new(),
             ca_file: None,
             cache_ttl: Duration::from_secs(30),
+            sharing: true,
             max_concurrent_per_registry: 8,
             request_timeout: Duration::from_secs(30),
             max_rate_limit_wait: Duration::from_secs(10),

@@ -224,9 +224,31 @@ impl Env {
         format!("{}/{repo}:{tag}", self.registry.host())
     }
 
-    /// Creates a workload of `kind` with the containers `(name, image)` and the annotations.
+    /// Creates a workload of `kind` in [`NS`] with the containers `(name, image)` and the annotations.
     pub fn create(
         &self,
+        kind: Kind,
+        name: &str,
+        containers: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+    ) {
+        self.create_in(NS, kind, name, containers, annotations);
+    }
+
+    /// Creates a namespace.
+    pub fn namespace(&self, name: &str) {
+        self.sim
+            .load_yaml(
+                &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"),
+                name,
+            )
+            .expect("namespace");
+    }
+
+    /// Creates a workload in `namespace`.
+    pub fn create_in(
+        &self,
+        namespace: &str,
         kind: Kind,
         name: &str,
         containers: &[(&str, &str)],
@@ -255,7 +277,7 @@ impl Env {
         }
         let object = json!({
             "apiVersion": "apps/v1", "kind": api_kind,
-            "metadata": {"name": name, "namespace": NS, "annotations": annotations},
+            "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
             "spec": spec,
         });
         self.sim
@@ -455,6 +477,46 @@ impl Env {
     pub fn set_outcome_for_image(&self, image: &str, outcome: Outcome) {
         self.control.set_outcome_for_image(image, outcome);
     }
+}
+
+/// A free loopback port (for ADMIN_ADDR, which the test must know).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// GET `http://127.0.0.1:port/path`: status and body, or `None` when nothing listens.
+pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let response = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.unwrap_or_default()))
+}
+
+/// Waits until `GET path` answers `status`.
+pub async fn wait_for_http(port: u16, path: &str, status: u16) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some((s, body)) = http_get(port, path).await
+            && s == status
+        {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {path} to answer {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of one sample of the OpenMetrics text, e.g. `watch_cluster_updates_total`.
+pub fn sample(metrics: &str, series: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok()).flatten()
+    })
 }
 
 impl Drop for Env {

@@ -19,8 +19,10 @@ use super::queue::WorkQueue;
 use super::{ControllerConfig, daemonset, deployment, replicaset, statefulset};
 use crate::store::{Change, Kind, Store};
 
-/// How long to wait before retrying a reconcile whose write failed (usually a conflict).
+/// How long to wait before retrying a reconcile whose write failed (usually a conflict);
+/// doubled on every further failure of the same object, up to `MAX_RETRY`.
 const RETRY: Duration = Duration::from_millis(20);
+const MAX_RETRY: Duration = Duration::from_secs(5);
 /// Reconciles between yields to the runtime, so a burst does not starve other tasks.
 const BATCH: usize = 64;
 
@@ -31,6 +33,8 @@ struct Runner {
     queue: WorkQueue,
     kubelet: Kubelet,
     marks: HashMap<ObjRef, (String, Instant)>,
+    /// Consecutive failed reconciles per object.
+    failures: HashMap<ObjRef, u32>,
 }
 
 /// Runs the controllers until the task is aborted.
@@ -45,6 +49,7 @@ pub(crate) async fn run(store: Store, cfg: ControllerConfig) {
         queue: WorkQueue::default(),
         kubelet,
         marks: HashMap::new(),
+        failures: HashMap::new(),
     };
     r.relist();
     let mut done = 0usize;
@@ -64,9 +69,6 @@ pub(crate) async fn run(store: Store, cfg: ControllerConfig) {
         if let Some(obj) = r.queue.pop() {
             r.reconcile(&obj);
             done += 1;
-            if done % 10000 == 0 {
-                eprintln!("DEBUG done {done} {:?}", obj);
-            }
             if done.is_multiple_of(BATCH) {
                 tokio::task::yield_now().await;
             }
@@ -95,7 +97,6 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
 impl Runner {
     fn relist(&mut self) {
         tracing::debug!("controllers relisting the store");
-        eprintln!("DEBUG relist");
         self.cache.relist(&self.store);
         for kind in [
             Kind::Deployment,
@@ -157,12 +158,18 @@ impl Runner {
             _ => Ok(None),
         };
         match result {
-            Ok(Some(after)) => self.queue.add_after(obj.clone(), after),
-            Ok(None) => {}
+            Ok(requeue) => {
+                self.failures.remove(obj);
+                if let Some(after) = requeue {
+                    self.queue.add_after(obj.clone(), after);
+                }
+            }
             Err(e) => {
-                eprintln!("DEBUG error {e} {:?}", std::error::Error::source(&e));
-                tracing::debug!(error = %e, source = ?std::error::Error::source(&e), "reconcile will be retried");
-                self.queue.add_after(obj.clone(), RETRY);
+                let n = self.failures.entry(obj.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+                let delay = RETRY.saturating_mul(1 << (*n - 1).min(16)).min(MAX_RETRY);
+                tracing::debug!(error = %e, source = ?std::error::Error::source(&e), ?delay, "reconcile will be retried");
+                self.queue.add_after(obj.clone(), delay);
             }
         }
     }

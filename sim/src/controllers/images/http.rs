@@ -6,7 +6,8 @@
 //! Registries are given as a map from the host written in image references to a base URL, so a
 //! test can name images `registry.test:5000/app:1` and serve them from `http://127.0.0.1:<port>`.
 //! A loopback host (`127.0.0.1:<port>`, `localhost:<port>`) not in the map is reached directly
-//! over plain HTTP.
+//! over plain HTTP. Basic credentials are sent as given; a `Bearer` challenge is answered by
+//! fetching a token from its realm (with the credentials, if any) and asking again.
 
 use std::collections::HashMap;
 
@@ -107,6 +108,89 @@ impl HttpResolver {
     }
 }
 
+impl HttpResolver {
+    async fn send_head(
+        &self,
+        url: &Url,
+        endpoint: &RegistryEndpoint,
+        token: Option<&str>,
+    ) -> Result<reqwest::Response, PullError> {
+        let mut request = self.client.head(url.clone()).header("Accept", ACCEPT);
+        match (token, &endpoint.basic_auth) {
+            (Some(token), _) => request = request.bearer_auth(token),
+            (None, Some((user, password))) => request = request.basic_auth(user, Some(password)),
+            (None, None) => {}
+        }
+        request
+            .send()
+            .await
+            .map_err(|e| PullError::Unreachable(e.to_string()))
+    }
+
+    /// A pull token from the challenge's realm.
+    async fn token(
+        &self,
+        endpoint: &RegistryEndpoint,
+        challenge: &HashMap<String, String>,
+    ) -> Result<String, PullError> {
+        let mut realm = challenge
+            .get("realm")
+            .and_then(|r| Url::parse(r).ok())
+            .ok_or_else(|| {
+                PullError::Unreachable("bearer challenge without a realm".to_string())
+            })?;
+        for key in ["service", "scope"] {
+            if let Some(value) = challenge.get(key) {
+                realm.query_pairs_mut().append_pair(key, value);
+            }
+        }
+        let mut request = self.client.get(realm);
+        if let Some((user, password)) = &endpoint.basic_auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| PullError::Unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(PullError::Unauthorized);
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|e| PullError::Unreachable(format!("bad token response: {e}")))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string)
+            .ok_or(PullError::Unauthorized)
+    }
+}
+
+/// The parameters of a `Bearer` challenge (`Bearer realm="…",service="…",scope="…"`).
+fn bearer_challenge(header: &str) -> Option<HashMap<String, String>> {
+    let (scheme, rest) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut params = HashMap::new();
+    let mut rest = rest.trim();
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, tail) = match after.strip_prefix('"') {
+            Some(quoted) => quoted.split_once('"').unwrap_or((quoted, "")),
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        params.insert(key, value.to_string());
+        rest = tail.trim_start_matches(',').trim();
+    }
+    Some(params)
+}
+
 impl ImageResolver for HttpResolver {
     fn resolve<'a>(&'a self, image: &'a ImageRef) -> BoxFuture<'a, Result<String, PullError>> {
         Box::pin(self.head(image))
@@ -148,6 +232,18 @@ mod tests {
             join(&base, "v2/a/manifests/1").unwrap().as_str(),
             "http://127.0.0.1:1/mirror/v2/a/manifests/1"
         );
+    }
+
+    #[test]
+    fn bearer_challenges_are_parsed_with_commas_inside_quotes() {
+        let c = bearer_challenge(
+            r#"Bearer realm="http://127.0.0.1:9/token",service="registry",scope="repository:a/b:pull,push""#,
+        )
+        .unwrap();
+        assert_eq!(c["realm"], "http://127.0.0.1:9/token");
+        assert_eq!(c["service"], "registry");
+        assert_eq!(c["scope"], "repository:a/b:pull,push");
+        assert!(bearer_challenge(r#"Basic realm="x""#).is_none());
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! The controller of the demo, assembled in this process the way `watch-cluster run` assembles it.
+//!
+//! Input: a kube client for the simulated cluster, the registry host and the webhook receiver's URL.
+//! Output: the real controller (watches, schedule, registry client, updates, rollout observation, Events
+//! and webhooks) running in a task until [`RunningController::stop`]. What differs from `run`, and why:
+//! no leader election (one replica), no admin server, no signal handling (the demo handles signals),
+//! plain HTTP to the local registry, a 1 s registry cache so a re-pushed tag is seen at the next tick,
+//! every webhook event type enabled with short retries.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Config, RunArgs},
+    controller::{self, Context},
+    metrics::Metrics,
+    notify::{EventType, Notifier, WebhookConfig, config::WebhookUrl, events::EventRecorder},
+    registry::{RegistryClient, RegistryConfig},
+};
+
+/// How long stopping may take: in-flight checks finish, queued webhooks are flushed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The Events' reporting instance.
+const INSTANCE: &str = "watch-cluster-demo";
+
+/// The controller running in a task.
+pub struct RunningController {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+    notifier: Notifier,
+    // Kept so the leader flag stays `true` for the whole run.
+    _leader: tokio::sync::watch::Sender<bool>,
+}
+
+impl RunningController {
+    /// Starts the controller against `client`.
+    pub fn start(
+        client: kube::Client,
+        registry_host: &str,
+        webhook_url: &str,
+    ) -> anyhow::Result<Self> {
+        let config = Config::from_args(&RunArgs {
+            insecure_registries: Some(registry_host.to_owned()),
+            registry_cache_ttl: Some("1s".into()),
+            leader_election: Some("false".into()),
+            admin_addr: Some("127.0.0.1:0".into()),
+            ..RunArgs::default()
+        })
+        .context("failed to configure the controller")?;
+        let mut metrics = Registry::with_prefix("watch_cluster");
+        let controller_metrics = Metrics::register(&mut metrics);
+        let registry = RegistryClient::new(
+            RegistryConfig {
+                insecure_registries: config.insecure_registries.clone(),
+                cache_ttl: config.registry_cache_ttl,
+                sharing: config.registry_sharing,
+                ..RegistryConfig::default()
+            },
+            &mut metrics,
+        )
+        .context("failed to set up the registry client")?;
+        let notifier = Notifier::start(webhooks(webhook_url)?, &mut metrics)
+            .context("failed to set up webhooks")?;
+        let stop = CancellationToken::new();
+        let (leader, leader_rx) = tokio::sync::watch::channel(true);
+        let ctx = Arc::new(Context {
+            events: EventRecorder::new(client.clone(), Some(INSTANCE.into())),
+            client,
+            config,
+            registry,
+            notifier: notifier.clone(),
+            memory: Default::default(),
+            observing: Default::default(),
+            shutdown: stop.clone(),
+            leader: leader_rx,
+            synced: Default::default(),
+            metrics: controller_metrics,
+        });
+        let task = tokio::spawn(controller::run(ctx));
+        Ok(Self {
+            stop,
+            task,
+            notifier,
+            _leader: leader,
+        })
+    }
+
+    /// Stops checks, lets in-flight work finish and flushes webhooks, each within [`STOP_TIMEOUT`].
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let abort = self.task.abort_handle();
+        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
+            abort.abort();
+        }
+        self.notifier.shutdown(STOP_TIMEOUT).await;
+    }
+}
+
+/// Every event type to `url`, retried quickly: the receiver is local.
+fn webhooks(url: &str) -> anyhow::Result<WebhookConfig> {
+    let url: WebhookUrl = url
+        .parse()
+        .with_context(|| format!("failed to parse the webhook URL {url}"))?;
+    Ok(EventType::ALL
+        .into_iter()
+        .fold(WebhookConfig::new(url), WebhookConfig::enable)
+        .with_timeout(Duration::from_secs(2))
+        .with_retry_count(3)
+        .with_backoff(Duration::from_millis(200), Duration::from_secs(2)))
+}

@@ -1,0 +1,221 @@
+//! Running it in production: configuration errors, `plan`, probes and metrics (more in later tests).
+
+use watch_cluster_sim::Kind;
+
+use crate::env::{Env, free_port, http_get, sample, wait_for_http};
+use crate::{enabled, notes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_code_1() {
+    let cases = [
+        ("REGISTRY_CACHE_TTL", "soon", "REGISTRY_CACHE_TTL"),
+        ("ROLLOUT_TIMEOUT", "10d", "ROLLOUT_TIMEOUT"),
+        ("WATCH_NAMESPACES", "Team_A", "WATCH_NAMESPACES"),
+        (
+            "INSECURE_REGISTRIES",
+            "http://registry:5000",
+            "INSECURE_REGISTRIES",
+        ),
+        (
+            "REGISTRY_CA_FILE",
+            "/nonexistent/ca.pem",
+            "REGISTRY_CA_FILE",
+        ),
+        ("TZ", "Mars/Olympus", "TZ"),
+        ("DRY_RUN", "yes", "DRY_RUN"),
+        ("ADMIN_ADDR", "localhost", "ADMIN_ADDR"),
+        ("LEADER_ELECTION", "maybe", "LEADER_ELECTION"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT"),
+        ("LOG_LEVEL", "loud", "LOG_LEVEL"),
+        ("WEBHOOK_TIMEOUT", "10s", "WEBHOOK_TIMEOUT"),
+        ("WEBHOOK_RETRY_COUNT", "-1", "WEBHOOK_RETRY_COUNT"),
+        (
+            "WEBHOOK_ENABLE_IMAGE_ROLLOUT_FAILED",
+            "on",
+            "WEBHOOK_ENABLE_IMAGE_ROLLOUT_FAILED",
+        ),
+        ("WEBHOOK_HEADERS", "novalue", "WEBHOOK_HEADERS"),
+        ("WEBHOOK_URL", "ftp://hooks", "WEBHOOK_URL"),
+    ];
+    for (variable, value, named) in cases {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+            .arg("run")
+            .env_clear()
+            .env(variable, value)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .output()
+            .await
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{variable}={value}: {stderr}"
+        );
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{variable}={value}: one line, got {stderr}");
+        assert!(lines[0].contains(named), "{variable}={value}: {stderr}");
+        if !matches!(variable, "WEBHOOK_URL" | "WEBHOOK_HEADERS") {
+            assert!(
+                lines[0].contains(value),
+                "{variable}={value}: the value is quoted: {stderr}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_kubeconfig_run_exits_1_naming_kubeconfig() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+        .arg("run")
+        .env_clear()
+        .env("HOME", home.path())
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("KUBECONFIG"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_lists_watched_workloads_with_schedule_and_pending_decision() {
+    let env = Env::start().await;
+    env.push("team/plan", "1.0.0", "a").await;
+    let newer = env.push("team/plan", "1.4.0", "a").await;
+    env.create(
+        Kind::Deployment,
+        "planned",
+        &[("app", &env.image("team/plan", "1.0.0"))],
+        &notes(&enabled("version")),
+    );
+    let mut invalid = enabled("version");
+    invalid[2].1 = "newest".into();
+    env.create(
+        Kind::Deployment,
+        "misconfigured",
+        &[("app", &env.image("team/plan", "1.0.0"))],
+        &notes(&invalid),
+    );
+    env.create(
+        Kind::Deployment,
+        "ignored",
+        &[("app", &env.image("team/plan", "1.0.0"))],
+        &[],
+    );
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+        .arg("plan")
+        .env_clear()
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("INSECURE_REGISTRIES", env.registry.host())
+        .output()
+        .await
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains(&format!("/{name} ")))
+            .map(str::to_owned)
+    };
+    let planned = line("planned").expect("planned listed");
+    assert!(
+        planned.contains("version") && planned.contains("* * * * * ?"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains(&format!("team/plan:1.4.0@{}", newer.digest)),
+        "{planned}"
+    );
+    let misconfigured = line("misconfigured").expect("misconfigured listed");
+    assert!(
+        misconfigured.contains("not checked")
+            && misconfigured.contains("watch-cluster.io/strategy"),
+        "{misconfigured}"
+    );
+    assert!(line("ignored").is_none(), "{stdout}");
+    assert_eq!(
+        env.image_of(Kind::Deployment, "planned", "app"),
+        env.image("team/plan", "1.0.0"),
+        "plan changes nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_synced_watches_and_metrics_count_what_happened() {
+    let mut env = Env::start().await;
+    env.push("team/metrics", "1.0.0", "a").await;
+    env.push("team/metrics", "1.1.0", "a").await;
+    env.create(
+        Kind::Deployment,
+        "metered",
+        &[("app", &env.image("team/metrics", "1.0.0"))],
+        &notes(&enabled("version")),
+    );
+    let port = free_port();
+    env.spawn_controller(
+        env.base_settings()
+            .with("ADMIN_ADDR", &format!("127.0.0.1:{port}")),
+    );
+    wait_for_http(port, "/healthz", 200).await;
+    wait_for_http(port, "/readyz", 200).await;
+    env.wait_for_webhooks("metered", "IMAGE_ROLLOUT_COMPLETED", 1)
+        .await;
+
+    let (status, metrics) = http_get(port, "/metrics").await.expect("metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.ends_with("# EOF\n"),
+        "OpenMetrics text ends with # EOF"
+    );
+    assert_eq!(
+        sample(&metrics, "watch_cluster_updates_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "watch_cluster_rollouts_total{outcome=\"completed\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "watch_cluster_watched_workloads{kind=\"Deployment\"}"
+        ),
+        Some(1.0)
+    );
+    assert!(sample(&metrics, "watch_cluster_checks_total{outcome=\"updated\"}") == Some(1.0));
+    let registry_requests: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("watch_cluster_registry_requests_total{"))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert!(
+        registry_requests >= 2.0,
+        "tag list and HEAD counted: {metrics}"
+    );
+    let delivered: f64 = metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("watch_cluster_webhook_deliveries_total{")
+                && l.contains("outcome=\"delivered\"")
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    assert_eq!(delivered, 3.0, "DETECTED, STARTED, COMPLETED: {metrics}");
+    for line in metrics.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.contains("metered"),
+            "no object names in labels: {line}"
+        );
+    }
+}

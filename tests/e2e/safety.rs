@@ -1,0 +1,249 @@
+//! Never overwrite another writer, never fight one, never let a slow receiver hold anything up.
+
+use std::time::Duration;
+
+use watch_cluster_sim::{Fault, Kind};
+use watch_cluster_testkit::Response;
+
+use crate::env::{Env, NS};
+use crate::{enabled, notes};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and_not_overwritten() {
+    let mut env = Env::start().await;
+    env.push("team/race", "1.0.0", "a").await;
+    env.push("team/race", "1.1.0", "a").await;
+    let current = env.image("team/race", "1.0.0");
+    env.create(
+        Kind::Deployment,
+        "race",
+        &[("app", &current)],
+        &notes(&enabled("version")),
+    );
+    // Hold the controller's patches long enough for someone else to edit the workload in between.
+    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/race");
+    env.sim
+        .faults()
+        .inject(Fault::delay(&path, Duration::from_secs(2), 2).method("PATCH"));
+    env.spawn_controller(env.base_settings());
+    // The check has read the workload (a GET by name) and is deciding: now another writer edits it.
+    let reads = || {
+        env.sim
+            .request_log()
+            .entries()
+            .into_iter()
+            .filter(|r| r.method == "GET" && r.path == path)
+            .count()
+    };
+    let deadline = tokio::time::Instant::now() + crate::env::WAIT;
+    while reads() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the controller never read the workload"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let theirs = env.image("team/race", "1.1.0");
+    env.edit(Kind::Deployment, "race", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!(theirs);
+    });
+
+    // The held update patch fails its `test` (422); the controller reads again, finds the other writer's
+    // image already at the newest version, and writes nothing.
+    let patches = || {
+        env.sim
+            .request_log()
+            .entries()
+            .into_iter()
+            .filter(|r| {
+                r.method == "PATCH"
+                    && r.path == path
+                    && r.content_type.as_deref() == Some("application/json-patch+json")
+            })
+            .map(|r| r.status)
+            .collect::<Vec<_>>()
+    };
+    while !patches().contains(&422) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refused patch: {:?}",
+            patches()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let needle = "name=race trigger=Schedule}: watch_cluster::controller::checker: check finished";
+    let seen = env.controller_log(0).matches(needle).count();
+    env.wait_for_log(0, needle, seen + 2).await;
+    assert_eq!(
+        env.image_of(Kind::Deployment, "race", "app"),
+        theirs,
+        "the other writer's edit stands"
+    );
+    assert!(
+        !env.webhook_types("race")
+            .iter()
+            .any(|t| t.starts_with("IMAGE_ROLLOUT"))
+    );
+    assert!(
+        !env.reasons("race").contains(&"UpdateFailed".to_owned()),
+        "a conflict is not a failure"
+    );
+    assert_eq!(patches(), [422], "one refused update patch, no other");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_reverted_by_another_writer_is_reported_once_and_not_applied_again() {
+    let mut env = Env::start().await;
+    env.push("team/gitops", "1.0.0", "a").await;
+    env.push("team/gitops", "1.1.0", "a").await;
+    let current = env.image("team/gitops", "1.0.0");
+    env.create(
+        Kind::Deployment,
+        "gitops",
+        &[("app", &current)],
+        &notes(&enabled("version")),
+    );
+    env.spawn_controller(env.base_settings());
+    env.wait_for_webhooks("gitops", "IMAGE_ROLLOUT_COMPLETED", 1)
+        .await;
+
+    // GitOps self-heal puts the old image back.
+    env.edit(Kind::Deployment, "gitops", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!(current);
+    });
+    let (kind, _, note) = env.wait_for_event("gitops", "UpdateReverted").await;
+    assert_eq!(kind, "Warning");
+    assert!(note.contains(&current), "{note}");
+    let needle =
+        "name=gitops trigger=Schedule}: watch_cluster::controller::checker: check finished";
+    let seen = env.controller_log(0).matches(needle).count();
+    env.wait_for_log(0, needle, seen + 3).await;
+    assert_eq!(
+        env.image_of(Kind::Deployment, "gitops", "app"),
+        current,
+        "no tug-of-war"
+    );
+    assert_eq!(
+        env.reasons("gitops")
+            .iter()
+            .filter(|r| *r == "UpdateReverted")
+            .count(),
+        1
+    );
+    assert_eq!(
+        env.webhook_types("gitops")
+            .iter()
+            .filter(|t| *t == "IMAGE_ROLLOUT_STARTED")
+            .count(),
+        1
+    );
+
+    // A newer image is taken again.
+    env.push("team/gitops", "1.2.0", "a").await;
+    env.wait_for_webhooks("gitops", "IMAGE_ROLLOUT_COMPLETED", 2)
+        .await;
+    assert!(
+        env.image_of(Kind::Deployment, "gitops", "app")
+            .contains("team/gitops:1.2.0@sha256:")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_answering_429_gets_the_outcome_after_retry_after_with_the_same_delivery_id() {
+    let mut env = Env::start().await;
+    env.push("team/hook", "1.0.0", "a").await;
+    env.push("team/hook", "1.0.1", "a").await;
+    env.create(
+        Kind::Deployment,
+        "hook",
+        &[("app", &env.image("team/hook", "1.0.0"))],
+        &notes(&enabled("version")),
+    );
+    env.webhook.respond_next(Response::TooManyRequests {
+        retry_after_secs: 1,
+    });
+    let settings = env
+        .base_settings()
+        .with("WEBHOOK_ENABLE_DEPLOYMENT_DETECTED", "false")
+        .with("WEBHOOK_ENABLE_IMAGE_ROLLOUT_STARTED", "false");
+    env.spawn_controller(settings);
+
+    let requests = {
+        let deadline = tokio::time::Instant::now() + crate::env::WAIT;
+        loop {
+            let found = env.webhook_requests("hook");
+            if found.len() >= 2 {
+                break found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "got {} requests",
+                found.len()
+            );
+            let _ = env
+                .webhook
+                .wait_for_requests(found.len() + 1, Duration::from_millis(500))
+                .await;
+        }
+    };
+    assert_eq!(requests[0].json()["eventType"], "IMAGE_ROLLOUT_COMPLETED");
+    assert_eq!(
+        requests[0].body, requests[1].body,
+        "the retry sends the same body"
+    );
+    let id = |i: usize| {
+        requests[i]
+            .header("x-watch-cluster-delivery")
+            .map(str::to_owned)
+    };
+    assert!(id(0).is_some());
+    assert_eq!(id(0), id(1));
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(waited >= Duration::from_secs(1), "retried after {waited:?}");
+    assert_eq!(
+        env.webhook_requests("hook").len(),
+        2,
+        "delivered once accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_delay_other_workloads_updates() {
+    let mut env = Env::start().await;
+    for repo in ["team/one", "team/two"] {
+        env.push(repo, "1.0.0", "a").await;
+        env.push(repo, "1.1.0", "a").await;
+    }
+    // Every request hangs until the per-request timeout (10 s, WEBHOOK_TIMEOUT below).
+    for _ in 0..20 {
+        env.webhook.respond_next(Response::Hang);
+    }
+    let settings = env.base_settings().with("WEBHOOK_TIMEOUT", "10000");
+    env.create(
+        Kind::Deployment,
+        "one",
+        &[("app", &env.image("team/one", "1.0.0"))],
+        &notes(&enabled("version")),
+    );
+    env.create(
+        Kind::Deployment,
+        "two",
+        &[("app", &env.image("team/two", "1.0.0"))],
+        &notes(&enabled("version")),
+    );
+    let started = tokio::time::Instant::now();
+    env.spawn_controller(settings);
+    for name in ["one", "two"] {
+        env.wait_for(Kind::Deployment, name, "updated", |d| {
+            d["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .is_some_and(|i| i.contains(":1.1.0@sha256:"))
+        })
+        .await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "both updates happened while every webhook request hung ({:?})",
+        started.elapsed()
+    );
+}
