@@ -5,6 +5,8 @@
 
 #[path = "e2e/env.rs"]
 mod env;
+#[path = "e2e/ha.rs"]
+mod ha;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/operations.rs"]

@@ -19,7 +19,6 @@ pub struct Controller {
     pid: u32,
     log: PathBuf,
     admin: String,
-    http: reqwest::Client,
     ticks: u64,
 }
 
@@ -37,6 +36,32 @@ pub fn free_admin_addr() -> anyhow::Result<String> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").context("failed to find a free port")?;
     Ok(listener.local_addr()?.to_string())
+}
+
+/// The status code of `GET path` on `addr`, by a one-shot HTTP/1.0 request (no client library: this is
+/// probed every few milliseconds during start-up and must not add work of its own).
+pub async fn status_of(addr: &str, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut head = vec![0u8; 64];
+        let n = stream.read(&mut head).await.ok()?;
+        parse_status(&head[..n])
+    };
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The status code of an HTTP response's first line.
+pub fn parse_status(head: &[u8]) -> Option<u16> {
+    let line = std::str::from_utf8(head).ok()?.lines().next()?;
+    let mut parts = line.split_whitespace();
+    parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    parts.next()?.parse().ok()
 }
 
 impl Controller {
@@ -73,12 +98,7 @@ impl Controller {
             child,
             pid,
             log,
-            admin: format!("http://{admin}"),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .no_proxy()
-                .build()
-                .context("failed to build the HTTP client")?,
+            admin: admin.to_owned(),
             ticks: procfs::clock_ticks(),
         })
     }
@@ -102,10 +122,7 @@ impl Controller {
     ) -> anyhow::Result<Duration> {
         loop {
             self.ensure_alive()?;
-            let url = format!("{}/readyz", self.admin);
-            if let Ok(r) = self.http.get(&url).send().await
-                && r.status().is_success()
-            {
+            if status_of(&self.admin, "/readyz").await == Some(200) {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > limit {
@@ -144,5 +161,22 @@ impl Controller {
     pub async fn stop(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_code_is_read_from_the_status_line() {
+        assert_eq!(
+            parse_status(b"HTTP/1.1 200 OK\r\ncontent-length: 5"),
+            Some(200)
+        );
+        assert_eq!(parse_status(b"HTTP/1.0 503 Service Unavailable"), Some(503));
+        assert_eq!(parse_status(b"garbage"), None);
+        assert_eq!(parse_status(b""), None);
     }
 }

@@ -125,6 +125,31 @@ impl SimCluster {
         api::kubeconfig_yaml(&self.url(), token, "default")
     }
 
+    /// A kube client configuration for this cluster (plain HTTP, no token, namespace `default`).
+    pub fn kube_config(&self) -> anyhow::Result<kube::Config> {
+        let url = self
+            .url()
+            .parse()
+            .context("failed to parse the cluster URL")?;
+        Ok(kube::Config::new(url))
+    }
+
+    /// A kube client for this cluster without a token (enough unless RBAC is enforced).
+    pub fn client(&self) -> anyhow::Result<kube::Client> {
+        kube::Client::try_from(self.kube_config()?).context("failed to build a kube client")
+    }
+
+    /// A kube client that authenticates with `token`, configured through a kubeconfig as a
+    /// deployed controller would be.
+    pub async fn client_with_token(&self, token: &str) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml(token))
+            .context("failed to parse the generated kubeconfig")?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("failed to load the generated kubeconfig")?;
+        kube::Client::try_from(config).context("failed to build a kube client")
+    }
+
     /// Writes a kubeconfig for this cluster with `token` to `path`.
     pub fn write_kubeconfig(&self, path: &Path, token: &str) -> anyhow::Result<()> {
         api::write_kubeconfig(path, &self.url(), token, "default")

@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 pub use error::{Expired, StoreError};
 pub use kind::{Kind, KindInfo};
-pub use manifest::{ManifestError, load_yaml};
+pub use manifest::{ManifestError, load_yaml, load_yaml_lenient};
 pub use meta::{name_of, namespace_of, new_uid, now_rfc3339, resource_version_of};
 
 /// How many changes the history keeps for watch replay by default.

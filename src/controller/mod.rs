@@ -205,25 +205,24 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
     };
     let (reader, writer) = reflector::store();
     let forget_ctx = ctx.clone();
+    let synced = std::sync::atomic::AtomicBool::new(false);
     let stream = watcher(api, watcher::Config::default().any_semantic())
         .default_backoff()
         .modify(compact)
-        .inspect_ok(move |event| {
-            if let watcher::Event::Delete(obj) = event {
-                forget_ctx.forget(&key_of::<K>(obj));
+        .inspect_ok(move |event| match event {
+            watcher::Event::Delete(obj) => forget_ctx.forget(&key_of::<K>(obj)),
+            // Counted from the stream, not with `Store::wait_until_ready`: that future is backed by a
+            // oneshot receiver that wakes only its last poller, which is the Controller's own.
+            watcher::Event::InitDone if !synced.swap(true, std::sync::atomic::Ordering::AcqRel) => {
+                let count = forget_ctx
+                    .synced
+                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                tracing::info!(kind = %K::KIND, synced = count + 1, of = forget_ctx.watch_count(), "watch synced");
             }
+            _ => {}
         })
         .reflect(writer)
         .applied_objects();
-    let ready = reader.clone();
-    let ready_ctx = ctx.clone();
-    tokio::spawn(async move {
-        if ready.wait_until_ready().await.is_ok() {
-            ready_ctx
-                .synced
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-        }
-    });
     let shutdown = ctx.shutdown.clone();
     tracing::info!(kind = %K::KIND, namespace = namespace.as_deref().unwrap_or("*"), "watching");
     Controller::for_stream(stream, reader)

@@ -27,10 +27,11 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Events' reporting instance.
 const INSTANCE: &str = "watch-cluster-demo";
 
-/// The controller running in a task.
+/// The controller running in a task; aborted when dropped without [`RunningController::stop`] (the
+/// demo was interrupted), so it does not keep calling a cluster that is gone.
 pub struct RunningController {
     stop: CancellationToken,
-    task: JoinHandle<()>,
+    task: Option<JoinHandle<()>>,
     notifier: Notifier,
     // Kept so the leader flag stays `true` for the whole run.
     _leader: tokio::sync::watch::Sender<bool>,
@@ -83,20 +84,31 @@ impl RunningController {
         let task = tokio::spawn(controller::run(ctx));
         Ok(Self {
             stop,
-            task,
+            task: Some(task),
             notifier,
             _leader: leader,
         })
     }
 
     /// Stops checks, lets in-flight work finish and flushes webhooks, each within [`STOP_TIMEOUT`].
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
         self.stop.cancel();
-        let abort = self.task.abort_handle();
-        if tokio::time::timeout(STOP_TIMEOUT, self.task).await.is_err() {
-            abort.abort();
+        if let Some(task) = self.task.take() {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
+                abort.abort();
+            }
         }
         self.notifier.shutdown(STOP_TIMEOUT).await;
+    }
+}
+
+impl Drop for RunningController {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 

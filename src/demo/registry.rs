@@ -46,7 +46,7 @@ impl RegistryChoice {
 /// A running registry; stopped (the child process killed) when dropped.
 pub enum DemoRegistry {
     /// Debian's `docker-registry`.
-    Real(RealRegistry),
+    Real(Box<RealRegistry>),
     /// The in-process fake.
     InProcess(FakeRegistry),
 }
@@ -55,11 +55,11 @@ impl DemoRegistry {
     /// Starts the chosen registry, anonymous and plain HTTP.
     pub async fn start(choice: RegistryChoice) -> anyhow::Result<Self> {
         Ok(match choice {
-            RegistryChoice::DockerRegistry => Self::Real(
+            RegistryChoice::DockerRegistry => Self::Real(Box::new(
                 RealRegistry::start(RegistryAuth::None)
                     .await
                     .with_context(|| format!("failed to start {REGISTRY_BIN}"))?,
-            ),
+            )),
             RegistryChoice::InProcess => Self::InProcess(
                 FakeRegistry::start()
                     .await

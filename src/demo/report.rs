@@ -28,7 +28,13 @@ pub fn summary(narrator: &Narrator<'_>, scenario: &Scenario) {
     println!("\nSummary:");
     println!("  {:<8}{:<40}RESULT", "NAME", "NOW RUNNING");
     for w in WORKLOADS {
-        let from = narrator.short(&scenario.image(w.repo, w.tag));
+        // A moving tag is compared by digest: show the one it started on.
+        let from = if w.strategy == "latest" {
+            scenario.pinned(w.repo, w.tag)
+        } else {
+            scenario.image(w.repo, w.tag)
+        };
+        let from = narrator.short(&from);
         let now = narrator.short(&narrator.cluster().image_of(w.name));
         println!(
             "  {:<8}{now:<40}{}",
@@ -42,7 +48,7 @@ pub fn summary(narrator: &Narrator<'_>, scenario: &Scenario) {
         .filter(|w| w["deployment"]["name"] == "api" && w["eventType"] == "IMAGE_ROLLOUT_STARTED")
         .count();
     println!(
-        "  {} webhooks received; api attempted {started} update: later checks skip its quarantined image",
+        "  {} webhooks received; api attempted {started} update: 2.1.0 stays quarantined, later checks skip it",
         narrator.webhooks().len(),
     );
 }

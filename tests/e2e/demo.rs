@@ -104,10 +104,18 @@ fn assert_the_story(run: &DemoRun) {
     };
     for name in ["web", "worker", "api", "cache"] {
         assert_eq!(count("DEPLOYMENT_DETECTED", name), 1, "{name}: {hooks:#?}");
-        assert_eq!(count("IMAGE_ROLLOUT_STARTED", name), 1, "{name}: {hooks:#?}");
+        assert_eq!(
+            count("IMAGE_ROLLOUT_STARTED", name),
+            1,
+            "{name}: {hooks:#?}"
+        );
     }
     for name in ["web", "worker", "cache"] {
-        assert_eq!(count("IMAGE_ROLLOUT_COMPLETED", name), 1, "{name}: {hooks:#?}");
+        assert_eq!(
+            count("IMAGE_ROLLOUT_COMPLETED", name),
+            1,
+            "{name}: {hooks:#?}"
+        );
     }
     let failed: Vec<&Value> = hooks
         .iter()

@@ -74,6 +74,9 @@ async fn invalid_annotations_get_one_warning_and_no_registry_traffic_until_fixed
     let mut env = Env::start().await;
     let fake = FakeRegistry::start().await.expect("fake registry");
     fake.set_tags("team/x", vec!["1.0.0".into(), "1.1.0".into()]);
+    // Digests, so the simulated kubelet can "pull" the image and the rollout completes.
+    fake.set_digest("team/x", "1.0.0", &format!("sha256:{}", "a".repeat(64)));
+    fake.set_digest("team/x", "1.1.0", &format!("sha256:{}", "b".repeat(64)));
     let image = format!("{}/team/x:1.0.0", fake.host());
     let mut bad_cron = enabled("version");
     bad_cron[1].1 = "every minute".into();

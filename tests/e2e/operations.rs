@@ -158,12 +158,26 @@ async fn readyz_waits_for_synced_watches_and_metrics_count_what_happened() {
         &[("app", &env.image("team/metrics", "1.0.0"))],
         &notes(&enabled("version")),
     );
+    // Hold the StatefulSet list: the process is alive but not ready until every watch has synced.
+    env.sim.faults().inject(
+        watch_cluster_sim::Fault::delay(
+            "/apis/apps/v1/statefulsets",
+            std::time::Duration::from_secs(3),
+            1,
+        )
+        .method("GET"),
+    );
     let port = free_port();
     env.spawn_controller(
         env.base_settings()
             .with("ADMIN_ADDR", &format!("127.0.0.1:{port}")),
     );
     wait_for_http(port, "/healthz", 200).await;
+    assert_eq!(
+        http_get(port, "/readyz").await.map(|(s, _)| s),
+        Some(503),
+        "not ready before the lists finish"
+    );
     wait_for_http(port, "/readyz", 200).await;
     env.wait_for_webhooks("metered", "IMAGE_ROLLOUT_COMPLETED", 1)
         .await;

@@ -13,7 +13,7 @@ use super::route::ResourcePath;
 use super::select::{FieldSelector, LabelSelector};
 use super::status::{ApiError, bytes_response, json_response};
 use super::{AppState, patch, watch};
-use crate::store::{Store, name_of, namespace_of};
+use crate::store::{Kind, Store, StoreError, name_of, namespace_of};
 
 /// A request for objects, as routed.
 pub(crate) struct Request<'a> {
@@ -93,7 +93,9 @@ impl Request<'_> {
 /// Serves one routed object request.
 pub(crate) async fn handle(app: &AppState, req: Request<'_>) -> Response {
     let result = match (req.method.as_str(), req.path.subresource.as_deref()) {
-        (_, Some(sub)) if sub != "status" => Err(ApiError::not_found_path()),
+        (_, Some(sub)) if sub != "status" || !req.path.kind.info().has_status => {
+            Err(ApiError::not_found_path())
+        }
         // Refused rather than ignored: ignoring it would write what the client meant to try.
         (method, _) if method != "GET" && req.param("dryRun").is_some() => Err(
             ApiError::bad_request("dryRun is not supported by the simulated API server"),
@@ -101,7 +103,7 @@ pub(crate) async fn handle(app: &AppState, req: Request<'_>) -> Response {
         ("GET", _) if req.flag("watch") => return watch::serve(app, &req),
         ("GET", _) if req.path.name.is_some() => get(&app.store, &req),
         ("GET", None) => list(&app.store, &req),
-        ("POST", None) if req.path.name.is_none() => create(&app.store, &req),
+        ("POST", None) if req.path.name.is_none() => create(app, &req),
         ("PUT", _) if req.path.name.is_some() => update(&app.store, &req),
         ("PATCH", _) if req.path.name.is_some() => patch::handle(&app.store, &req),
         ("DELETE", None) if req.path.name.is_some() => delete(&app.store, &req),
@@ -221,9 +223,18 @@ fn sent_object(req: &Request<'_>) -> Result<Value, ApiError> {
     Ok(object)
 }
 
-fn create(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
+fn create(app: &AppState, req: &Request<'_>) -> Result<Response, ApiError> {
     let object = sent_object(req)?;
-    let created = store.create(req.path.kind, object)?;
+    if app.config.require_namespaces
+        && let Some(namespace) = namespace_of(&object).filter(|_| req.path.kind.info().namespaced)
+        && app
+            .store
+            .get_arc(Kind::Namespace, None, namespace)
+            .is_none()
+    {
+        return Err(StoreError::not_found(Kind::Namespace, namespace).into());
+    }
+    let created = app.store.create(req.path.kind, object)?;
     Ok(json_response(
         StatusCode::CREATED,
         &req.presenter().present(&created),

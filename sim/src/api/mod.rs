@@ -50,6 +50,9 @@ pub struct ApiConfig {
     pub bookmark_interval: Duration,
     /// Watch duration when the client sends no `timeoutSeconds`.
     pub default_watch_timeout: Duration,
+    /// Refuse (404) creating namespaced objects in a Namespace that does not exist, like the
+    /// real `NamespaceLifecycle` admission. Writes by the simulated controllers bypass it.
+    pub require_namespaces: bool,
 }
 
 impl Default for ApiConfig {
@@ -59,6 +62,7 @@ impl Default for ApiConfig {
             rbac: false,
             bookmark_interval: Duration::from_secs(5),
             default_watch_timeout: Duration::from_secs(1800),
+            require_namespaces: true,
         }
     }
 }
@@ -132,11 +136,14 @@ async fn respond(
             return err.into_response();
         }
     }
-    if app.config.rbac && user.is_none() {
+    let route = route::parse(uri.path());
+    // `/version` and health checks are public (system:public-info-viewer); the rest needs a known token.
+    let public = matches!(route, Route::Version | Route::Health);
+    if app.config.rbac && user.is_none() && !public {
         return ApiError::new(401, "Unauthorized", "Unauthorized").into_response();
     }
     let query = parse_query(uri.query().unwrap_or_default());
-    match route::parse(uri.path()) {
+    match route {
         Route::Version => json_response(StatusCode::OK, &discovery::version()),
         Route::Health => (StatusCode::OK, "ok").into_response(),
         Route::CoreVersions => json_response(

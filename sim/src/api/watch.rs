@@ -68,7 +68,12 @@ pub(crate) fn serve(app: &AppState, req: &Request<'_>) -> Response {
 
 fn start(app: &AppState, req: &Request<'_>) -> Result<Response, ApiError> {
     let p = req.path;
-    let filter: Filter = Box::new(req.filter()?);
+    let selection = req.filter()?;
+    // A watch on an object's own path is a watch filtered to its name.
+    let only = p.name.clone();
+    let filter: Filter = Box::new(move |o: &Value| {
+        only.as_deref().is_none_or(|n| name_of(o) == Some(n)) && selection(o)
+    });
     let bookmarks = req.flag("allowWatchBookmarks");
     let send_initial = req.param("sendInitialEvents");
     if send_initial == Some("true")
@@ -116,7 +121,9 @@ fn start(app: &AppState, req: &Request<'_>) -> Result<Response, ApiError> {
             Err(expired) => (Start::Expired(expired), None),
         },
     };
-    let selective = req.param("labelSelector").is_some() || req.param("fieldSelector").is_some();
+    let selective = req.param("labelSelector").is_some()
+        || req.param("fieldSelector").is_some()
+        || p.name.is_some();
     let matching = selective.then(|| {
         // For a replay, the objects matching now stand in for those matching at the start.
         let current = match &start {
@@ -227,6 +234,7 @@ impl Watch {
         }
     }
 
+    /// Sends the event a change makes for this watch.
     async fn on_change(&self, change: &Change) -> bool {
         let in_scope = change.kind == self.kind
             && self
@@ -242,19 +250,29 @@ impl Watch {
                 ChangeType::Modified => "MODIFIED",
                 ChangeType::Deleted => "DELETED",
             },
-            Some(_) => {
-                let passes =
-                    change.change_type != ChangeType::Deleted && (self.filter)(&change.object);
-                match (passes, self.track(&change.object, passes)) {
-                    (true, true) => "MODIFIED",
-                    (true, false) => "ADDED",
-                    (false, true) => "DELETED",
-                    (false, false) => return true,
-                }
-            }
+            Some(_) => match self.selected_event(change) {
+                Some(event_type) => event_type,
+                None => return true,
+            },
         };
         self.send(event_type, &self.presenter.present(&change.object))
             .await
+    }
+
+    /// The event type of a change for a selective watch, `None` when the client is not to hear
+    /// of it. (When replaying history, the objects matching now stand in for those matching at
+    /// the start resourceVersion; see `start`.)
+    fn selected_event(&self, change: &Change) -> Option<&'static str> {
+        let passes = change.change_type != ChangeType::Deleted && (self.filter)(&change.object);
+        let seen = self.track(&change.object, passes);
+        match (change.change_type, passes, seen) {
+            (ChangeType::Deleted, _, _) if seen || (self.filter)(&change.object) => Some("DELETED"),
+            (ChangeType::Deleted, _, _) => None,
+            (ChangeType::Added, true, _) | (_, true, false) => Some("ADDED"),
+            (_, true, true) => Some("MODIFIED"),
+            (_, false, true) => Some("DELETED"),
+            (_, false, false) => None,
+        }
     }
 
     /// With a selector, records whether the object now matches and returns whether the client

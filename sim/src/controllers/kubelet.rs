@@ -243,3 +243,26 @@ fn new_record(ctx: &Ctx<'_>, pod: &Value, uid: String, ip: String) -> PodRecord 
         ip,
     }
 }
+
+#[cfg(test)]
+impl PodRecord {
+    /// A record as the kubelet keeps it, for status tests.
+    pub(crate) fn sample() -> Self {
+        let mut rec = PodRecord {
+            uid: "u1".to_string(),
+            seen: Instant::now(),
+            seen_ts: "2026-01-01T00:00:00Z".to_string(),
+            outcome: Outcome::Complete,
+            pulled: HashMap::new(),
+            failed: None,
+            started_ts: Some("2026-01-01T00:00:01Z".to_string()),
+            ready_ts: Some("2026-01-01T00:00:02Z".to_string()),
+            ip: "10.244.0.1".to_string(),
+        };
+        rec.pulled.insert(
+            "app:1".to_string(),
+            "docker.io/library/app@sha256:ab".to_string(),
+        );
+        rec
+    }
+}

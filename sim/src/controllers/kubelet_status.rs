@@ -112,3 +112,74 @@ pub(crate) fn pod_status(pod: &Value, rec: &PodRecord, stage: &Stage) -> Value {
     }
     status
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pod() -> Value {
+        json!({"metadata": {"uid": "u1"}, "spec": {"containers": [{"name": "c", "image": "app:1"}]}})
+    }
+
+    fn condition<'a>(s: &'a Value, kind: &str) -> &'a Value {
+        s["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == kind)
+            .unwrap()
+    }
+
+    #[test]
+    fn ready_pods_report_the_pulled_image_id_and_ready_conditions() {
+        let s = pod_status(&pod(), &PodRecord::sample(), &Stage::Ready);
+        assert_eq!(s["phase"], "Running");
+        let c = &s["containerStatuses"][0];
+        assert_eq!(c["imageID"], "docker.io/library/app@sha256:ab");
+        assert_eq!(
+            (c["ready"].as_bool(), c["started"].as_bool()),
+            (Some(true), Some(true))
+        );
+        assert_eq!(c["state"]["running"]["startedAt"], "2026-01-01T00:00:01Z");
+        let ready = condition(&s, "Ready");
+        assert_eq!(
+            (
+                ready["status"].as_str(),
+                ready["lastTransitionTime"].as_str()
+            ),
+            (Some("True"), Some("2026-01-01T00:00:02Z"))
+        );
+        assert_eq!(s["podIP"], "10.244.0.1");
+    }
+
+    #[test]
+    fn running_pods_are_not_ready_and_say_which_containers() {
+        let s = pod_status(&pod(), &PodRecord::sample(), &Stage::Running);
+        let ready = condition(&s, "Ready");
+        assert_eq!(ready["status"], "False");
+        assert_eq!(ready["reason"], "ContainersNotReady");
+        assert_eq!(ready["message"], "containers with unready status: [c]");
+        assert_eq!(s["containerStatuses"][0]["ready"], false);
+    }
+
+    #[test]
+    fn failed_pulls_wait_in_image_pull_back_off_without_an_image_id() {
+        let stage = Stage::BackOff {
+            image: "app:1".into(),
+            message: "failed to pull image: manifest unknown".into(),
+        };
+        let s = pod_status(&pod(), &PodRecord::sample(), &stage);
+        assert_eq!(s["phase"], "Pending");
+        let c = &s["containerStatuses"][0];
+        assert_eq!(c["state"]["waiting"]["reason"], "ImagePullBackOff");
+        assert_eq!(c["imageID"], "");
+        assert!(s.get("podIP").is_none());
+        let creating = pod_status(&pod(), &PodRecord::sample(), &Stage::Creating);
+        assert_eq!(
+            creating["containerStatuses"][0]["state"]["waiting"]["reason"],
+            "ContainerCreating"
+        );
+        assert_eq!(condition(&creating, "PodScheduled")["status"], "True");
+    }
+}

@@ -58,6 +58,34 @@ pub fn load_yaml(
     Ok(stored)
 }
 
+/// Like [`load_yaml`], but skips documents of kinds the simulator does not store (Services,
+/// PodDisruptionBudgets, Kustomizations...) and returns their `apiVersion/kind` alongside.
+pub fn load_yaml_lenient(
+    store: &Store,
+    text: &str,
+    default_namespace: &str,
+) -> Result<(Vec<Value>, Vec<String>), ManifestError> {
+    let mut stored = Vec::new();
+    let mut skipped = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let object = Value::deserialize(document)
+            .map_err(|source| ManifestError::Parse { index, source })?;
+        if object.is_null() {
+            continue;
+        }
+        match load_one(store, index, object, default_namespace) {
+            Ok(o) => stored.push(o),
+            Err(ManifestError::UnsupportedKind {
+                api_version, kind, ..
+            }) => {
+                skipped.push(format!("{api_version}/{kind}"));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    Ok((stored, skipped))
+}
+
 fn load_one(
     store: &Store,
     index: usize,
@@ -107,5 +135,8 @@ mod tests {
         assert!(store.get(Kind::ServiceAccount, Some("ns1"), "a").is_some());
         assert!(store.get(Kind::ClusterRole, None, "r").is_some());
         assert!(load_yaml(&store, "apiVersion: x/v1\nkind: Foo\n", "ns1").is_err());
+        let (_, skipped) =
+            load_yaml_lenient(&store, "apiVersion: v1\nkind: Service\n", "ns1").unwrap();
+        assert_eq!(skipped, ["v1/Service"]);
     }
 }

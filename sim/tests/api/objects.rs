@@ -207,6 +207,7 @@ async fn all_namespace_lists_span_namespaces_and_pages_continue() {
     let sim = sim().await;
     let client = client(&sim);
     for ns in ["ns-a", "ns-b"] {
+        create_namespace(&sim, ns);
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
         for name in ["x", "y"] {
             let cm = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
@@ -285,4 +286,18 @@ async fn recorder_creates_an_event_then_patches_its_series_seen_in_both_event_ap
     let core_events = core.list(&ListParams::default()).await.unwrap().items;
     assert_eq!(core_events[0].message.as_deref(), Some("image changed"));
     assert_eq!(core_events[0].involved_object.name.as_deref(), Some("web"));
+}
+
+#[tokio::test]
+async fn objects_cannot_be_created_in_a_missing_namespace_or_at_a_missing_subresource() {
+    let sim = sim().await;
+    let api: Api<ConfigMap> = Api::namespaced(client(&sim), "nowhere");
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "c"}})).unwrap();
+    let err = api.create(&PostParams::default(), &cm).await.unwrap_err();
+    assert_eq!(api_status(err), (404, "NotFound".to_string()));
+    let url = format!(
+        "{}/api/v1/namespaces/default/configmaps/c/status",
+        sim.url()
+    );
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 404);
 }

@@ -30,6 +30,7 @@ async fn rbac_sim() -> watch_cluster_sim::SimCluster {
     })
     .await;
     for file in [
+        "namespace.yaml",
         "clusterrole.yaml",
         "clusterrolebinding.yaml",
         "leader-election-role.yaml",
@@ -105,6 +106,12 @@ async fn unknown_tokens_are_unauthorized_and_admins_bypass_rbac() {
     let stranger: Api<Deployment> =
         Api::namespaced(client_with_token(&sim, "nope").await, "default");
     assert_eq!(api_status(stranger.get("web").await.unwrap_err()).0, 401);
+    let version = http()
+        .get(format!("{}/version", sim.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(version.status(), 200, "/version is public");
     let admin: Api<Deployment> =
         Api::namespaced(client_with_token(&sim, ADMIN_TOKEN).await, "default");
     admin.delete("web", &Default::default()).await.unwrap();

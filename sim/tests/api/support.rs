@@ -28,7 +28,7 @@ pub async fn sim_with(configure: impl FnOnce(&mut SimOptions)) -> SimCluster {
 }
 
 pub fn client(sim: &SimCluster) -> Client {
-    Client::try_from(Config::new(sim.url().parse().unwrap())).unwrap()
+    sim.client().unwrap()
 }
 
 /// A kube client configured from a kubeconfig the cluster writes for `token`.
@@ -114,4 +114,12 @@ pub fn api_status(err: kube::Error) -> (u16, String) {
         kube::Error::Api(status) => (status.code, status.reason.clone()),
         other => panic!("expected an API error, got {other:?}"),
     }
+}
+
+/// Creates a Namespace (objects can only be created in existing ones).
+pub fn create_namespace(sim: &SimCluster, name: &str) {
+    let ns = json!({"metadata": {"name": name}});
+    sim.store()
+        .create(watch_cluster_sim::Kind::Namespace, ns)
+        .unwrap();
 }

@@ -297,3 +297,21 @@ async fn objects_leaving_a_label_selection_are_deleted_and_entering_ones_added()
     let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
     assert_eq!(types, ["DELETED", "ADDED"]);
 }
+
+#[tokio::test]
+async fn a_field_selected_watch_sees_only_the_named_object() {
+    let sim = sim().await;
+    let api: Api<Deployment> = Api::namespaced(client(&sim), "default");
+    let rv = sim.store().resource_version();
+    create_deployments(&api, &["other", "mine"]).await;
+    for query in ["fieldSelector=metadata.name%3Dmine", ""] {
+        let path = if query.is_empty() { "/mine" } else { "" };
+        let url = format!(
+            "{}/apis/apps/v1/namespaces/default/deployments{path}?watch=true&resourceVersion={rv}&{query}",
+            sim.url()
+        );
+        let (events, _) = read_watch(&url, |e| !e.is_empty()).await;
+        assert_eq!(events[0]["type"], "ADDED");
+        assert_eq!(events[0]["object"]["metadata"]["name"], "mine", "{url}");
+    }
+}

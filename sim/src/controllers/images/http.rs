@@ -91,14 +91,16 @@ impl HttpResolver {
             image.manifest_reference()
         );
         let url = join(&endpoint.base_url, &path)?;
-        let mut request = self.client.head(url).header("Accept", ACCEPT);
-        if let Some((user, password)) = &endpoint.basic_auth {
-            request = request.basic_auth(user, Some(password));
+        let mut response = self.send_head(&url, &endpoint, None).await?;
+        let challenge = response
+            .headers()
+            .get("Www-Authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(bearer_challenge);
+        if let (StatusCode::UNAUTHORIZED, Some(challenge)) = (response.status(), challenge) {
+            let token = self.token(&endpoint, &challenge).await?;
+            response = self.send_head(&url, &endpoint, Some(&token)).await?;
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| PullError::Unreachable(e.to_string()))?;
         match response.status() {
             s if s.is_success() => digest_of(image, response.headers()),
             StatusCode::NOT_FOUND => Err(PullError::NotFound),
