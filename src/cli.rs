@@ -56,7 +56,13 @@ impl RunCommand {
 
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    crate::telemetry::init(&cli.log)?;
+    let mut log = cli.log;
+    #[cfg(feature = "demo")]
+    if matches!(cli.command, Some(Command::Demo)) && log.log_level.is_none() {
+        // The demo tells its story on stdout; the controller's INFO lines would drown it.
+        log.log_level = Some("warn".into());
+    }
+    crate::telemetry::init(&log)?;
     let command = match cli.command {
         Some(command) => command,
         None => Command::Run(Box::new(RunCommand::from_env()?)),

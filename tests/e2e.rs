@@ -3,12 +3,16 @@
 //! enforced) and the real registry, with webhooks received on a real HTTP server. Each test asserts the
 //! final images and annotations, the Events, and the webhook bodies in order.
 
+#[path = "e2e/demo.rs"]
+mod demo;
 #[path = "e2e/env.rs"]
 mod env;
 #[path = "e2e/ha.rs"]
 mod ha;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
+#[path = "e2e/manifests.rs"]
+mod manifests;
 #[path = "e2e/operations.rs"]
 mod operations;
 #[path = "e2e/safety.rs"]

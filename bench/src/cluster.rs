@@ -85,7 +85,8 @@ impl World {
             pod_start_delay: Duration::from_millis(20),
             pod_ready_delay: Duration::from_millis(30),
             image_pull_backoff: Duration::from_millis(500),
-            time_scale: 0.01,
+            // Real time for object durations: a slow machine must not fail rollouts on their 600 s deadline.
+            time_scale: 1.0,
             resolver: Arc::new(RegistryResolver {
                 digests: digests.clone(),
             }),

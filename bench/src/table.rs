@@ -113,7 +113,7 @@ fn count_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>, 
                 .and_then(|w| w.requests.ratio(&w.minimum))
                 .map_or("–".into(), |r| format!("{r:.2}")),
         )
-        .target("1.00", ratio.map(|r| r <= 1.005)),
+        .target("1.00", ratio.map(|r| (0.995..=1.005).contains(&r))),
     );
     let s = steady(ours);
     let sn = naive.map(steady).unwrap_or_default();
@@ -187,6 +187,13 @@ fn time_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>) {
     let checks =
         |w: &Option<WindowStats>| w.as_ref().map_or("–".into(), |w| w.checks.to_string());
     rows.push(row("checks finished, window 1", checks(&a), checks(&b)));
+    let fewest = |r: &RunReport| steady(r).iter().map(|w| w.checks).min();
+    let show = |n: Option<usize>| n.map_or("–".into(), |n| n.to_string());
+    rows.push(row(
+        "checks finished per steady window (fewest)",
+        show(fewest(ours)),
+        show(naive.and_then(fewest)),
+    ));
     let last = |w: &Option<WindowStats>| w.as_ref().and_then(|w| w.last_decision);
     rows.push(row(
         "fire → last decision, window 1",

@@ -262,6 +262,9 @@ impl Store {
             .and_then(|m| m.remove(&key))
             .ok_or_else(|| StoreError::not_found(kind, name))?;
         let deleted = self.commit_delete(&mut state, kind, &removed);
+        if kind == Kind::Namespace {
+            self.empty_namespace(&mut state, name);
+        }
         self.collect_garbage(&mut state, &removed);
         Ok(deleted)
     }

@@ -67,7 +67,7 @@ impl Fault {
 
 /// What to do with one request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Injected {
+pub(crate) struct Injected {
     pub status: Option<u16>,
     pub delay: Option<Duration>,
     pub retry_after: Option<u64>,

@@ -40,6 +40,8 @@ pub(crate) struct PodRecord {
     pub pulled: HashMap<String, String>,
     /// image, message, when to retry.
     failed: Option<(String, String, Instant)>,
+    /// Failed pulls in a row: the back-off doubles with each, up to 32 times the base.
+    pull_failures: u32,
     pub started_ts: Option<String>,
     pub ready_ts: Option<String>,
     pub ip: String,
@@ -93,6 +95,11 @@ impl Kubelet {
         }
     }
 
+    /// Keeps only the records of pods for which `keep` holds.
+    pub fn retain(&mut self, keep: impl Fn(&ObjRef) -> bool) {
+        self.pods.retain(|r, _| keep(r));
+    }
+
     /// Records a finished pull; returns the pods waiting for it.
     pub fn on_pull(&mut self, done: PullResult, backoff: Duration) -> Vec<ObjRef> {
         self.in_flight.remove(&done.image);
@@ -107,10 +114,14 @@ impl Kubelet {
                 match &done.result {
                     Ok(id) => {
                         rec.pulled.insert(done.image.clone(), id.clone());
+                        rec.failed = None;
+                        rec.pull_failures = 0;
                     }
                     Err(msg) => {
+                        let delay = backoff.saturating_mul(1 << rec.pull_failures.min(5));
+                        rec.pull_failures = rec.pull_failures.saturating_add(1);
                         rec.failed =
-                            Some((done.image.clone(), msg.clone(), Instant::now() + backoff))
+                            Some((done.image.clone(), msg.clone(), Instant::now() + delay));
                     }
                 }
             }
@@ -191,14 +202,25 @@ impl Kubelet {
             .filter(|i| !rec.pulled.contains_key(i))
             .collect();
         if !missing.is_empty() {
-            if let Some((image, message, retry)) = rec.failed.clone().filter(|f| now < f.2) {
-                return (Stage::BackOff { image, message }, Some(retry - now));
+            // While a failed pull is retried the pod keeps showing the back-off, like a kubelet.
+            let failed = rec.failed.clone();
+            if let Some((image, message, retry)) = &failed
+                && now < *retry
+            {
+                let stage = Stage::BackOff {
+                    image: image.clone(),
+                    message: message.clone(),
+                };
+                return (stage, Some(*retry - now));
             }
-            rec.failed = None;
             for image in &missing {
                 self.start_pull(image, r);
             }
-            return (Stage::Creating, None);
+            let stage = failed.map_or(Stage::Creating, |(image, message, _)| Stage::BackOff {
+                image,
+                message,
+            });
+            return (stage, None);
         }
         let factor = rec.outcome.delay_factor();
         let start_at = rec.seen + cfg.pod_start_delay.mul_f64(factor);
@@ -238,6 +260,7 @@ fn new_record(ctx: &Ctx<'_>, pod: &Value, uid: String, ip: String) -> PodRecord 
         outcome,
         pulled: HashMap::new(),
         failed: None,
+        pull_failures: 0,
         started_ts: None,
         ready_ts: None,
         ip,
@@ -255,6 +278,7 @@ impl PodRecord {
             outcome: Outcome::Complete,
             pulled: HashMap::new(),
             failed: None,
+            pull_failures: 0,
             started_ts: Some("2026-01-01T00:00:01Z".to_string()),
             ready_ts: Some("2026-01-01T00:00:02Z".to_string()),
             ip: "10.244.0.1".to_string(),

@@ -98,6 +98,10 @@ impl Runner {
     fn relist(&mut self) {
         tracing::debug!("controllers relisting the store");
         self.cache.relist(&self.store);
+        // Forget what belonged to objects that vanished while we were not listening.
+        let cache = &self.cache;
+        self.kubelet.retain(|pod| cache.get(pod).is_some());
+        self.marks.retain(|d, _| cache.get(d).is_some());
         for kind in [
             Kind::Deployment,
             Kind::ReplicaSet,

@@ -1,12 +1,35 @@
 //! Garbage collection on delete: like the real garbage collector with background propagation,
 //! deleting an owner deletes the objects whose ownerReferences name it (Deployment ->
-//! ReplicaSets -> Pods), each with its own DELETED change.
+//! ReplicaSets -> Pods), each with its own DELETED change; deleting a Namespace deletes its
+//! contents.
 
 use serde_json::Value;
 
 use super::{Key, Kind, State, Store, meta, namespace_of};
 
 impl Store {
+    /// Deletes everything in a deleted Namespace (at once; the real server passes through a
+    /// `Terminating` phase first).
+    pub(super) fn empty_namespace(&self, state: &mut State, namespace: &str) {
+        for kind in Kind::ALL.into_iter().filter(|k| k.info().namespaced) {
+            let keys: Vec<Key> = state
+                .objects
+                .get(&kind)
+                .map(|m| {
+                    m.range((namespace.to_string(), String::new())..)
+                        .take_while(|((ns, _), _)| ns == namespace)
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for key in keys {
+                if let Some(removed) = state.objects.get_mut(&kind).and_then(|m| m.remove(&key)) {
+                    self.commit_delete(state, kind, &removed);
+                }
+            }
+        }
+    }
+
     /// Deletes, recursively, the namespaced objects whose ownerReferences name `owner`'s uid.
     pub(super) fn collect_garbage(&self, state: &mut State, owner: &Value) {
         let mut pending = vec![owner.clone()];

@@ -1,3 +1,5 @@
+//! Unit tests of the store: metadata stamping, defaults, preconditions, history and paging.
+
 use serde_json::json;
 
 use super::*;
@@ -126,4 +128,18 @@ fn pages_continue_after_the_last_key() {
             .items
             .is_empty()
     );
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_contents() {
+    let store = Store::new();
+    store
+        .create(Kind::Namespace, json!({"metadata": {"name": "default"}}))
+        .unwrap();
+    store.create(Kind::Deployment, deployment("a")).unwrap();
+    let other = json!({"metadata": {"name": "keep", "namespace": "other"}});
+    store.create(Kind::ConfigMap, other).unwrap();
+    store.delete(Kind::Namespace, None, "default").unwrap();
+    assert!(store.list(Kind::Deployment, None).is_empty());
+    assert_eq!(store.list(Kind::ConfigMap, None).len(), 1);
 }
