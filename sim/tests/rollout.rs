@@ -6,6 +6,8 @@
 
 #[path = "rollout/deployment.rs"]
 mod deployment;
+#[path = "rollout/http.rs"]
+mod http;
 #[path = "rollout/images.rs"]
 mod images;
 #[path = "rollout/kubectl.rs"]

@@ -126,7 +126,10 @@ fn the_controller_runs_hardened_with_probes_on_the_admin_port() {
     let pod = spec.template.spec.unwrap();
     let pod_security = pod.security_context.clone().unwrap();
     assert_eq!(pod_security.run_as_non_root, Some(true));
-    assert_eq!(pod_security.seccomp_profile.unwrap().type_, "RuntimeDefault");
+    assert_eq!(
+        pod_security.seccomp_profile.unwrap().type_,
+        "RuntimeDefault"
+    );
     let container = &pod.containers[0];
     let security = container.security_context.clone().unwrap();
     assert_eq!(security.read_only_root_filesystem, Some(true));

@@ -143,3 +143,17 @@ fn deleting_a_namespace_deletes_its_contents() {
     assert!(store.list(Kind::Deployment, None).is_empty());
     assert_eq!(store.list(Kind::ConfigMap, None).len(), 1);
 }
+
+#[test]
+fn names_must_be_lowercase_rfc1123_except_for_rbac_objects() {
+    let store = Store::new();
+    let bad = store.create(
+        Kind::ConfigMap,
+        json!({"metadata": {"name": "Bad_Name", "namespace": "a"}}),
+    );
+    assert_eq!(bad.unwrap_err().code(), 422);
+    let role = json!({"metadata": {"name": "system:controller:x"}, "rules": []});
+    store.create(Kind::ClusterRole, role).unwrap();
+    let dotted = json!({"metadata": {"name": "web.1a2b", "namespace": "a"}});
+    store.create(Kind::Event, dotted).unwrap();
+}

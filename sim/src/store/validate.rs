@@ -9,6 +9,9 @@ use super::{Kind, StoreError, name_of};
 pub(crate) fn validate(kind: Kind, object: &Value) -> Result<(), StoreError> {
     let name = name_of(object).unwrap_or_default();
     let fail = |reason: String| Err(StoreError::invalid(kind, name, reason));
+    if let Some(problem) = name_problem(kind, name) {
+        return fail(format!("metadata.name: Invalid value: {name:?}: {problem}"));
+    }
     match kind {
         Kind::Deployment | Kind::StatefulSet | Kind::DaemonSet | Kind::ReplicaSet => {
             let Some(selector) = object
@@ -35,6 +38,36 @@ pub(crate) fn validate(kind: Kind, object: &Value) -> Result<(), StoreError> {
         Kind::Pod => check_pod_spec(object.get("spec"), "spec").or_else(fail),
         _ => Ok(()),
     }
+}
+
+/// Why `name` is not a valid name for `kind`: RBAC objects take any path segment, Namespaces
+/// a DNS label, everything else a DNS subdomain (RFC 1123, lower case).
+fn name_problem(kind: Kind, name: &str) -> Option<&'static str> {
+    let rbac = matches!(
+        kind,
+        Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding
+    );
+    if rbac {
+        let bad = name.is_empty() || name == "." || name == ".." || name.contains(['/', '%']);
+        return bad.then_some("may not be '.' or '..' and may not contain '/' or '%'");
+    }
+    let (max, dots) = if kind == Kind::Namespace {
+        (63, false)
+    } else {
+        (253, true)
+    };
+    let chars_ok = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.'));
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let valid = name.len() <= max
+        && chars_ok
+        && ends_ok(name.chars().next())
+        && ends_ok(name.chars().last());
+    (!valid).then_some(
+        "a lowercase RFC 1123 name must consist of lower case alphanumeric characters, '-' or '.', \
+         and must start and end with an alphanumeric character",
+    )
 }
 
 fn is_non_empty_selector(selector: &Value) -> bool {
