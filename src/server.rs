@@ -91,3 +91,97 @@ async fn metrics(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
         ),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::{
+        config::{Config, RunArgs},
+        notify::{Notifier, events::EventRecorder},
+        registry::{RegistryClient, RegistryConfig},
+    };
+
+    fn admin() -> Arc<Admin> {
+        crate::install_crypto_provider();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let mut registry = Registry::default();
+        let ctx = Context {
+            events: EventRecorder::new(client.clone(), None),
+            client,
+            config: Config::from_args(&RunArgs::default()).unwrap(),
+            registry: RegistryClient::new(RegistryConfig::default(), &mut registry).unwrap(),
+            notifier: Notifier::disabled(),
+            memory: Default::default(),
+            observing: Default::default(),
+            shutdown: CancellationToken::new(),
+            leader: tokio::sync::watch::channel(true).1,
+            synced: Default::default(),
+            metrics: crate::metrics::Metrics::register(&mut registry),
+        };
+        Arc::new(Admin {
+            ctx: Arc::new(ctx),
+            registry,
+        })
+    }
+
+    async fn status(admin: &Arc<Admin>, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        router(admin.clone())
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+    }
+
+    #[tokio::test]
+    async fn readiness_follows_the_watches_and_drops_as_soon_as_shutdown_starts() {
+        let admin = admin();
+        assert_eq!(status(&admin, "/healthz").await, StatusCode::OK);
+        assert_eq!(
+            status(&admin, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        admin.ctx.synced.store(
+            admin.ctx.watch_count(),
+            std::sync::atomic::Ordering::Release,
+        );
+        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
+        admin.ctx.shutdown.cancel();
+        assert_eq!(
+            status(&admin, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(&admin, "/healthz").await,
+            StatusCode::OK,
+            "alive while draining"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_as_openmetrics() {
+        let admin = admin();
+        admin.ctx.metrics.update();
+        let request = Request::get("/metrics").body(Body::empty()).unwrap();
+        let response = router(admin.clone()).oneshot(request).await.unwrap();
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(
+            text.contains("watch_cluster_updates_total 1") || text.contains("updates_total 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -52,7 +52,7 @@ impl Request<'_> {
     }
 
     pub fn presenter(&self) -> Presenter {
-        Presenter::new(self.path.view, self.headers)
+        Presenter::new(self.path.view, self.path.kind, self.headers)
     }
 
     /// The label and field selectors of the request as one filter.
@@ -163,6 +163,10 @@ fn list(store: &Store, req: &Request<'_>) -> Result<Response, ApiError> {
             }
             .encode()
         );
+    }
+    if let Some(kind) = presenter.table {
+        let table = super::table::table(kind, page.items.iter().map(|o| &**o), metadata);
+        return Ok(json_response(StatusCode::OK, &table));
     }
     let mut body = Vec::with_capacity(256 + page.items.len() * 1024);
     body.extend_from_slice(

@@ -17,6 +17,7 @@ mod route;
 mod select;
 mod status;
 mod strategic;
+mod table;
 mod watch;
 
 use std::collections::HashMap;

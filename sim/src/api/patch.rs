@@ -31,6 +31,7 @@ pub(crate) fn handle(store: &Store, req: &Request<'_>) -> Result<Response, ApiEr
     let presenter = req.presenter();
     let view = super::present::Presenter {
         metadata_only: false,
+        table: None,
         ..presenter
     };
     for _ in 0..ATTEMPTS {

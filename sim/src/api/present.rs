@@ -29,10 +29,12 @@ const EVENT_SHARED: [&str; 4] = ["metadata", "reason", "type", "action"];
 pub struct Presenter {
     pub view: View,
     pub metadata_only: bool,
+    /// kubectl's human-readable `as=Table`.
+    pub table: Option<crate::store::Kind>,
 }
 
 impl Presenter {
-    pub fn new(view: View, headers: &HeaderMap) -> Presenter {
+    pub fn new(view: View, kind: crate::store::Kind, headers: &HeaderMap) -> Presenter {
         let accept = headers
             .get(axum::http::header::ACCEPT)
             .and_then(|v| v.to_str().ok())
@@ -40,14 +42,19 @@ impl Presenter {
         // The first acceptable media type wins; kube asks for metadata first or only.
         let first = accept.split(',').next().unwrap_or_default();
         let metadata_only = first.contains("as=PartialObjectMetadata");
+        let table = (first.contains("as=Table") && view == View::Native).then_some(kind);
         Presenter {
             view,
             metadata_only,
+            table,
         }
     }
 
     /// The stored object as the client sees it.
     pub fn present(self, stored: &Value) -> Value {
+        if let Some(kind) = self.table {
+            return super::table::table(kind, std::iter::once(stored), json!({}));
+        }
         if self.metadata_only {
             return json!({
                 "kind": "PartialObjectMetadata",
@@ -63,7 +70,7 @@ impl Presenter {
 
     /// Whether `present` is the identity (lets callers serialise without copying).
     pub fn is_identity(self) -> bool {
-        !self.metadata_only && self.view == View::Native
+        !self.metadata_only && self.table.is_none() && self.view == View::Native
     }
 
     /// A client-sent object converted to the stored form.

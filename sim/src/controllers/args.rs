@@ -140,3 +140,71 @@ impl ControllerArgs {
         HttpResolver::new(map, ca.as_deref()).map_err(ControllerArgsError::Resolver)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::store::Kind;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: ControllerArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<ControllerConfig, ControllerArgsError> {
+        let mut full = vec!["sim"];
+        full.extend_from_slice(argv);
+        Cli::try_parse_from(full).unwrap().args.into_config()
+    }
+
+    #[test]
+    fn flags_set_timing_and_image_outcomes() {
+        let config = parse(&[
+            "--pod-start-delay-ms",
+            "5",
+            "--pod-ready-delay-ms",
+            "7",
+            "--time-scale",
+            "0.5",
+            "--outcome",
+            "bad=stuck",
+            "--outcome",
+            "slow=slow:3",
+        ])
+        .unwrap();
+        assert_eq!(config.pod_start_delay, Duration::from_millis(5));
+        assert_eq!(config.pod_ready_delay, Duration::from_millis(7));
+        assert_eq!(config.scaled(10.0), Duration::from_secs(5));
+        assert_eq!(
+            config.control.outcome_for(None, &["reg/bad:1"]),
+            Outcome::Stuck
+        );
+        assert_eq!(
+            config.control.outcome_for(None, &["reg/slow:1"]),
+            Outcome::Slow(3.0)
+        );
+        let w = Some((Kind::Deployment, "ns", "x"));
+        assert_eq!(config.control.outcome_for(w, &["ok:1"]), Outcome::Complete);
+    }
+
+    #[test]
+    fn malformed_flags_are_rejected_naming_the_flag() {
+        let err = parse(&["--outcome", "nostatus"]).unwrap_err();
+        assert!(err.to_string().contains("--outcome"), "{err}");
+        assert!(parse(&["--outcome", "x=sideways"]).is_err());
+        let err = parse(&["--registry", "reg.test=not a url"]).unwrap_err();
+        assert!(err.to_string().contains("--registry"), "{err}");
+        assert!(parse(&["--registry-credentials", "reg=userpass"]).is_err());
+    }
+
+    #[test]
+    fn registry_routes_select_the_http_resolver() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = parse(&["--registry", "reg.test=http://127.0.0.1:5000"]).unwrap();
+        assert!(format!("{:?}", config).contains("ControllerConfig"));
+    }
+}

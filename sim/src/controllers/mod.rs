@@ -34,7 +34,10 @@ use std::time::Duration;
 
 pub use args::{ControllerArgs, ControllerArgsError};
 pub use control::{Outcome, ParseOutcomeError, RolloutControl};
-pub use images::{HttpResolver, ImageResolver, PullError, StaticResolver, SyntheticResolver};
+pub use images::{
+    HttpResolver, HttpResolverError, ImageRef, ImageResolver, PullError, RegistryEndpoint,
+    StaticResolver, SyntheticResolver,
+};
 
 use crate::store::Store;
 

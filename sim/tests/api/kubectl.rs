@@ -123,6 +123,11 @@ fn kubectl_creates_reads_sets_an_image_and_annotates() {
         "annotations are not spec"
     );
 
+    let table = sim.kubectl(&["get", "deployments"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(table.lines().nth(1).unwrap().starts_with("web "));
+
     let names = sim.kubectl(&["get", "deploy", "-o", "name"]);
     assert_eq!(names.trim(), "deployment.apps/web");
 }

@@ -301,3 +301,36 @@ async fn objects_cannot_be_created_in_a_missing_namespace_or_at_a_missing_subres
     );
     assert_eq!(http().get(&url).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn table_requests_get_rows_with_columns_and_object_metadata() {
+    let sim = sim().await;
+    let api: Api<Deployment> = Api::namespaced(client(&sim), "default");
+    api.create(&PostParams::default(), &deployment("web"))
+        .await
+        .unwrap();
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let url = format!("{}/apis/apps/v1/namespaces/default/deployments", sim.url());
+    let table: Value = http()
+        .get(&url)
+        .header("accept", accept)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(table["kind"], "Table");
+    assert_eq!(table["apiVersion"], "meta.k8s.io/v1");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["Name", "Ready", "Up-to-date", "Available", "Age"]);
+    assert_eq!(table["rows"][0]["cells"][0], "web");
+    assert_eq!(table["rows"][0]["cells"][1], "0/1");
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert!(table["metadata"]["resourceVersion"].is_string());
+}

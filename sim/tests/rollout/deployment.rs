@@ -327,3 +327,31 @@ async fn rapid_template_changes_converge_on_the_last_one() {
         "the Deployment carries its newest ReplicaSet's revision"
     );
 }
+
+#[tokio::test]
+async fn scaling_keeps_the_replica_set_and_revision() {
+    let sim = Sim::start(ControllerConfig::fast());
+    sim.store
+        .create(Kind::Deployment, deployment("web", 1, "app:1"))
+        .unwrap();
+    sim.wait_for(
+        Kind::Deployment,
+        "web",
+        "rev 1 complete",
+        deployment_complete,
+    )
+    .await;
+    let mut d = sim.get(Kind::Deployment, "web");
+    d["spec"]["replicas"] = json!(4);
+    sim.store.update(Kind::Deployment, d).unwrap();
+    let d = sim
+        .wait_for(Kind::Deployment, "web", "scaled to 4", |d| {
+            deployment_complete(d) && count(d, "replicas") == 4
+        })
+        .await;
+    assert_eq!(revision(&d), "1");
+    let rss = sim.store.list(Kind::ReplicaSet, Some(NS));
+    assert_eq!(rss.len(), 1);
+    assert_eq!(rss[0]["spec"]["replicas"], 4);
+    assert_eq!(sim.pods(("app", "web")).len(), 4);
+}

@@ -1,0 +1,144 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use super::*;
+
+fn args() -> RunArgs {
+    RunArgs::default()
+}
+
+#[test]
+fn defaults_apply_when_nothing_is_set() {
+    let config = Config::from_args(&args()).unwrap();
+    assert!(config.watch_namespaces.is_empty());
+    assert_eq!(config.registry_cache_ttl, Duration::from_secs(30));
+    assert_eq!(config.rollout_timeout, None);
+    assert_eq!(config.time_zone, chrono_tz::UTC);
+    assert!(!config.dry_run);
+    assert!(config.leader_election);
+    assert!(config.registry_sharing);
+    assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
+}
+
+#[test]
+fn registry_sharing_can_be_turned_off_for_the_benchmark_baseline() {
+    let off = RunArgs {
+        registry_sharing: Some("false".into()),
+        ..args()
+    };
+    assert!(!Config::from_args(&off).unwrap().registry_sharing);
+    let bad = RunArgs {
+        registry_sharing: Some("no".into()),
+        ..args()
+    };
+    assert_eq!(
+        Config::from_args(&bad).unwrap_err().variable,
+        "REGISTRY_SHARING"
+    );
+}
+
+#[test]
+fn empty_values_count_as_unset() {
+    let a = RunArgs {
+        watch_namespaces: Some(String::new()),
+        dry_run: Some(" ".into()),
+        registry_cache_ttl: Some(String::new()),
+        ..args()
+    };
+    let config = Config::from_args(&a).unwrap();
+    assert!(config.watch_namespaces.is_empty());
+    assert!(!config.dry_run);
+    assert_eq!(config.registry_cache_ttl, Duration::from_secs(30));
+}
+
+#[test]
+fn durations_accept_units_and_plain_seconds() {
+    for (input, secs) in [("30s", 30), ("5m", 300), ("2h", 7200), ("45", 45)] {
+        assert_eq!(
+            parse_duration("X", input, "1s").unwrap(),
+            Duration::from_secs(secs)
+        );
+    }
+    for bad in ["", "5d", "-1", "1.5m", "0", "m", "99999999999999h"] {
+        assert!(parse_duration("X", bad, "1s").is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_bad_value_names_the_variable_the_value_and_an_example() {
+    let a = RunArgs {
+        rollout_timeout: Some("soon".into()),
+        ..args()
+    };
+    let err = Config::from_args(&a).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "invalid ROLLOUT_TIMEOUT=\"soon\": expected <n>s, <n>m, <n>h or plain seconds (example: ROLLOUT_TIMEOUT=15m)"
+    );
+    assert!(!err.contains('\n'));
+}
+
+#[test]
+fn namespaces_and_registries_are_validated_and_deduplicated() {
+    let a = RunArgs {
+        watch_namespaces: Some("team-a, team-b,team-a".into()),
+        insecure_registries: Some("registry.local:5000,10.0.0.5".into()),
+        ..args()
+    };
+    let config = Config::from_args(&a).unwrap();
+    assert_eq!(config.watch_namespaces, ["team-a", "team-b"]);
+    assert_eq!(
+        config.insecure_registries,
+        ["registry.local:5000", "10.0.0.5"]
+    );
+    for (ns, reg) in [("Team", ""), ("", "http://x:5000"), ("", "host:port")] {
+        let a = RunArgs {
+            watch_namespaces: Some(ns.into()),
+            insecure_registries: Some(reg.into()),
+            ..args()
+        };
+        assert!(Config::from_args(&a).is_err(), "{ns} {reg}");
+    }
+}
+
+#[test]
+fn booleans_zones_and_addresses_are_checked() {
+    let ok = RunArgs {
+        dry_run: Some("TRUE".into()),
+        leader_election: Some("false".into()),
+        time_zone: Some(":Europe/Berlin".into()),
+        admin_addr: Some("127.0.0.1:9000".into()),
+        ..args()
+    };
+    let config = Config::from_args(&ok).unwrap();
+    assert!(config.dry_run && !config.leader_election);
+    assert_eq!(config.time_zone, chrono_tz::Europe::Berlin);
+    for bad in [
+        RunArgs {
+            dry_run: Some("yes".into()),
+            ..args()
+        },
+        RunArgs {
+            time_zone: Some("Mars/Olympus".into()),
+            ..args()
+        },
+        RunArgs {
+            admin_addr: Some("localhost".into()),
+            ..args()
+        },
+        RunArgs {
+            registry_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..args()
+        },
+    ] {
+        assert!(Config::from_args(&bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn log_format_accepts_text_and_json_only() {
+    let mut a = LogArgs::default();
+    assert_eq!(a.format().unwrap(), LogFormat::Text);
+    a.log_format = Some("JSON".into());
+    assert_eq!(a.format().unwrap(), LogFormat::Json);
+    a.log_format = Some("xml".into());
+    assert_eq!(a.format().unwrap_err().variable, "LOG_FORMAT");
+}
