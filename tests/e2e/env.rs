@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use tokio::{process::Child, sync::broadcast};
 use watch_cluster_sim::{
     ApiConfig, Kind, SimCluster, SimOptions, UserInfo,
-    controllers::{ControllerConfig, HttpResolver, Outcome, RolloutControl},
+    controllers::{
+        ControllerConfig, HttpResolver, Outcome, RolloutControl, images::RegistryEndpoint,
+    },
 };
 use watch_cluster_testkit::{
     ImageKind, Pushed, RealRegistry, ReceivedRequest, RegistryAuth, WebhookReceiver,
@@ -52,15 +54,26 @@ impl ControllerSettings {
 
 impl Env {
     pub async fn start() -> Env {
+        Self::start_with(RegistryAuth::None).await
+    }
+
+    /// An environment whose registry requires `auth` (the simulated kubelet is given the credentials).
+    pub async fn start_with(auth: RegistryAuth) -> Env {
         watch_cluster::install_crypto_provider();
-        let registry = RealRegistry::start(RegistryAuth::None)
-            .await
-            .expect("registry starts");
+        let registry = RealRegistry::start(auth).await.expect("registry starts");
         let webhook = WebhookReceiver::start()
             .await
             .expect("webhook receiver starts");
         let control = RolloutControl::new();
-        let resolver = HttpResolver::new(HashMap::new(), None).expect("resolver");
+        let mut endpoints = HashMap::new();
+        endpoints.insert(
+            registry.host(),
+            RegistryEndpoint {
+                base_url: registry.base_url().parse().expect("url"),
+                basic_auth: registry.credentials(),
+            },
+        );
+        let resolver = HttpResolver::new(endpoints, None).expect("resolver");
         let mut tokens = HashMap::new();
         tokens.insert(
             CONTROLLER_TOKEN.to_owned(),

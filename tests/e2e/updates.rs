@@ -339,3 +339,113 @@ async fn a_stuck_rollout_is_rolled_back_quarantined_and_a_newer_image_is_taken_l
     env.wait_for_webhooks("pay", "IMAGE_ROLLOUT_COMPLETED", 1)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_registry_is_read_with_the_workloads_image_pull_secret() {
+    use base64::Engine as _;
+    let mut env = Env::start_with(watch_cluster_testkit::RegistryAuth::basic("ci", "s3cret")).await;
+    env.push("private/app", "1.0.0", "a").await;
+    let newer = env.push("private/app", "1.0.1", "a").await;
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:s3cret");
+    let config = json!({"auths": {env.registry.host(): {"auth": auth}}}).to_string();
+    env.sim
+        .store()
+        .create(
+            Kind::Secret,
+            json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": "regcred", "namespace": NS},
+                "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)},
+            }),
+        )
+        .expect("secret");
+    let current = env.image("private/app", "1.0.0");
+    env.create(
+        Kind::Deployment,
+        "private",
+        &[("app", &current)],
+        &notes(&enabled("version")),
+    );
+    env.edit(Kind::Deployment, "private", |d| {
+        d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
+    });
+    env.spawn_controller(env.base_settings());
+
+    let expected = format!("{}@{}", env.image("private/app", "1.0.1"), newer.digest);
+    env.wait_for(
+        Kind::Deployment,
+        "private",
+        "updated with the secret's credentials",
+        |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str(),
+    )
+    .await;
+    let secret_calls: Vec<String> = env
+        .sim
+        .request_log()
+        .entries()
+        .into_iter()
+        .filter(|r| r.path.contains("/secrets"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(!secret_calls.is_empty());
+    assert!(
+        secret_calls
+            .iter()
+            .all(|c| c == &format!("GET /api/v1/namespaces/{NS}/secrets/regcred")),
+        "Secrets are read by name only: {secret_calls:?}"
+    );
+    assert!(
+        !env.controller_log(0).contains("s3cret"),
+        "credentials never logged"
+    );
+    assert!(
+        env.forbidden_calls().is_empty(),
+        "{:?}",
+        env.forbidden_calls()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_changed_by_another_writer_mid_rollout_ends_it_as_superseded_without_rollback() {
+    let mut env = Env::start().await;
+    env.push("team/sup", "1.0.0", "a").await;
+    env.push("team/sup", "1.1.0", "a").await;
+    env.set_outcome_for_image("team/sup:1.1.0", Outcome::Slow(60.0));
+    let current = env.image("team/sup", "1.0.0");
+    env.create(
+        Kind::Deployment,
+        "sup",
+        &[("app", &current)],
+        &notes(&enabled("version")),
+    );
+    env.spawn_controller(env.base_settings());
+    env.wait_for_webhooks("sup", "IMAGE_ROLLOUT_STARTED", 1)
+        .await;
+
+    let theirs = format!("{current}-hotfix");
+    env.edit(Kind::Deployment, "sup", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(theirs);
+    });
+    let failed = env
+        .wait_for_webhooks("sup", "IMAGE_ROLLOUT_FAILED", 1)
+        .await;
+    assert_eq!(
+        failed[0]["details"]["error"],
+        format!("superseded by {theirs}").as_str()
+    );
+    assert!(
+        failed[0]["details"].get("rolledBackTo").is_none(),
+        "nothing rolled back"
+    );
+    env.wait_for(Kind::Deployment, "sup", "record removed", |d| {
+        d["metadata"]["annotations"]
+            .get("watch-cluster.io/rollout")
+            .is_none()
+    })
+    .await;
+    assert_eq!(env.image_of(Kind::Deployment, "sup", "app"), theirs);
+    assert_eq!(
+        env.annotation(Kind::Deployment, "sup", "watch-cluster.io/quarantine"),
+        None
+    );
+}

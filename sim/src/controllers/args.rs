@@ -93,15 +93,25 @@ impl ControllerArgs {
             control,
             ..ControllerConfig::default()
         };
-        if !self.registries.is_empty() || self.resolve_loopback {
-            config.resolver = Arc::new(self.http_resolver()?);
+        let routes = self.routes()?;
+        config.resolver = if routes.is_empty() && !self.resolve_loopback {
+            Arc::new(SyntheticResolver)
         } else {
-            config.resolver = Arc::new(SyntheticResolver);
-        }
+            let ca = self
+                .registry_ca
+                .as_ref()
+                .map(std::fs::read)
+                .transpose()
+                .map_err(ControllerArgsError::Ca)?;
+            Arc::new(
+                HttpResolver::new(routes, ca.as_deref()).map_err(ControllerArgsError::Resolver)?,
+            )
+        };
         Ok(config)
     }
 
-    fn http_resolver(&self) -> Result<HttpResolver, ControllerArgsError> {
+    /// `--registry` routes with their `--registry-credentials`.
+    fn routes(&self) -> Result<HashMap<String, RegistryEndpoint>, ControllerArgsError> {
         let mut map = HashMap::new();
         for r in &self.registries {
             let (host, url) = split("--registry", r, "HOST=URL")?;
@@ -119,25 +129,17 @@ impl ControllerArgs {
             );
         }
         for c in &self.registry_credentials {
-            let (host, cred) = split("--registry-credentials", c, "HOST=USER:PASSWORD")?;
-            let (user, password) =
-                cred.split_once(':')
-                    .ok_or_else(|| ControllerArgsError::Malformed {
-                        flag: "--registry-credentials",
-                        value: c.clone(),
-                        expected: "HOST=USER:PASSWORD",
-                    })?;
-            if let Some(e) = map.get_mut(host) {
-                e.basic_auth = Some((user.to_string(), password.to_string()));
-            }
+            let malformed = || ControllerArgsError::Malformed {
+                flag: "--registry-credentials",
+                value: c.clone(),
+                expected: "HOST=USER:PASSWORD for a HOST given with --registry",
+            };
+            let (host, cred) = c.split_once('=').ok_or_else(malformed)?;
+            let (user, password) = cred.split_once(':').ok_or_else(malformed)?;
+            let endpoint = map.get_mut(host).ok_or_else(malformed)?;
+            endpoint.basic_auth = Some((user.to_string(), password.to_string()));
         }
-        let ca = self
-            .registry_ca
-            .as_ref()
-            .map(std::fs::read)
-            .transpose()
-            .map_err(ControllerArgsError::Ca)?;
-        HttpResolver::new(map, ca.as_deref()).map_err(ControllerArgsError::Resolver)
+        Ok(map)
     }
 }
 
