@@ -104,6 +104,12 @@ async fn plan_lists_watched_workloads_with_schedule_and_pending_decision() {
         &[("app", &env.image("team/plan", "1.0.0"))],
         &[],
     );
+    for name in ["planned", "misconfigured"] {
+        env.wait_for(Kind::Deployment, name, "first rollout done", |d| {
+            d["status"]["availableReplicas"] == 2 && d["status"]["updatedReplicas"] == 2
+        })
+        .await;
+    }
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
         .arg("plan")
         .env_clear()
