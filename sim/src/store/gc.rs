@@ -38,7 +38,15 @@ impl Store {
                 continue;
             };
             let namespace = namespace_of(&owner).unwrap_or_default().to_string();
-            for kind in [Kind::ReplicaSet, Kind::Pod, Kind::ControllerRevision] {
+            // Only workload objects own anything here; deleting a Pod (the common case during a
+            // rollout) must not scan every Pod of the namespace.
+            let owned_kinds: &[Kind] = match owner.get("kind").and_then(Value::as_str) {
+                Some("Deployment") => &[Kind::ReplicaSet],
+                Some("ReplicaSet") => &[Kind::Pod],
+                Some("StatefulSet" | "DaemonSet") => &[Kind::Pod, Kind::ControllerRevision],
+                _ => &[],
+            };
+            for &kind in owned_kinds {
                 let owned: Vec<Key> = state
                     .objects
                     .get(&kind)
