@@ -157,3 +157,32 @@ fn names_must_be_lowercase_rfc1123_except_for_rbac_objects() {
     let dotted = json!({"metadata": {"name": "web.1a2b", "namespace": "a"}});
     store.create(Kind::Event, dotted).unwrap();
 }
+
+#[test]
+fn deleting_an_owner_deletes_what_it_owns_and_deleting_a_pod_deletes_nothing_else() {
+    let store = Store::new();
+    let d = store.create(Kind::Deployment, deployment("web")).unwrap();
+    let owner = |o: &Value, kind: &str| {
+        json!([{"apiVersion": "apps/v1", "kind": kind, "name": o["metadata"]["name"],
+                "uid": o["metadata"]["uid"], "controller": true}])
+    };
+    let mut rs = deployment("web-abc");
+    rs["metadata"]["ownerReferences"] = owner(&d, "Deployment");
+    let rs = store.create(Kind::ReplicaSet, rs).unwrap();
+    for name in ["web-abc-1", "web-abc-2"] {
+        let pod = json!({"metadata": {"name": name, "namespace": "default",
+                                      "ownerReferences": owner(&rs, "ReplicaSet")},
+                         "spec": {"containers": [{"name": "app", "image": "nginx:1"}]}});
+        store.create(Kind::Pod, pod).unwrap();
+    }
+    store
+        .delete(Kind::Pod, Some("default"), "web-abc-1")
+        .unwrap();
+    assert_eq!(store.list(Kind::Pod, Some("default")).len(), 1);
+    assert_eq!(store.list(Kind::ReplicaSet, Some("default")).len(), 1);
+    store
+        .delete(Kind::Deployment, Some("default"), "web")
+        .unwrap();
+    assert!(store.list(Kind::ReplicaSet, Some("default")).is_empty());
+    assert!(store.list(Kind::Pod, Some("default")).is_empty());
+}
