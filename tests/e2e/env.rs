@@ -545,7 +545,15 @@ impl Drop for Env {
                 eprintln!("webhook: {}", r.body_text());
             }
             eprintln!("forbidden: {:?}", self.forbidden_calls());
+            self.sim.shutdown();
+            return;
         }
         self.sim.shutdown();
+        // Every test proves the controller needs no more than `k8s/` grants: a refused call fails it.
+        let forbidden = self.forbidden_calls();
+        assert!(
+            forbidden.is_empty(),
+            "calls the RBAC of k8s/ refused: {forbidden:?}"
+        );
     }
 }
