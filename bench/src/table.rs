@@ -17,6 +17,9 @@ const RSS_TARGET_KIB: u64 = 32 * 1024;
 /// What "no growth" tolerates: allocator noise.
 const GROWTH_TOLERANCE_KIB: u64 = 1024;
 
+/// A figure's name, how to read it from a window, and its minimum.
+type Field = (&'static str, fn(&WindowStats) -> usize, usize);
+
 struct Row {
     figure: String,
     ours: String,
@@ -83,7 +86,7 @@ fn count_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>, 
     let (Some(w1), w1n) = (due(ours), naive.and_then(due)) else {
         return;
     };
-    let fields: [(&str, fn(&WindowStats) -> usize, usize); 3] = [
+    let fields: [Field; 3] = [
         (
             "tag-list requests",
             |w| w.requests.tag_lists,
@@ -118,7 +121,7 @@ fn count_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>, 
     let s = steady(ours);
     let sn = naive.map(steady).unwrap_or_default();
     let min = s.first().map(|w| w.minimum).unwrap_or_default();
-    let fields: [(&str, fn(&WindowStats) -> usize, usize); 2] = [
+    let fields: [Field; 2] = [
         ("tag-list requests", |w| w.requests.tag_lists, min.tag_lists),
         ("manifest HEADs", |w| w.requests.heads, min.heads),
     ];

@@ -59,7 +59,7 @@ pub async fn check<K: ManagedKind>(
     key: &WorkloadKey,
     settings: &Settings,
     trigger: Trigger,
-) {
+) -> Outcome {
     let reference = reference_of::<K>(key, None);
     if trigger == Trigger::Manual {
         ctx.events
@@ -92,6 +92,7 @@ pub async fn check<K: ManagedKind>(
             remove_check_now::<K>(ctx, key).await;
         }
     }
+    outcome
 }
 
 async fn run<K: ManagedKind>(

@@ -108,6 +108,8 @@ pub struct WorkloadMemory {
     pub schedule: Option<ScheduleState>,
     /// An image another writer reverted: not applied again until a newer one appears (SPEC §5).
     pub reverted: Option<String>,
+    /// Spacing of scheduled checks after consecutive failures.
+    pub backoff: schedule_state::FailureBackoff,
 }
 
 /// Everything reconcile needs, shared by every controller.

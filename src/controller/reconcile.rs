@@ -88,18 +88,25 @@ pub async fn reconcile<K: ManagedKind>(
         memory.schedule = Some(state);
         poll
     });
-    let wait = match poll {
-        Poll::Due(wait) => {
-            checker::check::<K>(&ctx, &key, &settings, checker::Trigger::Schedule).await;
-            wait
-        }
-        Poll::Wait(wait) => {
-            if settings.check_now {
-                checker::check::<K>(&ctx, &key, &settings, checker::Trigger::Manual).await;
-            }
-            wait
-        }
+    let (due, wait) = match poll {
+        Poll::Due(wait) => (true, wait),
+        Poll::Wait(wait) => (false, wait),
     };
+    let trigger = if settings.check_now {
+        Some(checker::Trigger::Manual)
+    } else if due && ctx.with_memory(&key, |m| m.backoff.allows(now)) {
+        Some(checker::Trigger::Schedule)
+    } else {
+        if due {
+            tracing::debug!("check skipped: backing off after failed checks");
+        }
+        None
+    };
+    if let Some(trigger) = trigger {
+        let outcome = checker::check::<K>(&ctx, &key, &settings, trigger).await;
+        let failed = matches!(outcome, checker::Outcome::Failed(_));
+        ctx.with_memory(&key, |m| m.backoff.record(failed, Utc::now()));
+    }
     Ok(Action::requeue(wait.max(Duration::from_millis(10))))
 }
 

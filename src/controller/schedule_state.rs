@@ -63,6 +63,38 @@ impl ScheduleState {
     }
 }
 
+/// After consecutive failed checks (registry down, refused patch), scheduled checks are spaced out:
+/// 30 s, 1 min, 2 min… up to an hour, so a fast cron never turns a failing registry into a hot loop (SPEC §4).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailureBackoff {
+    failures: u32,
+    not_before: Option<DateTime<Utc>>,
+}
+
+impl FailureBackoff {
+    /// First pause after a failure.
+    pub const BASE: Duration = Duration::from_secs(30);
+    /// Longest pause.
+    pub const MAX: Duration = Duration::from_secs(3600);
+
+    /// Whether a scheduled check may run at `now`.
+    pub fn allows(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_none_or(|t| now >= t)
+    }
+
+    /// Records a check's result at `now`.
+    pub fn record(&mut self, failed: bool, now: DateTime<Utc>) {
+        if !failed {
+            *self = Self::default();
+            return;
+        }
+        self.failures = self.failures.saturating_add(1);
+        let factor = 2u32.saturating_pow(self.failures.saturating_sub(1).min(16));
+        let pause = Self::BASE.saturating_mul(factor).min(Self::MAX);
+        self.not_before = chrono::Duration::from_std(pause).ok().map(|p| now + p);
+    }
+}
+
 fn wait(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or(Duration::ZERO).min(MAX_WAIT)
 }
@@ -118,6 +150,24 @@ mod tests {
             state.poll(&schedule, at("2026-01-01T11:07:30Z")),
             Poll::Wait(_)
         ));
+    }
+
+    #[test]
+    fn failed_checks_space_out_scheduled_checks_until_one_succeeds() {
+        let mut backoff = FailureBackoff::default();
+        let t0 = at("2026-01-01T10:00:00Z");
+        assert!(backoff.allows(t0));
+        backoff.record(true, t0);
+        assert!(!backoff.allows(at("2026-01-01T10:00:29Z")));
+        assert!(backoff.allows(at("2026-01-01T10:00:30Z")));
+        backoff.record(true, at("2026-01-01T10:00:30Z"));
+        assert!(!backoff.allows(at("2026-01-01T10:01:29Z")), "doubled to a minute");
+        for _ in 0..30 {
+            backoff.record(true, t0);
+        }
+        assert!(backoff.allows(at("2026-01-01T11:00:00Z")), "capped at an hour");
+        backoff.record(false, t0);
+        assert!(backoff.allows(t0), "a success resets it");
     }
 
     #[test]
