@@ -14,8 +14,8 @@ use prometheus_client::registry::Registry;
 use crate::{
     annotations::{self, Settings},
     config::Config,
-    controller::{ManagedKind, decide::decide},
-    registry::{RegistryClient, RegistryConfig},
+    controller::{ManagedKind, decide::decide, registry_config},
+    registry::RegistryClient,
     workload::{Progress, Workload},
 };
 
@@ -37,15 +37,7 @@ pub struct Row {
 /// Prints the plan of every watched workload.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let client = crate::run::kube_client().await?;
-    let registry = RegistryClient::new(
-        RegistryConfig {
-            insecure_registries: config.insecure_registries.clone(),
-            ca_file: config.registry_ca_file.clone(),
-            cache_ttl: config.registry_cache_ttl,
-            ..RegistryConfig::default()
-        },
-        &mut Registry::default(),
-    )?;
+    let registry = RegistryClient::new(registry_config(&config), &mut Registry::default())?;
     let rows = plan(&client, &registry, &config).await?;
     print!("{}", render(&rows));
     Ok(())

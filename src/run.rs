@@ -14,9 +14,7 @@ use crate::{
     config::Config,
     controller::{self, Context},
     leader::{self, LeaseConfig},
-    metrics::Metrics,
-    notify::{Notifier, WebhookConfig, events::EventRecorder},
-    registry::{RegistryClient, RegistryConfig},
+    notify::WebhookConfig,
     server::{self, Admin},
     shutdown,
 };
@@ -54,23 +52,18 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         "starting watch-cluster"
     );
     let mut metrics = Registry::with_prefix("watch_cluster");
-    let controller_metrics = Metrics::register(&mut metrics);
-    let registry = RegistryClient::new(
-        RegistryConfig {
-            insecure_registries: config.insecure_registries.clone(),
-            ca_file: config.registry_ca_file.clone(),
-            cache_ttl: config.registry_cache_ttl,
-            sharing: config.registry_sharing,
-            ..RegistryConfig::default()
-        },
-        &mut metrics,
-    )
-    .context("failed to set up the registry client")?;
-    let notifier = Notifier::start(webhook, &mut metrics).context("failed to set up webhooks")?;
     let identity = identity();
-    let stop = CancellationToken::new();
-    shutdown::on_signals(stop.clone());
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!config.leader_election);
+    let ctx = Arc::new(Context::build(
+        client.clone(),
+        config.clone(),
+        webhook,
+        identity.clone(),
+        leader_rx,
+        &mut metrics,
+    )?);
+    let stop = ctx.shutdown.clone();
+    shutdown::on_signals(stop.clone());
     let election = config.leader_election.then(|| {
         let lease = LeaseConfig {
             namespace: std::env::var("POD_NAMESPACE")
@@ -78,25 +71,14 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "watch-cluster".into()),
             name: "watch-cluster".into(),
-            identity: identity.clone(),
+            identity,
             duration: leader::LEASE_DURATION,
             renew_interval: leader::RENEW_INTERVAL,
         };
         tokio::spawn(leader::run(client.clone(), lease, leader_tx, stop.clone()))
     });
-    let ctx = Arc::new(Context {
-        events: EventRecorder::new(client.clone(), Some(identity)),
-        client,
-        config: config.clone(),
-        registry,
-        notifier: notifier.clone(),
-        memory: Default::default(),
-        observing: Default::default(),
-        shutdown: stop.clone(),
-        leader: leader_rx,
-        synced: Default::default(),
-        metrics: controller_metrics.clone(),
-    });
+    let notifier = ctx.notifier.clone();
+    let controller_metrics = ctx.metrics.clone();
     let mut leadership = ctx.leader.clone();
     tokio::spawn(async move {
         loop {

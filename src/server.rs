@@ -100,30 +100,22 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::{
-        config::{Config, RunArgs},
-        notify::{Notifier, events::EventRecorder},
-        registry::{RegistryClient, RegistryConfig},
-    };
+    use crate::config::{Config, RunArgs};
 
     fn admin() -> Arc<Admin> {
         crate::install_crypto_provider();
         let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
         let client = kube::Client::try_from(config).unwrap();
         let mut registry = Registry::default();
-        let ctx = Context {
-            events: EventRecorder::new(client.clone(), None),
+        let ctx = Context::build(
             client,
-            config: Config::from_args(&RunArgs::default()).unwrap(),
-            registry: RegistryClient::new(RegistryConfig::default(), &mut registry).unwrap(),
-            notifier: Notifier::disabled(),
-            memory: Default::default(),
-            observing: Default::default(),
-            shutdown: CancellationToken::new(),
-            leader: tokio::sync::watch::channel(true).1,
-            synced: Default::default(),
-            metrics: crate::metrics::Metrics::register(&mut registry),
-        };
+            Config::from_args(&RunArgs::default()).unwrap(),
+            crate::notify::WebhookConfig::disabled(),
+            "test".into(),
+            tokio::sync::watch::channel(true).1,
+            &mut registry,
+        )
+        .unwrap();
         Arc::new(Admin {
             ctx: Arc::new(ctx),
             registry,

@@ -242,11 +242,11 @@ fn process_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>
         )
         .target("≤ 3 s", Some(ours.ready <= Duration::from_secs(3))),
     );
-    let mem = |m: Memory| mib(m.peak_kib);
+    let mem = |m: Memory| format!("{} ({} now)", mib(m.peak_kib), mib(m.rss_kib));
     let na = |f: &dyn Fn(&RunReport) -> String| naive.map_or("–".into(), f);
     rows.push(
         row(
-            "peak RSS (VmHWM) after sync",
+            "peak RSS, VmHWM (VmRSS), after sync",
             mem(ours.memory_after_sync),
             na(&|r| mem(r.memory_after_sync)),
         )
@@ -257,7 +257,7 @@ fn process_rows(rows: &mut Vec<Row>, ours: &RunReport, naive: Option<&RunReport>
     );
     rows.push(
         row(
-            format!("peak RSS (VmHWM) after {windows} windows"),
+            format!("peak RSS, VmHWM (VmRSS), after {windows} windows"),
             mem(ours.memory_at_end),
             na(&|r| mem(r.memory_at_end)),
         )

@@ -150,7 +150,47 @@ impl Context {
     }
 }
 
+/// The context could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The registry client (TLS, CA file).
+    #[error("failed to set up the registry client")]
+    Registry(#[source] crate::registry::RegistryError),
+    /// The webhook writer.
+    #[error("failed to set up webhooks")]
+    Webhooks(#[source] crate::notify::NotifierError),
+}
+
 impl Context {
+    /// Assembles the controller from its settings; every component registers its metrics into `metrics`.
+    /// `instance` names this replica in Events; `leader` says when it may act.
+    pub fn build(
+        client: Client,
+        config: Config,
+        webhook: crate::notify::WebhookConfig,
+        instance: String,
+        leader: tokio::sync::watch::Receiver<bool>,
+        metrics: &mut prometheus_client::registry::Registry,
+    ) -> Result<Self, BuildError> {
+        let controller_metrics = crate::metrics::Metrics::register(metrics);
+        let registry =
+            RegistryClient::new(registry_config(&config), metrics).map_err(BuildError::Registry)?;
+        let notifier = Notifier::start(webhook, metrics).map_err(BuildError::Webhooks)?;
+        Ok(Self {
+            events: EventRecorder::new(client.clone(), Some(instance)),
+            client,
+            config,
+            registry,
+            notifier,
+            memory: Default::default(),
+            observing: Default::default(),
+            shutdown: CancellationToken::new(),
+            leader,
+            synced: Default::default(),
+            metrics: controller_metrics,
+        })
+    }
+
     /// Whether this replica is the leader and not shutting down.
     pub fn may_act(&self) -> bool {
         *self.leader.borrow() && !self.shutdown.is_cancelled()
@@ -248,6 +288,17 @@ fn compact<K: Resource>(obj: &mut PartialObjectMeta<K>) {
     meta.finalizers = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|k, _| k.starts_with(PREFIX));
+    }
+}
+
+/// The registry client's settings from the controller's.
+pub fn registry_config(config: &Config) -> crate::registry::RegistryConfig {
+    crate::registry::RegistryConfig {
+        insecure_registries: config.insecure_registries.clone(),
+        ca_file: config.registry_ca_file.clone(),
+        cache_ttl: config.registry_cache_ttl,
+        sharing: config.registry_sharing,
+        ..crate::registry::RegistryConfig::default()
     }
 }
 

@@ -75,7 +75,7 @@ pub async fn reconcile<K: ManagedKind>(
     if notes.contains_key(annotations::ROLLOUT) {
         rollout::ensure_observed::<K>(&ctx, &key);
     }
-    announce::<K>(&ctx, &key, notes, &settings).await?;
+    announce::<K>(&ctx, &key, &obj, &settings).await?;
 
     let now = Utc::now();
     let poll = ctx.with_memory(&key, |memory| {
@@ -127,26 +127,35 @@ pub fn error_policy<K: ManagedKind>(
 async fn announce<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,
-    notes: &std::collections::BTreeMap<String, String>,
+    obj: &PartialObjectMeta<K>,
     settings: &Settings,
 ) -> Result<(), ReconcileError> {
     let detected = settings.detected();
-    if Detected::from_annotations(notes).as_ref() == Some(&detected) {
+    if Detected::from_annotations(obj.annotations()).as_ref() == Some(&detected) {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let patch = json!({"metadata": {"annotations": {annotations::DETECTED: detected.to_value()}}});
+    // The resourceVersion makes the write conditional: the watch cache may still show the object as it
+    // was before our last `detected` write, and announcing from a stale copy would announce twice.
+    let patch = json!({"metadata": {
+        "resourceVersion": obj.resource_version(),
+        "annotations": {annotations::DETECTED: detected.to_value()},
+    }});
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
         ..Default::default()
     };
-    let updated = api
-        .patch(&key.name, &params, &Patch::Merge(&patch))
-        .await
-        .map_err(|source| ReconcileError::Detect {
-            key: key.to_string(),
-            source,
-        })?;
+    let updated = match api.patch(&key.name, &params, &Patch::Merge(&patch)).await {
+        Ok(updated) => updated,
+        // Changed since this copy was cached: the newer copy is on its way and reconciles again.
+        Err(kube::Error::Api(status)) if status.code == 409 => return Ok(()),
+        Err(source) => {
+            return Err(ReconcileError::Detect {
+                key: key.to_string(),
+                source,
+            });
+        }
+    };
     let image = super::decide::workload_image(&updated.project(), settings);
     tracing::info!(cron = %detected.cron, strategy = %detected.strategy, "workload detected");
     ctx.notifier.try_notify(&Notification::new(

@@ -161,11 +161,17 @@ mod tests {
         assert!(!backoff.allows(at("2026-01-01T10:00:29Z")));
         assert!(backoff.allows(at("2026-01-01T10:00:30Z")));
         backoff.record(true, at("2026-01-01T10:00:30Z"));
-        assert!(!backoff.allows(at("2026-01-01T10:01:29Z")), "doubled to a minute");
+        assert!(
+            !backoff.allows(at("2026-01-01T10:01:29Z")),
+            "doubled to a minute"
+        );
         for _ in 0..30 {
             backoff.record(true, t0);
         }
-        assert!(backoff.allows(at("2026-01-01T11:00:00Z")), "capped at an hour");
+        assert!(
+            backoff.allows(at("2026-01-01T11:00:00Z")),
+            "capped at an hour"
+        );
         backoff.record(false, t0);
         assert!(backoff.allows(t0), "a success resets it");
     }

@@ -17,9 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::{Config, RunArgs},
     controller::{self, Context},
-    metrics::Metrics,
-    notify::{EventType, Notifier, WebhookConfig, config::WebhookUrl, events::EventRecorder},
-    registry::{RegistryClient, RegistryConfig},
+    notify::{EventType, Notifier, WebhookConfig, config::WebhookUrl},
 };
 
 /// How long stopping may take: in-flight checks finish, queued webhooks are flushed.
@@ -53,34 +51,20 @@ impl RunningController {
         })
         .context("failed to configure the controller")?;
         let mut metrics = Registry::with_prefix("watch_cluster");
-        let controller_metrics = Metrics::register(&mut metrics);
-        let registry = RegistryClient::new(
-            RegistryConfig {
-                insecure_registries: config.insecure_registries.clone(),
-                cache_ttl: config.registry_cache_ttl,
-                sharing: config.registry_sharing,
-                ..RegistryConfig::default()
-            },
-            &mut metrics,
-        )
-        .context("failed to set up the registry client")?;
-        let notifier = Notifier::start(webhooks(webhook_url)?, &mut metrics)
-            .context("failed to set up webhooks")?;
-        let stop = CancellationToken::new();
         let (leader, leader_rx) = tokio::sync::watch::channel(true);
-        let ctx = Arc::new(Context {
-            events: EventRecorder::new(client.clone(), Some(INSTANCE.into())),
-            client,
-            config,
-            registry,
-            notifier: notifier.clone(),
-            memory: Default::default(),
-            observing: Default::default(),
-            shutdown: stop.clone(),
-            leader: leader_rx,
-            synced: Default::default(),
-            metrics: controller_metrics,
-        });
+        let ctx = Arc::new(
+            Context::build(
+                client,
+                config,
+                webhooks(webhook_url)?,
+                INSTANCE.into(),
+                leader_rx,
+                &mut metrics,
+            )
+            .context("failed to assemble the controller")?,
+        );
+        let stop = ctx.shutdown.clone();
+        let notifier = ctx.notifier.clone();
         let task = tokio::spawn(controller::run(ctx));
         Ok(Self {
             stop,
