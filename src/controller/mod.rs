@@ -267,8 +267,13 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
         .applied_objects();
     let shutdown = ctx.shutdown.clone();
     tracing::info!(kind = %K::KIND, namespace = namespace.as_deref().unwrap_or("*"), "watching");
+    // When this replica becomes the leader, every workload is reconciled: schedules start, and rollouts a
+    // previous leader left unfinished are picked up from their `rollout` annotation.
+    let became_leader = tokio_stream::wrappers::WatchStream::new(ctx.leader.clone())
+        .filter_map(|leading| std::future::ready(leading.then_some(())));
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
+        .reconcile_all_on(became_leader)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
         .for_each(|result| async move {

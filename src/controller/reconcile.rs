@@ -54,6 +54,11 @@ pub async fn reconcile<K: ManagedKind>(
         ctx.events.forget(&reference);
         return Ok(Action::await_change());
     }
+    if !ctx.may_act() {
+        // Followers keep their watches warm and write nothing, Events included; becoming the leader
+        // reconciles every workload again.
+        return Ok(Action::await_change());
+    }
     let settings = match Settings::from_annotations(notes, ctx.config.time_zone) {
         Ok(settings) => {
             ctx.events.clear(&reference, Reason::InvalidAnnotation);
@@ -68,10 +73,6 @@ pub async fn reconcile<K: ManagedKind>(
             return Ok(Action::await_change());
         }
     };
-    if !ctx.may_act() {
-        // Followers keep their watches warm and take over at the next leader change.
-        return Ok(Action::requeue(Duration::from_secs(5)));
-    }
     if notes.contains_key(annotations::ROLLOUT) {
         rollout::ensure_observed::<K>(&ctx, &key);
     }
