@@ -277,9 +277,22 @@ async fn plan<K: ManagedKind>(
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
     } else {
-        let note = findings.registry_errors.join("; ");
+        let note = findings
+            .registry_errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        // One Event per distinct error, not per tick: the message may change every time (a rate
+        // limit's end, a connection detail); the containers and categories say whether it is new.
+        let identity = findings
+            .registry_errors
+            .iter()
+            .map(|f| format!("{}:{}", f.container, f.reason))
+            .collect::<Vec<_>>()
+            .join(",");
         ctx.events
-            .publish_once(&reference, Reason::RegistryError, note.clone())
+            .publish_once_keyed(&reference, Reason::RegistryError, &identity, note.clone())
             .await;
         if findings.changes.is_empty() {
             return Err(Outcome::Failed(note));

@@ -30,6 +30,23 @@ pub struct Revert {
     pub theirs: String,
 }
 
+/// A registry lookup that failed for one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryFailure {
+    /// The container.
+    pub container: String,
+    /// The bounded category (`NotFound`, `RateLimited`…): what makes two failures "the same error".
+    pub reason: &'static str,
+    /// The full message for people.
+    pub message: String,
+}
+
+impl std::fmt::Display for RegistryFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "container {}: {}", self.container, self.message)
+    }
+}
+
 /// What deciding found for one workload.
 #[derive(Debug, Clone, Default)]
 pub struct Findings {
@@ -40,7 +57,7 @@ pub struct Findings {
     /// Containers the strategy cannot handle, with the reason (only when `containers` is not set).
     pub skipped: Vec<String>,
     /// Registry failures, one per container.
-    pub registry_errors: Vec<String>,
+    pub registry_errors: Vec<RegistryFailure>,
     /// Our last update, undone by another writer.
     pub reverted: Option<Revert>,
 }
@@ -99,9 +116,13 @@ pub async fn decide(
                 &mut findings,
             ),
             Err(error) => {
-                let note = format!("container {}: {error}", container.name);
-                tracing::warn!(image = %image, "{note}");
-                findings.registry_errors.push(note);
+                let failure = RegistryFailure {
+                    container: container.name.clone(),
+                    reason: error.reason(),
+                    message: error.to_string(),
+                };
+                tracing::warn!(image = %image, reason = failure.reason, "{failure}");
+                findings.registry_errors.push(failure);
             }
         }
     }

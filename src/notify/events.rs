@@ -156,6 +156,22 @@ impl EventRecorder {
         true
     }
 
+    /// Like [`publish_once`](Self::publish_once), but "the same" is decided by `identity`, not by the note,
+    /// for conditions whose message varies while the condition does not.
+    pub async fn publish_once_keyed(
+        &self,
+        regarding: &ObjectReference,
+        reason: Reason,
+        identity: &str,
+        note: String,
+    ) -> bool {
+        if !self.remember(regarding, reason, identity) {
+            return false;
+        }
+        self.publish(regarding, reason, note).await;
+        true
+    }
+
     /// Forgets a persistent condition, so its next occurrence is recorded again.
     pub fn clear(&self, regarding: &ObjectReference, reason: Reason) {
         if let Ok(mut last) = self.last.lock() {
@@ -207,6 +223,7 @@ fn truncate(mut note: String, max: usize) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -217,6 +234,47 @@ mod tests {
         assert_eq!(Reason::ImageUpdated.event_type(), EventType::Normal);
         assert_eq!(Reason::ManualCheckFailed.event_type(), EventType::Warning);
         assert_eq!(Reason::ContainersSkipped.as_str(), "ContainersSkipped");
+    }
+
+    #[tokio::test]
+    async fn a_persistent_condition_is_remembered_per_workload_and_reason_until_cleared() {
+        crate::install_crypto_provider();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let recorder = EventRecorder::new(kube::Client::try_from(config).expect("client"), None);
+        let web = ObjectReference {
+            kind: Some("Deployment".into()),
+            namespace: Some("shop".into()),
+            name: Some("web".into()),
+            ..Default::default()
+        };
+        let api = ObjectReference {
+            name: Some("api".into()),
+            ..web.clone()
+        };
+        assert!(recorder.remember(&web, Reason::RegistryError, "app:NotFound"));
+        assert!(
+            !recorder.remember(&web, Reason::RegistryError, "app:NotFound"),
+            "same condition"
+        );
+        assert!(
+            recorder.remember(&api, Reason::RegistryError, "app:NotFound"),
+            "other workload"
+        );
+        assert!(
+            recorder.remember(&web, Reason::InvalidAnnotation, "app:NotFound"),
+            "other reason"
+        );
+        assert!(
+            recorder.remember(&web, Reason::RegistryError, "app:RateLimited"),
+            "a new error"
+        );
+        recorder.clear(&web, Reason::RegistryError);
+        assert!(
+            recorder.remember(&web, Reason::RegistryError, "app:RateLimited"),
+            "after recovery"
+        );
+        recorder.forget(&web);
+        assert!(recorder.remember(&web, Reason::InvalidAnnotation, "app:NotFound"));
     }
 
     #[test]
