@@ -196,11 +196,14 @@ async fn wait_synced(
             .enumerate()
             .filter(|(i, w)| {
                 let ns = Scenario::namespace_of(*i);
-                let obj = world
-                    .sim
-                    .store()
-                    .get(watch_cluster_sim::Kind::Deployment, Some(&ns), &w.name)
-                    .unwrap_or_default();
+                // `get_arc`: no copy of the object, so polling costs the simulated cluster nothing.
+                let Some(obj) = world.sim.store().get_arc(
+                    watch_cluster_sim::Kind::Deployment,
+                    Some(&ns),
+                    &w.name,
+                ) else {
+                    return true;
+                };
                 obj["metadata"]["annotations"]["watch-cluster.io/detected"].is_null()
                     || !rollout_complete(&obj, obj["metadata"]["generation"].as_i64().unwrap_or(1))
             })
