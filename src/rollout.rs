@@ -6,16 +6,14 @@
 //! picks up exactly where the last one stopped: an unfinished rollout is observed again, a recorded outcome
 //! is delivered again (same delivery id: at least once, deduplicable by receivers).
 //!
-//! The workload is watched (a field-selected watch of one object), not polled.
+//! The workload is watched, not polled: the controller's own watch carries its status, and every change runs
+//! [`advance`] from reconcile (level-triggered, like every kube-runtime controller), with a requeue at the
+//! deadline for a rollout that stops changing.
 
 use std::{sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
-use kube::{
-    Api,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::Api;
 
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord},
@@ -32,74 +30,102 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 /// Grace after a Deployment's own `progressDeadlineSeconds` before the controller gives up on it.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(60);
 
-/// Starts observing the workload's rollout unless this process already does.
-pub fn ensure_observed<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
+/// Moves a workload's rollout on from what its latest state shows; called by reconcile whenever the workload
+/// changes (the controller's watch carries its status), so no extra watch or polling is needed.
+///
+/// Returns how long until the rollout's deadline when it is still in progress: reconcile requeues then, so a
+/// rollout that stops changing is still failed on time. Deliveries run in their own tasks: a slow webhook
+/// receiver never holds up reconciles.
+#[tracing::instrument(skip_all, fields(kind = %key.kind, namespace = %key.namespace, name = %key.name))]
+pub async fn advance<K: ManagedKind>(
+    ctx: &Arc<Context>,
+    key: &WorkloadKey,
+    workload: &Workload,
+) -> Option<Duration> {
+    let record = read_record(workload)?;
+    if record.outcome.is_some() {
+        spawn_delivery::<K>(ctx, key, record);
+        return None;
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let now = Utc::now();
+    let limit = rollout_limit(
+        workload.kind,
+        workload.progress_deadline_seconds,
+        ctx.config.rollout_timeout,
+    );
+    let elapsed = (now - record.started_at).to_std().unwrap_or_default();
+    let superseded = record.to.iter().find_map(|(name, written)| {
+        let image = workload
+            .container(name)
+            .map(|c| c.image.clone())
+            .unwrap_or_default();
+        (image != *written).then_some(image)
+    });
+    let next = if let Some(image) = superseded {
+        let why = format!("superseded by {image}");
+        fail::<K>(ctx, key, &api, workload, &record, why, false).await
+    } else {
+        match &workload.progress {
+            Progress::Complete => complete::<K>(ctx, key, &api, workload, &record, now).await,
+            Progress::Failed(why) => {
+                fail::<K>(ctx, key, &api, workload, &record, why.clone(), true).await
+            }
+            Progress::InProgress(what) if elapsed < limit => {
+                tracing::debug!(%what, "rollout in progress");
+                return Some(limit - elapsed);
+            }
+            Progress::InProgress(what) => {
+                let why = format!(
+                    "rollout did not complete within {}s: {what}",
+                    limit.as_secs()
+                );
+                fail::<K>(ctx, key, &api, workload, &record, why, true).await
+            }
+        }
+    };
+    match next {
+        Some(next) => {
+            spawn_delivery::<K>(ctx, key, next);
+            None
+        }
+        // The record moved under us (another writer or leader, or a stale copy): look again shortly.
+        None => Some(RETRY),
+    }
+}
+
+/// How soon a rollout whose outcome could not be written is looked at again.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Delivers a recorded outcome in its own task, once per process at a time.
+fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey, record: RolloutRecord) {
     {
-        let mut observing = ctx.observing.lock().unwrap_or_else(|e| e.into_inner());
-        if !observing.insert(key.clone()) {
+        let mut delivering = ctx.observing.lock().unwrap_or_else(|e| e.into_inner());
+        if !delivering.insert(key.clone()) {
             return;
         }
     }
     let ctx = ctx.clone();
     let key = key.clone();
     tokio::spawn(async move {
-        observe::<K>(&ctx, &key).await;
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+        // Reconcile may run on a cached copy older than our own removal of the record: deliver only what
+        // the API server still holds, or an outcome would be delivered twice.
+        let current = match api.get_opt(&key.name).await {
+            Ok(obj) => obj.and_then(|o| read_record(&o.project())),
+            Err(error) => {
+                tracing::warn!(%error, "failed to read the workload before delivering its outcome");
+                None
+            }
+        };
+        if current.as_ref() == Some(&record) {
+            deliver_and_clear(&ctx, &key, &api, record).await;
+        }
         ctx.observing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);
     });
-}
-
-/// Whether observing goes on.
-enum Step {
-    Continue,
-    Done,
-}
-
-#[tracing::instrument(skip_all, fields(kind = %key.kind, namespace = %key.namespace, name = %key.name))]
-async fn observe<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let config = watcher::Config::default().fields(&format!("metadata.name={}", key.name));
-    let mut objects = watcher(api.clone(), config)
-        .default_backoff()
-        .applied_objects()
-        .boxed();
-    let mut deadline: Option<tokio::time::Instant> = None;
-    loop {
-        let sleep_until =
-            deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-        let next = tokio::select! {
-            next = objects.next() => next,
-            () = tokio::time::sleep_until(sleep_until) => {
-                match api.get_opt(&key.name).await {
-                    Ok(obj) => obj.map(Ok),
-                    Err(error) => Some(Err(watcher::Error::InitialListFailed(error))),
-                }
-            }
-            () = ctx.shutdown.cancelled() => return,
-        };
-        let obj = match next {
-            Some(Ok(obj)) => obj,
-            Some(Err(error)) => {
-                tracing::warn!(%error, "watching the rollout failed; retrying");
-                continue;
-            }
-            None => return,
-        };
-        if !ctx.may_act() {
-            // The next leader finishes it from the annotation.
-            return;
-        }
-        let workload = obj.project();
-        let Some(record) = read_record(&workload) else {
-            return;
-        };
-        deadline = Some(deadline_of(ctx, &workload, &record));
-        if let Step::Done = step::<K>(ctx, key, &api, &workload, record).await {
-            return;
-        }
-    }
 }
 
 fn read_record(workload: &Workload) -> Option<RolloutRecord> {
@@ -110,19 +136,6 @@ fn read_record(workload: &Workload) -> Option<RolloutRecord> {
             None
         }
     }
-}
-
-/// When the controller gives up on a rollout (SPEC §6), as a tokio instant.
-fn deadline_of(ctx: &Context, workload: &Workload, record: &RolloutRecord) -> tokio::time::Instant {
-    let limit = rollout_limit(
-        workload.kind,
-        workload.progress_deadline_seconds,
-        ctx.config.rollout_timeout,
-    );
-    let elapsed = (Utc::now() - record.started_at)
-        .to_std()
-        .unwrap_or_default();
-    tokio::time::Instant::now() + limit.saturating_sub(elapsed)
 }
 
 /// How long a rollout may take from `startedAt`.
@@ -142,82 +155,31 @@ pub fn rollout_limit(
     }
 }
 
-async fn step<K: ManagedKind>(
+/// Records a completed rollout and its Event; `None` when the guarded patch was refused.
+async fn complete<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,
     api: &Api<K>,
     workload: &Workload,
-    record: RolloutRecord,
-) -> Step {
-    if record.outcome.is_some() {
-        return deliver_and_clear(ctx, key, api, record).await;
+    record: &RolloutRecord,
+    now: DateTime<Utc>,
+) -> Option<RolloutRecord> {
+    let next = completed(record, now);
+    if let Err(error) =
+        update::apply(api, &key.name, patch::record_patch(record, Some(&next))).await
+    {
+        tracing::info!(%error, "failed to record the outcome; looking again shortly");
+        return None;
     }
-    let now = Utc::now();
-    let superseded = record.to.iter().find_map(|(name, written)| {
-        let image = workload
-            .container(name)
-            .map(|c| c.image.clone())
-            .unwrap_or_default();
-        (image != *written).then_some(image)
-    });
-    let outcome = if let Some(image) = superseded {
-        fail::<K>(
-            ctx,
-            key,
-            api,
-            workload,
-            &record,
-            format!("superseded by {image}"),
-            false,
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    ctx.events
+        .publish(
+            &reference,
+            Reason::RolloutCompleted,
+            format!("rollout of {} completed", images(&next.to)),
         )
-        .await
-    } else {
-        match &workload.progress {
-            Progress::Complete => Some(completed(&record, now)),
-            Progress::Failed(why) => {
-                fail::<K>(ctx, key, api, workload, &record, why.clone(), true).await
-            }
-            Progress::InProgress(what) => {
-                let limit = rollout_limit(
-                    workload.kind,
-                    workload.progress_deadline_seconds,
-                    ctx.config.rollout_timeout,
-                );
-                let elapsed = (now - record.started_at).to_std().unwrap_or_default();
-                if elapsed < limit {
-                    tracing::debug!(%what, "rollout in progress");
-                    return Step::Continue;
-                }
-                let why = format!(
-                    "rollout did not complete within {}s: {what}",
-                    limit.as_secs()
-                );
-                fail::<K>(ctx, key, api, workload, &record, why, true).await
-            }
-        }
-    };
-    let Some(next) = outcome else {
-        // The record moved under us (another writer or leader); the next watch event shows what happened.
-        return Step::Continue;
-    };
-    if matches!(next.outcome, Some(RolloutOutcome::Completed { .. })) {
-        match update::apply(api, &key.name, patch::record_patch(&record, Some(&next))).await {
-            Ok(_) => {}
-            Err(error) => {
-                tracing::info!(%error, "failed to record the outcome; retrying on the next change");
-                return Step::Continue;
-            }
-        }
-        let reference = reference_of::<K>(key, Some(workload.uid.clone()));
-        ctx.events
-            .publish(
-                &reference,
-                Reason::RolloutCompleted,
-                format!("rollout of {} completed", images(&next.to)),
-            )
-            .await;
-    }
-    deliver_and_clear(ctx, key, api, next).await
+        .await;
+    Some(next)
 }
 
 fn completed(record: &RolloutRecord, now: DateTime<Utc>) -> RolloutRecord {
@@ -313,9 +275,9 @@ async fn deliver_and_clear<K: ManagedKind>(
     key: &WorkloadKey,
     api: &Api<K>,
     record: RolloutRecord,
-) -> Step {
+) {
     let Some(outcome) = &record.outcome else {
-        return Step::Continue;
+        return;
     };
     let (event, at) = match outcome {
         RolloutOutcome::Completed { at, duration_ms } => (
@@ -355,15 +317,14 @@ async fn deliver_and_clear<K: ManagedKind>(
             "the webhook receiver did not take the outcome; giving up after the configured retries"
         ),
         // Shutdown cut the delivery short: keep the record so the next leader delivers it.
-        DeliveryOutcome::Interrupted => return Step::Done,
+        DeliveryOutcome::Interrupted => return,
         DeliveryOutcome::Delivered | DeliveryOutcome::Disabled => {}
     }
     match update::apply(api, &key.name, patch::record_patch(&record, None)).await {
-        Ok(_) => Step::Done,
-        Err(UpdateError::Conflict { .. }) => Step::Done,
+        // A conflict: someone (a new leader) already moved the record on.
+        Ok(_) | Err(UpdateError::Conflict { .. }) => {}
         Err(error) => {
-            tracing::warn!(%error, "failed to remove the rollout annotation; retrying on the next change");
-            Step::Continue
+            tracing::warn!(%error, "failed to remove the rollout annotation; delivering again on the next change");
         }
     }
 }

@@ -20,7 +20,6 @@ use crate::{
     annotations::{self, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
-    rollout,
     update::{self, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
@@ -160,7 +159,6 @@ async fn run<K: ManagedKind>(
                     now,
                     &record.id,
                 ));
-                rollout::ensure_observed::<K>(ctx, key);
                 return Outcome::Updated(change);
             }
             Err(UpdateError::Conflict { .. }) => {

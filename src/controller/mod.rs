@@ -25,7 +25,6 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    core::PartialObjectMeta,
     runtime::{
         Controller, WatchStreamExt, controller::Config as ControllerConfig, reflector, watcher,
     },
@@ -61,12 +60,26 @@ pub trait ManagedKind:
     const KIND: Kind;
     /// The compact projection.
     fn project(&self) -> Workload;
+    /// Keeps only what [`project`](Self::project) reads of the spec (and all of the status).
+    fn slim_spec(&mut self);
+    /// Drops spec and status: the object is not opted in, its name and annotations are all we need.
+    fn drop_spec(&mut self);
 }
 
 impl ManagedKind for Deployment {
     const KIND: Kind = Kind::Deployment;
     fn project(&self) -> Workload {
         Workload::from(self)
+    }
+    fn slim_spec(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            slim_template(&mut spec.template);
+            spec.strategy = None;
+        }
+    }
+    fn drop_spec(&mut self) {
+        self.spec = None;
+        self.status = None;
     }
 }
 
@@ -75,6 +88,16 @@ impl ManagedKind for StatefulSet {
     fn project(&self) -> Workload {
         Workload::from(self)
     }
+    fn slim_spec(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            slim_template(&mut spec.template);
+            spec.volume_claim_templates = None;
+        }
+    }
+    fn drop_spec(&mut self) {
+        self.spec = None;
+        self.status = None;
+    }
 }
 
 impl ManagedKind for DaemonSet {
@@ -82,6 +105,39 @@ impl ManagedKind for DaemonSet {
     fn project(&self) -> Workload {
         Workload::from(self)
     }
+    fn slim_spec(&mut self) {
+        if let Some(spec) = self.spec.as_mut() {
+            slim_template(&mut spec.template);
+        }
+    }
+    fn drop_spec(&mut self) {
+        self.spec = None;
+        self.status = None;
+    }
+}
+
+/// Keeps, of a pod template, the containers' names and images (in order: patches address them by index),
+/// the pull secrets and the service account.
+fn slim_template(template: &mut k8s_openapi::api::core::v1::PodTemplateSpec) {
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+    template.metadata = None;
+    let Some(spec) = template.spec.take() else {
+        return;
+    };
+    let slim = |c: Container| Container {
+        name: c.name,
+        image: c.image,
+        ..Container::default()
+    };
+    template.spec = Some(PodSpec {
+        containers: spec.containers.into_iter().map(slim).collect(),
+        init_containers: spec
+            .init_containers
+            .map(|list| list.into_iter().map(slim).collect()),
+        image_pull_secrets: spec.image_pull_secrets,
+        service_account_name: spec.service_account_name,
+        ..PodSpec::default()
+    });
 }
 
 /// Identifies a workload across reconciles.
@@ -241,7 +297,7 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) {
-    let api: Api<PartialObjectMeta<K>> = match &namespace {
+    let api: Api<K> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
@@ -284,8 +340,10 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
         .await;
 }
 
-/// Drops what the controller never reads, before the object reaches the reflector's store.
-fn compact<K: Resource>(obj: &mut PartialObjectMeta<K>) {
+/// Drops what the controller never reads, before the object reaches the reflector's store: managedFields,
+/// labels, every annotation but ours (the 4 KB `last-applied-configuration` among them), all of the spec but
+/// the images, and spec and status entirely for workloads not opted in.
+fn compact<K: ManagedKind>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
     meta.labels = None;
@@ -293,6 +351,11 @@ fn compact<K: Resource>(obj: &mut PartialObjectMeta<K>) {
     meta.finalizers = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|k, _| k.starts_with(PREFIX));
+    }
+    if crate::annotations::is_enabled(obj.annotations()) {
+        obj.slim_spec();
+    } else {
+        obj.drop_spec();
     }
 }
 

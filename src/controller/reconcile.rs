@@ -10,7 +10,6 @@ use chrono::Utc;
 use kube::{
     Api, ResourceExt,
     api::{Patch, PatchParams},
-    core::PartialObjectMeta,
     runtime::controller::Action,
 };
 use serde_json::json;
@@ -43,7 +42,7 @@ pub enum ReconcileError {
 /// Reconciles one workload.
 #[tracing::instrument(skip_all, fields(kind = %K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile<K: ManagedKind>(
-    obj: Arc<PartialObjectMeta<K>>,
+    obj: Arc<K>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let key = key_of::<K>(obj.as_ref());
@@ -73,9 +72,12 @@ pub async fn reconcile<K: ManagedKind>(
             return Ok(Action::await_change());
         }
     };
-    if notes.contains_key(annotations::ROLLOUT) {
-        rollout::ensure_observed::<K>(&ctx, &key);
-    }
+    // An update in flight: its rollout moves on from this very state (status included).
+    let rollout_wait = if notes.contains_key(annotations::ROLLOUT) {
+        rollout::advance::<K>(&ctx, &key, &obj.project()).await
+    } else {
+        None
+    };
     announce::<K>(&ctx, &key, &obj, &settings).await?;
 
     let now = Utc::now();
@@ -108,12 +110,13 @@ pub async fn reconcile<K: ManagedKind>(
         let failed = matches!(outcome, checker::Outcome::Failed(_));
         ctx.with_memory(&key, |m| m.backoff.record(failed, Utc::now()));
     }
+    let wait = rollout_wait.map_or(wait, |r| r.min(wait));
     Ok(Action::requeue(wait.max(Duration::from_millis(10))))
 }
 
 /// What to do after a reconcile error.
 pub fn error_policy<K: ManagedKind>(
-    obj: Arc<PartialObjectMeta<K>>,
+    obj: Arc<K>,
     error: &ReconcileError,
     _ctx: Arc<Context>,
 ) -> Action {
@@ -128,7 +131,7 @@ pub fn error_policy<K: ManagedKind>(
 async fn announce<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,
-    obj: &PartialObjectMeta<K>,
+    obj: &K,
     settings: &Settings,
 ) -> Result<(), ReconcileError> {
     let detected = settings.detected();

@@ -24,7 +24,7 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
     let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/race");
     env.sim
         .faults()
-        .inject(Fault::delay(&path, Duration::from_secs(2), 2).method("PATCH"));
+        .inject(Fault::delay(&path, Duration::from_secs(2), 10).method("PATCH"));
     env.spawn_controller(env.base_settings());
     // The check has read the workload (a GET by name) and is deciding: now another writer edits it.
     let reads = || {
