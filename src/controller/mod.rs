@@ -1,10 +1,12 @@
 //! Watch and schedule (SPEC §2, §10): one kube-runtime `Controller` per workload kind and namespace scope.
 //!
-//! Input: metadata-only watches of Deployments, StatefulSets and DaemonSets (all namespaces, or each of
-//! `WATCH_NAMESPACES`). Output: calls of [`reconcile::reconcile`], each ending in `Action::requeue` at the
-//! workload's next fire time. The reflector keeps only a compact projection: `managedFields`, labels and
-//! every annotation but ours are dropped before an object is stored, so 10,000 workloads (with their
-//! 4 KB `last-applied-configuration`) cost a few MiB. The full object is read once per check.
+//! Input: watches of Deployments, StatefulSets and DaemonSets (all namespaces, or each of `WATCH_NAMESPACES`).
+//! Output: calls of [`reconcile::reconcile`], each ending in `Action::requeue` at the workload's next fire
+//! time or its rollout's deadline. The reflector keeps a slim copy: `managedFields`, labels and every
+//! annotation but ours are dropped before an object is stored (the 4 KB `last-applied-configuration`
+//! among them); an opted-in workload keeps its images and status, which is all deciding "is a rollout
+//! done?" needs, so rollouts are observed from this one watch; any other workload keeps only its name and
+//! annotations. The full object is read once per check, right before the guarded patch.
 
 mod checker;
 pub mod decide;
