@@ -100,7 +100,7 @@ const RETRY: Duration = Duration::from_secs(2);
 /// Delivers a recorded outcome in its own task, once per process at a time.
 fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey, record: RolloutRecord) {
     {
-        let mut delivering = ctx.observing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut delivering = ctx.delivering.lock().unwrap_or_else(|e| e.into_inner());
         if !delivering.insert(key.clone()) {
             return;
         }
@@ -121,7 +121,7 @@ fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey, record:
         if current.as_ref() == Some(&record) {
             deliver_and_clear(&ctx, &key, &api, record).await;
         }
-        ctx.observing
+        ctx.delivering
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&key);

@@ -184,8 +184,8 @@ pub struct Context {
     pub events: EventRecorder,
     /// Per-workload memory.
     pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
-    /// Workloads whose rollout is being observed by this process.
-    pub observing: Mutex<HashSet<WorkloadKey>>,
+    /// Workloads whose rollout outcome this process is delivering right now.
+    pub delivering: Mutex<HashSet<WorkloadKey>>,
     /// Cancelled when shutdown starts: no new checks.
     pub shutdown: CancellationToken,
     /// Whether this replica may act (leader election, SPEC §8).
@@ -241,7 +241,7 @@ impl Context {
             registry,
             notifier,
             memory: Default::default(),
-            observing: Default::default(),
+            delivering: Default::default(),
             shutdown: CancellationToken::new(),
             leader,
             synced: Default::default(),
