@@ -306,7 +306,7 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
     let (reader, writer) = reflector::store();
     let forget_ctx = ctx.clone();
     let synced = std::sync::atomic::AtomicBool::new(false);
-    let stream = watcher(api, watcher::Config::default().any_semantic())
+    let stream = watcher(api, watcher_config())
         .default_backoff()
         .modify(compact)
         .inspect_ok(move |event| match event {
@@ -341,6 +341,15 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
         })
         .await;
 }
+
+/// Lists come in pages of [`LIST_PAGE_SIZE`]: every page is decoded whole before it is slimmed, so the page
+/// size bounds the memory a (re)list of thousands of workloads needs at once.
+fn watcher_config() -> watcher::Config {
+    watcher::Config::default().any_semantic().page_size(LIST_PAGE_SIZE)
+}
+
+/// Objects per list page (kube's default is 500).
+const LIST_PAGE_SIZE: u32 = 100;
 
 /// Drops what the controller never reads, before the object reaches the reflector's store: managedFields,
 /// labels, every annotation but ours (the 4 KB `last-applied-configuration` among them), all of the spec but
