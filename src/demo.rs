@@ -7,10 +7,10 @@
 //! summary — and exit status 0 once every expected outcome happened, or an error naming the one that
 //! did not. The controller's own logs go to stderr (`LOG_LEVEL=warn` silences them).
 //!
-//! Steps: start the registry and publish images ([`registry`], [`scenario`]); start the simulated
-//! cluster with its workload controllers ([`cluster`]) and a webhook receiver; create four annotated
-//! Deployments and wait until they run; start the real controller in this process ([`controller`]);
-//! wait for each outcome ([`narrate`]); stop everything and report ([`report`]). Nothing sleeps for a
+//! Steps: start the registry and publish images (`registry`, `scenario`); start the simulated
+//! cluster with its workload controllers (`cluster`) and a webhook receiver; create four annotated
+//! Deployments and wait until they run; start the real controller in this process (`controller`);
+//! wait for each outcome (`narrate`); stop everything and report (`report`). Nothing sleeps for a
 //! fixed time: every step waits for its condition under a timeout. The registry's child process is
 //! killed on every exit path, including SIGINT and SIGTERM.
 

@@ -5,13 +5,16 @@
 //!
 //! | step | module |
 //! |---|---|
-//! | configuration and the command line | [`config`], [`cli`] |
-//! | image references, version tags | [`image`], [`version`] |
+//! | watch, schedule, check | [`controller`] (with [`workload`] and [`annotations`]) |
 //! | when to check | [`schedule`] |
-//! | what the registry has | [`registry`] |
-//! | what to do about it | [`strategy`] |
-//! | notifications | [`notify`] |
-//! | logs | [`telemetry`] |
+//! | image references, version tags | [`image`], [`version`] |
+//! | what the registry has | [`registry`], then [`resolve`] |
+//! | what to do about it | [`strategy`] (pure), [`controller::decide`] |
+//! | apply it | [`update`] |
+//! | observe the rollout, roll back | [`rollout`] |
+//! | notifications and Events | [`notify`] |
+//! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
+//! | commands | [`cli`], [`check`], [`plan`], `demo` |
 
 pub mod annotations;
 pub mod check;
@@ -35,7 +38,6 @@ pub mod shutdown;
 pub mod strategy;
 pub mod telemetry;
 pub mod update;
-
 pub mod version;
 pub mod workload;
 

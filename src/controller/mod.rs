@@ -1,7 +1,7 @@
 //! Watch and schedule (SPEC §2, §10): one kube-runtime `Controller` per workload kind and namespace scope.
 //!
 //! Input: watches of Deployments, StatefulSets and DaemonSets (all namespaces, or each of `WATCH_NAMESPACES`).
-//! Output: calls of [`reconcile::reconcile`], each ending in `Action::requeue` at the workload's next fire
+//! Output: calls of `reconcile::reconcile`, each ending in `Action::requeue` at the workload's next fire
 //! time or its rollout's deadline. The reflector keeps a slim copy: `managedFields`, labels and every
 //! annotation but ours are dropped before an object is stored (the 4 KB `last-applied-configuration`
 //! among them); an opted-in workload keeps its images and status, which is all deciding "is a rollout
@@ -345,7 +345,9 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
 /// Lists come in pages of [`LIST_PAGE_SIZE`]: every page is decoded whole before it is slimmed, so the page
 /// size bounds the memory a (re)list of thousands of workloads needs at once.
 fn watcher_config() -> watcher::Config {
-    watcher::Config::default().any_semantic().page_size(LIST_PAGE_SIZE)
+    watcher::Config::default()
+        .any_semantic()
+        .page_size(LIST_PAGE_SIZE)
 }
 
 /// Objects per list page (kube's default is 500).

@@ -19,7 +19,7 @@ use super::Credential;
 const DOCKERCONFIGJSON: &str = "kubernetes.io/dockerconfigjson";
 const DOCKERCFG: &str = "kubernetes.io/dockercfg";
 
-/// Why a Secret (or a config file) yields no credentials. `secret` reads "Secret <namespace>/<name>".
+/// Why a Secret (or a config file) yields no credentials. `secret` reads "Secret `namespace/name`".
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
     /// The Secret is of another type.
