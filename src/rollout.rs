@@ -171,6 +171,7 @@ async fn complete<K: ManagedKind>(
         tracing::info!(%error, "failed to record the outcome; looking again shortly");
         return None;
     }
+    count_outcome(ctx, &next);
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     ctx.events
         .publish(
@@ -244,6 +245,7 @@ async fn fail<K: ManagedKind>(
             return None;
         }
     }
+    count_outcome(ctx, &next);
     tracing::warn!(%error, rolled_back = roll_back, "rollout failed");
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     ctx.events
@@ -298,18 +300,6 @@ async fn deliver_and_clear<K: ManagedKind>(
             *at,
         ),
     };
-    let seconds = (at - record.started_at).num_milliseconds().max(0) as f64 / 1000.0;
-    ctx.metrics.rollout(
-        match outcome {
-            RolloutOutcome::Completed { .. } => RolloutResult::completed,
-            RolloutOutcome::Failed {
-                rolled_back_to: Some(_),
-                ..
-            } => RolloutResult::rolled_back,
-            RolloutOutcome::Failed { .. } => RolloutResult::failed,
-        },
-        seconds,
-    );
     let notification =
         Notification::new(notify_ref(key), images(&record.to), event, at, &record.id);
     match ctx.notifier.deliver(&notification).await {
@@ -327,6 +317,22 @@ async fn deliver_and_clear<K: ManagedKind>(
             tracing::warn!(%error, "failed to remove the rollout annotation; delivering again on the next change");
         }
     }
+}
+
+/// Counts an outcome once, when it is recorded; deliveries may repeat (after a restart), the count does not.
+fn count_outcome(ctx: &Context, record: &RolloutRecord) {
+    let (result, at) = match &record.outcome {
+        Some(RolloutOutcome::Completed { at, .. }) => (RolloutResult::completed, at),
+        Some(RolloutOutcome::Failed {
+            at,
+            rolled_back_to: Some(_),
+            ..
+        }) => (RolloutResult::rolled_back, at),
+        Some(RolloutOutcome::Failed { at, .. }) => (RolloutResult::failed, at),
+        None => return,
+    };
+    let seconds = (*at - record.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+    ctx.metrics.rollout(result, seconds);
 }
 
 fn images(map: &std::collections::BTreeMap<String, String>) -> String {
