@@ -54,6 +54,15 @@ pub struct RunArgs {
         default_value = "true"
     )]
     pub leader_election: Option<String>,
+    /// Name of the leader-election Lease in the controller's namespace; replicas that share it elect one
+    /// leader. Two installs in one namespace need different names.
+    #[arg(
+        long,
+        env = "LEASE_NAME",
+        value_name = "NAME",
+        default_value = "watch-cluster"
+    )]
+    pub lease_name: Option<String>,
     /// Share registry answers between workloads (cache and coalesce). `false` only for the benchmark's
     /// naive baseline; hidden because no one should run that in a cluster.
     #[arg(
@@ -112,6 +121,8 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// Lease-based leader election.
     pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    pub lease_name: String,
     /// Share registry answers between workloads (`REGISTRY_SHARING`, hidden; benchmark baseline only).
     pub registry_sharing: bool,
 }
@@ -157,6 +168,10 @@ impl Config {
                 .transpose()?
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 8080))),
             leader_election: parse_bool("LEADER_ELECTION", &args.leader_election, true)?,
+            lease_name: set(&args.lease_name)
+                .map(parse_lease_name)
+                .transpose()?
+                .unwrap_or_else(|| "watch-cluster".into()),
             registry_sharing: parse_bool("REGISTRY_SHARING", &args.registry_sharing, true)?,
         })
     }
@@ -231,6 +246,27 @@ fn validate_namespace(ns: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("is not a namespace name (lowercase letters, digits and '-', at most 63)".into())
+    }
+}
+
+/// A Lease name is a DNS subdomain (RFC 1123): lowercase alphanumerics, '-' and '.', at most 253.
+fn parse_lease_name(name: &str) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(ConfigError {
+            variable: "LEASE_NAME",
+            value: name.to_owned(),
+            problem: "is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)".into(),
+            example: "watch-cluster",
+        })
     }
 }
 

@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod registry;
+pub mod release;
 pub mod resolve;
 pub mod rollout;
 pub mod run;

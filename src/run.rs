@@ -70,7 +70,7 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
                 .ok()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "watch-cluster".into()),
-            name: "watch-cluster".into(),
+            name: config.lease_name.clone(),
             identity,
             duration: leader::LEASE_DURATION,
             renew_interval: leader::RENEW_INTERVAL,

@@ -109,6 +109,8 @@ pub struct Workload {
     pub progress: Progress,
     /// `progressDeadlineSeconds` (Deployments; 600 by default).
     pub progress_deadline_seconds: Option<i32>,
+    /// The workload's controller has observed its current spec (`status.observedGeneration`).
+    pub generation_observed: bool,
 }
 
 impl Workload {
@@ -173,6 +175,7 @@ impl Workload {
             selector,
             progress,
             progress_deadline_seconds: None,
+            generation_observed: false,
         }
     }
 }
@@ -188,6 +191,7 @@ impl From<&Deployment> for Workload {
                 .unwrap_or_default(),
             deployment_progress(d),
         );
+        w.generation_observed = observed(d.metadata.generation, d.status.as_ref().and_then(|s| s.observed_generation));
         w.paused = spec.and_then(|s| s.paused).unwrap_or(false);
         w.progress_deadline_seconds = Some(
             spec.and_then(|s| s.progress_deadline_seconds)
@@ -208,6 +212,7 @@ impl From<&StatefulSet> for Workload {
                 .unwrap_or_default(),
             statefulset_progress(s),
         );
+        w.generation_observed = observed(s.metadata.generation, s.status.as_ref().and_then(|s| s.observed_generation));
         w.on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())
@@ -227,12 +232,17 @@ impl From<&DaemonSet> for Workload {
                 .unwrap_or_default(),
             daemonset_progress(d),
         );
+        w.generation_observed = observed(d.metadata.generation, d.status.as_ref().and_then(|s| s.observed_generation));
         w.on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())
             == Some("OnDelete");
         w
     }
+}
+
+fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
+    observed.unwrap_or(0) >= generation.unwrap_or(0)
 }
 
 /// kubectl's `DeploymentStatusViewer`.

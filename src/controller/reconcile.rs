@@ -21,7 +21,7 @@ use super::{
 use crate::{
     annotations::{self, Detected, Settings},
     notify::{Event, Notification, events::Reason},
-    rollout,
+    release, rollout,
     update::FIELD_MANAGER,
 };
 
@@ -73,11 +73,15 @@ pub async fn reconcile<K: ManagedKind>(
         }
     };
     // An update in flight: its rollout moves on from this very state (status included).
+    let workload = obj.project();
     let rollout_wait = if notes.contains_key(annotations::ROLLOUT) {
-        rollout::advance::<K>(&ctx, &key, &obj.project()).await
+        rollout::advance::<K>(&ctx, &key, &workload).await
     } else {
         None
     };
+    if release::may_need_release(&workload) {
+        release::release(&ctx, &key, &workload, &reference).await;
+    }
     announce::<K>(&ctx, &key, &obj, &settings).await?;
 
     let now = Utc::now();

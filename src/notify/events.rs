@@ -50,6 +50,8 @@ pub enum Reason {
     ManualCheckNoUpdate,
     /// Warning: `check-now` failed.
     ManualCheckFailed,
+    /// Normal: a StatefulSet pod left Not Ready on a quarantined image was deleted after the rollback.
+    StuckPodDeleted,
 }
 
 impl Reason {
@@ -71,6 +73,7 @@ impl Reason {
             Reason::ManualCheckUpdated => "ManualCheckUpdated",
             Reason::ManualCheckNoUpdate => "ManualCheckNoUpdate",
             Reason::ManualCheckFailed => "ManualCheckFailed",
+            Reason::StuckPodDeleted => "StuckPodDeleted",
         }
     }
 
@@ -83,7 +86,8 @@ impl Reason {
             | Reason::DryRunWouldUpdate
             | Reason::ManualCheckRequested
             | Reason::ManualCheckUpdated
-            | Reason::ManualCheckNoUpdate => EventType::Normal,
+            | Reason::ManualCheckNoUpdate
+            | Reason::StuckPodDeleted => EventType::Normal,
             _ => EventType::Warning,
         }
     }
@@ -93,7 +97,7 @@ impl Reason {
         match self {
             Reason::ImageUpdated | Reason::UpdateFailed | Reason::DryRunWouldUpdate => "Update",
             Reason::RolloutCompleted | Reason::RolloutFailed => "ObserveRollout",
-            Reason::RolledBack => "Rollback",
+            Reason::RolledBack | Reason::StuckPodDeleted => "Rollback",
             _ => "Check",
         }
     }

@@ -4,6 +4,7 @@
 //! - [`registry`]: Debian's `docker-registry` as a child process, plain / Basic / TLS / Bearer token, with helpers
 //!   that push synthetic images of the four manifest kinds and read manifests with chosen Accept types.
 //! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
+//! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //!
 //! ```no_run
@@ -23,11 +24,13 @@
 //! Clients built by callers need a rustls crypto provider: call
 //! `rustls::crypto::ring::default_provider().install_default()` first (the registry harness does it itself).
 
+pub mod cluster;
 pub mod fake;
 pub mod registry;
 mod serve;
 pub mod webhook;
 
+pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Pushed, RealRegistry, RegistryAuth};
 pub use webhook::{ReceivedRequest, Response, WebhookReceiver};

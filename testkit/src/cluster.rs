@@ -1,0 +1,392 @@
+//! The real control plane of the test bed (`testbed/up`), as tests use it: one per test run, shared.
+//!
+//! The test wrapper (`.ci/test`) starts the control plane before nextest and exports
+//! [`STATE_ENV`]; every test that needs Kubernetes calls [`Testbed::get`], which fails with a message
+//! naming the wrapper when it was not started that way (never a silent skip). Tests are isolated by
+//! namespace: each gets its own [`TestNamespace`], its own TokenRequest token for the controller's
+//! ServiceAccount, and runs its controller for that namespace alone with a Lease of its own.
+//!
+//! The product is installed as a user installs it: `kubectl apply -k k8s/` with the test bed's kubectl
+//! (v1.36.3, within kubectl's version skew), once per run, then the in-cluster Deployment is scaled to 0
+//! because nothing here can run its container; the controller runs on the host instead with the settings
+//! read back from the applied ConfigMap and Secret (see docs/testbed.md for what this leaves uncovered).
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::{
+    authentication::v1::{TokenRequest, TokenRequestSpec},
+    core::v1::{ConfigMap, Namespace, Secret, ServiceAccount},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use serde_json::json;
+
+/// The environment variable the wrapper sets to the test bed's state dir.
+pub const STATE_ENV: &str = "WATCH_CLUSTER_TESTBED";
+/// Where the product's manifests install the controller.
+pub const CONTROLLER_NAMESPACE: &str = "watch-cluster";
+/// The controller's ServiceAccount (k8s/base/serviceaccount.yaml).
+pub const SERVICE_ACCOUNT: &str = "watch-cluster";
+/// The node agent's faults ConfigMap: `sha256-<hex>` → `pull` | `crash` | `ready`.
+pub const FAULTS: (&str, &str) = ("kube-system", "testbed-broken-images");
+/// How long a controller token lives; the refresher renews it at half that.
+const TOKEN_SECONDS: i64 = 3600;
+
+/// A running test bed.
+#[derive(Debug, Clone)]
+pub struct Testbed {
+    state: PathBuf,
+    workspace: PathBuf,
+}
+
+/// How an image misbehaves on the test bed's nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFault {
+    /// `ErrImagePull`, then `ImagePullBackOff`.
+    Pull,
+    /// Running, then `CrashLoopBackOff` with a rising `restartCount`.
+    Crash,
+    /// Running, never Ready.
+    NeverReady,
+}
+
+impl ImageFault {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Pull => "pull",
+            Self::Crash => "crash",
+            Self::NeverReady => "ready",
+        }
+    }
+}
+
+impl Testbed {
+    /// The test bed the wrapper started. Panics, naming the way to start one, when there is none: a test of
+    /// the real tier never passes by skipping.
+    pub fn get() -> Testbed {
+        match Self::from_env() {
+            Ok(testbed) => testbed,
+            Err(error) => panic!(
+                "{error:#}\nThe real-Kubernetes tests run through the test wrapper, which starts the test bed: \
+                 .ci/test -E 'binary(real)' (or testbed/up, then {STATE_ENV}=<its state dir> cargo nextest run)"
+            ),
+        }
+    }
+
+    fn from_env() -> anyhow::Result<Testbed> {
+        let state = std::env::var_os(STATE_ENV)
+            .filter(|v| !v.is_empty())
+            .with_context(|| format!("{STATE_ENV} is not set"))?;
+        let state = PathBuf::from(state);
+        let kubeconfig = state.join("admin.kubeconfig");
+        if !kubeconfig.is_file() {
+            bail!("{} is missing: the test bed is not up", kubeconfig.display());
+        }
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("testkit has a parent")?
+            .to_owned();
+        Ok(Testbed { state, workspace })
+    }
+
+    /// The admin kubeconfig (`system:masters`).
+    pub fn admin_kubeconfig(&self) -> PathBuf {
+        self.state.join("admin.kubeconfig")
+    }
+
+    /// The state dir: component logs under `logs/`, the audit log at `logs/audit.log`.
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// The test bed's kubectl (v1.36.3).
+    pub fn kubectl_path(&self) -> PathBuf {
+        self.workspace.join("testbed/bin/kubectl")
+    }
+
+    /// A client with the admin's credentials.
+    pub async fn admin(&self) -> anyhow::Result<Client> {
+        client_from(&self.admin_kubeconfig()).await
+    }
+
+    /// Runs the test bed's kubectl as the admin.
+    pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<Output> {
+        Command::new(self.kubectl_path())
+            .arg("--kubeconfig")
+            .arg(self.admin_kubeconfig())
+            .args(args)
+            .output()
+            .with_context(|| format!("run {}", self.kubectl_path().display()))
+    }
+
+    /// Applies the product's `k8s/` once per test bed (whichever test comes first, under a lock), then
+    /// scales the in-cluster Deployment to 0: no node here can run its container.
+    pub fn install(&self) -> anyhow::Result<()> {
+        // Keyed by the manifests' content: a changed k8s/ is applied again on the same test bed.
+        let marker = self
+            .state
+            .join(format!("k8s-installed-{}", tree_digest(&self.workspace.join("k8s"))?));
+        if marker.is_file() {
+            return Ok(());
+        }
+        let kubectl = self.kubectl_path();
+        let kubeconfig = self.admin_kubeconfig();
+        let script = format!(
+            "test -f '{marker}' || {{ '{kubectl}' --kubeconfig '{kubeconfig}' apply -k '{k8s}' && \
+             '{kubectl}' --kubeconfig '{kubeconfig}' -n {CONTROLLER_NAMESPACE} scale deployment/watch-cluster --replicas=0 && \
+             touch '{marker}'; }}",
+            marker = marker.display(),
+            kubectl = kubectl.display(),
+            kubeconfig = kubeconfig.display(),
+            k8s = self.workspace.join("k8s").display(),
+        );
+        let output = Command::new("flock")
+            .arg(self.state.join("install.lock"))
+            .args(["sh", "-c", &script])
+            .output()
+            .context("run flock (util-linux)")?;
+        if !output.status.success() {
+            bail!(
+                "kubectl apply -k k8s/ failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// The controller's settings as the applied ConfigMap and Secret give them to the in-cluster Pod
+    /// (`envFrom`), as `(variable, value)` pairs.
+    pub async fn installed_settings(&self, admin: &Client) -> anyhow::Result<Vec<(String, String)>> {
+        let config: ConfigMap = Api::namespaced(admin.clone(), CONTROLLER_NAMESPACE)
+            .get("watch-cluster")
+            .await
+            .context("read ConfigMap watch-cluster/watch-cluster")?;
+        let secret: Secret = Api::namespaced(admin.clone(), CONTROLLER_NAMESPACE)
+            .get("watch-cluster-webhook")
+            .await
+            .context("read Secret watch-cluster/watch-cluster-webhook")?;
+        let mut settings: Vec<(String, String)> =
+            config.data.unwrap_or_default().into_iter().collect();
+        for (key, value) in secret.data.unwrap_or_default() {
+            settings.push((key, String::from_utf8_lossy(&value.0).into_owned()));
+        }
+        for (key, value) in secret.string_data.unwrap_or_default() {
+            settings.push((key, value));
+        }
+        Ok(settings)
+    }
+
+    /// Marks the image with `digest` broken on every node (see [`ImageFault`]); `None` heals it.
+    pub async fn set_image_fault(
+        &self,
+        admin: &Client,
+        digest: &str,
+        fault: Option<ImageFault>,
+    ) -> anyhow::Result<()> {
+        let api: Api<ConfigMap> = Api::namespaced(admin.clone(), FAULTS.0);
+        let key = digest.replace(':', "-");
+        let data = json!({"data": {key.clone(): fault.map(ImageFault::word)}});
+        match api
+            .patch(FAULTS.1, &PatchParams::default(), &Patch::Merge(&data))
+            .await
+        {
+            Err(kube::Error::Api(status)) if status.code == 404 && fault.is_some() => {
+                let map: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": FAULTS.1, "namespace": FAULTS.0},
+                    "data": {key: fault.map(ImageFault::word)},
+                }))?;
+                match api.create(&PostParams::default(), &map).await {
+                    // Another test created it meanwhile: patch that one.
+                    Err(kube::Error::Api(status)) if status.code == 409 => api
+                        .patch(FAULTS.1, &PatchParams::default(), &Patch::Merge(&data))
+                        .await
+                        .map(|_| ()),
+                    other => other.map(|_| ()),
+                }
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            other => other.map(|_| ()),
+        }
+        .context("mark the image in the faults ConfigMap")?;
+        Ok(())
+    }
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> anyhow::Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)
+        .with_context(|| format!("read kubeconfig {}", path.display()))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+/// A namespace of one test, deleted (in the background) when dropped.
+pub struct TestNamespace {
+    name: String,
+    testbed: Testbed,
+}
+
+impl TestNamespace {
+    /// Creates `<prefix>-<random>` (at most 63 characters).
+    pub async fn create(testbed: &Testbed, admin: &Client, prefix: &str) -> anyhow::Result<Self> {
+        let mut prefix: String = prefix
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        prefix.truncate(50);
+        let name = format!(
+            "{}-{:06x}",
+            prefix.trim_matches('-'),
+            rand::random::<u32>() & 0xff_ffff
+        );
+        let ns: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"watch-cluster.io/test": "true"}}}))?;
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .with_context(|| format!("create namespace {name}"))?;
+        Ok(Self {
+            name,
+            testbed: testbed.clone(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // kubectl, not the client: a test's runtime is shutting down when this runs.
+        let _ = self
+            .testbed
+            .kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// A kubeconfig whose `tokenFile` holds a TokenRequest token of the controller's ServiceAccount, renewed in
+/// the background at half its life (kube-rs re-reads the file at least once a minute), as the kubelet
+/// renews a projected token.
+pub struct ControllerCredentials {
+    pub kubeconfig: PathBuf,
+    pub token_file: PathBuf,
+    refresher: tokio::task::JoinHandle<()>,
+}
+
+impl ControllerCredentials {
+    /// Writes the kubeconfig and token into `dir`.
+    pub async fn issue(testbed: &Testbed, admin: &Client, dir: &Path) -> anyhow::Result<Self> {
+        let token_file = dir.join("token");
+        let token = request_token(admin).await?;
+        write_atomically(&token_file, &token)?;
+        let admin_config = Kubeconfig::read_from(testbed.admin_kubeconfig())?;
+        let cluster = admin_config
+            .clusters
+            .first()
+            .and_then(|c| c.cluster.clone())
+            .context("the admin kubeconfig names a cluster")?;
+        let kubeconfig = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: watch-cluster\n  user:\n    tokenFile: {token}\n\
+             contexts:\n- name: watch-cluster\n  context:\n    cluster: testbed\n    user: watch-cluster\n    \
+             namespace: {CONTROLLER_NAMESPACE}\ncurrent-context: watch-cluster\n",
+            server = cluster.server.unwrap_or_default(),
+            ca = cluster.certificate_authority_data.unwrap_or_default(),
+            token = token_file.display(),
+        );
+        write_atomically(&kubeconfig, &text)?;
+        let admin = admin.clone();
+        let path = token_file.clone();
+        let refresher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(TOKEN_SECONDS as u64 / 2)).await;
+                match request_token(&admin).await {
+                    Ok(token) => {
+                        let _ = write_atomically(&path, &token);
+                    }
+                    Err(error) => eprintln!("controller token refresh failed: {error:#}"),
+                }
+            }
+        });
+        Ok(Self {
+            kubeconfig,
+            token_file,
+            refresher,
+        })
+    }
+}
+
+impl Drop for ControllerCredentials {
+    fn drop(&mut self) {
+        self.refresher.abort();
+    }
+}
+
+async fn request_token(admin: &Client) -> anyhow::Result<String> {
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), CONTROLLER_NAMESPACE);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(TOKEN_SECONDS),
+            ..TokenRequestSpec::default()
+        },
+        ..TokenRequest::default()
+    };
+    let answer = api
+        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .await
+        .context("TokenRequest for the watch-cluster ServiceAccount")?;
+    answer
+        .status
+        .map(|s| s.token)
+        .context("the TokenRequest came back without a token")
+}
+
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// A digest of every file under `dir` (paths and contents, in sorted order).
+fn tree_digest(dir: &Path) -> anyhow::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                walk(&path, files)?;
+            } else {
+                files.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, &mut files).with_context(|| format!("read {}", dir.display()))?;
+    files.sort();
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.to_string_lossy().as_bytes());
+        hasher.update(std::fs::read(&file)?);
+    }
+    Ok(hex::encode(&hasher.finalize()[..8]))
+}

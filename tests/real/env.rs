@@ -1,0 +1,385 @@
+//! One test's environment on the real control plane: its own namespace, a real registry, a webhook
+//! receiver, a TokenRequest token for the controller's ServiceAccount, and the controller binary run on the
+//! host with the settings of the applied `k8s/` (docs/testbed.md).
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use k8s_openapi::api::{core::v1::Pod, events::v1::Event};
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams},
+};
+use serde_json::{Value, json};
+use tokio::process::Child;
+use watch_cluster_testkit::{
+    ControllerCredentials, ImageFault, ImageKind, Pushed, RealRegistry, RegistryAuth,
+    TestNamespace, Testbed, WebhookReceiver, cluster::CONTROLLER_NAMESPACE,
+};
+
+/// Real controllers take seconds where the simulator takes milliseconds.
+pub const WAIT: Duration = Duration::from_secs(90);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Deployment => "Deployment",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// `kubectl rollout status` takes `deployment/NAME` and the like.
+    pub fn kubectl_name(self) -> &'static str {
+        match self {
+            Kind::Deployment => "deployment",
+            Kind::StatefulSet => "statefulset",
+            Kind::DaemonSet => "daemonset",
+        }
+    }
+
+    fn resource(self) -> ApiResource {
+        ApiResource::from_gvk(&GroupVersionKind::gvk("apps", "v1", self.name()))
+    }
+}
+
+pub struct RealEnv {
+    pub testbed: Testbed,
+    pub admin: Client,
+    pub registry: RealRegistry,
+    pub webhook: WebhookReceiver,
+    ns: TestNamespace,
+    dir: tempfile::TempDir,
+    credentials: ControllerCredentials,
+    controllers: Vec<(Child, PathBuf)>,
+}
+
+impl RealEnv {
+    pub async fn start(test: &str) -> RealEnv {
+        watch_cluster::install_crypto_provider();
+        let testbed = Testbed::get();
+        testbed.install().expect("kubectl apply -k k8s/");
+        let admin = testbed.admin().await.expect("admin client");
+        let ns = TestNamespace::create(&testbed, &admin, test)
+            .await
+            .expect("test namespace");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let credentials = ControllerCredentials::issue(&testbed, &admin, dir.path())
+            .await
+            .expect("controller token");
+        let registry = RealRegistry::start(RegistryAuth::None)
+            .await
+            .expect("registry starts");
+        let webhook = WebhookReceiver::start()
+            .await
+            .expect("webhook receiver starts");
+        RealEnv {
+            testbed,
+            admin,
+            registry,
+            webhook,
+            ns,
+            dir,
+            credentials,
+            controllers: Vec::new(),
+        }
+    }
+
+    pub fn ns(&self) -> &str {
+        self.ns.name()
+    }
+
+    /// The settings the applied ConfigMap and Secret give the in-cluster Pod, plus what a Pod of this test
+    /// would differ in: its namespace alone, a Lease of its own, the test's registry and webhook receiver.
+    pub async fn settings(&self) -> Vec<(String, String)> {
+        let mut settings = self
+            .testbed
+            .installed_settings(&self.admin)
+            .await
+            .expect("settings of the applied k8s/");
+        let ns = self.ns().to_owned();
+        let overrides = [
+            (
+                "KUBECONFIG",
+                self.credentials.kubeconfig.display().to_string(),
+            ),
+            ("POD_NAMESPACE", CONTROLLER_NAMESPACE.to_owned()),
+            ("WATCH_NAMESPACES", ns.clone()),
+            ("LEASE_NAME", ns.clone()),
+            ("INSECURE_REGISTRIES", self.registry.host()),
+            ("WEBHOOK_URL", self.webhook.url()),
+            ("WEBHOOK_TIMEOUT", "2000".to_owned()),
+            ("ADMIN_ADDR", "127.0.0.1:0".to_owned()),
+            ("REGISTRY_CACHE_TTL", "1s".to_owned()),
+            ("LOG_FORMAT", "text".to_owned()),
+            ("RUST_LOG", "info,watch_cluster=debug,kube=warn".to_owned()),
+        ];
+        for (key, value) in overrides {
+            settings.retain(|(k, _)| k != key);
+            settings.push((key.to_owned(), value));
+        }
+        settings
+    }
+
+    pub fn spawn_controller(&mut self, settings: &[(String, String)]) -> usize {
+        let index = self.controllers.len();
+        let log = self.dir.path().join(format!("controller-{index}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+            .arg("run")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("POD_NAME", format!("{}-{index}", self.ns()))
+            .envs(settings.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("controller starts");
+        self.controllers.push((child, log));
+        index
+    }
+
+    pub fn controller_log(&self, index: usize) -> String {
+        std::fs::read_to_string(&self.controllers[index].1).unwrap_or_default()
+    }
+
+    /// Pushes `repo:tag` (an OCI index); the test's namespace salts the content, so no two tests share a
+    /// digest (faults are marked by digest, cluster-wide).
+    pub async fn push(&self, repo: &str, tag: &str) -> Pushed {
+        self.registry
+            .push(repo, tag, ImageKind::OciIndex, self.ns())
+            .await
+            .expect("push")
+    }
+
+    pub fn image(&self, repo: &str, tag: &str) -> String {
+        format!("{}/{repo}:{tag}", self.registry.host())
+    }
+
+    pub async fn set_fault(&self, digest: &str, fault: ImageFault) {
+        self.testbed
+            .set_image_fault(&self.admin, digest, Some(fault))
+            .await
+            .expect("fault marked");
+    }
+
+    fn api(&self, kind: Kind) -> Api<DynamicObject> {
+        Api::namespaced_with(self.admin.clone(), self.ns(), &kind.resource())
+    }
+
+    /// Creates a workload with 2 replicas (a DaemonSet: one pod on each of the two nodes); `spec` is merged
+    /// into the generated spec.
+    pub async fn create(
+        &self,
+        kind: Kind,
+        name: &str,
+        containers: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+        spec: Value,
+    ) {
+        let containers: Vec<Value> = containers
+            .iter()
+            .map(|(n, i)| json!({"name": n, "image": i}))
+            .collect();
+        let annotations: serde_json::Map<String, Value> = annotations
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let mut full = json!({
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": containers, "terminationGracePeriodSeconds": 1},
+            },
+        });
+        match kind {
+            Kind::Deployment => full["replicas"] = json!(2),
+            Kind::StatefulSet => {
+                full["replicas"] = json!(2);
+                full["serviceName"] = json!(name);
+            }
+            Kind::DaemonSet => {}
+        }
+        if let (Some(full), Some(extra)) = (full.as_object_mut(), spec.as_object()) {
+            full.extend(extra.clone());
+        }
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": kind.name(),
+            "metadata": {"name": name, "namespace": self.ns(), "annotations": annotations},
+            "spec": full,
+        }))
+        .expect("workload object");
+        self.api(kind)
+            .create(&PostParams::default(), &object)
+            .await
+            .expect("workload created");
+    }
+
+    pub async fn get(&self, kind: Kind, name: &str) -> Value {
+        match self.api(kind).get_opt(name).await.expect("get workload") {
+            Some(object) => serde_json::to_value(object).expect("json"),
+            None => Value::Null,
+        }
+    }
+
+    pub async fn image_of(&self, kind: Kind, name: &str) -> String {
+        self.get(kind, name).await["spec"]["template"]["spec"]["containers"][0]["image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub async fn annotation(&self, kind: Kind, name: &str, key: &str) -> Option<String> {
+        self.get(kind, name).await["metadata"]["annotations"][key]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// Polls the object until `check` holds.
+    pub async fn wait_for(
+        &self,
+        kind: Kind,
+        name: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let object = self.get(kind, name).await;
+            if check(&object) {
+                return object;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {} {name}: {what}\nlast: {object:#}",
+                kind.name()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The pods of workload `name` (label `app=name`).
+    pub async fn pods(&self, name: &str) -> Vec<Pod> {
+        Api::<Pod>::namespaced(self.admin.clone(), self.ns())
+            .list(&ListParams::default().labels(&format!("app={name}")))
+            .await
+            .expect("list pods")
+            .items
+    }
+
+    /// The reasons of the Events recorded about `name`, oldest first.
+    pub async fn reasons(&self, name: &str) -> Vec<String> {
+        let mut events: Vec<Event> = Api::<Event>::namespaced(self.admin.clone(), self.ns())
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect();
+        events.sort_by_key(|e| e.metadata.creation_timestamp.clone());
+        events.into_iter().filter_map(|e| e.reason).collect()
+    }
+
+    /// `kubectl rollout status KIND/NAME` with the test bed's kubectl: (exit success, stdout + stderr).
+    pub async fn rollout_status(&self, kind: Kind, name: &str, extra: &[&str]) -> (bool, String) {
+        let target = format!("{}/{name}", kind.kubectl_name());
+        let mut args = vec!["-n", self.ns(), "rollout", "status", target.as_str()];
+        args.extend_from_slice(extra);
+        let mut command = tokio::process::Command::new(self.testbed.kubectl_path());
+        command
+            .arg("--kubeconfig")
+            .arg(self.testbed.admin_kubeconfig())
+            .args(&args)
+            .kill_on_drop(true);
+        let output = command.output().await.expect("kubectl runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    /// The webhook bodies about workload `name`, in arrival order.
+    pub fn webhooks(&self, name: &str) -> Vec<Value> {
+        self.webhook
+            .requests()
+            .iter()
+            .map(|r| r.json())
+            .filter(|w| w["deployment"]["name"] == name)
+            .collect()
+    }
+
+    pub fn webhook_types(&self, name: &str) -> Vec<String> {
+        self.webhooks(name)
+            .iter()
+            .map(|w| w["eventType"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Waits until a webhook of `event_type` about `name` arrived; returns it.
+    pub async fn wait_for_webhook(&self, name: &str, event_type: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(found) = self
+                .webhooks(name)
+                .into_iter()
+                .find(|w| w["eventType"] == event_type)
+            {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {event_type} about {name}; got {:#?}",
+                self.webhooks(name)
+            );
+            let seen = self.webhook.requests().len();
+            let _ = self
+                .webhook
+                .wait_for_requests(seen + 1, Duration::from_millis(500))
+                .await;
+        }
+    }
+}
+
+impl Drop for RealEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for index in 0..self.controllers.len() {
+                eprintln!(
+                    "----- controller {index} log -----\n{}",
+                    self.controller_log(index)
+                );
+            }
+            for r in self.webhook.requests() {
+                eprintln!("webhook: {}", r.body_text());
+            }
+            eprintln!(
+                "control plane logs: {}/logs (namespace {})",
+                self.testbed.state_dir().display(),
+                self.ns()
+            );
+        }
+        for (child, _) in &mut self.controllers {
+            let _ = child.start_kill();
+        }
+        // The controllers die with their handles; their Lease would outlive them in the shared namespace.
+        let _ = self.testbed.kubectl(&[
+            "-n",
+            CONTROLLER_NAMESPACE,
+            "delete",
+            "lease",
+            self.ns(),
+            "--ignore-not-found",
+        ]);
+    }
+}
