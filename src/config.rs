@@ -264,7 +264,8 @@ fn parse_lease_name(name: &str) -> Result<String, ConfigError> {
         Err(ConfigError {
             variable: "LEASE_NAME",
             value: name.to_owned(),
-            problem: "is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)".into(),
+            problem: "is not a Lease name (lowercase letters, digits, '-' and '.', at most 253)"
+                .into(),
             example: "watch-cluster",
         })
     }

@@ -35,7 +35,11 @@ pub fn may_need_release(workload: &Workload) -> bool {
 }
 
 /// The names of the pods to delete, with the quarantined image each runs.
-pub fn stuck_pods(workload: &Workload, quarantine: &Quarantine, pods: &[Pod]) -> Vec<(String, String)> {
+pub fn stuck_pods(
+    workload: &Workload,
+    quarantine: &Quarantine,
+    pods: &[Pod],
+) -> Vec<(String, String)> {
     let mut stuck = Vec::new();
     for pod in pods {
         let owned = pod
@@ -101,7 +105,10 @@ pub async fn release(
         }
     };
     for (name, image) in stuck_pods(workload, &quarantine, &pods) {
-        let uid = pods.iter().find(|p| p.name_any() == name).and_then(|p| p.uid());
+        let uid = pods
+            .iter()
+            .find(|p| p.name_any() == name)
+            .and_then(|p| p.uid());
         let params = DeleteParams {
             preconditions: Some(Preconditions {
                 uid,
@@ -125,12 +132,15 @@ pub async fn release(
             }
             // Gone already, or replaced by a new pod of the same name: nothing left to free.
             Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(error) => tracing::warn!(pod = %name, %error, "failed to delete a pod stuck on a quarantined image"),
+            Err(error) => {
+                tracing::warn!(pod = %name, %error, "failed to delete a pod stuck on a quarantined image")
+            }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use chrono::Utc;
     use serde_json::json;

@@ -191,7 +191,10 @@ impl From<&Deployment> for Workload {
                 .unwrap_or_default(),
             deployment_progress(d),
         );
-        w.generation_observed = observed(d.metadata.generation, d.status.as_ref().and_then(|s| s.observed_generation));
+        w.generation_observed = observed(
+            d.metadata.generation,
+            d.status.as_ref().and_then(|s| s.observed_generation),
+        );
         w.paused = spec.and_then(|s| s.paused).unwrap_or(false);
         w.progress_deadline_seconds = Some(
             spec.and_then(|s| s.progress_deadline_seconds)
@@ -212,7 +215,10 @@ impl From<&StatefulSet> for Workload {
                 .unwrap_or_default(),
             statefulset_progress(s),
         );
-        w.generation_observed = observed(s.metadata.generation, s.status.as_ref().and_then(|s| s.observed_generation));
+        w.generation_observed = observed(
+            s.metadata.generation,
+            s.status.as_ref().and_then(|s| s.observed_generation),
+        );
         w.on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())
@@ -232,7 +238,10 @@ impl From<&DaemonSet> for Workload {
                 .unwrap_or_default(),
             daemonset_progress(d),
         );
-        w.generation_observed = observed(d.metadata.generation, d.status.as_ref().and_then(|s| s.observed_generation));
+        w.generation_observed = observed(
+            d.metadata.generation,
+            d.status.as_ref().and_then(|s| s.observed_generation),
+        );
         w.on_delete = spec
             .and_then(|s| s.update_strategy.as_ref())
             .and_then(|u| u.type_.as_deref())

@@ -88,7 +88,10 @@ impl Testbed {
         let state = PathBuf::from(state);
         let kubeconfig = state.join("admin.kubeconfig");
         if !kubeconfig.is_file() {
-            bail!("{} is missing: the test bed is not up", kubeconfig.display());
+            bail!(
+                "{} is missing: the test bed is not up",
+                kubeconfig.display()
+            );
         }
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
@@ -131,9 +134,10 @@ impl Testbed {
     /// scales the in-cluster Deployment to 0: no node here can run its container.
     pub fn install(&self) -> anyhow::Result<()> {
         // Keyed by the manifests' content: a changed k8s/ is applied again on the same test bed.
-        let marker = self
-            .state
-            .join(format!("k8s-installed-{}", tree_digest(&self.workspace.join("k8s"))?));
+        let marker = self.state.join(format!(
+            "k8s-installed-{}",
+            tree_digest(&self.workspace.join("k8s"))?
+        ));
         if marker.is_file() {
             return Ok(());
         }
@@ -165,7 +169,10 @@ impl Testbed {
 
     /// The controller's settings as the applied ConfigMap and Secret give them to the in-cluster Pod
     /// (`envFrom`), as `(variable, value)` pairs.
-    pub async fn installed_settings(&self, admin: &Client) -> anyhow::Result<Vec<(String, String)>> {
+    pub async fn installed_settings(
+        &self,
+        admin: &Client,
+    ) -> anyhow::Result<Vec<(String, String)>> {
         let config: ConfigMap = Api::namespaced(admin.clone(), CONTROLLER_NAMESPACE)
             .get("watch-cluster")
             .await
@@ -255,8 +262,9 @@ impl TestNamespace {
             prefix.trim_matches('-'),
             rand::random::<u32>() & 0xff_ffff
         );
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"watch-cluster.io/test": "true"}}}))?;
+        let ns: Namespace = serde_json::from_value(
+            json!({"metadata": {"name": name, "labels": {"watch-cluster.io/test": "true"}}}),
+        )?;
         Api::<Namespace>::all(admin.clone())
             .create(&PostParams::default(), &ns)
             .await

@@ -50,7 +50,8 @@ fn status(name: &str, now: &str) -> Value {
             "lastHeartbeatTime": now, "lastTransitionTime": now,
         })
     };
-    let resources = json!({"cpu": "1000", "memory": "1Ti", "pods": "10000", "ephemeral-storage": "1Ti"});
+    let resources =
+        json!({"cpu": "1000", "memory": "1Ti", "pods": "10000", "ephemeral-storage": "1Ti"});
     json!({
         "status": {
             "capacity": resources,

@@ -336,6 +336,8 @@ mod tests {
         .unwrap_or_default()
     }
 
+    const T: &str = "2026-01-01T00:00:00Z";
+
     fn applied(mut p: Pod, status: &Value) -> Pod {
         p.status = serde_json::from_value(status["status"].clone()).ok();
         p
@@ -375,7 +377,7 @@ mod tests {
                 message: "404".into(),
             },
         )];
-        let first = status(&p, &pull, "t");
+        let first = status(&p, &pull, T);
         assert_eq!(
             first["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
             "ErrImagePull"
@@ -383,7 +385,7 @@ mod tests {
         assert_eq!(first["status"]["phase"], "Pending");
         let p = applied(p, &first);
         assert!(needs_resync(&p));
-        let second = status(&p, &pull, "t");
+        let second = status(&p, &pull, T);
         assert_eq!(
             second["status"]["containerStatuses"][0]["state"]["waiting"]["reason"],
             "ImagePullBackOff"
@@ -397,8 +399,8 @@ mod tests {
             },
         )];
         let p = pod(&[("app", "r:5000/a:1")]);
-        let once = applied(p, &status(&pod(&[("app", "r:5000/a:1")]), &crash, "t"));
-        let twice = status(&once, &crash, "t");
+        let once = applied(p, &status(&pod(&[("app", "r:5000/a:1")]), &crash, T));
+        let twice = status(&once, &crash, T);
         assert_eq!(twice["status"]["containerStatuses"][0]["restartCount"], 2);
         assert_eq!(twice["status"]["phase"], "Running");
         assert_eq!(twice["status"]["conditions"][2]["status"], "False");
