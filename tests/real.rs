@@ -6,6 +6,8 @@
 
 #[path = "real/env.rs"]
 mod env;
+#[path = "real/refusals.rs"]
+mod refusals;
 #[path = "real/smoke.rs"]
 mod smoke;
 

@@ -17,7 +17,7 @@ use super::{
     notify_ref, reference_of,
 };
 use crate::{
-    annotations::{self, RolloutRecord, Settings},
+    annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     update::{self, ContainerChange, UpdateError, patch, per_container},
@@ -145,6 +145,7 @@ async fn run<K: ManagedKind>(
         .await
         {
             Ok(_) => {
+                ctx.with_memory(key, |m| m.refused = None);
                 ctx.metrics.update();
                 tracing::info!(%change, "image updated");
                 ctx.events
@@ -167,21 +168,7 @@ async fn run<K: ManagedKind>(
             }
             Err(error @ UpdateError::Refused { .. }) => {
                 let message = error.to_string();
-                tracing::warn!(%message, "update refused");
-                ctx.events
-                    .publish(&reference, Reason::UpdateFailed, message.clone())
-                    .await;
-                let delivery = ctx.notifier.deliver(&Notification::new(
-                    notify_ref(key),
-                    to,
-                    Event::ImageRolloutFailed {
-                        error: message.clone(),
-                        rolled_back_to: None,
-                    },
-                    Utc::now(),
-                    &record.id,
-                ));
-                tokio::spawn(delivery);
+                report_refusal(ctx, key, &api, &reference, &plan.changes, record, &message).await;
                 return Outcome::Failed(message);
             }
         }
@@ -189,6 +176,55 @@ async fn run<K: ManagedKind>(
     Outcome::Skipped(format!(
         "the workload kept changing during {ATTEMPTS} attempts; next check on schedule"
     ))
+}
+
+/// Reports a refused update once per transition (SPEC §5): a Warning Event `UpdateFailed`, and the FAILED
+/// outcome written into the `rollout` record by an annotation-only patch, from which it is delivered as any
+/// outcome is (so a restart does not lose it). Where that patch is refused too, FAILED goes from memory.
+async fn report_refusal<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    api: &Api<K>,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    changes: &[ContainerChange],
+    record: RolloutRecord,
+    message: &str,
+) {
+    let to = per_container(record.to.iter().map(|(n, i)| (n.as_str(), i.as_str())));
+    let repeated = ctx.with_memory(key, |m| m.refused.replace(to.clone()) == Some(to.clone()));
+    if repeated {
+        tracing::debug!(%message, "update refused again; reported already");
+        return;
+    }
+    tracing::warn!(%message, "update refused");
+    ctx.events
+        .publish(reference, Reason::UpdateFailed, message.to_owned())
+        .await;
+    let failed = RolloutRecord {
+        outcome: Some(RolloutOutcome::Failed {
+            at: Utc::now(),
+            error: message.to_owned(),
+            rolled_back_to: None,
+        }),
+        ..record
+    };
+    match update::apply(api, &key.name, patch::refused_patch(changes, &failed)).await {
+        // Our own write comes back through the watch; the rollout observer delivers the outcome.
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "cannot record the refused update; sending FAILED from memory");
+            tokio::spawn(ctx.notifier.deliver(&Notification::new(
+                notify_ref(key),
+                to,
+                Event::ImageRolloutFailed {
+                    error: message.to_owned(),
+                    rolled_back_to: None,
+                },
+                Utc::now(),
+                &failed.id,
+            )));
+        }
+    }
 }
 
 /// Reasons not to touch the workload now (SPEC §5).

@@ -168,6 +168,8 @@ pub struct WorkloadMemory {
     pub reverted: Option<String>,
     /// Spacing of scheduled checks after consecutive failures.
     pub backoff: schedule_state::FailureBackoff,
+    /// The images whose update the API server last refused: the same refusal is reported once (SPEC §5).
+    pub refused: Option<String>,
 }
 
 /// Everything reconcile needs, shared by every controller.

@@ -2,7 +2,8 @@
 //!
 //! Input: the workload projection and the decided [`ContainerChange`]s. Output: the accepted object, or an
 //! [`UpdateError`] that says whether the refusal means "someone else changed it, decide again" (409 from
-//! a resourceVersion precondition, 422 from a failed `test`) or a real refusal to report.
+//! a resourceVersion precondition, 422 from a failed `test`, see [`is_failed_operation`]) or a real refusal
+//! to report (validation, admission, RBAC, a deleted namespace...).
 
 pub mod patch;
 
@@ -28,10 +29,12 @@ pub enum UpdateError {
         name: String,
     },
     /// The API server refused the patch for another reason.
-    #[error("failed to patch {name}: {source}")]
+    #[error("the API server refused to patch {name}: {answer}")]
     Refused {
         /// The workload.
         name: String,
+        /// What the API server said, for people: `403 Forbidden: <message>`, without the Status dump.
+        answer: String,
         /// The API server's answer.
         #[source]
         source: kube::Error,
@@ -64,19 +67,41 @@ where
 
 fn classify(name: &str, source: kube::Error) -> UpdateError {
     match &source {
-        kube::Error::Api(status) if status.code == 409 || status.code == 422 => {
+        kube::Error::Api(status) if status.code == 409 || is_failed_operation(status) => {
             UpdateError::Conflict { name: name.into() }
         }
-        _ => UpdateError::Refused {
+        kube::Error::Api(status) => UpdateError::Refused {
             name: name.into(),
+            answer: format!("{} {}: {}", status.code, status.reason, status.message),
+            source,
+        },
+        other => UpdateError::Refused {
+            name: name.into(),
+            answer: other.to_string(),
             source,
         },
     }
 }
 
+/// Whether a 422 says "an operation of the JSON Patch could not be applied" (a failed `test`, a `remove` of
+/// a path that is gone), which means the object changed since it was read. kube-apiserver (seen on v1.36.3,
+/// docs/design.md "Refusals") answers that with reason `Invalid` and empty `details`; a validation or
+/// admission refusal is also 422 `Invalid` but names the object (`details.name`, `details.kind`) and its
+/// causes, and must be reported, never retried in silence.
+pub fn is_failed_operation(status: &kube::core::Status) -> bool {
+    status.code == 422
+        && status.reason == "Invalid"
+        && status
+            .details
+            .as_ref()
+            .is_none_or(|d| d.name.is_empty() && d.kind.is_empty() && d.causes.is_empty())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::{UpdateError, classify, is_failed_operation};
+
     use chrono::DateTime;
     use k8s_openapi::api::apps::v1::Deployment;
     use serde_json::{Value, json};
@@ -222,5 +247,34 @@ mod tests {
         );
         other["metadata"]["annotations"][annotations::ROLLOUT] = json!(record("x").to_value());
         assert!(json_patch::patch(&mut other, &record_patch(&current, None)).is_err());
+    }
+
+    /// Answers of kube-apiserver v1.36.3 to JSON Patches of a Deployment, verbatim (docs/design.md).
+    fn status(body: &str) -> kube::core::Status {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn a_failed_test_is_a_conflict_and_a_validation_or_admission_refusal_is_not() {
+        let failed_test = status(
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server rejected our request due to an error in our request","reason":"Invalid","details":{},"code":422}"#,
+        );
+        assert!(is_failed_operation(&failed_test));
+        let invalid = status(
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Deployment.apps \"web\" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0","reason":"Invalid","details":{"name":"web","group":"apps","kind":"Deployment","causes":[{"reason":"FieldValueInvalid","message":"Invalid value: -1: must be greater than or equal to 0","field":"spec.replicas"}]},"code":422}"#,
+        );
+        assert!(!is_failed_operation(&invalid));
+        let policy = status(
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"deployments.apps \"web\" is forbidden: ValidatingAdmissionPolicy 'no-bad' with binding 'no-bad' denied request: image is invalid","reason":"Invalid","details":{"name":"web","group":"apps","kind":"deployments","causes":[{"message":"ValidatingAdmissionPolicy 'no-bad' with binding 'no-bad' denied request: image is invalid"}]},"code":422}"#,
+        );
+        assert!(!is_failed_operation(&policy));
+        assert!(matches!(
+            classify("web", kube::Error::Api(Box::new(failed_test))),
+            UpdateError::Conflict { .. }
+        ));
+        assert!(matches!(
+            classify("web", kube::Error::Api(Box::new(policy))),
+            UpdateError::Refused { .. }
+        ));
     }
 }

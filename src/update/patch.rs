@@ -125,6 +125,19 @@ pub fn annotation_ops(values: BTreeMap<&'static str, String>) -> Vec<PatchOperat
         .collect()
 }
 
+/// After the API server refused `changes`: records the FAILED outcome alone, so its delivery survives a
+/// restart like any other outcome. Guarded by the images the decision was made from.
+pub fn refused_patch(changes: &[ContainerChange], failed: &RolloutRecord) -> Patch {
+    let mut ops: Vec<PatchOperation> = changes
+        .iter()
+        .map(|c| test(&c.container.image_path(), &c.from_image))
+        .collect();
+    let mut notes = BTreeMap::new();
+    notes.insert(annotations::ROLLOUT, failed.to_value());
+    ops.extend(annotation_ops(notes));
+    Patch(ops)
+}
+
 /// The patch that restores the previous images, quarantines the failed ones and records the outcome.
 pub fn rollback_patch(
     record: &RolloutRecord,

@@ -130,6 +130,34 @@ impl Testbed {
             .with_context(|| format!("run {}", self.kubectl_path().display()))
     }
 
+    /// `kubectl apply -f -` of `yaml` as the admin; fails with kubectl's output.
+    pub fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+        use std::io::Write as _;
+        let mut child = Command::new(self.kubectl_path())
+            .arg("--kubeconfig")
+            .arg(self.admin_kubeconfig())
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("run kubectl")?;
+        child
+            .stdin
+            .take()
+            .context("kubectl stdin")?
+            .write_all(yaml.as_bytes())?;
+        let output = child.wait_with_output()?;
+        if !output.status.success() {
+            bail!(
+                "kubectl apply failed: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
     /// Applies the product's `k8s/` once per test bed (whichever test comes first, under a lock), then
     /// scales the in-cluster Deployment to 0: no node here can run its container.
     pub fn install(&self) -> anyhow::Result<()> {

@@ -58,6 +58,8 @@ pub struct RealEnv {
     dir: tempfile::TempDir,
     credentials: ControllerCredentials,
     controllers: Vec<(Child, PathBuf)>,
+    /// Cluster-scoped objects this test made, as `kubectl delete` arguments.
+    cluster_objects: Vec<String>,
 }
 
 impl RealEnv {
@@ -88,6 +90,7 @@ impl RealEnv {
             dir,
             credentials,
             controllers: Vec::new(),
+            cluster_objects: Vec::new(),
         }
     }
 
@@ -169,6 +172,63 @@ impl RealEnv {
             .set_image_fault(&self.admin, digest, Some(fault))
             .await
             .expect("fault marked");
+    }
+
+    /// A ValidatingAdmissionPolicy, bound to this test's namespace only, that refuses any update of a
+    /// Deployment, StatefulSet or DaemonSet to an image containing `needle`, with `reason` (`Invalid` gives
+    /// 422, `Forbidden` 403).
+    pub fn deny_images(&mut self, needle: &str, reason: &str) {
+        let name = format!("deny-{}", self.ns());
+        let yaml = format!(
+            r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {name}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - apiGroups: ["apps"]
+      apiVersions: ["v1"]
+      operations: ["UPDATE"]
+      resources: ["deployments", "statefulsets", "daemonsets"]
+  validations:
+  - expression: "!object.spec.template.spec.containers.exists(c, c.image.contains('{needle}'))"
+    message: "images containing {needle} are not allowed here"
+    reason: {reason}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {name}
+spec:
+  policyName: {name}
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels:
+        kubernetes.io/metadata.name: {ns}
+"#,
+            ns = self.ns()
+        );
+        self.testbed.apply(&yaml).expect("policy applied");
+        self.cluster_objects
+            .push(format!("validatingadmissionpolicybinding/{name}"));
+        self.cluster_objects
+            .push(format!("validatingadmissionpolicy/{name}"));
+    }
+
+    /// Sets (or with `None` removes) an annotation, as a user's `kubectl annotate` would.
+    pub async fn set_annotation(&self, kind: Kind, name: &str, key: &str, value: Option<&str>) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.api(kind)
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .expect("annotation set");
     }
 
     fn api(&self, kind: Kind) -> Api<DynamicObject> {
@@ -371,6 +431,11 @@ impl Drop for RealEnv {
         }
         for (child, _) in &mut self.controllers {
             let _ = child.start_kill();
+        }
+        for object in &self.cluster_objects {
+            let _ = self
+                .testbed
+                .kubectl(&["delete", object, "--ignore-not-found", "--wait=false"]);
         }
         // The controllers die with their handles; their Lease would outlive them in the shared namespace.
         let _ = self.testbed.kubectl(&[

@@ -98,9 +98,16 @@ fn apply(patch_type: PatchType, object: &Value, patch: &Value) -> Result<Value, 
                 .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
             let mut doc = object.clone();
             json_patch::patch(&mut doc, &operations).map_err(|e| {
-                // The real server's answer to a failed operation (including `test`).
-                ApiError::new(422, "Invalid", "the server rejected our request due to an error in our request")
-                    .with_details(json!({"causes": [{"reason": "UnexpectedServerResponse", "message": e.to_string()}]}))
+                // kube-apiserver's answer to an operation that cannot be applied (a failed `test`, a
+                // `remove` of a missing path): empty details, unlike a validation refusal, which names
+                // the object and its causes. Clients tell the two apart by that.
+                tracing::debug!(error = %e, "JSON patch operation failed");
+                ApiError::new(
+                    422,
+                    "Invalid",
+                    "the server rejected our request due to an error in our request",
+                )
+                .with_details(json!({}))
             })?;
             Ok(doc)
         }
