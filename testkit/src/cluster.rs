@@ -323,6 +323,8 @@ impl Drop for TestNamespace {
 pub struct ControllerCredentials {
     pub kubeconfig: PathBuf,
     pub token_file: PathBuf,
+    /// `JTI=<id>` of every token issued, as audit events name the credential.
+    ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     refresher: tokio::task::JoinHandle<()>,
 }
 
@@ -332,6 +334,7 @@ impl ControllerCredentials {
         let token_file = dir.join("token");
         let token = request_token(admin).await?;
         write_atomically(&token_file, &token)?;
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(vec![credential_id(&token)?]));
         let admin_config = Kubeconfig::read_from(testbed.admin_kubeconfig())?;
         let cluster = admin_config
             .clusters
@@ -351,22 +354,121 @@ impl ControllerCredentials {
         write_atomically(&kubeconfig, &text)?;
         let admin = admin.clone();
         let path = token_file.clone();
+        let issued = ids.clone();
         let refresher = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(TOKEN_SECONDS as u64 / 2)).await;
-                match request_token(&admin).await {
-                    Ok(token) => {
-                        let _ = write_atomically(&path, &token);
-                    }
-                    Err(error) => eprintln!("controller token refresh failed: {error:#}"),
+                let renewed = async {
+                    let token = request_token(&admin).await?;
+                    let id = credential_id(&token)?;
+                    issued.lock().unwrap_or_else(|e| e.into_inner()).push(id);
+                    write_atomically(&path, &token)
+                };
+                if let Err(error) = renewed.await {
+                    eprintln!("controller token refresh failed: {error:#}");
                 }
             }
         });
         Ok(Self {
             kubeconfig,
             token_file,
+            ids,
             refresher,
         })
+    }
+
+    /// The audit log's names for the tokens issued so far (`JTI=<id>`).
+    pub fn credential_ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// How kube-apiserver's audit events name a ServiceAccount token: `JTI=<its jti claim>`.
+fn credential_id(token: &str) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).context("the token is not a JWT")?;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('='))?,
+    )?;
+    let jti = claims["jti"].as_str().context("the token has no jti")?;
+    Ok(format!("JTI={jti}"))
+}
+
+/// One request in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AuditedRequest {
+    pub verb: String,
+    /// API group, `""` for the core group.
+    pub group: String,
+    /// `pods`, `deployments`, `serviceaccounts/token`…
+    pub resource: String,
+    /// `None` for a cluster-scope request.
+    pub namespace: Option<String>,
+    /// The authorizer's decision: `allow` or `forbid`.
+    pub decision: String,
+    /// The response's status code (0 while a watch is still open).
+    pub code: u16,
+    pub uri: String,
+}
+
+impl Testbed {
+    /// Every request the audit log holds for the credentials `ids`, once each (by audit id).
+    pub fn audited_requests(&self, ids: &[String]) -> anyhow::Result<Vec<AuditedRequest>> {
+        let mut found = std::collections::BTreeMap::new();
+        let logs = self.state.join("logs");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&logs)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("audit"))
+            })
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("read {}", file.display()))?;
+            for line in text.lines() {
+                if !ids.iter().any(|id| line.contains(id.as_str())) {
+                    continue;
+                }
+                let event: serde_json::Value = serde_json::from_str(line)?;
+                // The id also appears in the TokenRequest that issued the token: only requests made with it.
+                let made_with =
+                    event["user"]["extra"]["authentication.kubernetes.io/credential-id"]
+                        .as_array()
+                        .is_some_and(|v| v.iter().any(|c| ids.iter().any(|id| c == id.as_str())));
+                if !made_with {
+                    continue;
+                }
+                // A watch is logged when it starts and when it ends: the last entry of an id wins.
+                let id = event["auditID"].as_str().unwrap_or_default().to_owned();
+                let object = &event["objectRef"];
+                let mut resource = object["resource"].as_str().unwrap_or_default().to_owned();
+                if let Some(sub) = object["subresource"].as_str() {
+                    resource = format!("{resource}/{sub}");
+                }
+                found.insert(
+                    id,
+                    AuditedRequest {
+                        verb: event["verb"].as_str().unwrap_or_default().to_owned(),
+                        group: object["apiGroup"].as_str().unwrap_or_default().to_owned(),
+                        resource,
+                        namespace: object["namespace"].as_str().map(str::to_owned),
+                        decision: event["annotations"]["authorization.k8s.io/decision"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        code: event["responseStatus"]["code"]
+                            .as_u64()
+                            .and_then(|c| u16::try_from(c).ok())
+                            .unwrap_or(0),
+                        uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
+                    },
+                );
+            }
+        }
+        Ok(found.into_values().collect())
     }
 }
 

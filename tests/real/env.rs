@@ -176,8 +176,9 @@ impl RealEnv {
 
     /// A ValidatingAdmissionPolicy, bound to this test's namespace only, that refuses any update of a
     /// Deployment, StatefulSet or DaemonSet to an image containing `needle`, with `reason` (`Invalid` gives
-    /// 422, `Forbidden` 403).
-    pub fn deny_images(&mut self, needle: &str, reason: &str) {
+    /// 422, `Forbidden` 403). Returns once the policy is in force (policies load asynchronously): a dry-run
+    /// update of a probe Deployment to such an image is refused.
+    pub async fn deny_images(&mut self, needle: &str, reason: &str) {
         let name = format!("deny-{}", self.ns());
         let yaml = format!(
             r#"apiVersion: admissionregistration.k8s.io/v1
@@ -216,19 +217,48 @@ spec:
             .push(format!("validatingadmissionpolicybinding/{name}"));
         self.cluster_objects
             .push(format!("validatingadmissionpolicy/{name}"));
-    }
-
-    /// Sets (or with `None` removes) an annotation, as a user's `kubectl annotate` would.
-    pub async fn set_annotation(&self, kind: Kind, name: &str, key: &str, value: Option<&str>) {
-        let patch = json!({"metadata": {"annotations": {key: value}}});
-        self.api(kind)
+        self.create(
+            Kind::Deployment,
+            "policy-probe",
+            &[("probe", "probe:1")],
+            &[],
+            json!({"replicas": 0, "paused": true}),
+        )
+        .await;
+        let patch = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "probe", "image": format!("probe{needle}")}
+        ]}}}});
+        let params = kube::api::PatchParams {
+            dry_run: true,
+            ..kube::api::PatchParams::default()
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self
+            .api(Kind::Deployment)
             .patch(
-                name,
-                &kube::api::PatchParams::default(),
-                &kube::api::Patch::Merge(&patch),
+                "policy-probe",
+                &params,
+                &kube::api::Patch::Strategic(&patch),
             )
             .await
-            .expect("annotation set");
+            .is_ok()
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the admission policy never came into force"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many patches of this test's controller the API server answered with `code` (the audit log).
+    pub fn refused_patches(&self, code: u16) -> usize {
+        self.testbed
+            .audited_requests(&self.credentials.credential_ids())
+            .expect("audit log readable")
+            .iter()
+            .filter(|r| r.verb == "patch" && r.code == code)
+            .count()
     }
 
     fn api(&self, kind: Kind) -> Api<DynamicObject> {
@@ -411,6 +441,55 @@ spec:
     }
 }
 
+impl RealEnv {
+    /// Every request of this test's controller token, as the real authorizer judged it (the audit log):
+    /// a forbidden one fails the test. The (verb, group, resource, scope) used are added to
+    /// `rbac-used.tsv` in the state dir, for the run's comparison with the grants of `k8s/`.
+    fn check_authorization(&self) {
+        let requests = self
+            .testbed
+            .audited_requests(&self.credentials.credential_ids())
+            .expect("audit log readable");
+        assert!(
+            !requests.is_empty(),
+            "the audit log has no request of this test's controller token {:?}",
+            self.credentials.credential_ids()
+        );
+        let forbidden: Vec<String> = requests
+            .iter()
+            .filter(|r| r.decision != "allow")
+            .map(|r| format!("{} {} ({})", r.verb, r.uri, r.decision))
+            .collect();
+        assert!(
+            forbidden.is_empty(),
+            "requests the RBAC of k8s/ refused to the controller: {forbidden:#?}"
+        );
+        let mut used = String::new();
+        for r in &requests {
+            let scope = if r.namespace.is_some() {
+                "namespace"
+            } else {
+                "cluster"
+            };
+            used.push_str(&format!(
+                "{}\t{}\t{}\t{scope}\t{}\n",
+                r.verb,
+                r.group,
+                r.resource,
+                self.ns()
+            ));
+        }
+        use std::io::Write as _;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.testbed.state_dir().join("rbac-used.tsv"));
+        if let Ok(mut file) = file {
+            let _ = file.write_all(used.as_bytes());
+        }
+    }
+}
+
 impl Drop for RealEnv {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -431,6 +510,9 @@ impl Drop for RealEnv {
         }
         for (child, _) in &mut self.controllers {
             let _ = child.start_kill();
+        }
+        if !std::thread::panicking() && !self.controllers.is_empty() {
+            self.check_authorization();
         }
         for object in &self.cluster_objects {
             let _ = self
