@@ -5,10 +5,10 @@
 
 #[path = "e2e/demo.rs"]
 mod demo;
+// Shared with the scenarios binary, which uses other parts of it.
+#[allow(dead_code)]
 #[path = "e2e/env.rs"]
 mod env;
-#[path = "e2e/ha.rs"]
-mod ha;
 #[path = "e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "e2e/manifests.rs"]

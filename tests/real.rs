@@ -4,6 +4,8 @@
 //! controller binary run with a ServiceAccount token. Run through the test wrapper, which starts the test
 //! bed: `.ci/test -E 'binary(real)'`.
 
+// Shared with the scenarios binary, which uses other parts of it.
+#[allow(dead_code)]
 #[path = "real/env.rs"]
 mod env;
 #[path = "real/refusals.rs"]

@@ -267,6 +267,19 @@ impl Env {
         containers: &[(&str, &str)],
         annotations: &[(&str, &str)],
     ) {
+        self.create_with(namespace, kind, name, containers, annotations, json!({}));
+    }
+
+    /// Creates a workload in `namespace` with `spec` merged into the generated spec.
+    pub fn create_with(
+        &self,
+        namespace: &str,
+        kind: Kind,
+        name: &str,
+        containers: &[(&str, &str)],
+        annotations: &[(&str, &str)],
+        spec_extra: Value,
+    ) {
         let containers: Vec<Value> = containers
             .iter()
             .map(|(n, i)| json!({"name": n, "image": i}))
@@ -286,6 +299,9 @@ impl Env {
             "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": containers}},
         });
         if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), spec_extra.as_object()) {
             spec.extend(extra.clone());
         }
         let object = json!({

@@ -92,63 +92,6 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_reverted_by_another_writer_is_reported_once_and_not_applied_again() {
-    let mut env = Env::start().await;
-    env.push("team/gitops", "1.0.0", "a").await;
-    env.push("team/gitops", "1.1.0", "a").await;
-    let current = env.image("team/gitops", "1.0.0");
-    env.create(
-        Kind::Deployment,
-        "gitops",
-        &[("app", &current)],
-        &notes(&enabled("version")),
-    );
-    env.spawn_controller(env.base_settings());
-    env.wait_for_webhooks("gitops", "IMAGE_ROLLOUT_COMPLETED", 1)
-        .await;
-
-    // GitOps self-heal puts the old image back.
-    env.edit(Kind::Deployment, "gitops", |d| {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] = serde_json::json!(current);
-    });
-    let (kind, _, note) = env.wait_for_event("gitops", "UpdateReverted").await;
-    assert_eq!(kind, "Warning");
-    assert!(note.contains(&current), "{note}");
-    let needle =
-        "name=gitops trigger=Schedule}: watch_cluster::controller::checker: check finished";
-    let seen = env.controller_log(0).matches(needle).count();
-    env.wait_for_log(0, needle, seen + 3).await;
-    assert_eq!(
-        env.image_of(Kind::Deployment, "gitops", "app"),
-        current,
-        "no tug-of-war"
-    );
-    assert_eq!(
-        env.reasons("gitops")
-            .iter()
-            .filter(|r| *r == "UpdateReverted")
-            .count(),
-        1
-    );
-    assert_eq!(
-        env.webhook_types("gitops")
-            .iter()
-            .filter(|t| *t == "IMAGE_ROLLOUT_STARTED")
-            .count(),
-        1
-    );
-
-    // A newer image is taken again.
-    env.push("team/gitops", "1.2.0", "a").await;
-    env.wait_for_webhooks("gitops", "IMAGE_ROLLOUT_COMPLETED", 2)
-        .await;
-    assert!(
-        env.image_of(Kind::Deployment, "gitops", "app")
-            .contains("team/gitops:1.2.0@sha256:")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_answering_429_gets_the_outcome_after_retry_after_with_the_same_delivery_id() {
     let mut env = Env::start().await;
     env.push("team/hook", "1.0.0", "a").await;

@@ -251,6 +251,94 @@ spec:
         }
     }
 
+    /// Sets (or with `None` removes) an annotation, as a user's `kubectl annotate` would.
+    pub async fn set_annotation(&self, kind: Kind, name: &str, key: &str, value: Option<&str>) {
+        let patch = json!({"metadata": {"annotations": {key: value}}});
+        self.api(kind)
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .expect("annotation set");
+    }
+
+    /// Changes the object with `edit` and writes it back whole (PUT, guarded by its resourceVersion), as
+    /// another writer would; retried when someone else wrote in between.
+    pub async fn edit(&self, kind: Kind, name: &str, edit: impl Fn(&mut Value)) {
+        for _ in 0..10 {
+            let mut object = self.get(kind, name).await;
+            edit(&mut object);
+            let object: DynamicObject = serde_json::from_value(object).expect("object");
+            match self
+                .api(kind)
+                .replace(name, &PostParams::default(), &object)
+                .await
+            {
+                Ok(_) => return,
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(error) => panic!("edit of {name} refused: {error}"),
+            }
+        }
+        panic!("edit of {name} kept conflicting");
+    }
+
+    /// Heals an image marked broken.
+    pub async fn clear_fault(&self, digest: &str) {
+        self.testbed
+            .set_image_fault(&self.admin, digest, None)
+            .await
+            .expect("fault cleared");
+    }
+
+    /// Who holds this test's leader-election Lease.
+    pub async fn lease_holder(&self) -> Option<String> {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(self.admin.clone(), CONTROLLER_NAMESPACE);
+        leases
+            .get_opt(self.ns())
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec?.holder_identity)
+            .filter(|h| !h.is_empty())
+    }
+
+    /// SIGKILL: no cleanup at all.
+    pub async fn kill_controller(&mut self, index: usize) {
+        let child = &mut self.controllers[index].0;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub async fn terminate_controller(
+        &mut self,
+        index: usize,
+        within: Duration,
+    ) -> std::process::ExitStatus {
+        let child = &mut self.controllers[index].0;
+        let pid = child.id().expect("running");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        tokio::time::timeout(within, child.wait())
+            .await
+            .expect("controller exits in time")
+            .expect("exit status")
+    }
+
+    /// Pushes `repo:tag` as `kind` (salted by the namespace, see [`RealEnv::push`]).
+    pub async fn push_kind(&self, repo: &str, tag: &str, kind: ImageKind, salt: &str) -> Pushed {
+        self.registry
+            .push(repo, tag, kind, &format!("{}-{salt}", self.ns()))
+            .await
+            .expect("push")
+    }
+
     /// How many patches of this test's controller the API server answered with `code` (the audit log).
     pub fn refused_patches(&self, code: u16) -> usize {
         self.testbed
@@ -374,6 +462,8 @@ spec:
             .items
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            // Kubernetes' own controllers report about the same objects (ScalingReplicaSet…).
+            .filter(|e| e.reporting_controller.as_deref() == Some("watch-cluster"))
             .collect();
         events.sort_by_key(|e| e.metadata.creation_timestamp.clone());
         events.into_iter().filter_map(|e| e.reason).collect()

@@ -213,15 +213,20 @@ fn needs_start(pod: &Pod) -> bool {
     spec_images.iter().any(|i| !reported.contains(i))
 }
 
-/// A pod that is waiting to pull again or to restart a crashed container.
+/// A pod that is waiting to pull again, to restart a crashed container, or to pass a readiness probe (a
+/// healed fault shows then).
 fn needs_resync(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && pod
-            .status
+    let statuses = || {
+        pod.status
             .iter()
             .flat_map(|s| s.container_statuses.iter().flatten())
-            .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
-            .any(|r| matches!(r, "ErrImagePull" | "ImagePullBackOff" | "CrashLoopBackOff"))
+    };
+    let waiting = statuses()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref()?.reason.as_deref())
+        .any(|r| matches!(r, "ErrImagePull" | "ImagePullBackOff" | "CrashLoopBackOff"));
+    let unready =
+        statuses().any(|c| !c.ready && c.state.as_ref().is_some_and(|s| s.running.is_some()));
+    pod.metadata.deletion_timestamp.is_none() && (waiting || unready)
 }
 
 /// The pod status a kubelet reports for containers started as `started` say (a merge patch of `status`).

@@ -1,0 +1,91 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! One scenario suite, two backends: every scenario of `scenarios/cases.rs` runs on the simulated API server
+//! (`sim::…`) and on real kube-apiserver v1.36.3 (`real::…`, through the test bed the test wrapper starts,
+//! docs/testbed.md). Filter one backend with `.ci/test -E 'binary(scenarios) and test(/^real::/)'`.
+
+// Both environments are shared with other test binaries, which use other parts of them.
+#[allow(dead_code)]
+#[path = "scenarios/cases.rs"]
+mod cases;
+#[allow(dead_code)]
+#[path = "scenarios/env.rs"]
+mod env;
+#[allow(dead_code)]
+#[path = "real/env.rs"]
+mod real_env;
+#[allow(dead_code)]
+#[path = "e2e/env.rs"]
+mod sim_env;
+
+/// Every second: tests do not wait for the default 5 minutes.
+pub const EVERY_SECOND: &str = "* * * * * ?";
+/// A cron that does not fire during a test.
+pub const NEVER_SOON: &str = "0 0 0 1 1 ? 2099";
+
+/// Generates each scenario as `sim::<name>` and `real::<name>`.
+macro_rules! on_both_backends {
+    ($($name:ident => $scenario:expr;)*) => {
+        mod sim {
+            use crate::env::{Backend, Kind};
+            #[allow(unused_imports)]
+            use crate::cases::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = Backend::Sim;
+                    let _ = Kind::Deployment;
+                    ($scenario)(backend).await;
+                }
+            )*
+        }
+        mod real {
+            use crate::env::{Backend, Kind};
+            #[allow(unused_imports)]
+            use crate::cases::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let backend = Backend::Real;
+                    let _ = Kind::Deployment;
+                    ($scenario)(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    deployment_semver => |b| semver(b, Kind::Deployment);
+    deployment_lock_major => |b| locked(b, "version-lock-major");
+    deployment_lock_minor => |b| locked(b, "version-lock-minor");
+    deployment_variant_kept => variant_kept;
+    deployment_prerelease_only => prerelease_only;
+    deployment_moving_tag => |b| moving_tag(b, Kind::Deployment);
+    deployment_multi_arch => |b| multi_arch(b, Kind::Deployment);
+    deployment_invalid_annotation => invalid_annotation;
+    deployment_not_enabled => not_enabled;
+    deployment_stuck_rolled_back_and_quarantined => |b| stuck(b, Kind::Deployment);
+    deployment_check_now => |b| check_now(b, Kind::Deployment);
+    deployment_selected_containers => selected_containers;
+    deployment_signed_webhooks => signed_webhooks;
+    deployment_dry_run => dry_run;
+    deployment_another_writer_reverts => another_writer_reverts;
+    deployment_paused => paused;
+    deployment_leader_election => leader_election;
+    deployment_leader_killed_mid_rollout => |b| leader_killed(b, Kind::Deployment);
+    deployment_sigterm => sigterm;
+    statefulset_semver => |b| semver(b, Kind::StatefulSet);
+    statefulset_moving_tag => |b| moving_tag(b, Kind::StatefulSet);
+    statefulset_multi_arch => |b| multi_arch(b, Kind::StatefulSet);
+    statefulset_stuck_rolled_back => |b| stuck(b, Kind::StatefulSet);
+    statefulset_on_delete => |b| on_delete(b, Kind::StatefulSet);
+    statefulset_check_now => |b| check_now(b, Kind::StatefulSet);
+    statefulset_leader_killed_mid_rollout => |b| leader_killed(b, Kind::StatefulSet);
+    daemonset_semver => |b| semver(b, Kind::DaemonSet);
+    daemonset_moving_tag => |b| moving_tag(b, Kind::DaemonSet);
+    daemonset_multi_arch => |b| multi_arch(b, Kind::DaemonSet);
+    daemonset_stuck_rolled_back => |b| stuck(b, Kind::DaemonSet);
+    daemonset_on_delete => |b| on_delete(b, Kind::DaemonSet);
+    daemonset_check_now => |b| check_now(b, Kind::DaemonSet);
+    daemonset_leader_killed_mid_rollout => |b| leader_killed(b, Kind::DaemonSet);
+}
