@@ -8,6 +8,8 @@
 #[allow(dead_code)]
 #[path = "real/env.rs"]
 mod env;
+#[path = "real/modes.rs"]
+mod modes;
 #[path = "real/refusals.rs"]
 mod refusals;
 #[path = "real/smoke.rs"]

@@ -45,6 +45,23 @@ const TOKEN_SECONDS: i64 = 3600;
 pub struct Testbed {
     state: PathBuf,
     workspace: PathBuf,
+    /// Set for a control plane of one test's own: stopped when the last clone is dropped.
+    _private: Option<std::sync::Arc<PrivateControlPlane>>,
+}
+
+/// Stops a private control plane (`testbed/down`) when dropped; its state and logs stay for failures.
+#[derive(Debug)]
+struct PrivateControlPlane {
+    state: PathBuf,
+    down: PathBuf,
+}
+
+impl Drop for PrivateControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.down)
+            .env("TESTBED_STATE", &self.state)
+            .output();
+    }
 }
 
 /// How an image misbehaves on the test bed's nodes.
@@ -97,7 +114,42 @@ impl Testbed {
             .parent()
             .context("testkit has a parent")?
             .to_owned();
-        Ok(Testbed { state, workspace })
+        Ok(Testbed {
+            state,
+            workspace,
+            _private: None,
+        })
+    }
+
+    /// A control plane of the caller's own (`testbed/up` with its own state dir under the shared one's
+    /// `private/`), for tests that need cluster-wide state nobody else sees: the default all-namespaces
+    /// mode, or an install without the cluster-wide objects. Stopped when the last clone is dropped.
+    pub fn start_private(name: &str) -> anyhow::Result<Testbed> {
+        let shared = Self::get();
+        let state = shared
+            .state
+            .join("private")
+            .join(format!("{name}-{:06x}", rand::random::<u32>() & 0xff_ffff));
+        std::fs::create_dir_all(&state)?;
+        let guard = PrivateControlPlane {
+            state: state.clone(),
+            down: shared.workspace.join("testbed/down"),
+        };
+        let output = Command::new(shared.workspace.join("testbed/up"))
+            .env("TESTBED_STATE", &state)
+            .output()
+            .context("run testbed/up")?;
+        if !output.status.success() {
+            bail!(
+                "testbed/up failed for a private control plane: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(Testbed {
+            state,
+            workspace: shared.workspace,
+            _private: Some(std::sync::Arc::new(guard)),
+        })
     }
 
     /// The admin kubeconfig (`system:masters`).
@@ -191,6 +243,34 @@ impl Testbed {
                 String::from_utf8_lossy(&output.stdout),
                 String::from_utf8_lossy(&output.stderr)
             );
+        }
+        Ok(())
+    }
+
+    /// Applies a kustomization of `k8s/` other than the default (e.g. `k8s/namespaced`), then scales the
+    /// in-cluster Deployment to 0. For a control plane of the caller's own.
+    pub fn install_overlay(&self, path: &str) -> anyhow::Result<()> {
+        let dir = self.workspace.join(path);
+        let dir = dir.to_string_lossy();
+        for args in [
+            vec!["apply", "-k", dir.as_ref()],
+            vec![
+                "-n",
+                CONTROLLER_NAMESPACE,
+                "scale",
+                "deployment/watch-cluster",
+                "--replicas=0",
+            ],
+        ] {
+            let output = self.kubectl(&args)?;
+            if !output.status.success() {
+                bail!(
+                    "kubectl {}: {}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
         }
         Ok(())
     }
@@ -290,6 +370,16 @@ impl TestNamespace {
             prefix.trim_matches('-'),
             rand::random::<u32>() & 0xff_ffff
         );
+        Self::create_named(testbed, admin, &name).await
+    }
+
+    /// Creates the namespace `name` exactly (on a control plane of the test's own).
+    pub async fn create_named(
+        testbed: &Testbed,
+        admin: &Client,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let name = name.to_owned();
         let ns: Namespace = serde_json::from_value(
             json!({"metadata": {"name": name, "labels": {"watch-cluster.io/test": "true"}}}),
         )?;

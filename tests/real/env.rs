@@ -60,17 +60,61 @@ pub struct RealEnv {
     controllers: Vec<(Child, PathBuf)>,
     /// Cluster-scoped objects this test made, as `kubectl delete` arguments.
     cluster_objects: Vec<String>,
+    mode: Mode,
+}
+
+/// How the controller is installed and what it watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `k8s/` on the run's shared control plane; the controller watches the test's namespace alone, with a
+    /// Lease of its own (tests run side by side).
+    OwnNamespace,
+    /// `k8s/` on a control plane of the test's own; the controller watches every namespace (the default).
+    ClusterWide,
+    /// `k8s/namespaced/` on a control plane of the test's own where `k8s/` was never applied: Roles only,
+    /// the controller watches `team-a` as the overlay's ConfigMap says.
+    NamespacedOverlay,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::OwnNamespace => "own-namespace",
+            Mode::ClusterWide => "cluster-wide",
+            Mode::NamespacedOverlay => "namespaced-overlay",
+        }
+    }
 }
 
 impl RealEnv {
     pub async fn start(test: &str) -> RealEnv {
+        Self::start_in(test, Mode::OwnNamespace).await
+    }
+
+    pub async fn start_in(test: &str, mode: Mode) -> RealEnv {
         watch_cluster::install_crypto_provider();
-        let testbed = Testbed::get();
-        testbed.install().expect("kubectl apply -k k8s/");
+        let testbed = match mode {
+            Mode::OwnNamespace => Testbed::get(),
+            Mode::ClusterWide | Mode::NamespacedOverlay => {
+                Testbed::start_private(test).expect("a control plane of the test's own")
+            }
+        };
         let admin = testbed.admin().await.expect("admin client");
-        let ns = TestNamespace::create(&testbed, &admin, test)
-            .await
-            .expect("test namespace");
+        let ns = match mode {
+            Mode::OwnNamespace | Mode::ClusterWide => {
+                testbed.install().expect("kubectl apply -k k8s/");
+                TestNamespace::create(&testbed, &admin, test).await
+            }
+            Mode::NamespacedOverlay => {
+                // The overlay's Role lives in the namespace it grants: that namespace comes first.
+                let ns = TestNamespace::create_named(&testbed, &admin, "team-a").await;
+                testbed
+                    .install_overlay("k8s/namespaced")
+                    .expect("kubectl apply -k k8s/namespaced/");
+                ns
+            }
+        }
+        .expect("test namespace");
         let dir = tempfile::tempdir().expect("tempdir");
         let credentials = ControllerCredentials::issue(&testbed, &admin, dir.path())
             .await
@@ -91,6 +135,7 @@ impl RealEnv {
             credentials,
             controllers: Vec::new(),
             cluster_objects: Vec::new(),
+            mode,
         }
     }
 
@@ -107,14 +152,21 @@ impl RealEnv {
             .await
             .expect("settings of the applied k8s/");
         let ns = self.ns().to_owned();
+        match self.mode {
+            Mode::OwnNamespace => {
+                settings.retain(|(k, _)| k != "WATCH_NAMESPACES" && k != "LEASE_NAME");
+                settings.push(("WATCH_NAMESPACES".into(), ns.clone()));
+                settings.push(("LEASE_NAME".into(), ns.clone()));
+            }
+            // What the applied ConfigMap says (every namespace, or the overlay's `team-a`).
+            Mode::ClusterWide | Mode::NamespacedOverlay => {}
+        }
         let overrides = [
             (
                 "KUBECONFIG",
                 self.credentials.kubeconfig.display().to_string(),
             ),
             ("POD_NAMESPACE", CONTROLLER_NAMESPACE.to_owned()),
-            ("WATCH_NAMESPACES", ns.clone()),
-            ("LEASE_NAME", ns.clone()),
             ("INSECURE_REGISTRIES", self.registry.host()),
             ("WEBHOOK_URL", self.webhook.url()),
             ("WEBHOOK_TIMEOUT", "2000".to_owned()),
@@ -282,6 +334,20 @@ spec:
             }
         }
         panic!("edit of {name} kept conflicting");
+    }
+
+    /// Names `secret` in the pod template's `imagePullSecrets`.
+    pub async fn set_pull_secret(&self, kind: Kind, name: &str, secret: &str) {
+        let patch =
+            json!({"spec": {"template": {"spec": {"imagePullSecrets": [{"name": secret}]}}}});
+        self.api(kind)
+            .patch(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+            .expect("pull secret named");
     }
 
     /// Heals an image marked broken.
@@ -562,18 +628,20 @@ impl RealEnv {
                 "cluster"
             };
             used.push_str(&format!(
-                "{}\t{}\t{}\t{scope}\t{}\n",
+                "{}\t{}\t{}\t{scope}\t{}\t{}\n",
                 r.verb,
                 r.group,
                 r.resource,
+                self.mode.name(),
                 self.ns()
             ));
         }
         use std::io::Write as _;
+        // One file for the run, on the shared test bed, whichever control plane this test had.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.testbed.state_dir().join("rbac-used.tsv"));
+            .open(Testbed::get().state_dir().join("rbac-used.tsv"));
         if let Ok(mut file) = file {
             let _ = file.write_all(used.as_bytes());
         }
