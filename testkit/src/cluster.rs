@@ -182,13 +182,13 @@ impl Testbed {
             .with_context(|| format!("run {}", self.kubectl_path().display()))
     }
 
-    /// `kubectl apply -f -` of `yaml` as the admin; fails with kubectl's output.
-    pub fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+    /// Runs the test bed's kubectl as the admin with `input` on its standard input.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> anyhow::Result<Output> {
         use std::io::Write as _;
         let mut child = Command::new(self.kubectl_path())
             .arg("--kubeconfig")
             .arg(self.admin_kubeconfig())
-            .args(["apply", "-f", "-"])
+            .args(args)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -198,8 +198,13 @@ impl Testbed {
             .stdin
             .take()
             .context("kubectl stdin")?
-            .write_all(yaml.as_bytes())?;
-        let output = child.wait_with_output()?;
+            .write_all(input.as_bytes())?;
+        Ok(child.wait_with_output()?)
+    }
+
+    /// `kubectl apply -f -` of `yaml` as the admin; fails with kubectl's output.
+    pub fn apply(&self, yaml: &str) -> anyhow::Result<()> {
+        let output = self.kubectl_stdin(&["apply", "-f", "-"], yaml)?;
         if !output.status.success() {
             bail!(
                 "kubectl apply failed: {}{}",
