@@ -80,9 +80,12 @@ pub async fn release(
     workload: &Workload,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) {
-    if ctx.config.dry_run || workload.selector.is_empty() {
+    if ctx.config.dry_run {
         return;
     }
+    let Some(selector) = workload.label_selector() else {
+        return;
+    };
     let Some(quarantine) = workload
         .annotations
         .get(annotations::QUARANTINE)
@@ -90,12 +93,6 @@ pub async fn release(
     else {
         return;
     };
-    let selector = workload
-        .selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let pods = match api.list(&ListParams::default().labels(&selector)).await {
         Ok(list) => list.items,

@@ -114,6 +114,21 @@ pub struct Workload {
 }
 
 impl Workload {
+    /// `spec.selector.matchLabels` as a label selector (`a=b,c=d`) to list its pods; `None` when empty, as
+    /// an empty selector would list every pod of the namespace.
+    pub fn label_selector(&self) -> Option<String> {
+        if self.selector.is_empty() {
+            return None;
+        }
+        Some(
+            self.selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    }
+
     /// Finds a container by name.
     pub fn container(&self, name: &str) -> Option<&Container> {
         self.containers.iter().find(|c| c.name == name)

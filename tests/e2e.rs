@@ -20,19 +20,4 @@ mod safety;
 #[path = "e2e/updates.rs"]
 mod updates;
 
-/// Every second: tests do not wait for the default 5 minutes.
-pub const EVERY_SECOND: &str = "* * * * * ?";
-
-/// The annotations of an enabled workload checked every second.
-pub fn enabled(strategy: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("watch-cluster.io/enabled", "true".to_owned()),
-        ("watch-cluster.io/cron", EVERY_SECOND.to_owned()),
-        ("watch-cluster.io/strategy", strategy.to_owned()),
-    ]
-}
-
-/// Borrows annotation pairs for `Env::create`.
-pub fn notes<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    list.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
+pub use watch_cluster_testkit::annotations::{EVERY_SECOND, enabled, notes};

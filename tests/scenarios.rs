@@ -13,14 +13,11 @@ mod env;
 #[allow(dead_code)]
 #[path = "real/env.rs"]
 mod real_env;
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "e2e/env.rs"]
 mod sim_env;
 
-/// Every second: tests do not wait for the default 5 minutes.
-pub const EVERY_SECOND: &str = "* * * * * ?";
-/// A cron that does not fire during a test.
-pub const NEVER_SOON: &str = "0 0 0 1 1 ? 2099";
+pub use watch_cluster_testkit::annotations::{EVERY_SECOND, NEVER_SOON};
 
 /// Generates each scenario as `sim::<name>` and `real::<name>`.
 macro_rules! on_both_backends {

@@ -300,15 +300,7 @@ async fn pull_secrets(client: &Client, workload: &Workload) -> Vec<DockerConfig>
 
 /// The digest every ready pod reports for `container`, if they agree (SPEC §5 `latest`).
 async fn running_digest(client: &Client, workload: &Workload, container: &str) -> Option<String> {
-    if workload.selector.is_empty() {
-        return None;
-    }
-    let selector = workload
-        .selector
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
+    let selector = workload.label_selector()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &workload.namespace);
     let list = pods
         .list(&ListParams::default().labels(&selector))

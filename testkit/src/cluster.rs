@@ -162,6 +162,88 @@ impl Testbed {
         &self.state
     }
 
+    /// Kills a component of a private control plane at once (SIGKILL, as a crash) and starts it again with
+    /// the same command line, appending to its log. Returns once the new process runs; readiness is the
+    /// caller's to wait for.
+    pub fn restart_component(&self, component: &str) -> anyhow::Result<()> {
+        if self._private.is_none() {
+            bail!("only a control plane of the test's own is restarted: others share the run's");
+        }
+        let pid_file = self.state.join(format!("{component}.pid"));
+        let pid = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("read {}", pid_file.display()))?
+            .trim()
+            .to_owned();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .with_context(|| format!("{component} (pid {pid}) is not running"))?;
+        let argv: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let (program, args) = argv.split_first().context("empty command line")?;
+        let status = Command::new("kill").args(["-KILL", &pid]).status()?;
+        if !status.success() {
+            bail!("kill -KILL {pid} failed");
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            // A zombie until its parent (long gone: `up` detached it) is reaped by init.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if state.split_whitespace().nth(2) == Some("Z") {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("{component} (pid {pid}) did not die");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.state.join("logs").join(format!("{component}.log")))?;
+        let child = Command::new("setsid")
+            .arg(program)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("start {program}"))?;
+        std::fs::write(&pid_file, child.id().to_string())?;
+        Ok(())
+    }
+
+    /// Compacts etcd's history up to its current revision (etcd's HTTP gateway), as kube-apiserver does
+    /// every few minutes: watches from an older resourceVersion then end in 410 Expired.
+    pub async fn compact_etcd(&self) -> anyhow::Result<i64> {
+        let ports = std::fs::read_to_string(self.state.join("ports"))?;
+        let port = ports
+            .lines()
+            .find_map(|l| l.strip_prefix("etcd="))
+            .context("no etcd port in the test bed's ports file")?;
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}/v3");
+        // `key: "\0"` is the empty range's start: enough to get the header's current revision.
+        let range: serde_json::Value = http
+            .post(format!("{base}/kv/range"))
+            .json(&json!({"key": "AA==", "limit": 1}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let revision: i64 = range["header"]["revision"]
+            .as_str()
+            .context("no revision in etcd's answer")?
+            .parse()?;
+        http.post(format!("{base}/kv/compaction"))
+            .json(&json!({"revision": revision.to_string(), "physical": true}))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(revision)
+    }
+
     /// The test bed's kubectl (v1.36.3).
     pub fn kubectl_path(&self) -> PathBuf {
         self.workspace.join("testbed/bin/kubectl")

@@ -4,6 +4,7 @@
 //! - [`registry`]: Debian's `docker-registry` as a child process, plain / Basic / TLS / Bearer token, with helpers
 //!   that push synthetic images of the four manifest kinds and read manifests with chosen Accept types.
 //! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
+//! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //!
@@ -24,6 +25,8 @@
 //! Clients built by callers need a rustls crypto provider: call
 //! `rustls::crypto::ring::default_provider().install_default()` first (the registry harness does it itself).
 
+pub mod admin;
+pub mod annotations;
 pub mod cluster;
 pub mod fake;
 pub mod registry;

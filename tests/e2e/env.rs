@@ -211,17 +211,7 @@ impl Env {
         index: usize,
         within: Duration,
     ) -> std::process::ExitStatus {
-        let child = &mut self.controllers[index].0;
-        let pid = child.id().expect("running");
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        tokio::time::timeout(within, child.wait())
-            .await
-            .expect("controller exits in time")
-            .expect("exit status")
+        watch_cluster_testkit::admin::terminate(&mut self.controllers[index].0, within).await
     }
 
     /// Pushes `repo:tag` (an OCI index) and returns what was pushed.
@@ -508,45 +498,7 @@ impl Env {
     }
 }
 
-/// A free loopback port (for ADMIN_ADDR, which the test must know).
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// GET `http://127.0.0.1:port/path`: status and body, or `None` when nothing listens.
-pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let response = reqwest::get(format!("http://127.0.0.1:{port}{path}"))
-        .await
-        .ok()?;
-    let status = response.status().as_u16();
-    Some((status, response.text().await.unwrap_or_default()))
-}
-
-/// Waits until `GET path` answers `status`.
-pub async fn wait_for_http(port: u16, path: &str, status: u16) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some((s, body)) = http_get(port, path).await
-            && s == status
-        {
-            return body;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {path} to answer {status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The value of one sample of the OpenMetrics text, e.g. `watch_cluster_updates_total`.
-pub fn sample(metrics: &str, series: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (name, value) = line.rsplit_once(' ')?;
-        (name == series).then(|| value.parse().ok()).flatten()
-    })
-}
+pub use watch_cluster_testkit::admin::{free_port, http_get, sample, wait_for_http};
 
 impl Drop for Env {
     fn drop(&mut self) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use watch_cluster_testkit::ImageFault;
 
-use crate::env::{Kind, RealEnv, WAIT};
+use crate::env::{Kind, Mode, RealEnv, WAIT};
 use crate::{enabled, notes};
 
 /// A workload deleted while its rollout is observed: the controller stops observing it, sends nothing
@@ -199,4 +199,96 @@ async fn another_field_manager_owning_the_image_by_server_side_apply() {
             .count(),
         1
     );
+}
+
+/// etcd compacts the history the controller's watches stand on, then kube-apiserver is killed and started
+/// again, all mid-rollout: the watches resume (410 Expired, relist), the rollout's outcome is delivered
+/// exactly once, and a later update still happens. On a control plane of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
+    let mut env = RealEnv::start_in("apiserver-restart", Mode::ClusterWide).await;
+    env.push("team/app", "1.0.0").await;
+    let slow = env.push("team/app", "1.1.0").await;
+    env.set_fault(&slow.digest, ImageFault::NeverReady).await;
+    env.create(
+        Kind::Deployment,
+        "app",
+        &[("app", &env.image("team/app", "1.0.0"))],
+        &notes(&enabled("version")),
+        json!({}),
+    )
+    .await;
+    let port = crate::free_port();
+    let settings: Vec<(String, String)> = env
+        .settings()
+        .await
+        .into_iter()
+        .filter(|(k, _)| k != "ADMIN_ADDR")
+        .chain([("ADMIN_ADDR".to_owned(), format!("127.0.0.1:{port}"))])
+        .collect();
+    let index = env.spawn_controller(&settings);
+    env.wait_for_webhook("app", "IMAGE_ROLLOUT_STARTED").await;
+
+    let revision = env.testbed.compact_etcd().await.expect("etcd compaction");
+    assert!(revision > 0);
+    env.testbed
+        .restart_component("kube-apiserver")
+        .expect("kube-apiserver restarted");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ready = env.testbed.kubectl(&["get", "--raw", "/readyz"]);
+        if ready.is_ok_and(|o| o.status.success()) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "kube-apiserver did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    env.clear_fault(&slow.digest).await;
+    env.wait_for_webhook("app", "IMAGE_ROLLOUT_COMPLETED").await;
+    env.wait_for(Kind::Deployment, "app", "record removed", |d| {
+        d["metadata"]["annotations"]
+            .get("watch-cluster.io/rollout")
+            .is_none()
+    })
+    .await;
+    let newer = env.push("team/app", "1.2.0").await;
+    let expected = format!("{}@{}", env.image("team/app", "1.2.0"), newer.digest);
+    env.wait_for(Kind::Deployment, "app", "a later update", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str()
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while env
+        .webhook_types("app")
+        .iter()
+        .filter(|t| *t == "IMAGE_ROLLOUT_COMPLETED")
+        .count()
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{:?}",
+            env.webhook_types("app")
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        env.webhook_types("app"),
+        [
+            "IMAGE_ROLLOUT_STARTED",
+            "IMAGE_ROLLOUT_COMPLETED",
+            "IMAGE_ROLLOUT_STARTED",
+            "IMAGE_ROLLOUT_COMPLETED"
+        ],
+        "each outcome exactly once"
+    );
+    assert!(matches!(
+        crate::http_get(port, "/readyz").await,
+        Some((200, _))
+    ));
+    assert!(!env.controller_log(index).contains("panicked"));
 }

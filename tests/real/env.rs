@@ -384,17 +384,7 @@ spec:
         index: usize,
         within: Duration,
     ) -> std::process::ExitStatus {
-        let child = &mut self.controllers[index].0;
-        let pid = child.id().expect("running");
-        let status = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status();
-        assert!(status.is_ok_and(|s| s.success()), "kill -TERM {pid}");
-        tokio::time::timeout(within, child.wait())
-            .await
-            .expect("controller exits in time")
-            .expect("exit status")
+        watch_cluster_testkit::admin::terminate(&mut self.controllers[index].0, within).await
     }
 
     /// Pushes `repo:tag` as `kind` (salted by the namespace, see [`RealEnv::push`]).

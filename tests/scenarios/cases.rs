@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use watch_cluster_testkit::{ImageKind, Pushed};
 
 use crate::env::{Backend, Env, Kind, Settings, WAIT, enabled, notes};
-use crate::sim_env::{free_port, http_get, sample};
+use watch_cluster_testkit::admin::{free_port, http_get, metric, more_checks};
 
 /// The `deployment` object of a webhook body: the kind is named for StatefulSets and DaemonSets only.
 fn payload_workload(env: &Env, kind: Kind, name: &str, image: &str) -> Value {
@@ -30,28 +30,6 @@ async fn spawn_observed(env: &mut Env, settings: Settings) -> (usize, u16) {
     let port = free_port();
     let index = env.spawn_controller(&settings.with("ADMIN_ADDR", &format!("127.0.0.1:{port}")));
     (index, port)
-}
-
-/// The value of `series` on the controller's `/metrics` (0 while it is not up).
-async fn metric(port: u16, series: &str) -> f64 {
-    match http_get(port, "/metrics").await {
-        Some((200, body)) => sample(&body, series).unwrap_or(0.0),
-        _ => 0.0,
-    }
-}
-
-/// Waits until the controller has finished `more` further checks with `outcome`.
-async fn more_checks(port: u16, outcome: &str, more: f64) {
-    let series = format!("watch_cluster_checks_total{{outcome=\"{outcome}\"}}");
-    let target = metric(port, &series).await + more;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while metric(port, &series).await < target {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the controller did not finish {more} more {outcome} checks"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Waits until every ready pod of `name` runs `image` and reports its digest as `imageID`.

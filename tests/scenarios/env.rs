@@ -485,16 +485,4 @@ impl Settings {
     }
 }
 
-/// The annotations of an enabled workload checked every second with `strategy`.
-pub fn enabled(strategy: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("watch-cluster.io/enabled", "true".to_owned()),
-        ("watch-cluster.io/cron", crate::EVERY_SECOND.to_owned()),
-        ("watch-cluster.io/strategy", strategy.to_owned()),
-    ]
-}
-
-/// Borrows annotation pairs for [`Env::create`].
-pub fn notes<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    list.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
+pub use watch_cluster_testkit::annotations::{enabled, notes};
