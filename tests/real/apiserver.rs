@@ -229,6 +229,7 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
     let index = env.spawn_controller(&settings);
     env.wait_for_webhook("app", "IMAGE_ROLLOUT_STARTED").await;
 
+    let lists_before = env.requests("list", "deployments", true);
     let revision = env.testbed.compact_etcd().await.expect("etcd compaction");
     assert!(revision > 0);
     env.testbed
@@ -291,4 +292,9 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
         Some((200, _))
     ));
     assert!(!env.controller_log(index).contains("panicked"));
+    // The watch could not resume from a compacted resourceVersion (410 Expired): it listed again.
+    assert!(
+        env.requests("list", "deployments", true) > lists_before,
+        "no relist of deployments after the compaction and restart"
+    );
 }

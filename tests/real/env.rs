@@ -395,6 +395,19 @@ spec:
             .expect("push")
     }
 
+    /// How many `verb` requests of this test's controller on `resource` the audit log holds, at cluster
+    /// scope (`cluster`) or in a namespace.
+    pub fn requests(&self, verb: &str, resource: &str, cluster: bool) -> usize {
+        self.testbed
+            .audited_requests(&self.credentials.credential_ids())
+            .expect("audit log readable")
+            .iter()
+            .filter(|r| {
+                r.verb == verb && r.resource == resource && r.namespace.is_none() == cluster
+            })
+            .count()
+    }
+
     /// How many patches of this test's controller the API server answered with `code` (the audit log).
     pub fn refused_patches(&self, code: u16) -> usize {
         self.testbed

@@ -12,15 +12,19 @@ use watch_cluster_testkit::ImageFault;
 use crate::env::{Kind, Mode, RealEnv};
 use crate::{enabled, notes};
 
-/// A Deployment and a DaemonSet that update (the DaemonSet's registry credentials in a pull secret), and a
-/// StatefulSet whose update gets stuck and is rolled back: every call the controller makes.
+/// The smoke scenarios at once: for each kind an update that completes (the DaemonSet's registry credentials
+/// in a pull secret) and one that gets stuck and is rolled back. Every call the controller makes.
 async fn every_kind_of_call(mode: Mode, test: &str) {
     let mut env = RealEnv::start_in(test, mode).await;
     env.push("team/app", "1.0.0").await;
     let newer = env.push("team/app", "1.1.0").await;
-    env.push("team/db", "1.0.0").await;
-    let bad = env.push("team/db", "1.1.0").await;
-    env.set_fault(&bad.digest, ImageFault::Crash).await;
+    let mut stuck = Vec::new();
+    for repo in ["team/db", "team/pay", "team/logs"] {
+        env.push(repo, "1.0.0").await;
+        let bad = env.push(repo, "1.1.0").await;
+        env.set_fault(&bad.digest, ImageFault::Crash).await;
+        stuck.push(env.image(repo, "1.0.0"));
+    }
     let auth = base64::engine::general_purpose::STANDARD.encode("ci:secret");
     let config = json!({"auths": {env.registry.host(): {"auth": auth}}}).to_string();
     let secret: Secret = serde_json::from_value(json!({
@@ -53,11 +57,35 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
     .await;
     env.set_pull_secret(Kind::DaemonSet, "agent", "regcred")
         .await;
-    let db = env.image("team/db", "1.0.0");
+    env.create(
+        Kind::StatefulSet,
+        "store",
+        &[("app", &app)],
+        &notes(&enabled("version")),
+        json!({}),
+    )
+    .await;
+    let [db, pay, logs] = [&stuck[0], &stuck[1], &stuck[2]];
     env.create(
         Kind::StatefulSet,
         "db",
-        &[("db", &db)],
+        &[("db", db)],
+        &notes(&enabled("version")),
+        json!({}),
+    )
+    .await;
+    env.create(
+        Kind::Deployment,
+        "pay",
+        &[("app", pay)],
+        &notes(&enabled("version")),
+        json!({"progressDeadlineSeconds": 10}),
+    )
+    .await;
+    env.create(
+        Kind::DaemonSet,
+        "logs",
+        &[("app", logs)],
         &notes(&enabled("version")),
         json!({}),
     )
@@ -80,16 +108,24 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
     env.spawn_controller(&settings);
 
     let expected = format!("{}@{}", env.image("team/app", "1.1.0"), newer.digest);
-    for name in ["web", "agent"] {
+    for name in ["web", "agent", "store"] {
         let done = env.wait_for_webhook(name, "IMAGE_ROLLOUT_COMPLETED").await;
         assert_eq!(done["deployment"]["image"], expected.as_str(), "{done}");
     }
-    let failed = env.wait_for_webhook("db", "IMAGE_ROLLOUT_FAILED").await;
-    assert_eq!(failed["details"]["rolledBackTo"], db.as_str(), "{failed}");
-    let (ok, output) = env
-        .rollout_status(Kind::StatefulSet, "db", &["--timeout=60s"])
-        .await;
-    assert!(ok, "the StatefulSet is healthy again: {output}");
+    for (kind, name, previous) in [
+        (Kind::StatefulSet, "db", db),
+        (Kind::Deployment, "pay", pay),
+        (Kind::DaemonSet, "logs", logs),
+    ] {
+        let failed = env.wait_for_webhook(name, "IMAGE_ROLLOUT_FAILED").await;
+        assert_eq!(
+            failed["details"]["rolledBackTo"],
+            previous.as_str(),
+            "{failed}"
+        );
+        let (ok, output) = env.rollout_status(kind, name, &["--timeout=60s"]).await;
+        assert!(ok, "{name} is healthy again: {output}");
+    }
     assert!(
         env.reasons("db")
             .await
