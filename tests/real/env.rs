@@ -60,6 +60,8 @@ pub struct RealEnv {
     controllers: Vec<(Child, PathBuf)>,
     /// Cluster-scoped objects this test made, as `kubectl delete` arguments.
     cluster_objects: Vec<String>,
+    /// Keys this test added to the node agent's faults ConfigMap (shared by every test).
+    faults: std::sync::Mutex<Vec<String>>,
     mode: Mode,
 }
 
@@ -135,6 +137,7 @@ impl RealEnv {
             credentials,
             controllers: Vec::new(),
             cluster_objects: Vec::new(),
+            faults: std::sync::Mutex::new(Vec::new()),
             mode,
         }
     }
@@ -219,11 +222,14 @@ impl RealEnv {
         format!("{}/{repo}:{tag}", self.registry.host())
     }
 
+    /// Marks an image broken on every node until the test ends (its key is removed then).
     pub async fn set_fault(&self, digest: &str, fault: ImageFault) {
         self.testbed
             .set_image_fault(&self.admin, digest, Some(fault))
             .await
             .expect("fault marked");
+        let mut marked = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        marked.push(digest.replace(':', "-"));
     }
 
     /// A ValidatingAdmissionPolicy, bound to this test's namespace only, that refuses any update of a
@@ -674,6 +680,28 @@ impl Drop for RealEnv {
         }
         if !std::thread::panicking() && !self.controllers.is_empty() {
             self.check_authorization();
+        }
+        // Leave the shared faults ConfigMap as this test found it.
+        let keys = self
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !keys.is_empty() {
+            let nulls: serde_json::Map<String, Value> =
+                keys.into_iter().map(|k| (k, Value::Null)).collect();
+            let patch = json!({"data": nulls}).to_string();
+            let (ns, name) = watch_cluster_testkit::cluster::FAULTS;
+            let _ = self.testbed.kubectl(&[
+                "-n",
+                ns,
+                "patch",
+                "configmap",
+                name,
+                "--type=merge",
+                "-p",
+                &patch,
+            ]);
         }
         for object in &self.cluster_objects {
             let _ = self
