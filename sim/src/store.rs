@@ -234,7 +234,7 @@ impl Store {
         }
         meta::carry_over(kind, &old, &mut new);
         validate::validate(kind, &new)?;
-        Ok(self.commit_update(&mut state, kind, &old, new))
+        Ok(self.commit_update(&mut state, kind, &old, new, Write::Object))
     }
 
     /// Replaces only the `status` of an object; `metadata.resourceVersion`, when set, must match.
@@ -243,7 +243,14 @@ impl Store {
         let old = current(&state, kind, &object)?;
         let mut new = (*old).clone();
         meta::copy_field(&object, &mut new, "status");
-        Ok(self.commit_update(&mut state, kind, &old, new))
+        // Kubernetes' Deployment status strategy keeps the annotations of the request (its controller
+        // writes `deployment.kubernetes.io/revision` that way), never the spec or labels.
+        if kind == Kind::Deployment
+            && let Some(annotations) = object.pointer("/metadata/annotations")
+        {
+            new["metadata"]["annotations"] = annotations.clone();
+        }
+        Ok(self.commit_update(&mut state, kind, &old, new, Write::Status))
     }
 
     /// Removes an object (and, like the garbage collector with background propagation, the
@@ -280,13 +287,19 @@ impl Store {
         kind: Kind,
         old: &Arc<Value>,
         mut new: Value,
+        write: Write,
     ) -> Value {
         meta::set_resource_version(&mut new, resource_version_of(old).unwrap_or(0));
         if new == **old {
             // A no-op write changes nothing and notifies nobody, as in Kubernetes.
             return new;
         }
-        if kind.info().has_generation && old.get("spec") != new.get("spec") {
+        // Kubernetes bumps a Deployment's generation on annotation changes too (they are copied to its
+        // ReplicaSets); other kinds only on spec changes.
+        let annotations = |o: &Value| o.pointer("/metadata/annotations").cloned();
+        let bumps = old.get("spec") != new.get("spec")
+            || (kind == Kind::Deployment && annotations(old) != annotations(&new));
+        if kind.info().has_generation && write == Write::Object && bumps {
             meta::bump_generation(&mut new);
         }
         self.commit(state, kind, ChangeType::Modified, new)
@@ -393,3 +406,10 @@ fn key_of_object(kind: Kind, object: &Value) -> Key {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
+
+/// Which endpoint an update came through: only the object's own bumps its generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    Object,
+    Status,
+}

@@ -39,6 +39,9 @@ pub enum ReconcileError {
     },
 }
 
+/// How soon a deferred `check-now` is looked at again if no status change arrives first.
+const CHECK_NOW_RETRY: Duration = Duration::from_secs(1);
+
 /// Reconciles one workload.
 #[tracing::instrument(skip_all, fields(kind = %K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile<K: ManagedKind>(
@@ -99,7 +102,12 @@ pub async fn reconcile<K: ManagedKind>(
         Poll::Due(wait) => (true, wait),
         Poll::Wait(wait) => (false, wait),
     };
-    let trigger = if settings.check_now {
+    // Writing an annotation bumps a Deployment's generation (Kubernetes copies annotations to ReplicaSets),
+    // so right after `check-now` is set its controller has not observed the "new" spec yet and a check
+    // would be skipped as mid-rollout, using the request up. It waits for that status instead, which the
+    // watch brings within moments (docs/design.md, "check-now").
+    let check_now_waits = settings.check_now && !workload.generation_observed;
+    let trigger = if settings.check_now && !check_now_waits {
         Some(checker::Trigger::Manual)
     } else if due && ctx.with_memory(&key, |m| m.backoff.allows(now)) {
         Some(checker::Trigger::Schedule)
@@ -115,6 +123,11 @@ pub async fn reconcile<K: ManagedKind>(
         ctx.with_memory(&key, |m| m.backoff.record(failed, Utc::now()));
     }
     let wait = rollout_wait.map_or(wait, |r| r.min(wait));
+    let wait = if check_now_waits {
+        wait.min(CHECK_NOW_RETRY)
+    } else {
+        wait
+    };
     Ok(Action::requeue(wait.max(Duration::from_millis(10))))
 }
 

@@ -188,9 +188,13 @@ impl Testbed {
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-            // A zombie until its parent (long gone: `up` detached it) is reaped by init.
+            // It may stay a zombie until init reaps it (`up` detached it). A zombie leader whose other
+            // threads still exit holds the listening socket: done only when no other thread is left.
             let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            if state.split_whitespace().nth(2) == Some("Z") {
+            let threads = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .map(|d| d.count())
+                .unwrap_or(0);
+            if state.split_whitespace().nth(2) == Some("Z") && threads <= 1 {
                 break;
             }
             if std::time::Instant::now() > deadline {
@@ -585,6 +589,8 @@ pub struct AuditedRequest {
     pub decision: String,
     /// The response's status code (0 while a watch is still open).
     pub code: u16,
+    /// When the request was received, RFC 3339 with microseconds (`…Z`): comparable as text.
+    pub time: String,
     pub uri: String,
 }
 
@@ -640,6 +646,10 @@ impl Testbed {
                             .as_u64()
                             .and_then(|c| u16::try_from(c).ok())
                             .unwrap_or(0),
+                        time: event["requestReceivedTimestamp"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
                         uri: event["requestURI"].as_str().unwrap_or_default().to_owned(),
                     },
                 );

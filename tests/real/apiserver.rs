@@ -232,6 +232,7 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
     let lists_before = env.requests("list", "deployments", true);
     let revision = env.testbed.compact_etcd().await.expect("etcd compaction");
     assert!(revision > 0);
+    let restarted = crate::env::now_rfc3339();
     env.testbed
         .restart_component("kube-apiserver")
         .expect("kube-apiserver restarted");
@@ -247,6 +248,9 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    // Ready, and its RBAC caches loaded a moment later: refusals until then are not RBAC gaps.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    env.authorizer_warmed_up_since(&restarted);
 
     env.clear_fault(&slow.digest).await;
     env.wait_for_webhook("app", "IMAGE_ROLLOUT_COMPLETED").await;

@@ -60,6 +60,9 @@ pub struct RealEnv {
     controllers: Vec<(Child, PathBuf)>,
     /// Cluster-scoped objects this test made, as `kubectl delete` arguments.
     cluster_objects: Vec<String>,
+    /// Spans (RFC 3339, as the audit log writes them) in which a freshly started kube-apiserver's authorizer
+    /// was still loading RBAC: its refusals then are not the manifests' fault.
+    authorizer_warmups: std::sync::Mutex<Vec<(String, String)>>,
     /// Keys this test added to the node agent's faults ConfigMap (shared by every test).
     faults: std::sync::Mutex<Vec<String>>,
     mode: Mode,
@@ -138,6 +141,7 @@ impl RealEnv {
             controllers: Vec::new(),
             cluster_objects: Vec::new(),
             faults: std::sync::Mutex::new(Vec::new()),
+            authorizer_warmups: std::sync::Mutex::new(Vec::new()),
             mode,
         }
     }
@@ -220,6 +224,17 @@ impl RealEnv {
 
     pub fn image(&self, repo: &str, tag: &str) -> String {
         format!("{}/{repo}:{tag}", self.registry.host())
+    }
+
+    /// Marks `from`..now as a span in which kube-apiserver was (re)starting: its authorizer may refuse what
+    /// RBAC allows until its caches are loaded.
+    pub fn authorizer_warmed_up_since(&self, from: &str) {
+        let now = now_rfc3339();
+        let mut spans = self
+            .authorizer_warmups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        spans.push((from.to_owned(), now));
     }
 
     /// Marks an image broken on every node until the test ends (its key is removed then).
@@ -620,9 +635,15 @@ impl RealEnv {
             "the audit log has no request of this test's controller token {:?}",
             self.credentials.credential_ids()
         );
+        let warmups = self
+            .authorizer_warmups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let forbidden: Vec<String> = requests
             .iter()
             .filter(|r| r.decision != "allow")
+            .filter(|r| !warmups.iter().any(|(a, b)| *a <= r.time && r.time <= *b))
             .map(|r| format!("{} {} ({})", r.verb, r.uri, r.decision))
             .collect();
         assert!(
@@ -718,4 +739,9 @@ impl Drop for RealEnv {
             "--ignore-not-found",
         ]);
     }
+}
+
+/// Now, as the audit log writes times (RFC 3339, microseconds, `Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

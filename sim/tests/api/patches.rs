@@ -152,14 +152,25 @@ async fn status_changes_only_through_the_status_subresource() {
 }
 
 #[tokio::test]
-async fn generation_follows_spec_changes_only() {
+async fn a_deployments_generation_follows_its_spec_and_annotations_as_kube_apiserver_does() {
     let (_sim, api) = setup().await;
-    let metadata_only = json!({"metadata": {"annotations": {"note": "x"}}});
+    let labels_only = json!({"metadata": {"labels": {"team": "a"}}});
     let patched = api
-        .patch("web", &PatchParams::default(), &Patch::Merge(metadata_only))
+        .patch("web", &PatchParams::default(), &Patch::Merge(labels_only))
         .await
         .unwrap();
-    assert_eq!(patched.metadata.generation, Some(1));
+    assert_eq!(
+        patched.metadata.generation,
+        Some(1),
+        "labels are not a generation"
+    );
+    // kube-apiserver copies a Deployment's annotations to its ReplicaSets: a new generation.
+    let annotation = json!({"metadata": {"annotations": {"note": "x"}}});
+    let patched = api
+        .patch("web", &PatchParams::default(), &Patch::Merge(annotation))
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.generation, Some(2));
     let template =
         json!({"spec": {"template": {"metadata": {"annotations": {"restartedAt": "now"}}}}});
     let patched = api
@@ -170,12 +181,12 @@ async fn generation_follows_spec_changes_only() {
         )
         .await
         .unwrap();
-    assert_eq!(patched.metadata.generation, Some(2));
+    assert_eq!(patched.metadata.generation, Some(3));
     let unchanged = api
         .patch("web", &PatchParams::default(), &Patch::Merge(template))
         .await
         .unwrap();
-    assert_eq!(unchanged.metadata.generation, Some(2));
+    assert_eq!(unchanged.metadata.generation, Some(3));
     assert_eq!(
         unchanged.metadata.resource_version, patched.metadata.resource_version,
         "a no-op write is not a write"

@@ -140,7 +140,8 @@ fn sync_revision(ctx: &mut Ctx<'_>, snap: &Snapshot) -> Result<bool, WriteError>
     if meta::annotation(&snap.d, REVISION) != Some(rs_revision) {
         let mut d = snap.d.clone();
         meta::set_meta_map(&mut d, "annotations", REVISION, rs_revision);
-        ctx.update(Kind::Deployment, d)?;
+        // Through /status, as Kubernetes' deployment controller does: no new generation.
+        ctx.update_status(Kind::Deployment, d)?;
         return Ok(true);
     }
     let status = snap.d.get("status").cloned().unwrap_or_else(|| json!({}));
@@ -213,7 +214,8 @@ pub(crate) fn create_new_rs(
     ctx.create(Kind::ReplicaSet, rs)?;
     let mut updated = d.clone();
     meta::set_meta_map(&mut updated, "annotations", REVISION, &revision);
-    let updated = ctx.update(Kind::Deployment, updated)?;
+    // Through /status, as Kubernetes' deployment controller does: no new generation.
+    let updated = ctx.update_status(Kind::Deployment, updated)?;
     if has_deadline(d) {
         let msg = format!("Created new replica set \"{name}\"");
         let cond = status::condition(
