@@ -202,8 +202,9 @@ async fn another_field_manager_owning_the_image_by_server_side_apply() {
 }
 
 /// etcd compacts the history the controller's watches stand on, then kube-apiserver is killed and started
-/// again, all mid-rollout: the watches resume (410 Expired, relist), the rollout's outcome is delivered
-/// exactly once, and a later update still happens. On a control plane of its own.
+/// again, all mid-rollout: the watches resume (from the new watch cache, or by a relist after 410 Expired,
+/// depending on timing), the rollout's outcome is delivered exactly once, and a later update still happens.
+/// On a control plane of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
     let mut env = RealEnv::start_in("apiserver-restart", Mode::ClusterWide).await;
@@ -229,7 +230,6 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
     let index = env.spawn_controller(&settings);
     env.wait_for_webhook("app", "IMAGE_ROLLOUT_STARTED").await;
 
-    let lists_before = env.requests("list", "deployments", true);
     let revision = env.testbed.compact_etcd().await.expect("etcd compaction");
     assert!(revision > 0);
     let restarted = crate::env::now_rfc3339();
@@ -296,9 +296,4 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
         Some((200, _))
     ));
     assert!(!env.controller_log(index).contains("panicked"));
-    // The watch could not resume from a compacted resourceVersion (410 Expired): it listed again.
-    assert!(
-        env.requests("list", "deployments", true) > lists_before,
-        "no relist of deployments after the compaction and restart"
-    );
 }
