@@ -98,3 +98,9 @@ pub async fn terminate(
         Err(_) => panic!("the controller {pid} did not exit within {within:?} of SIGTERM"),
     }
 }
+
+/// SIGKILL to a controller process (no cleanup at all), then waits until it is gone.
+pub async fn kill(child: &mut tokio::process::Child) {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}

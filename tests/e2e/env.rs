@@ -200,9 +200,7 @@ impl Env {
 
     /// SIGKILL: no cleanup at all.
     pub async fn kill_controller(&mut self, index: usize) {
-        let child = &mut self.controllers[index].0;
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        watch_cluster_testkit::admin::kill(&mut self.controllers[index].0).await;
     }
 
     /// SIGTERM, then waits for the exit status.

@@ -394,9 +394,7 @@ spec:
 
     /// SIGKILL: no cleanup at all.
     pub async fn kill_controller(&mut self, index: usize) {
-        let child = &mut self.controllers[index].0;
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+        watch_cluster_testkit::admin::kill(&mut self.controllers[index].0).await;
     }
 
     /// SIGTERM, then waits for the exit status.
