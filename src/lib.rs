@@ -11,7 +11,7 @@
 //! | what the registry has | [`registry`], then [`resolve`] |
 //! | what to do about it | [`strategy`] (pure), [`controller::decide`] |
 //! | apply it | [`update`] |
-//! | observe the rollout, roll back | [`rollout`] |
+//! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
 //! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
@@ -27,11 +27,11 @@ pub mod image;
 pub mod leader;
 pub mod metrics;
 pub mod notify;
+pub mod observe;
 pub mod plan;
+pub mod record;
 pub mod registry;
-pub mod release;
 pub mod resolve;
-pub mod rollout;
 pub mod run;
 pub mod schedule;
 pub mod server;

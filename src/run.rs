@@ -54,22 +54,22 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
     let mut metrics = Registry::with_prefix("watch_cluster");
     let identity = identity();
     let (leader_tx, leader_rx) = tokio::sync::watch::channel(!config.leader_election);
+    let namespace = own_namespace();
+    let record_key = crate::record::secret::load_or_create(client.clone(), &namespace).await?;
     let ctx = Arc::new(Context::build(
         client.clone(),
         config.clone(),
         webhook,
         identity.clone(),
         leader_rx,
+        record_key,
         &mut metrics,
     )?);
     let stop = ctx.shutdown.clone();
     shutdown::on_signals(stop.clone());
     let election = config.leader_election.then(|| {
         let lease = LeaseConfig {
-            namespace: std::env::var("POD_NAMESPACE")
-                .ok()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| "watch-cluster".into()),
+            namespace,
             name: config.lease_name.clone(),
             identity,
             duration: leader::LEASE_DURATION,
@@ -104,6 +104,14 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
     let _ = admin_server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The controller's own namespace (downward API), where its Lease and record key live.
+fn own_namespace() -> String {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "watch-cluster".into())
 }
 
 /// This replica's identity: the pod name (downward API) or the host name.

@@ -14,9 +14,12 @@ use sha2::{Digest, Sha256};
 use super::{
     Context, ManagedKind, WorkloadKey,
     decide::{Findings, decide},
-    notify_ref, reference_of,
+    notify_ref,
+    observe::binding,
+    reference_of,
 };
 use crate::{
+    record,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
@@ -137,10 +140,11 @@ async fn run<K: ManagedKind>(
         }
         let record = new_record(&workload, &plan.changes);
         let now = record.started_at;
+        let sealed = record::seal(&ctx.record_key, &binding(&workload), &record);
         match update::apply(
             &api,
             &key.name,
-            patch::update_patch(&workload, &plan.changes, &record, now),
+            patch::update_patch(&workload, &plan.changes, &sealed, now),
         )
         .await
         {
@@ -168,7 +172,13 @@ async fn run<K: ManagedKind>(
             }
             Err(error @ UpdateError::Refused { .. }) => {
                 let message = error.to_string();
-                report_refusal(ctx, key, &api, &reference, &plan.changes, record, &message).await;
+                let refused = Refused {
+                    workload: &workload,
+                    changes: &plan.changes,
+                    record,
+                    message: &message,
+                };
+                report_refusal(ctx, key, &api, &reference, refused).await;
                 return Outcome::Failed(message);
             }
         }
@@ -176,6 +186,14 @@ async fn run<K: ManagedKind>(
     Outcome::Skipped(format!(
         "the workload kept changing during {ATTEMPTS} attempts; next check on schedule"
     ))
+}
+
+/// An update the API server refused.
+struct Refused<'a> {
+    workload: &'a Workload,
+    changes: &'a [ContainerChange],
+    record: RolloutRecord,
+    message: &'a str,
 }
 
 /// Reports a refused update once per transition (SPEC §5): a Warning Event `UpdateFailed`, and the FAILED
@@ -186,10 +204,14 @@ async fn report_refusal<K: ManagedKind>(
     key: &WorkloadKey,
     api: &Api<K>,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
-    changes: &[ContainerChange],
-    record: RolloutRecord,
-    message: &str,
+    refused: Refused<'_>,
 ) {
+    let Refused {
+        workload,
+        changes,
+        record,
+        message,
+    } = refused;
     let to = per_container(record.to.iter().map(|(n, i)| (n.as_str(), i.as_str())));
     let repeated = ctx.with_memory(key, |m| m.refused.replace(to.clone()) == Some(to.clone()));
     if repeated {
@@ -208,7 +230,8 @@ async fn report_refusal<K: ManagedKind>(
         }),
         ..record
     };
-    match update::apply(api, &key.name, patch::refused_patch(changes, &failed)).await {
+    let sealed = record::seal(&ctx.record_key, &binding(workload), &failed);
+    match update::apply(api, &key.name, patch::refused_patch(changes, &sealed)).await {
         // Our own write comes back through the watch; the rollout observer delivers the outcome.
         Ok(_) => {}
         Err(error) => {
@@ -233,7 +256,13 @@ async fn guard<K: ManagedKind>(
     key: &WorkloadKey,
     workload: &Workload,
 ) -> Option<String> {
-    if workload.annotations.contains_key(annotations::ROLLOUT) {
+    // Only a record this controller sealed holds checks back; any other `rollout` value is reported by
+    // reconcile and replaced by the next update.
+    let sealed = workload
+        .annotations
+        .get(annotations::ROLLOUT)
+        .is_some_and(|raw| record::open(&ctx.record_key, &binding(workload), raw).is_ok());
+    if sealed {
         return Some("an update is still being rolled out".into());
     }
     if workload.paused {

@@ -10,11 +10,13 @@
 
 mod checker;
 pub mod decide;
+mod observe;
 mod reconcile;
+mod release;
 pub mod schedule_state;
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fmt::Debug,
     sync::{Arc, Mutex},
     time::Duration,
@@ -170,6 +172,8 @@ pub struct WorkloadMemory {
     pub backoff: schedule_state::FailureBackoff,
     /// The images whose update the API server last refused: the same refusal is reported once (SPEC §5).
     pub refused: Option<String>,
+    /// The sealed rollout record being watched: since when, and how its writes and deliveries went.
+    pub rollout: Option<observe::Watching>,
 }
 
 /// Everything reconcile needs, shared by every controller.
@@ -186,8 +190,10 @@ pub struct Context {
     pub events: EventRecorder,
     /// Per-workload memory.
     pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
-    /// Workloads whose rollout outcome this process is delivering right now.
-    pub delivering: Mutex<HashSet<WorkloadKey>>,
+    /// Outcome deliveries running now, one per workload.
+    pub deliveries: observe::Deliveries,
+    /// Seals the `rollout` records this controller writes; a record without its seal is never acted on.
+    pub record_key: crate::record::RecordKey,
     /// Cancelled when shutdown starts: no new checks.
     pub shutdown: CancellationToken,
     /// Whether this replica may act (leader election, SPEC §8).
@@ -230,6 +236,7 @@ impl Context {
         webhook: crate::notify::WebhookConfig,
         instance: String,
         leader: tokio::sync::watch::Receiver<bool>,
+        record_key: crate::record::RecordKey,
         metrics: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, BuildError> {
         let controller_metrics = crate::metrics::Metrics::register(metrics);
@@ -243,7 +250,8 @@ impl Context {
             registry,
             notifier,
             memory: Default::default(),
-            delivering: Default::default(),
+            deliveries: Default::default(),
+            record_key,
             shutdown: CancellationToken::new(),
             leader,
             synced: Default::default(),
@@ -367,7 +375,12 @@ fn compact<K: ManagedKind>(obj: &mut K) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|k, _| k.starts_with(PREFIX));
     }
-    if crate::annotations::is_enabled(obj.annotations()) {
+    // A workload with an update in flight keeps what its rollout needs even when it was opted out
+    // meanwhile: the update still finishes.
+    let annotations = obj.annotations();
+    if crate::annotations::is_enabled(annotations)
+        || annotations.contains_key(crate::annotations::ROLLOUT)
+    {
         obj.slim_spec();
     } else {
         obj.drop_spec();

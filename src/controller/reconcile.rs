@@ -16,12 +16,11 @@ use serde_json::json;
 
 use super::{
     Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, WorkloadKey, checker, key_of,
-    reference_of,
+    observe, reference_of, release,
 };
 use crate::{
     annotations::{self, Detected, Settings},
     notify::{Event, Notification, events::Reason},
-    release, rollout,
     update::FIELD_MANAGER,
 };
 
@@ -51,7 +50,8 @@ pub async fn reconcile<K: ManagedKind>(
     let key = key_of::<K>(obj.as_ref());
     let reference = reference_of::<K>(&key, obj.uid());
     let notes = obj.annotations();
-    if !annotations::is_enabled(notes) {
+    let enabled = annotations::is_enabled(notes);
+    if !enabled && !notes.contains_key(annotations::ROLLOUT) {
         ctx.forget(&key);
         ctx.events.forget(&reference);
         return Ok(Action::await_change());
@@ -61,39 +61,77 @@ pub async fn reconcile<K: ManagedKind>(
         // reconciles every workload again.
         return Ok(Action::await_change());
     }
-    let settings = match Settings::from_annotations(notes, ctx.config.time_zone) {
+    // An update in flight finishes whatever happened to the other annotations since: opted out, a broken
+    // cron, an unknown strategy. Only its own sealed record drives it.
+    let workload = obj.project();
+    let rollout_wait = match observe::open_record::<K>(&ctx, &key, &workload).await {
+        Some(sealed) => Some(observe::advance::<K>(&ctx, &key, &workload, &sealed).await),
+        None => None,
+    };
+    if rollout_wait.is_none() && enabled {
+        ctx.with_memory(&key, |m| m.rollout = None);
+    }
+    if crate::observe::release::may_need_release(&workload) {
+        release::release(&ctx, &key, &workload, &reference).await;
+    }
+    let settings = if enabled {
+        valid_settings(&ctx, notes, &reference).await
+    } else {
+        None
+    };
+    let Some(settings) = settings else {
+        // Off or invalid: nothing is scheduled, but a rollout still in flight is followed to its end.
+        return Ok(match rollout_wait {
+            Some(wait) => requeue(wait),
+            None => {
+                ctx.forget(&key);
+                Action::await_change()
+            }
+        });
+    };
+    announce::<K>(&ctx, &key, &obj, &settings).await?;
+    let wait = schedule_and_check::<K>(&ctx, &key, &workload, &settings).await;
+    Ok(requeue(rollout_wait.map_or(wait, |r| r.min(wait))))
+}
+
+fn requeue(wait: Duration) -> Action {
+    Action::requeue(wait.max(Duration::from_millis(10)))
+}
+
+/// The workload's settings, or `None` after reporting why they cannot be used.
+async fn valid_settings(
+    ctx: &Context,
+    notes: &std::collections::BTreeMap<String, String>,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+) -> Option<Settings> {
+    match Settings::from_annotations(notes, ctx.config.time_zone) {
         Ok(settings) => {
-            ctx.events.clear(&reference, Reason::InvalidAnnotation);
-            settings
+            ctx.events.clear(reference, Reason::InvalidAnnotation);
+            Some(settings)
         }
         Err(invalid) => {
             tracing::warn!(annotation = invalid.annotation, value = %invalid.value, "{invalid}");
             ctx.events
-                .publish_once(&reference, Reason::InvalidAnnotation, invalid.to_string())
+                .publish_once(reference, Reason::InvalidAnnotation, invalid.to_string())
                 .await;
-            ctx.forget(&key);
-            return Ok(Action::await_change());
+            None
         }
-    };
-    // An update in flight: its rollout moves on from this very state (status included).
-    let workload = obj.project();
-    let rollout_wait = if notes.contains_key(annotations::ROLLOUT) {
-        rollout::advance::<K>(&ctx, &key, &workload).await
-    } else {
-        None
-    };
-    if release::may_need_release(&workload) {
-        release::release(&ctx, &key, &workload, &reference).await;
     }
-    announce::<K>(&ctx, &key, &obj, &settings).await?;
+}
 
+/// Runs a check when one is due (or requested) and returns how long until the next look.
+async fn schedule_and_check<K: ManagedKind>(
+    ctx: &Arc<Context>,
+    key: &WorkloadKey,
+    workload: &crate::workload::Workload,
+    settings: &Settings,
+) -> Duration {
     let now = Utc::now();
-    let poll = ctx.with_memory(&key, |memory| {
-        let state = match memory.schedule.take() {
+    let poll = ctx.with_memory(key, |memory| {
+        let mut state = match memory.schedule.take() {
             Some(state) if state.is_for(&settings.cron) => state,
             _ => ScheduleState::new(&settings.cron, &settings.schedule, now),
         };
-        let mut state = state;
         let poll = state.poll(&settings.schedule, now);
         memory.schedule = Some(state);
         poll
@@ -109,7 +147,7 @@ pub async fn reconcile<K: ManagedKind>(
     let check_now_waits = settings.check_now && !workload.generation_observed;
     let trigger = if settings.check_now && !check_now_waits {
         Some(checker::Trigger::Manual)
-    } else if due && ctx.with_memory(&key, |m| m.backoff.allows(now)) {
+    } else if due && ctx.with_memory(key, |m| m.backoff.allows(now)) {
         Some(checker::Trigger::Schedule)
     } else {
         if due {
@@ -118,17 +156,15 @@ pub async fn reconcile<K: ManagedKind>(
         None
     };
     if let Some(trigger) = trigger {
-        let outcome = checker::check::<K>(&ctx, &key, &settings, trigger).await;
+        let outcome = checker::check::<K>(ctx, key, settings, trigger).await;
         let failed = matches!(outcome, checker::Outcome::Failed(_));
-        ctx.with_memory(&key, |m| m.backoff.record(failed, Utc::now()));
+        ctx.with_memory(key, |m| m.backoff.record(failed, Utc::now()));
     }
-    let wait = rollout_wait.map_or(wait, |r| r.min(wait));
-    let wait = if check_now_waits {
+    if check_now_waits {
         wait.min(CHECK_NOW_RETRY)
     } else {
         wait
-    };
-    Ok(Action::requeue(wait.max(Duration::from_millis(10))))
+    }
 }
 
 /// What to do after a reconcile error.
@@ -187,7 +223,19 @@ async fn announce<K: ManagedKind>(
             update_strategy: detected.strategy.clone(),
         },
         Utc::now(),
-        &detected.to_value(),
+        &detection_id(&updated, &detected),
     ));
     Ok(())
+}
+
+/// What the `DEPLOYMENT_DETECTED` delivery id derives from: this announcement and no other. The workload's
+/// uid tells a re-created workload from the old one; the resourceVersion of our own `detected` write tells
+/// "A, then B, then A again" apart, while a retry of the same delivery keeps its id.
+fn detection_id(updated: &impl ResourceExt, detected: &Detected) -> String {
+    format!(
+        "{}/{}/{}",
+        updated.uid().unwrap_or_default(),
+        updated.resource_version().unwrap_or_default(),
+        detected.to_value()
+    )
 }

@@ -59,6 +59,7 @@ impl RunningController {
                 webhooks(webhook_url)?,
                 INSTANCE.into(),
                 leader_rx,
+                ephemeral_key()?,
                 &mut metrics,
             )
             .context("failed to assemble the controller")?,
@@ -107,4 +108,10 @@ fn webhooks(url: &str) -> anyhow::Result<WebhookConfig> {
         .with_timeout(Duration::from_secs(2))
         .with_retry_count(3)
         .with_backoff(Duration::from_millis(200), Duration::from_secs(2)))
+}
+
+/// The demo runs one process once: a key that lives as long as it does is all it needs.
+fn ephemeral_key() -> anyhow::Result<crate::record::RecordKey> {
+    let bytes = crate::record::RecordKey::generate().context("failed to generate a record key")?;
+    Ok(crate::record::RecordKey::from_bytes(&bytes)?)
 }

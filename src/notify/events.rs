@@ -52,6 +52,12 @@ pub enum Reason {
     ManualCheckFailed,
     /// Normal: a StatefulSet pod left Not Ready on a quarantined image was deleted after the rollback.
     StuckPodDeleted,
+    /// Warning: a `rollout` annotation the controller did not write (or cannot read) was ignored.
+    RolloutRecordRejected,
+    /// Warning: an unreadable `quarantine` annotation was replaced during a rollback.
+    QuarantineReplaced,
+    /// Warning: a rollout's outcome could not be written; retried with a growing pause.
+    RolloutRecordUnwritable,
 }
 
 impl Reason {
@@ -74,6 +80,9 @@ impl Reason {
             Reason::ManualCheckNoUpdate => "ManualCheckNoUpdate",
             Reason::ManualCheckFailed => "ManualCheckFailed",
             Reason::StuckPodDeleted => "StuckPodDeleted",
+            Reason::RolloutRecordRejected => "RolloutRecordRejected",
+            Reason::QuarantineReplaced => "QuarantineReplaced",
+            Reason::RolloutRecordUnwritable => "RolloutRecordUnwritable",
         }
     }
 
@@ -96,8 +105,11 @@ impl Reason {
     fn action(self) -> &'static str {
         match self {
             Reason::ImageUpdated | Reason::UpdateFailed | Reason::DryRunWouldUpdate => "Update",
-            Reason::RolloutCompleted | Reason::RolloutFailed => "ObserveRollout",
-            Reason::RolledBack | Reason::StuckPodDeleted => "Rollback",
+            Reason::RolloutCompleted
+            | Reason::RolloutFailed
+            | Reason::RolloutRecordRejected
+            | Reason::RolloutRecordUnwritable => "ObserveRollout",
+            Reason::RolledBack | Reason::StuckPodDeleted | Reason::QuarantineReplaced => "Rollback",
             _ => "Check",
         }
     }

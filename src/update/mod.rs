@@ -151,7 +151,7 @@ mod tests {
         let p = update_patch(
             &workload,
             &[change(&workload)],
-            &record("app:1.0.1@sha256:bb"),
+            &record("app:1.0.1@sha256:bb").to_value(),
             now,
         );
         json_patch::patch(&mut doc, &p).unwrap();
@@ -187,7 +187,7 @@ mod tests {
         let p = update_patch(
             &workload,
             &[change(&workload)],
-            &record("app:1.0.1@sha256:bb"),
+            &record("app:1.0.1@sha256:bb").to_value(),
             DateTime::from_timestamp(0, 0).unwrap(),
         );
         let before = doc.clone();
@@ -217,7 +217,11 @@ mod tests {
             error: "deadline".into(),
             rolled_back_to: Some(current.from.clone()),
         });
-        let p = rollback_patch(&current, &workload, "[]".into(), &failed);
+        let sealed = crate::record::Sealed {
+            raw: current.to_value(),
+            record: current.clone(),
+        };
+        let p = rollback_patch(&sealed, &workload, "[]".into(), &failed.to_value());
         json_patch::patch(&mut doc, &p).unwrap();
         assert_eq!(
             doc["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -239,14 +243,15 @@ mod tests {
         let mut doc = object();
         doc["metadata"]["annotations"][annotations::ROLLOUT] = json!(current.to_value());
         let mut other = doc.clone();
-        json_patch::patch(&mut doc, &record_patch(&current, None)).unwrap();
+        let raw = current.to_value();
+        json_patch::patch(&mut doc, &record_patch(&raw, None)).unwrap();
         assert!(
             doc["metadata"]["annotations"]
                 .get(annotations::ROLLOUT)
                 .is_none()
         );
         other["metadata"]["annotations"][annotations::ROLLOUT] = json!(record("x").to_value());
-        assert!(json_patch::patch(&mut other, &record_patch(&current, None)).is_err());
+        assert!(json_patch::patch(&mut other, &record_patch(&raw, None)).is_err());
     }
 
     /// Answers of kube-apiserver v1.36.3 to JSON Patches of a Deployment, verbatim (docs/design.md).

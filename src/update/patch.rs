@@ -13,7 +13,8 @@ use json_patch::{
 use serde_json::Value;
 
 use crate::{
-    annotations::{self, RolloutRecord},
+    annotations,
+    record::Sealed,
     workload::{Container, Workload},
 };
 
@@ -49,7 +50,7 @@ pub fn per_container<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -
 pub fn update_patch(
     workload: &Workload,
     changes: &[ContainerChange],
-    record: &RolloutRecord,
+    sealed_record: &str,
     now: DateTime<Utc>,
 ) -> Patch {
     let mut ops = Vec::new();
@@ -92,7 +93,7 @@ pub fn update_patch(
                 .map(|c| (c.container.name.as_str(), c.to_digest.as_str())),
         ),
     );
-    notes.insert(annotations::ROLLOUT, record.to_value());
+    notes.insert(annotations::ROLLOUT, sealed_record.to_owned());
     ops.extend(annotation_ops(notes));
     // A from-digest left by an earlier update would describe the wrong change.
     if !all_from_digests_known
@@ -127,24 +128,26 @@ pub fn annotation_ops(values: BTreeMap<&'static str, String>) -> Vec<PatchOperat
 
 /// After the API server refused `changes`: records the FAILED outcome alone, so its delivery survives a
 /// restart like any other outcome. Guarded by the images the decision was made from.
-pub fn refused_patch(changes: &[ContainerChange], failed: &RolloutRecord) -> Patch {
+pub fn refused_patch(changes: &[ContainerChange], sealed_failed: &str) -> Patch {
     let mut ops: Vec<PatchOperation> = changes
         .iter()
         .map(|c| test(&c.container.image_path(), &c.from_image))
         .collect();
     let mut notes = BTreeMap::new();
-    notes.insert(annotations::ROLLOUT, failed.to_value());
+    notes.insert(annotations::ROLLOUT, sealed_failed.to_owned());
     ops.extend(annotation_ops(notes));
     Patch(ops)
 }
 
 /// The patch that restores the previous images, quarantines the failed ones and records the outcome.
+/// Guarded by the images written and by the record exactly as stored.
 pub fn rollback_patch(
-    record: &RolloutRecord,
+    current: &Sealed,
     workload: &Workload,
     quarantine_value: String,
-    outcome_record: &RolloutRecord,
+    sealed_outcome: &str,
 ) -> Patch {
+    let record = &current.record;
     let mut ops = Vec::new();
     let mut restores = Vec::new();
     for (name, written) in &record.to {
@@ -154,24 +157,22 @@ pub fn rollback_patch(
             restores.push(replace(&container.image_path(), previous));
         }
     }
-    ops.push(test(
-        &annotation_path(annotations::ROLLOUT),
-        &record.to_value(),
-    ));
+    ops.push(test(&annotation_path(annotations::ROLLOUT), &current.raw));
     ops.extend(restores);
     let mut notes = BTreeMap::new();
     notes.insert(annotations::QUARANTINE, quarantine_value);
-    notes.insert(annotations::ROLLOUT, outcome_record.to_value());
+    notes.insert(annotations::ROLLOUT, sealed_outcome.to_owned());
     ops.extend(annotation_ops(notes));
     Patch(ops)
 }
 
-/// Replaces the `rollout` record, guarded by its current value (only the holder of that record may move it).
-pub fn record_patch(current: &RolloutRecord, next: Option<&RolloutRecord>) -> Patch {
+/// Replaces the `rollout` record, guarded by its value exactly as stored (only the holder of that record
+/// may move it; a re-spaced copy still matches, because the stored text is tested, not a re-serialisation).
+pub fn record_patch(current_raw: &str, next: Option<&str>) -> Patch {
     let path = annotation_path(annotations::ROLLOUT);
-    let mut ops = vec![test(&path, &current.to_value())];
+    let mut ops = vec![test(&path, current_raw)];
     match next {
-        Some(next) => ops.push(replace(&path, &next.to_value())),
+        Some(next) => ops.push(replace(&path, next)),
         None => ops.push(PatchOperation::Remove(RemoveOperation {
             path: pointer(&path),
         })),

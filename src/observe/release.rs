@@ -1,4 +1,4 @@
-//! Observe, after a rollback: free a StatefulSet from the pods its failed revision left behind.
+//! After a rollback: free a StatefulSet from the pods its failed revision left behind.
 //!
 //! A StatefulSet with the default `OrderedReady` policy never replaces a pod that is not Running and Ready:
 //! after its template is restored, the pod that crashed on the bad image stays as it is and the rollback
@@ -10,17 +10,13 @@
 //! `quarantine` annotation, and its pods. Output: the pods to delete: owned by it, not Ready, and running, in
 //! a container, an image that is quarantined for that container and is no longer the template's. Nothing
 //! else is ever deleted, so a healthy pod, a pod of a newer update, or another owner's pod is never touched.
+//! Pure; the controller lists the pods and deletes what this names.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::{
-    Api, ResourceExt as _,
-    api::{DeleteParams, ListParams, Preconditions},
-};
+use kube::ResourceExt as _;
 
 use crate::{
     annotations,
-    controller::{Context, WorkloadKey},
-    notify::events::Reason,
     strategy::Quarantine,
     workload::{Kind, Progress, Workload},
 };
@@ -70,70 +66,6 @@ fn is_ready(pod: &Pod) -> bool {
         .iter()
         .flat_map(|s| s.conditions.iter().flatten())
         .any(|c| c.type_ == "Ready" && c.status == "True")
-}
-
-/// Deletes the pods [`stuck_pods`] names, each guarded by its uid, with one Event each.
-#[tracing::instrument(skip_all, fields(kind = %key.kind, namespace = %key.namespace, name = %key.name))]
-pub async fn release(
-    ctx: &Context,
-    key: &WorkloadKey,
-    workload: &Workload,
-    reference: &k8s_openapi::api::core::v1::ObjectReference,
-) {
-    if ctx.config.dry_run {
-        return;
-    }
-    let Some(selector) = workload.label_selector() else {
-        return;
-    };
-    let Some(quarantine) = workload
-        .annotations
-        .get(annotations::QUARANTINE)
-        .and_then(|v| Quarantine::from_annotation(v).ok())
-    else {
-        return;
-    };
-    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let pods = match api.list(&ListParams::default().labels(&selector)).await {
-        Ok(list) => list.items,
-        Err(error) => {
-            tracing::warn!(%error, "cannot list the StatefulSet's pods to release them; retrying on the next change");
-            return;
-        }
-    };
-    for (name, image) in stuck_pods(workload, &quarantine, &pods) {
-        let uid = pods
-            .iter()
-            .find(|p| p.name_any() == name)
-            .and_then(|p| p.uid());
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid,
-                resource_version: None,
-            }),
-            ..DeleteParams::default()
-        };
-        match api.delete(&name, &params).await {
-            Ok(_) => {
-                tracing::info!(pod = %name, %image, "deleted a pod stuck on a quarantined image");
-                ctx.events
-                    .publish(
-                        reference,
-                        Reason::StuckPodDeleted,
-                        format!(
-                            "deleted pod {name}: not Ready on quarantined {image}; the StatefulSet recreates it \
-                             from the restored template"
-                        ),
-                    )
-                    .await;
-            }
-            // Gone already, or replaced by a new pod of the same name: nothing left to free.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(error) => {
-                tracing::warn!(pod = %name, %error, "failed to delete a pod stuck on a quarantined image")
-            }
-        }
-    }
 }
 
 #[cfg(test)]

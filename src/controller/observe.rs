@@ -1,0 +1,423 @@
+//! Carries out what [`crate::observe::step`] decides: the writes, Events and webhooks that end a rollout.
+//!
+//! Input: a workload whose `rollout` annotation opened with this controller's seal. Output: the outcome
+//! recorded in that annotation first, then Events and the `IMAGE_ROLLOUT_COMPLETED`/`FAILED` webhook, then
+//! the annotation removed. Because the annotation is the only state, a restarted controller or a new leader
+//! picks up exactly where the last one stopped (docs/guarantees.md, "Rollouts").
+//!
+//! Runs for every workload that carries a sealed record, whatever its other annotations say: an update in
+//! flight always finishes, even after `enabled` was set to `"false"` or the cron was broken mid-rollout.
+
+use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
+
+use chrono::{DateTime, Utc};
+use kube::Api;
+
+use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
+use crate::{
+    annotations::{RolloutOutcome, RolloutRecord},
+    metrics::RolloutResult,
+    notify::{DeliveryOutcome, Event, Notification, events::Reason},
+    observe::{self, Observation, Step, images},
+    record::{self, Binding, Rejected, Sealed},
+    update::{self, UpdateError, patch},
+    workload::Workload,
+};
+
+/// What this process remembers of the record it is watching.
+#[derive(Debug, Clone)]
+pub struct Watching {
+    id: String,
+    since: DateTime<Utc>,
+    failures: u32,
+}
+
+/// How soon a record that moved under us (a conflict) is looked at again: the watch brings the new copy
+/// sooner in the usual case, this bounds the rare one.
+const CONFLICT_RETRY: Duration = Duration::from_secs(2);
+
+/// The workload's own identity, which its record is sealed to.
+pub fn binding(workload: &Workload) -> Binding<'_> {
+    Binding {
+        kind: workload.kind,
+        namespace: &workload.namespace,
+        name: &workload.name,
+        uid: &workload.uid,
+    }
+}
+
+/// Opens the workload's `rollout` annotation: `None` when there is none; a record it cannot trust is
+/// reported once per value (a Warning Event that names it) and never acted on.
+pub async fn open_record<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &Workload,
+) -> Option<Sealed> {
+    let raw = workload.annotations.get(crate::annotations::ROLLOUT)?;
+    match record::open(&ctx.record_key, &binding(workload), raw) {
+        Ok(sealed) => Some(sealed),
+        Err(rejected) => {
+            report_rejected::<K>(ctx, key, workload, raw, &rejected).await;
+            None
+        }
+    }
+}
+
+async fn report_rejected<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &Workload,
+    raw: &str,
+    rejected: &Rejected,
+) {
+    let shown: String = raw.chars().take(200).collect();
+    let note = format!(
+        "{rejected}; it is ignored, and checks go on (the next update replaces it). Remove it with: kubectl \
+         annotate {} {} watch-cluster.io/rollout- (value: {shown})",
+        key.kind.as_str().to_lowercase(),
+        key.name
+    );
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    let reported = ctx
+        .events
+        .publish_once_keyed(&reference, Reason::RolloutRecordRejected, raw, note)
+        .await;
+    if reported {
+        tracing::warn!(%rejected, "ignored a rollout record watch-cluster did not write");
+    }
+}
+
+/// Moves a rollout on from what the workload shows now. Returns how long until it must be looked at again
+/// at the latest (its deadline, or a retry after a failed write or delivery).
+#[tracing::instrument(skip_all, fields(kind = %key.kind, namespace = %key.namespace, name = %key.name))]
+pub async fn advance<K: ManagedKind>(
+    ctx: &Arc<Context>,
+    key: &WorkloadKey,
+    workload: &Workload,
+    sealed: &Sealed,
+) -> Duration {
+    let now = Utc::now();
+    let watching = ctx.with_memory(key, |m| {
+        m.rollout
+            .get_or_insert_with(|| Watching {
+                id: sealed.record.id.clone(),
+                since: now,
+                failures: 0,
+            })
+            .clone()
+    });
+    let watching = if watching.id == sealed.record.id {
+        watching
+    } else {
+        let fresh = Watching {
+            id: sealed.record.id.clone(),
+            since: now,
+            failures: 0,
+        };
+        ctx.with_memory(key, |m| m.rollout = Some(fresh.clone()));
+        fresh
+    };
+    let observation = Observation {
+        record: &sealed.record,
+        workload,
+        now,
+        watched_since: watching.since,
+        rollout_timeout: ctx.config.rollout_timeout,
+    };
+    let written = match observe::step(&observation) {
+        Step::Wait(wait) => return wait,
+        Step::Deliver => {
+            spawn_delivery::<K>(ctx, key);
+            return observe::retry_after(watching.failures);
+        }
+        Step::Complete(next) => complete::<K>(ctx, key, workload, sealed, next).await,
+        Step::Fail {
+            outcome,
+            failure,
+            roll_back,
+        } => fail::<K>(ctx, key, workload, sealed, outcome, &failure, roll_back).await,
+    };
+    match written {
+        Ok(()) => {
+            spawn_delivery::<K>(ctx, key);
+            observe::retry_after(0)
+        }
+        Err(UpdateError::Conflict { .. }) => CONFLICT_RETRY,
+        Err(error) => unwritable::<K>(ctx, key, workload, &error).await,
+    }
+}
+
+/// A refused outcome write: one Warning Event, then retries with a growing pause instead of every 2 s.
+async fn unwritable<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &Workload,
+    error: &UpdateError,
+) -> Duration {
+    let failures = ctx.with_memory(key, |m| {
+        let watching = m.rollout.as_mut().map(|w| {
+            w.failures = w.failures.saturating_add(1);
+            w.failures
+        });
+        watching.unwrap_or(1)
+    });
+    let wait = observe::retry_after(failures);
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    let note = format!(
+        "failed to record the rollout's outcome: {error}; retrying in {}s",
+        wait.as_secs()
+    );
+    let reported = ctx
+        .events
+        .publish_once_keyed(
+            &reference,
+            Reason::RolloutRecordUnwritable,
+            &error.to_string(),
+            note,
+        )
+        .await;
+    if reported {
+        tracing::warn!(%error, "failed to record the rollout's outcome");
+    }
+    wait
+}
+
+/// Records a completed rollout and its Event.
+async fn complete<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &Workload,
+    sealed: &Sealed,
+    next: RolloutRecord,
+) -> Result<(), UpdateError> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let value = record::seal(&ctx.record_key, &binding(workload), &next);
+    update::apply(&api, &key.name, patch::record_patch(&sealed.raw, Some(&value))).await?;
+    count_outcome(ctx, &next);
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    let note = format!("rollout of {} completed", images(&next.to));
+    ctx.events
+        .publish(&reference, Reason::RolloutCompleted, note)
+        .await;
+    Ok(())
+}
+
+/// Records a failed rollout: with the previous images restored and the failed ones quarantined when
+/// `roll_back`, in one guarded patch.
+async fn fail<K: ManagedKind>(
+    ctx: &Context,
+    key: &WorkloadKey,
+    workload: &Workload,
+    sealed: &Sealed,
+    next: RolloutRecord,
+    failure: &observe::Failure,
+    roll_back: bool,
+) -> Result<(), UpdateError> {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let value = record::seal(&ctx.record_key, &binding(workload), &next);
+    let quarantine = roll_back.then(|| observe::quarantine_after(workload, &sealed.record, Utc::now()));
+    let patch = match &quarantine {
+        Some(q) => patch::rollback_patch(sealed, workload, q.value.clone(), &value),
+        None => patch::record_patch(&sealed.raw, Some(&value)),
+    };
+    update::apply(&api, &key.name, patch).await?;
+    count_outcome(ctx, &next);
+    tracing::warn!(error = %failure, rolled_back = roll_back, "rollout failed");
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    let record = &sealed.record;
+    let note = format!("rollout of {} failed: {failure}", images(&record.to));
+    ctx.events
+        .publish(&reference, Reason::RolloutFailed, note)
+        .await;
+    if roll_back {
+        let note = format!(
+            "restored {}; {} quarantined",
+            images(&record.from),
+            images(&record.to)
+        );
+        ctx.events.publish(&reference, Reason::RolledBack, note).await;
+    }
+    if let Some(lost) = quarantine.and_then(|q| q.replaced) {
+        let shown: String = lost.chars().take(200).collect();
+        let note = format!(
+            "the quarantine annotation could not be read and was replaced by the images just rolled back; \
+             it held: {shown}"
+        );
+        ctx.events
+            .publish(&reference, Reason::QuarantineReplaced, note)
+            .await;
+    }
+    Ok(())
+}
+
+/// Delivery tasks, one per workload at a time. A request that arrives while a task runs is not dropped: the
+/// task looks again when it finishes. (Dropping it lost outcomes: a task started from a stale copy found
+/// nothing to deliver while the next rollout's outcome, recorded meanwhile, waited for the next schedule
+/// tick — docs/design.md, "Outcome delivery".)
+#[derive(Debug, Default)]
+pub struct Deliveries(Mutex<HashMap<WorkloadKey, bool>>);
+
+impl Deliveries {
+    /// Whether the caller should start a task; otherwise the running one is asked to look again.
+    pub fn begin(&self, key: &WorkloadKey) -> bool {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(key) {
+            Some(again) => {
+                *again = true;
+                false
+            }
+            None => {
+                running.insert(key.clone(), false);
+                true
+            }
+        }
+    }
+
+    /// Called by a task after one pass: whether it must look again (asked meanwhile); otherwise it ends.
+    pub fn finish(&self, key: &WorkloadKey) -> bool {
+        let mut running = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get_mut(key) {
+            Some(again) if *again => {
+                *again = false;
+                true
+            }
+            _ => {
+                running.remove(key);
+                false
+            }
+        }
+    }
+}
+
+/// Delivers the outcome the API server holds for `key`, in its own task, so a slow receiver never holds
+/// up reconciles.
+fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
+    if !ctx.deliveries.begin(key) {
+        return;
+    }
+    let ctx = ctx.clone();
+    let key = key.clone();
+    tokio::spawn(async move {
+        loop {
+            if !deliver_current::<K>(&ctx, &key).await {
+                ctx.with_memory(&key, |m| {
+                    if let Some(w) = m.rollout.as_mut() {
+                        w.failures = w.failures.saturating_add(1);
+                    }
+                });
+            }
+            if !ctx.deliveries.finish(&key) {
+                break;
+            }
+        }
+    });
+}
+
+/// One pass: read the workload, deliver a recorded outcome, remove the record. Reads first because a
+/// reconcile may run on a cached copy older than our own removal of the record: only what the API server
+/// still holds is delivered, or an outcome would go out twice. Returns false when it must be retried.
+async fn deliver_current<K: ManagedKind>(ctx: &Context, key: &WorkloadKey) -> bool {
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let workload = match api.get_opt(&key.name).await {
+        Ok(Some(obj)) => obj.project(),
+        Ok(None) => return true,
+        Err(error) => {
+            tracing::warn!(%error, "failed to read the workload before delivering its outcome");
+            return false;
+        }
+    };
+    let Some(raw) = workload.annotations.get(crate::annotations::ROLLOUT) else {
+        return true;
+    };
+    let Ok(sealed) = record::open(&ctx.record_key, &binding(&workload), raw) else {
+        return true;
+    };
+    let Some(notification) = notification(key, &sealed.record) else {
+        return true;
+    };
+    match ctx.notifier.deliver(&notification).await {
+        DeliveryOutcome::Exhausted => tracing::warn!(
+            "the webhook receiver did not take the outcome; giving up after the configured retries"
+        ),
+        // Shutdown cut the delivery short: keep the record so the next leader delivers it.
+        DeliveryOutcome::Interrupted => return true,
+        DeliveryOutcome::Delivered | DeliveryOutcome::Disabled => {}
+    }
+    match update::apply(&api, &key.name, patch::record_patch(&sealed.raw, None)).await {
+        // A conflict: someone (a new leader) already moved the record on.
+        Ok(_) | Err(UpdateError::Conflict { .. }) => true,
+        Err(error) => {
+            tracing::warn!(%error, "failed to remove the rollout annotation; retrying");
+            false
+        }
+    }
+}
+
+fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notification> {
+    let (event, at) = match record.outcome.as_ref()? {
+        RolloutOutcome::Completed { at, duration_ms } => (
+            Event::ImageRolloutCompleted {
+                rollout_duration: Duration::from_millis(*duration_ms),
+            },
+            *at,
+        ),
+        RolloutOutcome::Failed {
+            at,
+            error,
+            rolled_back_to,
+        } => (
+            Event::ImageRolloutFailed {
+                error: error.clone(),
+                rolled_back_to: rolled_back_to.as_ref().map(images),
+            },
+            *at,
+        ),
+    };
+    let to = images(&record.to);
+    Some(Notification::new(notify_ref(key), to, event, at, &record.id))
+}
+
+/// Counts an outcome once, when it is recorded; deliveries may repeat (after a restart), the count does not.
+fn count_outcome(ctx: &Context, record: &RolloutRecord) {
+    let (result, at) = match &record.outcome {
+        Some(RolloutOutcome::Completed { at, .. }) => (RolloutResult::completed, at),
+        Some(RolloutOutcome::Failed {
+            at,
+            rolled_back_to: Some(_),
+            ..
+        }) => (RolloutResult::rolled_back, at),
+        Some(RolloutOutcome::Failed { at, .. }) => (RolloutResult::failed, at),
+        None => return,
+    };
+    let seconds = (*at - record.started_at).num_milliseconds().max(0) as f64 / 1000.0;
+    ctx.metrics.rollout(result, seconds);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Kind;
+
+    fn key() -> WorkloadKey {
+        WorkloadKey {
+            kind: Kind::Deployment,
+            namespace: "team".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn a_delivery_asked_for_while_one_runs_is_run_after_it_not_dropped() {
+        // The interleaving that lost COMPLETED webhooks: a task starts (from a stale copy), the next
+        // outcome is recorded and asks for delivery while the task still runs.
+        let deliveries = Deliveries::default();
+        assert!(deliveries.begin(&key()), "the first request starts a task");
+        assert!(!deliveries.begin(&key()), "a second one joins the running task");
+        assert!(
+            deliveries.finish(&key()),
+            "the task must look again after its pass"
+        );
+        assert!(!deliveries.finish(&key()), "then it ends");
+        assert!(deliveries.begin(&key()), "and the next request starts a new task");
+    }
+}
