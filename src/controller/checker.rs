@@ -13,16 +13,16 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Context, ManagedKind, WorkloadKey,
-    decide::{Findings, decide},
+    decide::{Findings, Undecidable, decide},
     notify_ref,
     observe::binding,
     reference_of,
 };
 use crate::{
-    record,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
+    record,
     update::{self, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
@@ -307,11 +307,15 @@ async fn plan<K: ManagedKind>(
     .await
     {
         Ok(findings) => findings,
-        Err(invalid) => {
-            let note = invalid.to_string();
+        Err(undecidable) => {
+            let note = undecidable.to_string();
             tracing::warn!("{note}");
+            let reason = match undecidable {
+                Undecidable::Annotation(_) => Reason::InvalidAnnotation,
+                Undecidable::Quarantine { .. } => Reason::RecordRejected,
+            };
             ctx.events
-                .publish_once(&reference, Reason::InvalidAnnotation, note.clone())
+                .publish_once(&reference, reason, note.clone())
                 .await;
             return Err(Outcome::Failed(note));
         }

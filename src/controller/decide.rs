@@ -62,6 +62,24 @@ pub struct Findings {
     pub reverted: Option<Revert>,
 }
 
+/// Why nothing can be decided for a workload.
+#[derive(Debug, thiserror::Error)]
+pub enum Undecidable {
+    /// A setting annotation cannot be used.
+    #[error(transparent)]
+    Annotation(#[from] InvalidAnnotation),
+    /// The `quarantine` annotation cannot be read: treating it as empty could re-apply an image that was
+    /// rolled back, so no update is decided until it is fixed or removed.
+    #[error(
+        "{source}; no update is made until it is fixed or removed (kubectl annotate … watch-cluster.io/quarantine-)"
+    )]
+    Quarantine {
+        /// The parse error.
+        #[source]
+        source: crate::strategy::QuarantineError,
+    },
+}
+
 /// Decides for every managed container of `workload`.
 ///
 /// `known_revert` is an image another writer reverted earlier: it is not proposed again.
@@ -71,13 +89,13 @@ pub async fn decide(
     workload: &Workload,
     settings: &Settings,
     known_revert: Option<&str>,
-) -> Result<Findings, InvalidAnnotation> {
+) -> Result<Findings, Undecidable> {
     let managed = managed_containers(workload, settings)?;
-    let quarantine = workload
-        .annotations
-        .get(annotations::QUARANTINE)
-        .and_then(|v| Quarantine::from_annotation(v).ok())
-        .unwrap_or_default();
+    let quarantine = match workload.annotations.get(annotations::QUARANTINE) {
+        Some(value) => Quarantine::from_annotation(value)
+            .map_err(|source| Undecidable::Quarantine { source })?,
+        None => Quarantine::default(),
+    };
     let mut findings = Findings {
         skipped: managed.skipped,
         reverted: reverted_update(workload, &quarantine),

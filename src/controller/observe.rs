@@ -80,7 +80,7 @@ async fn report_rejected<K: ManagedKind>(
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let reported = ctx
         .events
-        .publish_once_keyed(&reference, Reason::RolloutRecordRejected, raw, note)
+        .publish_once_keyed(&reference, Reason::RecordRejected, raw, note)
         .await;
     if reported {
         tracing::warn!(%rejected, "ignored a rollout record watch-cluster did not write");
@@ -192,7 +192,12 @@ async fn complete<K: ManagedKind>(
 ) -> Result<(), UpdateError> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let value = record::seal(&ctx.record_key, &binding(workload), &next);
-    update::apply(&api, &key.name, patch::record_patch(&sealed.raw, Some(&value))).await?;
+    update::apply(
+        &api,
+        &key.name,
+        patch::record_patch(&sealed.raw, Some(&value)),
+    )
+    .await?;
     count_outcome(ctx, &next);
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let note = format!("rollout of {} completed", images(&next.to));
@@ -215,7 +220,8 @@ async fn fail<K: ManagedKind>(
 ) -> Result<(), UpdateError> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let value = record::seal(&ctx.record_key, &binding(workload), &next);
-    let quarantine = roll_back.then(|| observe::quarantine_after(workload, &sealed.record, Utc::now()));
+    let quarantine =
+        roll_back.then(|| observe::quarantine_after(workload, &sealed.record, Utc::now()));
     let patch = match &quarantine {
         Some(q) => patch::rollback_patch(sealed, workload, q.value.clone(), &value),
         None => patch::record_patch(&sealed.raw, Some(&value)),
@@ -235,7 +241,9 @@ async fn fail<K: ManagedKind>(
             images(&record.from),
             images(&record.to)
         );
-        ctx.events.publish(&reference, Reason::RolledBack, note).await;
+        ctx.events
+            .publish(&reference, Reason::RolledBack, note)
+            .await;
     }
     if let Some(lost) = quarantine.and_then(|q| q.replaced) {
         let shown: String = lost.chars().take(200).collect();
@@ -244,7 +252,7 @@ async fn fail<K: ManagedKind>(
              it held: {shown}"
         );
         ctx.events
-            .publish(&reference, Reason::QuarantineReplaced, note)
+            .publish(&reference, Reason::RecordRejected, note)
             .await;
     }
     Ok(())
@@ -374,7 +382,13 @@ fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notificatio
         ),
     };
     let to = images(&record.to);
-    Some(Notification::new(notify_ref(key), to, event, at, &record.id))
+    Some(Notification::new(
+        notify_ref(key),
+        to,
+        event,
+        at,
+        &record.id,
+    ))
 }
 
 /// Counts an outcome once, when it is recorded; deliveries may repeat (after a restart), the count does not.
@@ -412,12 +426,18 @@ mod tests {
         // outcome is recorded and asks for delivery while the task still runs.
         let deliveries = Deliveries::default();
         assert!(deliveries.begin(&key()), "the first request starts a task");
-        assert!(!deliveries.begin(&key()), "a second one joins the running task");
+        assert!(
+            !deliveries.begin(&key()),
+            "a second one joins the running task"
+        );
         assert!(
             deliveries.finish(&key()),
             "the task must look again after its pass"
         );
         assert!(!deliveries.finish(&key()), "then it ends");
-        assert!(deliveries.begin(&key()), "and the next request starts a new task");
+        assert!(
+            deliveries.begin(&key()),
+            "and the next request starts a new task"
+        );
     }
 }

@@ -52,10 +52,9 @@ pub enum Reason {
     ManualCheckFailed,
     /// Normal: a StatefulSet pod left Not Ready on a quarantined image was deleted after the rollback.
     StuckPodDeleted,
-    /// Warning: a `rollout` annotation the controller did not write (or cannot read) was ignored.
-    RolloutRecordRejected,
-    /// Warning: an unreadable `quarantine` annotation was replaced during a rollback.
-    QuarantineReplaced,
+    /// Warning: a `rollout` annotation the controller did not write, or a `rollout` or `quarantine` it cannot
+    /// read, was ignored.
+    RecordRejected,
     /// Warning: a rollout's outcome could not be written; retried with a growing pause.
     RolloutRecordUnwritable,
 }
@@ -80,8 +79,7 @@ impl Reason {
             Reason::ManualCheckNoUpdate => "ManualCheckNoUpdate",
             Reason::ManualCheckFailed => "ManualCheckFailed",
             Reason::StuckPodDeleted => "StuckPodDeleted",
-            Reason::RolloutRecordRejected => "RolloutRecordRejected",
-            Reason::QuarantineReplaced => "QuarantineReplaced",
+            Reason::RecordRejected => "RecordRejected",
             Reason::RolloutRecordUnwritable => "RolloutRecordUnwritable",
         }
     }
@@ -107,9 +105,9 @@ impl Reason {
             Reason::ImageUpdated | Reason::UpdateFailed | Reason::DryRunWouldUpdate => "Update",
             Reason::RolloutCompleted
             | Reason::RolloutFailed
-            | Reason::RolloutRecordRejected
+            | Reason::RecordRejected
             | Reason::RolloutRecordUnwritable => "ObserveRollout",
-            Reason::RolledBack | Reason::StuckPodDeleted | Reason::QuarantineReplaced => "Rollback",
+            Reason::RolledBack | Reason::StuckPodDeleted => "Rollback",
             _ => "Check",
         }
     }

@@ -222,9 +222,7 @@ pub fn quarantine_after(
             at: now,
         });
     }
-    let value = quarantine
-        .to_annotation()
-        .unwrap_or_else(|_| "[]".into());
+    let value = quarantine.to_annotation().unwrap_or_else(|_| "[]".into());
     QuarantineUpdate { value, replaced }
 }
 

@@ -145,7 +145,11 @@ fn a_rollout_in_progress_waits_until_its_limit_then_fails() {
     );
     assert!(matches!(
         step(&seen(&record, &workload, 660)),
-        Step::Fail { failure: Failure::TimedOut { .. }, roll_back: true, .. }
+        Step::Fail {
+            failure: Failure::TimedOut { .. },
+            roll_back: true,
+            ..
+        }
     ));
 }
 

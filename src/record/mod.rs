@@ -39,7 +39,9 @@ impl std::fmt::Debug for RecordKey {
 
 /// A key that cannot be used.
 #[derive(Debug, thiserror::Error)]
-#[error("the record key has {len} bytes; it needs at least {MIN_KEY_LEN} (delete the Secret to have a new one made)")]
+#[error(
+    "the record key has {len} bytes; it needs at least {MIN_KEY_LEN} (delete the Secret to have a new one made)"
+)]
 pub struct KeyError {
     len: usize,
 }

@@ -62,13 +62,17 @@ pub async fn load_or_create(client: Client, namespace: &str) -> Result<RecordKey
         Ok(Some(secret)) => secret,
         Ok(None) => {
             let bytes = RecordKey::generate().map_err(KeyLoadError::Random)?;
-            match api.create(&PostParams::default(), &new_secret(&bytes)).await {
+            match api
+                .create(&PostParams::default(), &new_secret(&bytes))
+                .await
+            {
                 Ok(secret) => secret,
                 // Another replica made it first: use its key.
-                Err(kube::Error::Api(status)) if status.code == 409 => api
-                    .get(SECRET_NAME)
-                    .await
-                    .map_err(|e| api_error("get", e))?,
+                Err(kube::Error::Api(status)) if status.code == 409 => {
+                    api.get(SECRET_NAME)
+                        .await
+                        .map_err(|e| api_error("get", e))?
+                }
                 Err(source) => return Err(api_error("create", source)),
             }
         }
