@@ -201,6 +201,47 @@ fn bootstrap(store: &Store, nodes: &[String]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The API without a socket: a kube client whose requests go straight to the router.
+///
+/// Nothing waits on real I/O, so tests may pause tokio's clock and let hours of deadlines pass at once,
+/// as kube-rs's own controller tests do with a mocked service. No workload controllers run: objects stay as
+/// the test writes them, status included.
+pub struct InProcess {
+    /// The object store behind the API.
+    pub store: Store,
+    /// Fault injection.
+    pub faults: Faults,
+    /// Every request served.
+    pub log: RequestLog,
+    /// A client of this API (namespace `default`).
+    pub client: kube::Client,
+}
+
+impl InProcess {
+    /// Builds the API over a fresh store with the usual namespaces and one Ready node.
+    pub fn new(api: ApiConfig) -> anyhow::Result<InProcess> {
+        let store = Store::new();
+        bootstrap(&store, &["sim-node-1".to_string()])
+            .context("failed to create the initial objects")?;
+        let faults = Faults::default();
+        let log = RequestLog::default();
+        let state = Arc::new(api::AppState {
+            store: store.clone(),
+            config: api,
+            faults: faults.clone(),
+            log: log.clone(),
+            server_address: "in-process".into(),
+        });
+        let client = kube::Client::new(api::router(state), "default");
+        Ok(InProcess {
+            store,
+            faults,
+            log,
+            client,
+        })
+    }
+}
+
 impl Drop for SimCluster {
     fn drop(&mut self) {
         self.shutdown();

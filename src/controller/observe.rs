@@ -10,7 +10,7 @@
 
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use kube::Api;
 
 use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
@@ -28,7 +28,7 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct Watching {
     id: String,
-    since: DateTime<Utc>,
+    since: tokio::time::Instant,
     failures: u32,
 }
 
@@ -96,32 +96,21 @@ pub async fn advance<K: ManagedKind>(
     workload: &Workload,
     sealed: &Sealed,
 ) -> Duration {
-    let now = Utc::now();
     let watching = ctx.with_memory(key, |m| {
+        let current = m.rollout.take().filter(|w| w.id == sealed.record.id);
         m.rollout
-            .get_or_insert_with(|| Watching {
+            .insert(current.unwrap_or_else(|| Watching {
                 id: sealed.record.id.clone(),
-                since: now,
+                since: tokio::time::Instant::now(),
                 failures: 0,
-            })
+            }))
             .clone()
     });
-    let watching = if watching.id == sealed.record.id {
-        watching
-    } else {
-        let fresh = Watching {
-            id: sealed.record.id.clone(),
-            since: now,
-            failures: 0,
-        };
-        ctx.with_memory(key, |m| m.rollout = Some(fresh.clone()));
-        fresh
-    };
     let observation = Observation {
         record: &sealed.record,
         workload,
-        now,
-        watched_since: watching.since,
+        now: Utc::now(),
+        watched_for: watching.since.elapsed(),
         rollout_timeout: ctx.config.rollout_timeout,
     };
     let written = match observe::step(&observation) {

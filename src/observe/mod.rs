@@ -9,8 +9,9 @@
 //! Two rules keep a healthy workload safe. A rollout is failed only on what the workload shows now: its own
 //! controller's verdict (`ProgressDeadlineExceeded`), a newer image than ours, or no progress within the
 //! limit counted from when this process began watching — never from a `startedAt` days old, so a record
-//! left behind while the controller was away is judged on the rollout it sees. And a workload that is
-//! complete is never rolled back, however late.
+//! left behind while the controller was away is judged on the rollout it sees — and measured on the
+//! monotonic clock, so a wall clock stepped forward fails nothing. A workload that is complete is never
+//! rolled back, however late.
 
 pub mod release;
 
@@ -38,8 +39,8 @@ pub struct Observation<'a> {
     pub workload: &'a Workload,
     /// Now.
     pub now: DateTime<Utc>,
-    /// When this process first saw the record.
-    pub watched_since: DateTime<Utc>,
+    /// How long this process has watched the record, on its monotonic clock.
+    pub watched_for: Duration,
     /// `ROLLOUT_TIMEOUT`.
     pub rollout_timeout: Option<Duration>,
 }
@@ -118,8 +119,8 @@ pub fn step(seen: &Observation<'_>) -> Step {
                 seen.workload.progress_deadline_seconds,
                 seen.rollout_timeout,
             );
-            let since = seen.watched_since.max(record.started_at);
-            let elapsed = (seen.now - since).to_std().unwrap_or_default();
+            let since_start = (seen.now - record.started_at).to_std().unwrap_or_default();
+            let elapsed = since_start.min(seen.watched_for);
             if elapsed < limit {
                 return Step::Wait(limit - elapsed);
             }

@@ -53,7 +53,7 @@ fn seen<'a>(record: &'a RolloutRecord, workload: &'a Workload, now: i64) -> Obse
         record,
         workload,
         now: at(now),
-        watched_since: at(0),
+        watched_for: Duration::from_secs(u64::try_from(now).unwrap_or(0)),
         rollout_timeout: None,
     }
 }
@@ -161,10 +161,21 @@ fn a_record_left_for_days_is_judged_from_when_watching_began_not_from_its_start(
     let workload = workload(NEW, Progress::InProgress("1 of 2 available".into()));
     let three_days = 3 * 86_400;
     let observation = Observation {
-        watched_since: at(three_days),
+        watched_for: Duration::from_secs(1),
         ..seen(&record, &workload, three_days + 1)
     };
     assert_eq!(step(&observation), Step::Wait(Duration::from_secs(659)));
+}
+
+#[test]
+fn a_wall_clock_stepped_forward_fails_nothing() {
+    let record = record();
+    let workload = workload(NEW, Progress::InProgress("1 of 2 available".into()));
+    let observation = Observation {
+        watched_for: Duration::from_secs(30),
+        ..seen(&record, &workload, 86_400)
+    };
+    assert_eq!(step(&observation), Step::Wait(Duration::from_secs(630)));
 }
 
 #[test]
