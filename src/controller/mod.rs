@@ -45,7 +45,8 @@ use crate::{
 
 pub use schedule_state::{Poll, ScheduleState};
 
-/// How many workloads are checked at once.
+/// How many reconciles one kube-runtime `Controller` (one kind in one namespace scope) runs at once. The
+/// expensive part, the check, is bounded once for the whole process by `Context::checks`.
 const CONCURRENCY: u16 = 64;
 
 /// A workload kind the controller manages.
@@ -197,6 +198,9 @@ pub struct Context {
     pub synced: std::sync::atomic::AtomicUsize,
     /// Checks, updates, rollouts, watched workloads.
     pub metrics: crate::metrics::Metrics,
+    /// Permits for checks (`MAX_CONCURRENT_CHECKS`): one bound over every kind and namespace, where each
+    /// `Controller`'s own concurrency would multiply with their number.
+    pub checks: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -240,7 +244,6 @@ impl Context {
         Ok(Self {
             events: EventRecorder::new(client.clone(), Some(instance)),
             client,
-            config,
             registry,
             notifier,
             memory: Default::default(),
@@ -249,6 +252,8 @@ impl Context {
             leader,
             synced: Default::default(),
             metrics: controller_metrics,
+            checks: tokio::sync::Semaphore::new(config.max_concurrent_checks),
+            config,
         })
     }
 
