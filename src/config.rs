@@ -63,6 +63,14 @@ pub struct RunArgs {
         default_value = "watch-cluster"
     )]
     pub lease_name: Option<String>,
+    /// How many checks (registry questions and update patches) run at once, over every kind and namespace.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_CHECKS",
+        value_name = "N",
+        default_value = "64"
+    )]
+    pub max_concurrent_checks: Option<String>,
     /// Share registry answers between workloads (cache and coalesce). `false` only for the benchmark's
     /// naive baseline; hidden because no one should run that in a cluster.
     #[arg(
@@ -125,6 +133,8 @@ pub struct Config {
     pub lease_name: String,
     /// Share registry answers between workloads (`REGISTRY_SHARING`, hidden; benchmark baseline only).
     pub registry_sharing: bool,
+    /// How many checks run at once in the whole process.
+    pub max_concurrent_checks: usize,
 }
 
 impl Config {
@@ -173,6 +183,10 @@ impl Config {
                 .transpose()?
                 .unwrap_or_else(|| "watch-cluster".into()),
             registry_sharing: parse_bool("REGISTRY_SHARING", &args.registry_sharing, true)?,
+            max_concurrent_checks: set(&args.max_concurrent_checks)
+                .map(parse_concurrency)
+                .transpose()?
+                .unwrap_or(DEFAULT_CONCURRENT_CHECKS),
         })
     }
 }
@@ -203,6 +217,21 @@ impl LogArgs {
                 example: "json",
             }),
         }
+    }
+}
+
+/// Checks at once unless `MAX_CONCURRENT_CHECKS` says otherwise.
+const DEFAULT_CONCURRENT_CHECKS: usize = 64;
+
+fn parse_concurrency(value: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=1024).contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable: "MAX_CONCURRENT_CHECKS",
+            value: value.to_owned(),
+            problem: "expected a whole number from 1 to 1024".into(),
+            example: "64",
+        }),
     }
 }
 

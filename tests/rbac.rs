@@ -11,7 +11,6 @@
 use std::{collections::BTreeSet, path::PathBuf};
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
-use serde::Deserialize;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,9 +18,8 @@ fn workspace() -> PathBuf {
 
 fn rules(file: &str) -> Vec<PolicyRule> {
     let text = std::fs::read_to_string(workspace().join(file)).unwrap();
-    let first = serde_yaml::Deserializer::from_str(&text).next().unwrap();
-    let value = serde_yaml::Value::deserialize(first).unwrap();
-    serde_yaml::from_value(value["rules"].clone()).unwrap()
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    serde_json::from_value(documents[0]["rules"].clone()).unwrap()
 }
 
 /// `(verb, group, resource)` granted by `file`, one per combination.

@@ -16,6 +16,24 @@ fn defaults_apply_when_nothing_is_set() {
     assert!(config.leader_election);
     assert!(config.registry_sharing);
     assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(config.max_concurrent_checks, 64);
+}
+
+#[test]
+fn max_concurrent_checks_is_a_positive_bound() {
+    let two = RunArgs {
+        max_concurrent_checks: Some("2".into()),
+        ..args()
+    };
+    assert_eq!(Config::from_args(&two).unwrap().max_concurrent_checks, 2);
+    for bad in ["0", "-1", "many", "100000"] {
+        let args = RunArgs {
+            max_concurrent_checks: Some(bad.into()),
+            ..args()
+        };
+        let error = Config::from_args(&args).unwrap_err();
+        assert_eq!(error.variable, "MAX_CONCURRENT_CHECKS", "{bad}");
+    }
 }
 
 #[test]

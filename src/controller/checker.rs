@@ -72,7 +72,11 @@ pub async fn check<K: ManagedKind>(
             )
             .await;
     }
-    let outcome = run::<K>(ctx, key, settings).await;
+    let outcome = match ctx.checks.acquire().await {
+        Ok(_permit) => run::<K>(ctx, key, settings).await,
+        // Closed only if the process is going away; a check that cannot run is skipped, not failed.
+        Err(_closed) => Outcome::Skipped("the controller is shutting down".into()),
+    };
     tracing::info!(outcome = ?outcome, "check finished");
     ctx.metrics.check(match &outcome {
         Outcome::Updated(_) => CheckOutcome::updated,

@@ -14,6 +14,7 @@ mod observe;
 mod reconcile;
 mod release;
 pub mod schedule_state;
+mod watch_state;
 
 use std::{
     collections::HashMap,
@@ -46,7 +47,8 @@ use crate::{
 
 pub use schedule_state::{Poll, ScheduleState};
 
-/// How many workloads are checked at once.
+/// How many reconciles one kube-runtime `Controller` (one kind in one namespace scope) runs at once. The
+/// expensive part, the check, is bounded once for the whole process by `Context::checks`.
 const CONCURRENCY: u16 = 64;
 
 /// A workload kind the controller manages.
@@ -202,6 +204,9 @@ pub struct Context {
     pub synced: std::sync::atomic::AtomicUsize,
     /// Checks, updates, rollouts, watched workloads.
     pub metrics: crate::metrics::Metrics,
+    /// Permits for checks (`MAX_CONCURRENT_CHECKS`): one bound over every kind and namespace, where each
+    /// `Controller`'s own concurrency would multiply with their number.
+    pub checks: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -246,7 +251,6 @@ impl Context {
         Ok(Self {
             events: EventRecorder::new(client.clone(), Some(instance)),
             client,
-            config,
             registry,
             notifier,
             memory: Default::default(),
@@ -256,6 +260,8 @@ impl Context {
             leader,
             synced: Default::default(),
             metrics: controller_metrics,
+            checks: tokio::sync::Semaphore::new(config.max_concurrent_checks),
+            config,
         })
     }
 
@@ -287,6 +293,24 @@ impl Context {
     }
 }
 
+impl Context {
+    /// Forgets the workloads of `kind` in `namespace` (`None`: every namespace) that are not in `listed`.
+    fn forget_unlisted(&self, kind: Kind, namespace: Option<&str>, listed: &HashSet<WorkloadKey>) {
+        let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+        let before = memory.len();
+        memory.retain(|key, _| {
+            key.kind != kind
+                || namespace.is_some_and(|ns| key.namespace != ns)
+                || listed.contains(key)
+        });
+        let forgotten = before - memory.len();
+        if forgotten > 0 {
+            tracing::debug!(%kind, forgotten, "forgot workloads deleted while the watch was down");
+            self.metrics.watched(kind, -(forgotten as i64));
+        }
+    }
+}
+
 /// Runs the controllers of every kind until `ctx.shutdown` is cancelled.
 pub async fn run(ctx: Arc<Context>) {
     let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
@@ -314,23 +338,12 @@ async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) 
         None => Api::all(ctx.client.clone()),
     };
     let (reader, writer) = reflector::store();
-    let forget_ctx = ctx.clone();
-    let synced = std::sync::atomic::AtomicBool::new(false);
+    let watch_ctx = ctx.clone();
+    let mut state = watch_state::WatchState::new(namespace.clone());
     let stream = watcher(api, watcher_config())
         .default_backoff()
         .modify(compact)
-        .inspect_ok(move |event| match event {
-            watcher::Event::Delete(obj) => forget_ctx.forget(&key_of::<K>(obj)),
-            // Counted from the stream, not with `Store::wait_until_ready`: that future is backed by a
-            // oneshot receiver that wakes only its last poller, which is the Controller's own.
-            watcher::Event::InitDone if !synced.swap(true, std::sync::atomic::Ordering::AcqRel) => {
-                let count = forget_ctx
-                    .synced
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
-                tracing::info!(kind = %K::KIND, synced = count + 1, of = forget_ctx.watch_count(), "watch synced");
-            }
-            _ => {}
-        })
+        .inspect_ok(move |event| state.observe(&watch_ctx, event))
         .reflect(writer)
         .applied_objects();
     let shutdown = ctx.shutdown.clone();

@@ -7,7 +7,7 @@
 //! Publishing never fails a reconcile: an Event that cannot be written is logged.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -113,13 +113,40 @@ impl Reason {
     }
 }
 
-type Key = (String, Reason);
+/// Whose condition a remembered note is: the workload's kind and namespace (so a relist of one watch can
+/// prune its own entries), and its uid, or its name while the uid is unknown. Keyed by uid because a
+/// workload deleted and created again under the same name is a new object whose first Warning must be seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Subject {
+    kind: String,
+    namespace: String,
+    id: String,
+}
+
+impl Subject {
+    fn of(r: &ObjectReference) -> Self {
+        let id = r.uid.as_deref().or(r.name.as_deref()).unwrap_or_default();
+        Self {
+            kind: r.kind.clone().unwrap_or_default(),
+            namespace: r.namespace.clone().unwrap_or_default(),
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// At most this many workloads have remembered conditions. Entries of deleted workloads are pruned by the
+/// watches; the bound covers what they cannot see (a watch that never relists). Evicting a workload costs
+/// at most one repeated Event for it.
+const MAX_SUBJECTS: usize = 20_000;
+
+/// The last note per workload and reason: one hash lookup per call, whatever the number of workloads.
+type Memo = HashMap<Subject, HashMap<Reason, String>>;
 
 /// The one Event writer of the process.
 #[derive(Clone)]
 pub struct EventRecorder {
     recorder: Recorder,
-    last: Arc<Mutex<HashMap<Key, String>>>,
+    last: Arc<Mutex<Memo>>,
 }
 
 impl EventRecorder {
@@ -188,39 +215,57 @@ impl EventRecorder {
 
     /// Forgets a persistent condition, so its next occurrence is recorded again.
     pub fn clear(&self, regarding: &ObjectReference, reason: Reason) {
-        if let Ok(mut last) = self.last.lock() {
-            last.remove(&(key_of(regarding), reason));
+        let subject = Subject::of(regarding);
+        let mut last = self.lock();
+        if let Some(conditions) = last.get_mut(&subject) {
+            conditions.remove(&reason);
+            if conditions.is_empty() {
+                last.remove(&subject);
+            }
         }
     }
 
     /// Forgets every condition of a workload (it was deleted or opted out).
     pub fn forget(&self, regarding: &ObjectReference) {
-        let key = key_of(regarding);
-        if let Ok(mut last) = self.last.lock() {
-            last.retain(|(k, _), _| *k != key);
-        }
+        self.lock().remove(&Subject::of(regarding));
+    }
+
+    /// After a relist of the workloads of `kind` (in `namespace`, or in all namespaces): forgets those whose
+    /// uid (or name) is not in `alive`, i.e. deleted while the watch was down.
+    pub fn retain_listed(&self, kind: &str, namespace: Option<&str>, alive: &HashSet<String>) {
+        self.lock().retain(|subject, _| {
+            subject.kind != kind
+                || namespace.is_some_and(|ns| subject.namespace != ns)
+                || alive.contains(&subject.id)
+        });
+    }
+
+    /// How many workloads have remembered conditions.
+    pub fn remembered(&self) -> usize {
+        self.lock().len()
     }
 
     fn remember(&self, regarding: &ObjectReference, reason: Reason, note: &str) -> bool {
-        let Ok(mut last) = self.last.lock() else {
-            return true;
-        };
-        let key = (key_of(regarding), reason);
-        if last.get(&key).is_some_and(|n| n == note) {
+        let subject = Subject::of(regarding);
+        let mut last = self.lock();
+        if !last.contains_key(&subject) && last.len() >= MAX_SUBJECTS {
+            // Any one will do: the bound only has to hold, and the cost is one repeated Event.
+            if let Some(evicted) = last.keys().next().cloned() {
+                last.remove(&evicted);
+            }
+        }
+        let conditions = last.entry(subject).or_default();
+        if conditions.get(&reason).is_some_and(|n| n == note) {
             return false;
         }
-        last.insert(key, note.to_owned());
+        conditions.insert(reason, note.to_owned());
         true
     }
-}
 
-fn key_of(r: &ObjectReference) -> String {
-    format!(
-        "{}/{}/{}",
-        r.kind.as_deref().unwrap_or_default(),
-        r.namespace.as_deref().unwrap_or_default(),
-        r.name.as_deref().unwrap_or_default()
-    )
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {
+        // The map holds plain data: a panic elsewhere cannot leave it half-updated.
+        self.last.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Event notes are limited to 1 kB by the API server.
@@ -289,6 +334,62 @@ mod tests {
         );
         recorder.forget(&web);
         assert!(recorder.remember(&web, Reason::InvalidAnnotation, "app:NotFound"));
+    }
+
+    fn recorder() -> EventRecorder {
+        crate::install_crypto_provider();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        EventRecorder::new(kube::Client::try_from(config).expect("client"), None)
+    }
+
+    fn deployment(namespace: &str, name: &str, uid: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some("Deployment".into()),
+            namespace: Some(namespace.into()),
+            name: Some(name.into()),
+            uid: Some(uid.into()),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_workload_created_again_under_the_same_name_gets_its_first_warning() {
+        let recorder = recorder();
+        let old = deployment("shop", "web", "uid-1");
+        assert!(recorder.remember(&old, Reason::InvalidAnnotation, "bad cron"));
+        assert!(!recorder.remember(&old, Reason::InvalidAnnotation, "bad cron"));
+        let new = deployment("shop", "web", "uid-2");
+        assert!(
+            recorder.remember(&new, Reason::InvalidAnnotation, "bad cron"),
+            "the new object's first Warning is not swallowed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relist_forgets_the_workloads_it_no_longer_lists_in_its_own_scope_only() {
+        let recorder = recorder();
+        let kept = deployment("shop", "web", "uid-1");
+        let gone = deployment("shop", "api", "uid-2");
+        let elsewhere = deployment("other", "db", "uid-3");
+        for r in [&kept, &gone, &elsewhere] {
+            assert!(recorder.remember(r, Reason::RegistryError, "app:NotFound"));
+        }
+        let alive = HashSet::from(["uid-1".to_owned()]);
+        recorder.retain_listed("Deployment", Some("shop"), &alive);
+        assert_eq!(recorder.remembered(), 2);
+        assert!(!recorder.remember(&kept, Reason::RegistryError, "app:NotFound"));
+        assert!(recorder.remember(&gone, Reason::RegistryError, "app:NotFound"));
+        assert!(!recorder.remember(&elsewhere, Reason::RegistryError, "app:NotFound"));
+    }
+
+    #[tokio::test]
+    async fn the_memory_of_conditions_is_bounded() {
+        let recorder = recorder();
+        for i in 0..MAX_SUBJECTS + 10 {
+            let r = deployment("shop", &format!("w{i}"), &format!("uid-{i}"));
+            assert!(recorder.remember(&r, Reason::RegistryError, "app:NotFound"));
+        }
+        assert_eq!(recorder.remembered(), MAX_SUBJECTS);
     }
 
     #[test]

@@ -182,19 +182,38 @@ impl Env {
         index
     }
 
-    pub fn controller_log(&self, index: usize) -> String {
+    /// The controller's output, for the dump of a failed test. Tests wait for and assert on what the
+    /// controller did (metrics, Events, annotations, the API request log, webhooks), never on its log text.
+    fn controller_log(&self, index: usize) -> String {
         std::fs::read_to_string(&self.controllers[index].1).unwrap_or_default()
     }
 
-    /// Waits until the controller's log contains `needle` at least `count` times.
-    pub async fn wait_for_log(&self, index: usize, needle: &str, count: usize) {
+    /// Whether `secret` appears in the controller's output: the one property of the log itself under test.
+    pub fn log_reveals(&self, index: usize, secret: &str) -> bool {
+        self.controller_log(index).contains(secret)
+    }
+
+    /// How many times the controller has read the workload `name` of `kind` in [`NS`] by name: every check
+    /// begins with that read (so does an outcome's delivery, which only a rollout in flight has).
+    pub fn reads_of(&self, kind: Kind, name: &str) -> usize {
+        let path = workload_path(kind, NS, name);
+        self.sim
+            .request_log()
+            .matching(|r| r.method == "GET" && r.path == path && r.status == 200)
+            .len()
+    }
+
+    /// Waits until the controller has finished `n` more checks of `name` than now: `n + 1` more reads,
+    /// since the checks of one workload run one after the other and a read begins each.
+    pub async fn more_checks(&self, kind: Kind, name: &str, n: usize) {
+        let target = self.reads_of(kind, name) + n + 1;
         let deadline = tokio::time::Instant::now() + WAIT;
-        while self.controller_log(index).matches(needle).count() < count {
+        while self.reads_of(kind, name) < target {
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "timed out waiting for {count} x {needle:?} in the controller log"
+                "timed out waiting for {n} more checks of {kind:?} {name}"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -496,7 +515,18 @@ impl Env {
     }
 }
 
-pub use watch_cluster_testkit::admin::{free_port, http_get, sample, wait_for_http};
+/// The API path of a workload.
+pub fn workload_path(kind: Kind, namespace: &str, name: &str) -> String {
+    let plural = match kind {
+        Kind::Deployment => "deployments",
+        Kind::StatefulSet => "statefulsets",
+        Kind::DaemonSet => "daemonsets",
+        other => panic!("not a workload kind: {other:?}"),
+    };
+    format!("/apis/apps/v1/namespaces/{namespace}/{plural}/{name}")
+}
+
+pub use watch_cluster_testkit::admin::{free_port, http_get, metric, sample, wait_for_http};
 
 impl Drop for Env {
     fn drop(&mut self) {

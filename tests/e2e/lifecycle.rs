@@ -3,17 +3,8 @@
 
 use watch_cluster_sim::{Kind, controllers::Outcome};
 
-use crate::env::Env;
+use crate::env::{Env, free_port, metric};
 use crate::{EVERY_SECOND, enabled, notes};
-
-/// Waits until the controller has finished `n` more checks of `name` than now.
-async fn more_checks(env: &Env, index: usize, name: &str, n: usize) {
-    let needle = format!(
-        "name={name} trigger=Schedule}}: watch_cluster::controller::checker: check finished"
-    );
-    let seen = env.controller_log(index).matches(&needle).count();
-    env.wait_for_log(index, &needle, seen + n).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_delivers_one_completed() {
@@ -38,7 +29,9 @@ async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_deliver
         "the rollout is still in flight when the controller dies"
     );
 
-    let second = env.spawn_controller(env.base_settings());
+    let port = free_port();
+    let admin = format!("127.0.0.1:{port}");
+    env.spawn_controller(env.base_settings().with("ADMIN_ADDR", &admin));
     env.wait_for(Kind::Deployment, "slow", "rollout record removed", |d| {
         d["metadata"]["annotations"]
             .get("watch-cluster.io/rollout")
@@ -59,9 +52,11 @@ async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_deliver
         1,
         "a restart announces nothing again"
     );
-    assert!(
-        env.controller_log(second).contains("check finished")
-            || env.controller_log(second).contains("watching")
+    let delivered = "watch_cluster_webhook_deliveries_total{event_type=\"IMAGE_ROLLOUT_COMPLETED\",outcome=\"delivered\"}";
+    assert_eq!(
+        metric(port, delivered).await,
+        1.0,
+        "the restarted controller delivered the outcome"
     );
 }
 
@@ -84,11 +79,20 @@ async fn removing_enabled_stops_checks_at_once() {
         &notes(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
-    more_checks(&env, 0, "off", 1).await;
+    env.more_checks(Kind::Deployment, "off", 1).await;
 
     env.set_annotation(Kind::Deployment, "off", "watch-cluster.io/enabled", None);
     env.push("team/off", "1.1.0", "a").await;
-    more_checks(&env, 0, "clock", 3).await;
+    // The controller has seen the change by the time `clock` was checked three more times (each second);
+    // from then on `off` is not even read.
+    env.more_checks(Kind::Deployment, "clock", 3).await;
+    let reads = env.reads_of(Kind::Deployment, "off");
+    env.more_checks(Kind::Deployment, "clock", 3).await;
+    assert_eq!(
+        env.reads_of(Kind::Deployment, "off"),
+        reads,
+        "no check of a workload opted out"
+    );
     assert_eq!(
         env.image_of(Kind::Deployment, "off", "app"),
         current,
@@ -115,10 +119,10 @@ async fn detected_is_announced_once_per_configuration_and_not_on_restart() {
     let first = env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("quiet", "DEPLOYMENT_DETECTED", 1)
         .await;
-    more_checks(&env, first, "quiet", 2).await;
+    env.more_checks(Kind::Deployment, "quiet", 2).await;
     env.kill_controller(first).await;
-    let second = env.spawn_controller(env.base_settings());
-    more_checks(&env, second, "quiet", 2).await;
+    env.spawn_controller(env.base_settings());
+    env.more_checks(Kind::Deployment, "quiet", 2).await;
     assert_eq!(env.webhook_types("quiet"), ["DEPLOYMENT_DETECTED"]);
 
     env.set_annotation(
@@ -172,7 +176,7 @@ async fn watch_namespaces_leaves_other_namespaces_alone() {
 
     env.wait_for_webhooks("inside", "IMAGE_ROLLOUT_COMPLETED", 1)
         .await;
-    more_checks(&env, 0, "inside", 2).await;
+    env.more_checks(Kind::Deployment, "inside", 2).await;
     let outside = env
         .sim
         .store()

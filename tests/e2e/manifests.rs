@@ -9,18 +9,15 @@ use k8s_openapi::api::{
     policy::v1::PodDisruptionBudget,
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
-use serde::Deserialize;
 
 fn k8s() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("k8s")
 }
 
-fn documents(path: &Path) -> Vec<serde_yaml::Value> {
+fn documents(path: &Path) -> Vec<serde_json::Value> {
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).unwrap();
+    documents.into_iter().filter(|v| !v.is_null()).collect()
 }
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -65,7 +62,7 @@ fn every_manifest_parses_into_its_kubernetes_type() {
                 // A CRD type of the Prometheus Operator: check the fields it needs.
                 "PrometheusRule" => {
                     let rules = doc["spec"]["groups"][0]["rules"]
-                        .as_sequence()
+                        .as_array()
                         .map_or(0, Vec::len);
                     assert!(rules >= 3, "{}: alert rules", file.display());
                     Ok(())

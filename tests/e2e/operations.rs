@@ -1,8 +1,10 @@
 //! Running it in production: configuration errors, `plan`, probes and metrics (more in later tests).
 
-use watch_cluster_sim::Kind;
+use std::time::Duration;
 
-use crate::env::{Env, free_port, http_get, sample, wait_for_http};
+use watch_cluster_sim::{Fault, Kind, LoggedRequest};
+
+use crate::env::{Env, NS, free_port, http_get, sample, wait_for_http};
 use crate::{enabled, notes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,4 +240,72 @@ async fn readyz_waits_for_synced_watches_and_metrics_count_what_happened() {
             "no object names in labels: {line}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_max_concurrent_checks_run_at_once_across_kinds_and_namespaces() {
+    let mut env = Env::start().await;
+    env.push("team/many", "1.0.0", "a").await;
+    let image = env.image("team/many", "1.0.0");
+    env.namespace("other");
+    let mut paths = Vec::new();
+    for namespace in [NS, "other"] {
+        for (kind, plural) in [
+            (Kind::Deployment, "deployments"),
+            (Kind::StatefulSet, "statefulsets"),
+            (Kind::DaemonSet, "daemonsets"),
+        ] {
+            env.create_in(
+                namespace,
+                kind,
+                "w",
+                &[("app", &image)],
+                &notes(&enabled("version")),
+            );
+            paths.push(format!("/apis/apps/v1/namespaces/{namespace}/{plural}/w"));
+        }
+    }
+    // Every check starts by reading its workload: held for a second, the checks of six workloads on an
+    // every-second cron (six controllers: three kinds in two namespaces) overlap unless one bound holds.
+    for path in &paths {
+        let hold = Fault::delay(path, Duration::from_secs(1), 1000).method("GET");
+        env.sim.faults().inject(hold);
+    }
+    let settings = env
+        .base_settings()
+        .with("WATCH_NAMESPACES", &format!("{NS},other"))
+        .with("MAX_CONCURRENT_CHECKS", "2");
+    env.spawn_controller(settings);
+
+    let reads = || {
+        env.sim
+            .request_log()
+            .matching(|r| r.method == "GET" && paths.contains(&r.path))
+    };
+    let deadline = tokio::time::Instant::now() + crate::env::WAIT;
+    while reads().len() < 12 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} checks",
+            reads().len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let peak = most_at_once(&reads());
+    assert!(peak <= 2, "{peak} checks ran at once; the bound is 2");
+    assert_eq!(peak, 2, "checks do run side by side up to the bound");
+}
+
+/// The largest number of requests in flight at the same moment.
+fn most_at_once(requests: &[LoggedRequest]) -> usize {
+    requests
+        .iter()
+        .map(|r| {
+            requests
+                .iter()
+                .filter(|o| o.received_at <= r.received_at && r.received_at < o.answered_at)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }

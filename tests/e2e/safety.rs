@@ -71,9 +71,8 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let needle = "name=race trigger=Schedule}: watch_cluster::controller::checker: check finished";
-    let seen = env.controller_log(0).matches(needle).count();
-    env.wait_for_log(0, needle, seen + 2).await;
+    // Two more checks after the refusal find nothing to do and patch nothing.
+    env.more_checks(Kind::Deployment, "race", 2).await;
     assert_eq!(
         env.image_of(Kind::Deployment, "race", "app"),
         theirs,

@@ -376,13 +376,6 @@ impl Env {
         }
     }
 
-    pub fn controller_log(&self, index: usize) -> String {
-        match &self.inner {
-            Inner::Sim(env) => env.controller_log(index),
-            Inner::Real(env) => env.controller_log(index),
-        }
-    }
-
     pub async fn kill_controller(&mut self, index: usize) {
         match &mut self.inner {
             Inner::Sim(env) => env.kill_controller(index).await,

@@ -66,7 +66,7 @@ impl Request<'_> {
     pub fn body_json(&self) -> Result<Value, ApiError> {
         let content_type = self.content_type();
         let parsed = if content_type.contains("yaml") {
-            serde_yaml::from_slice::<Value>(self.body).map_err(|e| e.to_string())
+            serde_saphyr::from_slice::<Value>(self.body).map_err(|e| e.to_string())
         } else {
             serde_json::from_slice::<Value>(self.body).map_err(|e| e.to_string())
         };

@@ -14,6 +14,9 @@ pub struct LoggedRequest {
     /// The authenticated user name, if the bearer token was known.
     pub identity: Option<String>,
     pub status: u16,
+    /// When the request arrived and when it was answered: which requests were in flight at once.
+    pub received_at: std::time::Instant,
+    pub answered_at: std::time::Instant,
 }
 
 impl LoggedRequest {

@@ -90,6 +90,7 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     let user = identify(&app.config, &headers);
+    let received_at = std::time::Instant::now();
     let response = respond(&app, &method, &uri, &headers, &body, user.as_ref()).await;
     app.log.record(LoggedRequest {
         method: method.to_string(),
@@ -102,6 +103,8 @@ async fn serve(
         body: String::from_utf8_lossy(&body).into_owned(),
         identity: user.map(|u| u.name),
         status: response.status().as_u16(),
+        received_at,
+        answered_at: std::time::Instant::now(),
     });
     response
 }

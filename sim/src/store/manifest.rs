@@ -1,7 +1,6 @@
 //! Loading multi-document YAML manifests (such as the project's `k8s/*.yaml`) into the store,
 //! so tests run against the same RBAC and objects a real installation would have.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Kind, Store, StoreError, name_of};
@@ -9,12 +8,9 @@ use super::{Kind, Store, StoreError, name_of};
 /// A manifest could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("failed to parse YAML document {index}")]
-    Parse {
-        index: usize,
-        #[source]
-        source: serde_yaml::Error,
-    },
+    /// The error names the line and column.
+    #[error("failed to parse the YAML documents")]
+    Parse(#[source] serde_saphyr::Error),
     #[error("failed to load document {index}: unsupported apiVersion/kind {api_version}/{kind}")]
     UnsupportedKind {
         index: usize,
@@ -47,12 +43,7 @@ pub fn load_yaml(
     default_namespace: &str,
 ) -> Result<Vec<Value>, ManifestError> {
     let mut stored = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let object = Value::deserialize(document)
-            .map_err(|source| ManifestError::Parse { index, source })?;
-        if object.is_null() {
-            continue;
-        }
+    for (index, object) in documents(text)?.into_iter().enumerate() {
         stored.push(load_one(store, index, object, default_namespace)?);
     }
     Ok(stored)
@@ -67,12 +58,7 @@ pub fn load_yaml_lenient(
 ) -> Result<(Vec<Value>, Vec<String>), ManifestError> {
     let mut stored = Vec::new();
     let mut skipped = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let object = Value::deserialize(document)
-            .map_err(|source| ManifestError::Parse { index, source })?;
-        if object.is_null() {
-            continue;
-        }
+    for (index, object) in documents(text)?.into_iter().enumerate() {
         match load_one(store, index, object, default_namespace) {
             Ok(o) => stored.push(o),
             Err(ManifestError::UnsupportedKind {
@@ -84,6 +70,12 @@ pub fn load_yaml_lenient(
         }
     }
     Ok((stored, skipped))
+}
+
+/// The documents of a multi-document YAML text, empty ones left out.
+fn documents(text: &str) -> Result<Vec<Value>, ManifestError> {
+    let documents: Vec<Value> = serde_saphyr::from_multiple(text).map_err(ManifestError::Parse)?;
+    Ok(documents.into_iter().filter(|d| !d.is_null()).collect())
 }
 
 fn load_one(
