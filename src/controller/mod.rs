@@ -17,7 +17,7 @@ pub mod schedule_state;
 mod watch_state;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt::Debug,
     sync::{Arc, Mutex},
     time::Duration,

@@ -105,6 +105,7 @@ mod tests {
             crate::notify::WebhookConfig::disabled(),
             "test".into(),
             tokio::sync::watch::channel(true).1,
+            crate::record::RecordKey::from_bytes(&[7; 32]).unwrap(),
             &mut registry,
         )
         .unwrap();

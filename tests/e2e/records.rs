@@ -24,28 +24,6 @@ fn forged(from: &str, to: &str, outcome: Option<serde_json::Value>) -> String {
     record.to_string()
 }
 
-/// Waits until the controller has read the workload `reads` more times: checks went on after a point.
-async fn wait_for_more_reads(env: &Env, name: &str, reads: usize) {
-    let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}");
-    let count = || {
-        env.sim
-            .request_log()
-            .entries()
-            .into_iter()
-            .filter(|r| r.method == "GET" && r.path == path)
-            .count()
-    };
-    let target = count() + reads;
-    let deadline = tokio::time::Instant::now() + crate::env::WAIT;
-    while count() < target {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the controller stopped reading {name}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 fn patches(env: &Env, name: &str) -> usize {
     let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/{name}");
     env.sim
@@ -82,7 +60,7 @@ async fn a_forged_from_on_a_failing_rollout_is_never_patched_in_and_nothing_is_q
     let (kind, _, note) = env.wait_for_event("pay", "RecordRejected").await;
     assert_eq!(kind, "Warning");
     assert!(note.contains("no seal"), "{note}");
-    wait_for_more_reads(&env, "pay", 2).await;
+    env.more_checks(Kind::Deployment, "pay", 1).await;
     assert_eq!(env.image_of(Kind::Deployment, "pay", "app"), stuck);
     assert_eq!(
         env.annotation(Kind::Deployment, "pay", "watch-cluster.io/quarantine"),
@@ -118,7 +96,7 @@ async fn a_forged_record_on_a_healthy_workload_announces_no_completed_rollout() 
     env.spawn_controller(env.base_settings());
 
     env.wait_for_event("ok", "RecordRejected").await;
-    wait_for_more_reads(&env, "ok", 2).await;
+    env.more_checks(Kind::Deployment, "ok", 1).await;
     assert!(!env.reasons("ok").iter().any(|r| r == "RolloutCompleted"));
     assert!(
         !env.webhook_types("ok")
@@ -146,7 +124,7 @@ async fn a_forged_outcome_is_never_delivered() {
     env.spawn_controller(env.base_settings());
 
     env.wait_for_event("out", "RecordRejected").await;
-    wait_for_more_reads(&env, "out", 2).await;
+    env.more_checks(Kind::Deployment, "out", 1).await;
     assert!(
         !env.webhook_types("out")
             .iter()
