@@ -151,7 +151,7 @@ async fn pending(
                     )
                 })
                 .collect();
-            parts.extend(findings.notes);
+            parts.extend(findings.kept.iter().map(ToString::to_string));
             parts.extend(
                 findings
                     .registry_errors

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Context, ManagedKind, WorkloadKey,
-    decide::{Findings, Undecidable, decide},
+    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
     notify_ref,
     observe::binding,
     reference_of,
@@ -23,7 +23,7 @@ use crate::{
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
-    update::{self, ContainerChange, UpdateError, patch, per_container},
+    update::{self, Change, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
 
@@ -40,18 +40,82 @@ pub enum Trigger {
 }
 
 /// What a check did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The workload was patched: `from -> to`.
-    Updated(String),
-    /// Nothing newer: the reasons per container.
-    NoUpdate(String),
-    /// Not checked now (paused, mid-rollout, `OnDelete`...).
-    Skipped(String),
+#[derive(Debug)]
+pub enum Checked {
+    /// The workload was patched.
+    Updated(Change),
+    /// Nothing newer: why each container keeps its image.
+    UpToDate(Vec<Kept>),
+    /// Not checked now.
+    Skipped(Skip),
     /// `DRY_RUN`: what would have changed.
-    DryRun(String),
-    /// The check failed (registry, invalid annotation, refused patch).
-    Failed(String),
+    DryRun(Change),
+    /// The check failed.
+    Failed(CheckFailure),
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Checked::Updated(change) | Checked::DryRun(change) => change.fmt(f),
+            Checked::UpToDate(kept) => {
+                let reasons: Vec<String> = kept.iter().map(ToString::to_string).collect();
+                f.write_str(&reasons.join("; "))
+            }
+            Checked::Skipped(skip) => skip.fmt(f),
+            Checked::Failed(failure) => failure.fmt(f),
+        }
+    }
+}
+
+/// Why a workload is not checked now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    /// Deleted since the reconcile began.
+    #[error("the workload no longer exists")]
+    Gone,
+    /// Our own update is still being rolled out.
+    #[error("an update is still being rolled out")]
+    RolloutInFlight,
+    /// `spec.paused`.
+    #[error("the workload is paused")]
+    Paused,
+    /// The `OnDelete` update strategy.
+    #[error(
+        "{0} uses the OnDelete update strategy: watch-cluster does not manage it (use RollingUpdate)"
+    )]
+    OnDelete(crate::workload::Kind),
+    /// Someone else's rollout is moving or stuck.
+    #[error("a rollout is in progress or stuck: {0}")]
+    Moving(String),
+    /// Every attempt met a concurrent edit.
+    #[error("the workload kept changing during {ATTEMPTS} attempts; next check on schedule")]
+    KeptChanging,
+    /// The process is stopping.
+    #[error("the controller is shutting down")]
+    ShuttingDown,
+}
+
+/// Why a check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckFailure {
+    /// The workload could not be read.
+    #[error("failed to read the workload: {0}")]
+    Read(#[source] kube::Error),
+    /// Its annotations allow no decision.
+    #[error(transparent)]
+    Undecidable(#[from] Undecidable),
+    /// The registry could not be asked, for every container that might move.
+    #[error("{}", join(.0))]
+    Registry(Vec<RegistryFailure>),
+    /// The API server refused the update.
+    #[error(transparent)]
+    Refused(UpdateError),
+}
+
+fn join(failures: &[RegistryFailure]) -> String {
+    let parts: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    parts.join("; ")
 }
 
 /// Checks one workload and records what happened.
@@ -61,135 +125,139 @@ pub async fn check<K: ManagedKind>(
     key: &WorkloadKey,
     settings: &Settings,
     trigger: Trigger,
-) -> Outcome {
+) -> Checked {
     let reference = reference_of::<K>(key, None);
     if trigger == Trigger::Manual {
+        let note = "check requested with watch-cluster.io/check-now".into();
         ctx.events
-            .publish(
-                &reference,
-                Reason::ManualCheckRequested,
-                "check requested with watch-cluster.io/check-now".into(),
-            )
+            .publish(&reference, Reason::ManualCheckRequested, note)
             .await;
     }
-    let outcome = match ctx.checks.acquire().await {
-        Ok(_permit) => run::<K>(ctx, key, settings).await,
+    let checked = match ctx.checks.acquire().await {
+        Ok(_permit) => check_once::<K>(ctx, key, settings).await,
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
-        Err(_closed) => Outcome::Skipped("the controller is shutting down".into()),
+        Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
-    tracing::info!(outcome = ?outcome, "check finished");
-    ctx.metrics.check(match &outcome {
-        Outcome::Updated(_) => CheckOutcome::updated,
-        Outcome::NoUpdate(_) => CheckOutcome::no_update,
-        Outcome::Skipped(_) => CheckOutcome::skipped,
-        Outcome::DryRun(_) => CheckOutcome::dry_run,
-        Outcome::Failed(_) => CheckOutcome::failed,
+    tracing::info!(outcome = %checked, "check finished");
+    ctx.metrics.check(match &checked {
+        Checked::Updated(_) => CheckOutcome::updated,
+        Checked::UpToDate(_) => CheckOutcome::no_update,
+        Checked::Skipped(_) => CheckOutcome::skipped,
+        Checked::DryRun(_) => CheckOutcome::dry_run,
+        Checked::Failed(_) => CheckOutcome::failed,
     });
     if trigger == Trigger::Manual {
-        let (reason, note) = match &outcome {
-            Outcome::Updated(change) => (Reason::ManualCheckUpdated, change.clone()),
-            Outcome::Failed(error) => (Reason::ManualCheckFailed, error.clone()),
-            Outcome::NoUpdate(note) | Outcome::Skipped(note) | Outcome::DryRun(note) => {
-                (Reason::ManualCheckNoUpdate, note.clone())
+        let reason = match &checked {
+            Checked::Updated(_) => Reason::ManualCheckUpdated,
+            Checked::Failed(_) => Reason::ManualCheckFailed,
+            Checked::UpToDate(_) | Checked::Skipped(_) | Checked::DryRun(_) => {
+                Reason::ManualCheckNoUpdate
             }
         };
-        ctx.events.publish(&reference, reason, note).await;
-        if !matches!(outcome, Outcome::Updated(_)) {
+        ctx.events
+            .publish(&reference, reason, checked.to_string())
+            .await;
+        if !matches!(checked, Checked::Updated(_)) {
             remove_check_now::<K>(ctx, key).await;
         }
     }
-    outcome
+    checked
 }
 
-async fn run<K: ManagedKind>(
+/// Read, guard, decide, write; again after a concurrent edit, at most [`ATTEMPTS`] times.
+async fn check_once<K: ManagedKind>(
     ctx: &Arc<Context>,
     key: &WorkloadKey,
     settings: &Settings,
-) -> Outcome {
+) -> Checked {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     for _ in 0..ATTEMPTS {
         let obj = match api.get_opt(&key.name).await {
             Ok(Some(obj)) => obj,
-            Ok(None) => return Outcome::Skipped("the workload no longer exists".into()),
-            Err(e) => return Outcome::Failed(format!("failed to read the workload: {e}")),
+            Ok(None) => return Checked::Skipped(Skip::Gone),
+            Err(e) => return Checked::Failed(CheckFailure::Read(e)),
         };
         let workload = obj.project();
-        if let Some(reason) = guard::<K>(ctx, key, &workload).await {
-            return Outcome::Skipped(reason);
+        if let Some(skip) = guard::<K>(ctx, key, &workload).await {
+            return Checked::Skipped(skip);
         }
         let plan = match plan::<K>(ctx, key, &workload, settings).await {
             Ok(plan) => plan,
-            Err(outcome) => return outcome,
+            Err(failure) => return Checked::Failed(failure),
         };
         if plan.changes.is_empty() {
-            return Outcome::NoUpdate(plan.notes.join("; "));
+            return Checked::UpToDate(plan.kept);
         }
-        let from = per_container(
-            plan.changes
-                .iter()
-                .map(|c| (c.container.name.as_str(), c.from_image.as_str())),
-        );
-        let to = per_container(
-            plan.changes
-                .iter()
-                .map(|c| (c.container.name.as_str(), c.to_image.as_str())),
-        );
-        let change = format!("{from} -> {to}");
+        let change = Change::of(&plan.changes);
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
         if ctx.config.dry_run {
             ctx.events
-                .publish_once(&reference, Reason::DryRunWouldUpdate, change.clone())
+                .publish_once(&reference, Reason::DryRunWouldUpdate, change.to_string())
                 .await;
-            return Outcome::DryRun(change);
+            return Checked::DryRun(change);
         }
-        let record = new_record(&workload, &plan.changes);
-        let now = record.started_at;
-        let sealed = record::seal(&ctx.record_key, &binding(&workload), &record);
-        match update::apply(
-            &api,
-            &key.name,
-            patch::update_patch(&workload, &plan.changes, &sealed, now),
-        )
-        .await
-        {
-            Ok(_) => {
-                ctx.with_memory(key, |m| m.refused = None);
-                ctx.metrics.update();
-                tracing::info!(%change, "image updated");
-                ctx.events
-                    .publish(&reference, Reason::ImageUpdated, change.clone())
-                    .await;
-                ctx.notifier.try_notify(&Notification::new(
-                    notify_ref(key),
-                    to,
-                    Event::ImageRolloutStarted {
-                        previous_image: from,
-                    },
-                    now,
-                    &record.id,
-                ));
-                return Outcome::Updated(change);
-            }
-            Err(UpdateError::Conflict { .. }) => {
-                tracing::info!("the workload changed while deciding; reading it again");
-                continue;
-            }
-            Err(error @ UpdateError::Refused { .. }) => {
-                let message = error.to_string();
-                let refused = Refused {
-                    workload: &workload,
-                    changes: &plan.changes,
-                    record,
-                    message: &message,
-                };
-                report_refusal(ctx, key, &api, &reference, refused).await;
-                return Outcome::Failed(message);
-            }
+        match write::<K>(ctx, key, &api, &workload, &plan.changes).await {
+            Written::Conflict => continue,
+            Written::Done(checked) => return checked,
         }
     }
-    Outcome::Skipped(format!(
-        "the workload kept changing during {ATTEMPTS} attempts; next check on schedule"
-    ))
+    Checked::Skipped(Skip::KeptChanging)
+}
+
+enum Written {
+    Done(Checked),
+    Conflict,
+}
+
+/// Writes the guarded update patch and tells what it did.
+async fn write<K: ManagedKind>(
+    ctx: &Arc<Context>,
+    key: &WorkloadKey,
+    api: &Api<K>,
+    workload: &Workload,
+    changes: &[ContainerChange],
+) -> Written {
+    let change = Change::of(changes);
+    let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+    let record = new_record(workload, changes);
+    let now = record.started_at;
+    let sealed = record::seal(&ctx.record_key, &binding(workload), &record);
+    let patch = patch::update_patch(workload, changes, &sealed, now);
+    match update::apply(api, &key.name, patch).await {
+        Ok(_) => {
+            ctx.with_memory(key, |m| m.refused = None);
+            ctx.metrics.update();
+            tracing::info!(%change, "image updated");
+            ctx.events
+                .publish(&reference, Reason::ImageUpdated, change.to_string())
+                .await;
+            ctx.notifier.try_notify(&Notification::new(
+                notify_ref(key),
+                change.to.clone(),
+                Event::ImageRolloutStarted {
+                    previous_image: change.from.clone(),
+                },
+                now,
+                &record.id,
+            ));
+            Written::Done(Checked::Updated(change))
+        }
+        Err(UpdateError::Conflict { .. }) => {
+            tracing::info!("the workload changed while deciding; reading it again");
+            Written::Conflict
+        }
+        Err(error @ UpdateError::Refused { .. }) => {
+            let message = error.to_string();
+            let refused = Refused {
+                workload,
+                changes,
+                record,
+                message: &message,
+            };
+            report_refusal(ctx, key, api, &reference, refused).await;
+            Written::Done(Checked::Failed(CheckFailure::Refused(error)))
+        }
+    }
 }
 
 /// An update the API server refused.
@@ -259,7 +327,7 @@ async fn guard<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,
     workload: &Workload,
-) -> Option<String> {
+) -> Option<Skip> {
     // Only a record this controller sealed holds checks back; any other `rollout` value is reported by
     // reconcile and replaced by the next update.
     let sealed = workload
@@ -267,27 +335,24 @@ async fn guard<K: ManagedKind>(
         .get(annotations::ROLLOUT)
         .is_some_and(|raw| record::open(&ctx.record_key, &binding(workload), raw).is_ok());
     if sealed {
-        return Some("an update is still being rolled out".into());
+        return Some(Skip::RolloutInFlight);
     }
     if workload.paused {
-        return Some("the workload is paused".into());
+        return Some(Skip::Paused);
     }
     if workload.on_delete {
-        let note = format!(
-            "{} uses the OnDelete update strategy: watch-cluster does not manage it (use RollingUpdate)",
-            key.kind
-        );
+        let skip = Skip::OnDelete(key.kind);
         ctx.events
             .publish_once(
                 &reference_of::<K>(key, Some(workload.uid.clone())),
                 Reason::UnsupportedUpdateStrategy,
-                note.clone(),
+                skip.to_string(),
             )
             .await;
-        return Some(note);
+        return Some(skip);
     }
     if let Progress::InProgress(what) | Progress::Failed(what) = &workload.progress {
-        return Some(format!("a rollout is in progress or stuck: {what}"));
+        return Some(Skip::Moving(what.clone()));
     }
     None
 }
@@ -298,7 +363,7 @@ async fn plan<K: ManagedKind>(
     key: &WorkloadKey,
     workload: &Workload,
     settings: &Settings,
-) -> Result<Findings, Outcome> {
+) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let known_revert = ctx.with_memory(key, |m| m.reverted.clone());
     let findings = match decide(
@@ -318,10 +383,8 @@ async fn plan<K: ManagedKind>(
                 Undecidable::Annotation(_) => Reason::InvalidAnnotation,
                 Undecidable::Quarantine { .. } => Reason::RecordRejected,
             };
-            ctx.events
-                .publish_once(&reference, reason, note.clone())
-                .await;
-            return Err(Outcome::Failed(note));
+            ctx.events.publish_once(&reference, reason, note).await;
+            return Err(CheckFailure::Undecidable(undecidable));
         }
     };
     if !findings.skipped.is_empty() {
@@ -348,12 +411,7 @@ async fn plan<K: ManagedKind>(
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
     } else {
-        let note = findings
-            .registry_errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let note = join(&findings.registry_errors);
         // One Event per distinct error, not per tick: the message may change every time (a rate
         // limit's end, a connection detail); the containers and categories say whether it is new.
         let identity = findings
@@ -363,10 +421,10 @@ async fn plan<K: ManagedKind>(
             .collect::<Vec<_>>()
             .join(",");
         ctx.events
-            .publish_once_keyed(&reference, Reason::RegistryError, &identity, note.clone())
+            .publish_once_keyed(&reference, Reason::RegistryError, &identity, note)
             .await;
         if findings.changes.is_empty() {
-            return Err(Outcome::Failed(note));
+            return Err(CheckFailure::Registry(findings.registry_errors));
         }
     }
     Ok(findings)

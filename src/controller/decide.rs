@@ -47,13 +47,47 @@ impl std::fmt::Display for RegistryFailure {
     }
 }
 
+/// A container that keeps its image, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kept {
+    /// The container.
+    pub container: String,
+    /// Why.
+    pub why: KeptBecause,
+}
+
+/// Why a container keeps its image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptBecause {
+    /// The strategy found nothing to move to.
+    Strategy(crate::strategy::KeepReason),
+    /// The image it would move to was reverted by another writer and is not applied again.
+    Reverted {
+        /// That image.
+        image: String,
+    },
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.why {
+            KeptBecause::Strategy(reason) => write!(f, "{}: {reason}", self.container),
+            KeptBecause::Reverted { image } => write!(
+                f,
+                "{}: {image} was reverted by another writer; not applied again",
+                self.container
+            ),
+        }
+    }
+}
+
 /// What deciding found for one workload.
 #[derive(Debug, Clone, Default)]
 pub struct Findings {
     /// Images to write.
     pub changes: Vec<ContainerChange>,
     /// Why each other managed container keeps its image.
-    pub notes: Vec<String>,
+    pub kept: Vec<Kept>,
     /// Containers the strategy cannot handle, with the reason (only when `containers` is not set).
     pub skipped: Vec<String>,
     /// Registry failures, one per container.
@@ -155,19 +189,21 @@ fn apply_resolution(
     reverted: Option<&str>,
     plan: &mut Findings,
 ) {
-    let Some(to_image) = resolution.decision.image_to_write(image) else {
-        plan.notes
-            .push(format!("{}: {}", container.name, resolution.decision));
-        return;
-    };
-    let Decision::Update { digest, .. } = &resolution.decision else {
-        return;
+    let (to_image, digest) = match &resolution.decision {
+        Decision::Keep(reason) => {
+            plan.kept.push(Kept {
+                container: container.name.clone(),
+                why: KeptBecause::Strategy(reason.clone()),
+            });
+            return;
+        }
+        Decision::Update { tag, digest, .. } => (image.with_tag_and_digest(tag, digest), digest),
     };
     if reverted == Some(to_image.as_str()) {
-        plan.notes.push(format!(
-            "{}: {to_image} was reverted by another writer; not applied again",
-            container.name
-        ));
+        plan.kept.push(Kept {
+            container: container.name.clone(),
+            why: KeptBecause::Reverted { image: to_image },
+        });
         return;
     }
     tracing::info!(container = %container.name, image = %image, to = %to_image, "{}", resolution.decision);

@@ -157,7 +157,7 @@ async fn schedule_and_check<K: ManagedKind>(
     };
     if let Some(trigger) = trigger {
         let outcome = checker::check::<K>(ctx, key, settings, trigger).await;
-        let failed = matches!(outcome, checker::Outcome::Failed(_));
+        let failed = matches!(outcome, checker::Checked::Failed(_));
         ctx.with_memory(key, |m| m.backoff.record(failed, Utc::now()));
     }
     if check_now_waits {

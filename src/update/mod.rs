@@ -14,7 +14,7 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 
-pub use patch::{ContainerChange, per_container};
+pub use patch::{Change, ContainerChange, per_container};
 
 /// The field manager of every write, so `managedFields` show who changed what.
 pub const FIELD_MANAGER: &str = "watch-cluster";

@@ -33,6 +33,34 @@ pub struct ContainerChange {
     pub to_digest: String,
 }
 
+/// An update as people read it: `from -> to`, per container when there are several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The images before.
+    pub from: String,
+    /// The images written.
+    pub to: String,
+}
+
+impl Change {
+    /// The change `changes` make.
+    pub fn of(changes: &[ContainerChange]) -> Change {
+        let side = |pick: fn(&ContainerChange) -> &str| {
+            per_container(changes.iter().map(|c| (c.container.name.as_str(), pick(c))))
+        };
+        Change {
+            from: side(|c| c.from_image.as_str()),
+            to: side(|c| c.to_image.as_str()),
+        }
+    }
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} -> {}", self.from, self.to)
+    }
+}
+
 /// Formats per-container values as SPEC §2 asks: the value alone for one container, else `name=value,…`.
 pub fn per_container<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let values: Vec<(&str, &str)> = values.into_iter().collect();
@@ -60,16 +88,7 @@ pub fn update_patch(
     for change in changes {
         ops.push(replace(&change.container.image_path(), &change.to_image));
     }
-    let from = per_container(
-        changes
-            .iter()
-            .map(|c| (c.container.name.as_str(), c.from_image.as_str())),
-    );
-    let to = per_container(
-        changes
-            .iter()
-            .map(|c| (c.container.name.as_str(), c.to_image.as_str())),
-    );
+    let Change { from, to } = Change::of(changes);
     let mut notes = BTreeMap::new();
     notes.insert(annotations::LAST_UPDATE, now.timestamp_millis().to_string());
     notes.insert(annotations::LAST_UPDATE_IMAGE, to.clone());
