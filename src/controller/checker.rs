@@ -411,23 +411,29 @@ async fn plan<K: ManagedKind>(
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
     } else {
-        let note = join(&findings.registry_errors);
-        // One Event per distinct error, not per tick: the message may change every time (a rate
-        // limit's end, a connection detail); the containers and categories say whether it is new.
-        let identity = findings
-            .registry_errors
-            .iter()
-            .map(|f| format!("{}:{}", f.container, f.reason))
-            .collect::<Vec<_>>()
-            .join(",");
-        ctx.events
-            .publish_once_keyed(&reference, Reason::RegistryError, &identity, note)
-            .await;
+        report_registry_errors(ctx, &reference, &findings.registry_errors).await;
         if findings.changes.is_empty() {
             return Err(CheckFailure::Registry(findings.registry_errors));
         }
     }
     Ok(findings)
+}
+
+/// One Event per distinct registry error, not per tick: the message may change every time (a rate limit's
+/// end, a connection detail); the containers and categories say whether it is new.
+async fn report_registry_errors(
+    ctx: &Context,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    errors: &[RegistryFailure],
+) {
+    let identity = errors
+        .iter()
+        .map(|f| format!("{}:{}", f.container, f.reason))
+        .collect::<Vec<_>>()
+        .join(",");
+    ctx.events
+        .publish_once_keyed(reference, Reason::RegistryError, &identity, join(errors))
+        .await;
 }
 
 fn new_record(workload: &Workload, changes: &[ContainerChange]) -> RolloutRecord {
