@@ -55,7 +55,7 @@ impl RunCommand {
 }
 
 /// Runs the chosen command.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     let mut log = cli.log;
     #[cfg(feature = "demo")]
     if matches!(cli.command, Some(Command::Demo)) && log.log_level.is_none() {
@@ -74,8 +74,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::run::run(config, webhook).await
         }
         Command::Check(args) => crate::check::run(args).await,
-        Command::Plan(args) => crate::plan::run(Config::from_args(&args.run)?).await,
+        Command::Plan(args) => crate::plan::print(Config::from_args(&args.run)?).await,
         #[cfg(feature = "demo")]
-        Command::Demo => crate::demo::run().await,
+        Command::Demo => crate::demo::play().await,
     }
 }

@@ -54,7 +54,7 @@ pub enum DemoError {
 }
 
 /// Runs the walkthrough.
-pub async fn run() -> anyhow::Result<()> {
+pub async fn play() -> anyhow::Result<()> {
     crate::install_crypto_provider();
     let choice = RegistryChoice::from_env()?;
     // Dropping the walkthrough on a signal drops the registry, which kills its child process.

@@ -8,7 +8,7 @@ use clap::Parser;
 async fn main() -> ExitCode {
     watch_cluster::install_crypto_provider();
     let cli = watch_cluster::cli::Cli::parse();
-    match watch_cluster::cli::run(cli).await {
+    match watch_cluster::cli::execute(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

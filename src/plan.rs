@@ -35,7 +35,7 @@ pub struct Row {
 }
 
 /// Prints the plan of every watched workload.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn print(config: Config) -> anyhow::Result<()> {
     let client = crate::run::kube_client().await?;
     let registry = RegistryClient::new(registry_config(&config), &mut Registry::default())?;
     let rows = plan(&client, &registry, &config).await?;

@@ -94,7 +94,7 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         registry: metrics,
     });
     let admin_server = server::serve(config.admin_addr, admin, admin_stop.clone()).await?;
-    controller::run(ctx).await;
+    controller::watch_all(ctx).await;
     tracing::info!("watches stopped; flushing webhooks");
     notifier.shutdown(FLUSH_TIMEOUT).await;
     if let Some(election) = election {

@@ -135,7 +135,7 @@ impl Bed {
     }
 
     fn start(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(controller::run(self.ctx.clone()))
+        tokio::spawn(controller::watch_all(self.ctx.clone()))
     }
 
     /// Lets virtual time pass in small steps, so every timer due meanwhile fires in order.

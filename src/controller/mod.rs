@@ -210,7 +210,7 @@ pub struct Context {
 }
 
 impl Context {
-    /// How many watches [`run`] starts.
+    /// How many watches [`watch_all`] starts.
     pub fn watch_count(&self) -> usize {
         3 * self.config.watch_namespaces.len().max(1)
     }
@@ -312,7 +312,7 @@ impl Context {
 }
 
 /// Runs the controllers of every kind until `ctx.shutdown` is cancelled.
-pub async fn run(ctx: Arc<Context>) {
+pub async fn watch_all(ctx: Arc<Context>) {
     let namespaces: Vec<Option<String>> = if ctx.config.watch_namespaces.is_empty() {
         vec![None]
     } else {
@@ -325,14 +325,14 @@ pub async fn run(ctx: Arc<Context>) {
     };
     let mut controllers = Vec::new();
     for namespace in namespaces {
-        controllers.push(run_kind::<Deployment>(ctx.clone(), namespace.clone()).boxed());
-        controllers.push(run_kind::<StatefulSet>(ctx.clone(), namespace.clone()).boxed());
-        controllers.push(run_kind::<DaemonSet>(ctx.clone(), namespace).boxed());
+        controllers.push(watch_kind::<Deployment>(ctx.clone(), namespace.clone()).boxed());
+        controllers.push(watch_kind::<StatefulSet>(ctx.clone(), namespace.clone()).boxed());
+        controllers.push(watch_kind::<DaemonSet>(ctx.clone(), namespace).boxed());
     }
     join_all(controllers).await;
 }
 
-async fn run_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) {
+async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) {
     let api: Api<K> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),

@@ -66,7 +66,7 @@ impl RunningController {
         );
         let stop = ctx.shutdown.clone();
         let notifier = ctx.notifier.clone();
-        let task = tokio::spawn(controller::run(ctx));
+        let task = tokio::spawn(controller::watch_all(ctx));
         Ok(Self {
             stop,
             task: Some(task),
