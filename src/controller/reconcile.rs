@@ -49,9 +49,9 @@ pub async fn reconcile<K: ManagedKind>(
 ) -> Result<Action, ReconcileError> {
     let key = key_of::<K>(obj.as_ref());
     let reference = reference_of::<K>(&key, obj.uid());
-    let notes = obj.annotations();
-    let enabled = annotations::is_enabled(notes);
-    if !enabled && !notes.contains_key(annotations::ROLLOUT) {
+    let own = obj.annotations();
+    let enabled = annotations::is_enabled(own);
+    if !enabled && !own.contains_key(annotations::ROLLOUT) {
         ctx.forget(&key);
         ctx.events.forget(&reference);
         return Ok(Action::await_change());
@@ -75,7 +75,7 @@ pub async fn reconcile<K: ManagedKind>(
         release::release(&ctx, &key, &workload, &reference).await;
     }
     let settings = if enabled {
-        valid_settings(&ctx, notes, &reference).await
+        valid_settings(&ctx, own, &reference).await
     } else {
         None
     };
@@ -101,10 +101,10 @@ fn requeue(wait: Duration) -> Action {
 /// The workload's settings, or `None` after reporting why they cannot be used.
 async fn valid_settings(
     ctx: &Context,
-    notes: &std::collections::BTreeMap<String, String>,
+    own: &std::collections::BTreeMap<String, String>,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) -> Option<Settings> {
-    match Settings::from_annotations(notes, ctx.config.time_zone) {
+    match Settings::from_annotations(own, ctx.config.time_zone) {
         Ok(settings) => {
             ctx.events.clear(reference, Reason::InvalidAnnotation);
             Some(settings)

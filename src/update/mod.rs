@@ -158,22 +158,22 @@ mod tests {
         let containers = &doc["spec"]["template"]["spec"]["containers"];
         assert_eq!(containers[0]["image"], "app:1.0.1@sha256:bb");
         assert_eq!(containers[1]["image"], "envoy:1.30.0");
-        let notes = &doc["metadata"]["annotations"];
-        assert_eq!(notes["team"], "payments", "other annotations are kept");
-        assert_eq!(notes[annotations::LAST_UPDATE], "1704067200000");
-        assert_eq!(notes[annotations::LAST_UPDATE_IMAGE], "app:1.0.1@sha256:bb");
+        let stored = &doc["metadata"]["annotations"];
+        assert_eq!(stored["team"], "payments", "other annotations are kept");
+        assert_eq!(stored[annotations::LAST_UPDATE], "1704067200000");
+        assert_eq!(stored[annotations::LAST_UPDATE_IMAGE], "app:1.0.1@sha256:bb");
         assert_eq!(
-            notes[annotations::CHANGE],
+            stored[annotations::CHANGE],
             "app:1.0.0 -> app:1.0.1@sha256:bb"
         );
-        assert_eq!(notes[annotations::LAST_UPDATE_FROM_DIGEST], "sha256:aa");
-        assert_eq!(notes[annotations::LAST_UPDATE_TO_DIGEST], "sha256:bb");
+        assert_eq!(stored[annotations::LAST_UPDATE_FROM_DIGEST], "sha256:aa");
+        assert_eq!(stored[annotations::LAST_UPDATE_TO_DIGEST], "sha256:bb");
         assert!(
-            notes.get(annotations::CHECK_NOW).is_none(),
+            stored.get(annotations::CHECK_NOW).is_none(),
             "check-now is removed"
         );
         let stored: RolloutRecord =
-            serde_json::from_str(notes[annotations::ROLLOUT].as_str().unwrap()).unwrap();
+            serde_json::from_str(stored[annotations::ROLLOUT].as_str().unwrap()).unwrap();
         assert_eq!(stored, record("app:1.0.1@sha256:bb"));
     }
 

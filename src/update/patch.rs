@@ -89,22 +89,22 @@ pub fn update_patch(
         ops.push(replace(&change.container.image_path(), &change.to_image));
     }
     let Change { from, to } = Change::of(changes);
-    let mut notes = BTreeMap::new();
-    notes.insert(annotations::LAST_UPDATE, now.timestamp_millis().to_string());
-    notes.insert(annotations::LAST_UPDATE_IMAGE, to.clone());
-    notes.insert(annotations::CHANGE, format!("{from} -> {to}"));
+    let mut written = BTreeMap::new();
+    written.insert(annotations::LAST_UPDATE, now.timestamp_millis().to_string());
+    written.insert(annotations::LAST_UPDATE_IMAGE, to.clone());
+    written.insert(annotations::CHANGE, format!("{from} -> {to}"));
     let from_digests: Vec<(&str, &str)> = changes
         .iter()
         .filter_map(|c| Some((c.container.name.as_str(), c.from_digest.as_deref()?)))
         .collect();
     let all_from_digests_known = from_digests.len() == changes.len();
     if all_from_digests_known {
-        notes.insert(
+        written.insert(
             annotations::LAST_UPDATE_FROM_DIGEST,
             per_container(from_digests),
         );
     }
-    notes.insert(
+    written.insert(
         annotations::LAST_UPDATE_TO_DIGEST,
         per_container(
             changes
@@ -112,8 +112,8 @@ pub fn update_patch(
                 .map(|c| (c.container.name.as_str(), c.to_digest.as_str())),
         ),
     );
-    notes.insert(annotations::ROLLOUT, sealed_record.to_owned());
-    ops.extend(annotation_ops(notes));
+    written.insert(annotations::ROLLOUT, sealed_record.to_owned());
+    ops.extend(annotation_ops(written));
     // A from-digest left by an earlier update would describe the wrong change.
     if !all_from_digests_known
         && workload
@@ -152,9 +152,9 @@ pub fn refused_patch(changes: &[ContainerChange], sealed_failed: &str) -> Patch 
         .iter()
         .map(|c| test(&c.container.image_path(), &c.from_image))
         .collect();
-    let mut notes = BTreeMap::new();
-    notes.insert(annotations::ROLLOUT, sealed_failed.to_owned());
-    ops.extend(annotation_ops(notes));
+    let mut written = BTreeMap::new();
+    written.insert(annotations::ROLLOUT, sealed_failed.to_owned());
+    ops.extend(annotation_ops(written));
     Patch(ops)
 }
 
@@ -178,10 +178,10 @@ pub fn rollback_patch(
     }
     ops.push(test(&annotation_path(annotations::ROLLOUT), &current.raw));
     ops.extend(restores);
-    let mut notes = BTreeMap::new();
-    notes.insert(annotations::QUARANTINE, quarantine_value);
-    notes.insert(annotations::ROLLOUT, sealed_outcome.to_owned());
-    ops.extend(annotation_ops(notes));
+    let mut written = BTreeMap::new();
+    written.insert(annotations::QUARANTINE, quarantine_value);
+    written.insert(annotations::ROLLOUT, sealed_outcome.to_owned());
+    ops.extend(annotation_ops(written));
     Patch(ops)
 }
 
