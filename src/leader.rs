@@ -221,58 +221,6 @@ async fn release(api: &Api<Lease>, config: &LeaseConfig) -> Result<(), LeaseErro
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn spec(holder: Option<&str>, renewed_secs_ago: i64, now: DateTime<Utc>) -> LeaseSpec {
-        LeaseSpec {
-            holder_identity: holder.map(str::to_owned),
-            lease_duration_seconds: Some(15),
-            renew_time: Some(micro(now - chrono::Duration::seconds(renewed_secs_ago))),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_held_fresh_lease_cannot_be_taken_by_another_replica() {
-        let now = Utc::now();
-        assert!(!may_take(&spec(Some("a"), 5, now), "b", now));
-        assert!(may_take(&spec(Some("a"), 5, now), "a", now));
-    }
-
-    #[test]
-    fn an_expired_or_released_lease_can_be_taken() {
-        let now = Utc::now();
-        assert!(may_take(&spec(Some("a"), 16, now), "b", now));
-        assert!(may_take(&spec(None, 0, now), "b", now));
-    }
-
-    #[test]
-    fn taking_over_counts_a_transition_and_renewing_does_not() {
-        let now = Utc::now();
-        let config = LeaseConfig {
-            namespace: "watch-cluster".into(),
-            name: "watch-cluster".into(),
-            identity: "b".into(),
-            duration: LEASE_DURATION,
-            renew_interval: RENEW_INTERVAL,
-        };
-        let previous = LeaseSpec {
-            lease_transitions: Some(2),
-            ..spec(Some("a"), 20, now)
-        };
-        assert_eq!(
-            held_spec(Some(&previous), &config, now).lease_transitions,
-            Some(3)
-        );
-        let ours = LeaseSpec {
-            lease_transitions: Some(3),
-            ..spec(Some("b"), 1, now)
-        };
-        assert_eq!(
-            held_spec(Some(&ours), &config, now).lease_transitions,
-            Some(3)
-        );
-    }
-}
+mod fake;
+#[cfg(test)]
+mod tests;
