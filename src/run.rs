@@ -65,16 +65,14 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
     let stop = ctx.shutdown.clone();
     shutdown::on_signals(stop.clone());
     let election = config.leader_election.then(|| {
-        let lease = LeaseConfig {
-            namespace: std::env::var("POD_NAMESPACE")
+        let lease = LeaseConfig::new(
+            std::env::var("POD_NAMESPACE")
                 .ok()
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| "watch-cluster".into()),
-            name: config.lease_name.clone(),
+            config.lease_name.clone(),
             identity,
-            duration: leader::LEASE_DURATION,
-            renew_interval: leader::RENEW_INTERVAL,
-        };
+        );
         tokio::spawn(leader::run(client.clone(), lease, leader_tx, stop.clone()))
     });
     let notifier = ctx.notifier.clone();

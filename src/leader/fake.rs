@@ -66,7 +66,8 @@ impl FakeLeases {
                 };
                 let expected = current.and_then(|c| c.metadata.resource_version);
                 let exists = *method == Method::PUT;
-                if expected.is_some() != exists || lease.metadata.resource_version != expected && exists
+                if expected.is_some() != exists
+                    || lease.metadata.resource_version != expected && exists
                 {
                     return status(StatusCode::CONFLICT);
                 }
@@ -90,7 +91,12 @@ fn status(code: StatusCode) -> Response<Body> {
         code,
         &serde_json::json!({
             "kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "reason": code.canonical_reason(), "code": code.as_u16(), "message": code.to_string(),
+            "reason": reason(code), "code": code.as_u16(), "message": code.to_string(),
         }),
     )
+}
+
+/// The `reason` of a Status, as clients match it (`NotFound`, `Conflict`).
+fn reason(code: StatusCode) -> String {
+    code.canonical_reason().unwrap_or_default().replace(' ', "")
 }

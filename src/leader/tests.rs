@@ -1,4 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use super::*;
 
 fn spec(holder: Option<&str>, renewed_secs_ago: i64, now: DateTime<Utc>) -> LeaseSpec {
@@ -10,30 +14,37 @@ fn spec(holder: Option<&str>, renewed_secs_ago: i64, now: DateTime<Utc>) -> Leas
     }
 }
 
-#[test]
-fn a_held_fresh_lease_cannot_be_taken_by_another_replica() {
-    let now = Utc::now();
-    assert!(!may_take(&spec(Some("a"), 5, now), "b", now));
-    assert!(may_take(&spec(Some("a"), 5, now), "a", now));
+fn observed(holder: Option<&str>, seen_at: Instant) -> Observed {
+    let lease = Lease {
+        spec: Some(spec(holder, 0, Utc::now())),
+        ..Default::default()
+    };
+    Observed {
+        record: Record::of(&lease),
+        seen_at,
+    }
 }
 
 #[test]
-fn an_expired_or_released_lease_can_be_taken() {
-    let now = Utc::now();
-    assert!(may_take(&spec(Some("a"), 16, now), "b", now));
-    assert!(may_take(&spec(None, 0, now), "b", now));
+fn a_held_lease_seen_changing_recently_cannot_be_taken_by_another_replica() {
+    let seen = Instant::now();
+    let later = seen + Duration::from_secs(14);
+    assert!(!observed(Some("a"), seen).may_take("b", later));
+    assert!(observed(Some("a"), seen).may_take("a", later));
+}
+
+#[test]
+fn a_lease_unchanged_for_its_duration_or_released_can_be_taken() {
+    let seen = Instant::now();
+    assert!(observed(Some("a"), seen).may_take("b", seen + LEASE_DURATION));
+    assert!(observed(None, seen).may_take("b", seen));
+    assert!(observed(Some(""), seen).may_take("b", seen));
 }
 
 #[test]
 fn taking_over_counts_a_transition_and_renewing_does_not() {
     let now = Utc::now();
-    let config = LeaseConfig {
-        namespace: "watch-cluster".into(),
-        name: "watch-cluster".into(),
-        identity: "b".into(),
-        duration: LEASE_DURATION,
-        renew_interval: RENEW_INTERVAL,
-    };
+    let config = lease_config("b");
     let previous = LeaseSpec {
         lease_transitions: Some(2),
         ..spec(Some("a"), 20, now)
@@ -55,27 +66,28 @@ fn taking_over_counts_a_transition_and_renewing_does_not() {
 // Election against the in-memory Lease API, on paused time: every wait below is the election's own
 // timers, advanced by tokio as soon as nothing else can run.
 
-use std::time::Duration;
-
-use tokio::{sync::watch, time::Instant};
+use tokio::sync::watch;
 
 use super::fake::FakeLeases;
 
 fn lease_config(identity: &str) -> LeaseConfig {
-    LeaseConfig {
-        namespace: "watch-cluster".into(),
-        name: "watch-cluster".into(),
-        identity: identity.into(),
-        duration: LEASE_DURATION,
-        renew_interval: RENEW_INTERVAL,
-    }
+    LeaseConfig::new(
+        "watch-cluster".into(),
+        "watch-cluster".into(),
+        identity.into(),
+    )
 }
 
 /// Starts `identity`'s election against `leases`; the receiver says when it leads.
 fn elect(leases: &FakeLeases, identity: &str) -> (watch::Receiver<bool>, CancellationToken) {
     let (tx, rx) = watch::channel(false);
     let stop = CancellationToken::new();
-    tokio::spawn(run(leases.client(), lease_config(identity), tx, stop.clone()));
+    tokio::spawn(run(
+        leases.client(),
+        lease_config(identity),
+        tx,
+        stop.clone(),
+    ));
     (rx, stop)
 }
 
@@ -104,7 +116,10 @@ fn holder(leases: &FakeLeases) -> Option<String> {
 async fn a_hung_lease_call_ends_leadership_before_the_lease_could_expire() {
     let leases = FakeLeases::default();
     let (mut leading, _stop) = elect(&leases, "a");
-    leading.wait_for(|l| *l).await.unwrap();
+    tokio::time::timeout(RENEW_INTERVAL, leading.wait_for(|l| *l))
+        .await
+        .expect("a free Lease is taken at once")
+        .unwrap();
     // The API server stops answering right after a renewal: the next one hangs.
     leases.hang(true);
     let renewed = Instant::now();
