@@ -107,7 +107,8 @@ fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey, record:
     }
     let ctx = ctx.clone();
     let key = key.clone();
-    tokio::spawn(async move {
+    // Tracked: shutdown lets it finish before the Lease is released.
+    ctx.tasks.clone().spawn(async move {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
         // Reconcile may run on a cached copy older than our own removal of the record: deliver only what
         // the API server still holds, or an outcome would be delivered twice.
