@@ -91,7 +91,8 @@ async fn walkthrough(choice: RegistryChoice) -> anyhow::Result<()> {
     }
     let mut narrator = Narrator::new(&cluster, &webhook, &registry.host());
     scenario.deploy(&mut narrator).await?;
-    let running = RunningController::start(cluster.client()?, &registry.host(), &webhook.url())?;
+    let running =
+        RunningController::start(cluster.client()?, &registry.host(), &webhook.url()).await?;
     let played = scenario.play(&registry, &mut narrator).await;
     running.stop().await;
     narrator.drain();

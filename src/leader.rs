@@ -5,6 +5,15 @@
 //! ours, free, or expired; write it with PUT carrying the `resourceVersion` read, so of two replicas racing
 //! for it exactly one write succeeds (the other gets 409 Conflict). Server-side-apply conflicts, which some
 //! lease crates rely on, need managedFields that not every server keeps (TESTBED §3).
+//!
+//! Time is judged on our own monotonic clock only, as client-go's leader election does, so clock skew
+//! between replicas cannot make two of them lead at once:
+//! - a Lease held by another replica expires when `leaseDurationSeconds` have passed since *we* last saw
+//!   its record (holder, renewTime, resourceVersion) change — never by comparing its `renewTime` with our
+//!   wall clock;
+//! - the holder stops leading once [`RENEW_DEADLINE`] has passed since the start of its last successful
+//!   renewal, well before a follower can see the Lease expire, and every round has [`CALL_TIMEOUT`], so a
+//!   hung API call cannot keep it leading.
 
 use std::time::Duration;
 
@@ -17,15 +26,25 @@ use kube::{
     Api, Client,
     api::{ObjectMeta, PostParams},
 };
-use tokio::sync::watch;
+use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How long a Lease is valid without renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
-/// How often the holder renews (well inside the duration) and a follower retries.
+/// How long the holder keeps leading without a successful renewal; shorter than [`LEASE_DURATION`] so it
+/// stops acting before any follower may take over.
+pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
+/// How often the holder renews (well inside the deadline) and a follower looks again.
 pub const RENEW_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon a holder whose renewal failed tries again.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(2);
+/// The longest one round of Lease calls (read, then write) may take.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Where the Lease lives and who we are.
+const _: () = assert!(CALL_TIMEOUT.as_secs() < RENEW_DEADLINE.as_secs());
+const _: () = assert!(RENEW_DEADLINE.as_secs() < LEASE_DURATION.as_secs());
+
+/// Where the Lease lives, who we are, and the election's timing.
 #[derive(Debug, Clone)]
 pub struct LeaseConfig {
     /// Namespace of the Lease (the controller's own).
@@ -34,10 +53,32 @@ pub struct LeaseConfig {
     pub name: String,
     /// This replica's identity (the pod name).
     pub identity: String,
-    /// Validity without renewal.
+    /// Validity without renewal, written into the Lease.
     pub duration: Duration,
-    /// Renew/retry period.
+    /// How long leadership lasts without a successful renewal.
+    pub renew_deadline: Duration,
+    /// Renew/look-again period.
     pub renew_interval: Duration,
+    /// Retry period after a failed renewal.
+    pub retry_interval: Duration,
+    /// Timeout of one round of Lease calls.
+    pub call_timeout: Duration,
+}
+
+impl LeaseConfig {
+    /// The Lease `namespace/name` for `identity`, with the default timing.
+    pub fn new(namespace: String, name: String, identity: String) -> Self {
+        Self {
+            namespace,
+            name,
+            identity,
+            duration: LEASE_DURATION,
+            renew_deadline: RENEW_DEADLINE,
+            renew_interval: RENEW_INTERVAL,
+            retry_interval: RETRY_INTERVAL,
+            call_timeout: CALL_TIMEOUT,
+        }
+    }
 }
 
 /// A failure to talk to the API server about the Lease.
@@ -48,38 +89,50 @@ pub struct LeaseError {
     namespace: String,
     name: String,
     #[source]
-    source: kube::Error,
+    source: CallError,
 }
 
-/// Runs the election until `shutdown`, then releases the Lease if held. `tx` reflects leadership.
+/// Why a Lease call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The API server answered with an error, or could not be reached.
+    #[error(transparent)]
+    Api(#[from] kube::Error),
+    /// The API server did not answer in time.
+    #[error("the API server did not answer within {0:?}")]
+    TimedOut(Duration),
+}
+
+/// Runs the election until `release` is cancelled, then gives the Lease up if held. `tx` reflects
+/// leadership. Cancel `release` only once this replica's in-flight work has finished: the next leader
+/// starts acting as soon as the Lease is free. Dropping the task instead leaves the Lease to expire.
 pub async fn run(
     client: Client,
     config: LeaseConfig,
     tx: watch::Sender<bool>,
-    shutdown: CancellationToken,
+    release: CancellationToken,
 ) {
-    let api: Api<Lease> = Api::namespaced(client, &config.namespace);
+    let mut elector = Elector::new(client, config);
+    let mut next_round = Instant::now();
     loop {
-        let leading = match try_acquire_or_renew(&api, &config, Utc::now()).await {
-            Ok(leading) => leading,
-            Err(error) => {
-                tracing::warn!(%error, "leader election failed this round");
-                // Without a successful renewal we must assume the Lease may be lost once it would expire.
-                false
-            }
-        };
+        let leading = elector.is_leading(Instant::now());
         if *tx.borrow() != leading {
-            tracing::info!(identity = %config.identity, leading, "leadership changed");
+            tracing::info!(identity = %elector.config.identity, leading, "leadership changed");
         }
         tx.send_replace(leading);
+        // Wake at the renew deadline too, so leadership ends on time even between rounds.
+        let lost_at = elector.leading_until().filter(|_| leading);
         tokio::select! {
-            () = tokio::time::sleep(config.renew_interval) => {}
-            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(next_round) => {
+                next_round = Instant::now() + elector.round().await;
+            }
+            () = sleep_until(lost_at) => {}
+            () = release.cancelled() => break,
         }
     }
     if *tx.borrow() {
         tx.send_replace(false);
-        match release(&api, &config).await {
+        match elector.release().await {
             Ok(()) => tracing::info!("released the leader Lease"),
             Err(error) => {
                 tracing::warn!(%error, "failed to release the leader Lease; it expires on its own")
@@ -88,70 +141,208 @@ pub async fn run(
     }
 }
 
-/// One election round: returns whether we hold the Lease afterwards.
-pub async fn try_acquire_or_renew(
-    api: &Api<Lease>,
-    config: &LeaseConfig,
-    now: DateTime<Utc>,
-) -> Result<bool, LeaseError> {
-    let error = |action, source| LeaseError {
-        action,
-        namespace: config.namespace.clone(),
-        name: config.name.clone(),
-        source,
-    };
-    let current = api
-        .get_opt(&config.name)
-        .await
-        .map_err(|e| error("read", e))?;
-    let Some(mut lease) = current else {
-        let lease = Lease {
-            metadata: ObjectMeta {
-                name: Some(config.name.clone()),
-                namespace: Some(config.namespace.clone()),
-                ..Default::default()
-            },
-            spec: Some(held_spec(None, config, now)),
-        };
-        return match api.create(&PostParams::default(), &lease).await {
-            Ok(_) => Ok(true),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-            Err(e) => Err(error("create", e)),
-        };
-    };
-    let spec = lease.spec.clone().unwrap_or_default();
-    if !may_take(&spec, &config.identity, now) {
-        return Ok(false);
-    }
-    lease.spec = Some(held_spec(Some(&spec), config, now));
-    // The resourceVersion read above makes this PUT a compare-and-swap.
-    match api
-        .replace(&config.name, &PostParams::default(), &lease)
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
-        Err(e) => Err(error("update", e)),
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
-/// Whether `identity` may write the Lease now: it holds it, nobody does, or the holder let it expire.
-pub fn may_take(spec: &LeaseSpec, identity: &str, now: DateTime<Utc>) -> bool {
-    match spec.holder_identity.as_deref() {
-        None | Some("") => true,
-        Some(holder) if holder == identity => true,
-        Some(_) => {
-            let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref());
-            let seconds = i64::from(spec.lease_duration_seconds.unwrap_or(15));
-            match renewed {
-                None => true,
-                Some(MicroTime(at)) => {
-                    let at =
-                        DateTime::<Utc>::from_timestamp_micros(at.as_microsecond()).unwrap_or(now);
-                    at + chrono::Duration::seconds(seconds) < now
+/// What this replica knows of the Lease between rounds, on its own clock.
+struct Elector {
+    api: Api<Lease>,
+    config: LeaseConfig,
+    /// The record last read, and when we first saw it so.
+    observed: Option<Observed>,
+    /// When the last successful acquisition or renewal started.
+    renewed_at: Option<Instant>,
+}
+
+/// A Lease record as last read, and when (our clock) it was first seen with these values.
+#[derive(Debug)]
+struct Observed {
+    record: Record,
+    seen_at: Instant,
+}
+
+/// The parts of a Lease whose change shows its holder is alive.
+#[derive(Debug, PartialEq)]
+struct Record {
+    holder: Option<String>,
+    renew_time: Option<MicroTime>,
+    resource_version: Option<String>,
+    duration: Duration,
+}
+
+impl Record {
+    fn of(lease: &Lease) -> Self {
+        let spec = lease.spec.as_ref();
+        let seconds = spec.and_then(|s| s.lease_duration_seconds).unwrap_or(15);
+        Self {
+            holder: spec
+                .and_then(|s| s.holder_identity.clone())
+                .filter(|h| !h.is_empty()),
+            renew_time: spec.and_then(|s| s.renew_time.clone()),
+            resource_version: lease.metadata.resource_version.clone(),
+            duration: Duration::from_secs(u64::try_from(seconds).unwrap_or(15)),
+        }
+    }
+}
+
+impl Observed {
+    /// Whether `identity` may write the Lease at `now`: it holds it, nobody does, or the record has not
+    /// changed for a whole lease duration on our clock.
+    fn may_take(&self, identity: &str, now: Instant) -> bool {
+        match self.record.holder.as_deref() {
+            None => true,
+            Some(holder) if holder == identity => true,
+            Some(_) => now.duration_since(self.seen_at) >= self.record.duration,
+        }
+    }
+}
+
+impl Elector {
+    fn new(client: Client, config: LeaseConfig) -> Self {
+        Self {
+            api: Api::namespaced(client, &config.namespace),
+            config,
+            observed: None,
+            renewed_at: None,
+        }
+    }
+
+    /// Until when this replica leads, if it has held the Lease.
+    fn leading_until(&self) -> Option<Instant> {
+        self.renewed_at.map(|at| at + self.config.renew_deadline)
+    }
+
+    fn is_leading(&self, now: Instant) -> bool {
+        self.leading_until().is_some_and(|until| now < until)
+    }
+
+    /// One round, bounded by the call timeout and, while leading, by the renew deadline. Returns the pause
+    /// before the next round.
+    async fn round(&mut self) -> Duration {
+        let started = Instant::now();
+        let mut deadline = started + self.config.call_timeout;
+        if let Some(until) = self.leading_until().filter(|until| *until > started) {
+            deadline = deadline.min(until);
+        }
+        let timeout = deadline.saturating_duration_since(started);
+        let result = match tokio::time::timeout_at(deadline, self.acquire_or_renew()).await {
+            Ok(result) => result.map_err(CallError::Api),
+            Err(_) => Err(CallError::TimedOut(timeout)),
+        };
+        match result {
+            Ok(true) => {
+                self.renewed_at = Some(started);
+                self.config.renew_interval
+            }
+            Ok(false) => {
+                self.renewed_at = None;
+                self.config.renew_interval
+            }
+            Err(source) => {
+                let error = self.error("renew", source);
+                tracing::warn!(%error, "leader election failed this round");
+                // Leadership lasts until the renew deadline; retry sooner to keep it.
+                if self.is_leading(Instant::now()) {
+                    self.config.retry_interval
+                } else {
+                    self.config.renew_interval
                 }
             }
         }
+    }
+
+    /// Reads the Lease and writes it if we may: whether we hold it afterwards.
+    async fn acquire_or_renew(&mut self) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.config.name).await? else {
+            return self.create().await;
+        };
+        // Seen now, after the read: a follower errs towards waiting longer.
+        let now = Instant::now();
+        let record = Record::of(&lease);
+        if self.observed.as_ref().is_none_or(|o| o.record != record) {
+            self.observed = Some(Observed {
+                record,
+                seen_at: now,
+            });
+        }
+        let may_take = self
+            .observed
+            .as_ref()
+            .is_some_and(|o| o.may_take(&self.config.identity, now));
+        if !may_take {
+            return Ok(false);
+        }
+        let spec = lease.spec.clone().unwrap_or_default();
+        lease.spec = Some(held_spec(Some(&spec), &self.config, Utc::now()));
+        // The resourceVersion read above makes this PUT a compare-and-swap.
+        let put = self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await;
+        conflict_is_no(put)
+    }
+
+    async fn create(&self) -> Result<bool, kube::Error> {
+        let lease = Lease {
+            metadata: ObjectMeta {
+                name: Some(self.config.name.clone()),
+                namespace: Some(self.config.namespace.clone()),
+                ..Default::default()
+            },
+            spec: Some(held_spec(None, &self.config, Utc::now())),
+        };
+        conflict_is_no(self.api.create(&PostParams::default(), &lease).await)
+    }
+
+    /// Gives the Lease up so a follower takes over at once (a rolling upgrade hands over without
+    /// waiting), within the call timeout.
+    async fn release(&self) -> Result<(), LeaseError> {
+        let timeout = self.config.call_timeout;
+        match tokio::time::timeout(timeout, self.clear_holder()).await {
+            Ok(result) => result.map_err(|e| self.error("release", CallError::Api(e))),
+            Err(_) => Err(self.error("release", CallError::TimedOut(timeout))),
+        }
+    }
+
+    async fn clear_holder(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.config.name).await? else {
+            return Ok(());
+        };
+        let mut spec = lease.spec.clone().unwrap_or_default();
+        if spec.holder_identity.as_deref() != Some(self.config.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        spec.acquire_time = None;
+        lease.spec = Some(spec);
+        let put = self
+            .api
+            .replace(&self.config.name, &PostParams::default(), &lease)
+            .await;
+        conflict_is_no(put).map(|_| ())
+    }
+
+    fn error(&self, action: &'static str, source: CallError) -> LeaseError {
+        LeaseError {
+            action,
+            namespace: self.config.namespace.clone(),
+            name: self.config.name.clone(),
+            source,
+        }
+    }
+}
+
+/// A write's result: `Ok(true)` written, `Ok(false)` another writer won the race (409 Conflict).
+fn conflict_is_no<T>(result: Result<T, kube::Error>) -> Result<bool, kube::Error> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -187,92 +378,7 @@ fn jiff_timestamp(at: DateTime<Utc>) -> k8s_openapi::jiff::Timestamp {
         .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
 }
 
-/// Gives the Lease up so a follower takes over at once (a rolling upgrade hands over without waiting).
-async fn release(api: &Api<Lease>, config: &LeaseConfig) -> Result<(), LeaseError> {
-    let error = |action, source| LeaseError {
-        action,
-        namespace: config.namespace.clone(),
-        name: config.name.clone(),
-        source,
-    };
-    let Some(mut lease) = api
-        .get_opt(&config.name)
-        .await
-        .map_err(|e| error("read", e))?
-    else {
-        return Ok(());
-    };
-    let mut spec = lease.spec.clone().unwrap_or_default();
-    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
-        return Ok(());
-    }
-    spec.holder_identity = None;
-    spec.renew_time = None;
-    spec.acquire_time = None;
-    lease.spec = Some(spec);
-    match api
-        .replace(&config.name, &PostParams::default(), &lease)
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
-        Err(e) => Err(error("release", e)),
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn spec(holder: Option<&str>, renewed_secs_ago: i64, now: DateTime<Utc>) -> LeaseSpec {
-        LeaseSpec {
-            holder_identity: holder.map(str::to_owned),
-            lease_duration_seconds: Some(15),
-            renew_time: Some(micro(now - chrono::Duration::seconds(renewed_secs_ago))),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_held_fresh_lease_cannot_be_taken_by_another_replica() {
-        let now = Utc::now();
-        assert!(!may_take(&spec(Some("a"), 5, now), "b", now));
-        assert!(may_take(&spec(Some("a"), 5, now), "a", now));
-    }
-
-    #[test]
-    fn an_expired_or_released_lease_can_be_taken() {
-        let now = Utc::now();
-        assert!(may_take(&spec(Some("a"), 16, now), "b", now));
-        assert!(may_take(&spec(None, 0, now), "b", now));
-    }
-
-    #[test]
-    fn taking_over_counts_a_transition_and_renewing_does_not() {
-        let now = Utc::now();
-        let config = LeaseConfig {
-            namespace: "watch-cluster".into(),
-            name: "watch-cluster".into(),
-            identity: "b".into(),
-            duration: LEASE_DURATION,
-            renew_interval: RENEW_INTERVAL,
-        };
-        let previous = LeaseSpec {
-            lease_transitions: Some(2),
-            ..spec(Some("a"), 20, now)
-        };
-        assert_eq!(
-            held_spec(Some(&previous), &config, now).lease_transitions,
-            Some(3)
-        );
-        let ours = LeaseSpec {
-            lease_transitions: Some(3),
-            ..spec(Some("b"), 1, now)
-        };
-        assert_eq!(
-            held_spec(Some(&ours), &config, now).lease_transitions,
-            Some(3)
-        );
-    }
-}
+mod fake;
+#[cfg(test)]
+mod tests;

@@ -1,13 +1,23 @@
 //! `watch-cluster run`: assemble the controller from its settings and run it until shutdown (SPEC §8).
 //!
 //! Input: validated settings. Output: a running controller (watches, leader election, admin server,
-//! webhook writer) that exits cleanly on SIGTERM: no new checks, in-flight work finished, queued
-//! webhooks flushed for a bounded time, the Lease released.
+//! webhook writer) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by
+//! `run` and by `demo`; [`Runtime::stop`] is the one shutdown, in an order that keeps "two replicas never
+//! act at once" and a deadline on every step, so it ends within the grace period whatever the API
+//! server does:
+//! 1. no new checks: the shutdown token is cancelled (reconcile no longer acts, `/readyz` answers 503);
+//! 2. drain: reconciles in flight finish and the work they detached (outcome deliveries) ends,
+//!    within [`DRAIN_DEADLINE`];
+//! 3. queued webhooks are flushed within [`FLUSH_DEADLINE`];
+//! 4. the Lease is released, within the Lease call timeout — only when the drain finished: otherwise
+//!    work may still be running, and the Lease is left to expire after this process has gone;
+//! 5. the admin server stops within [`ADMIN_DEADLINE`].
 
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use prometheus_client::registry::Registry;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -15,12 +25,27 @@ use crate::{
     controller::{self, Context},
     leader::{self, LeaseConfig},
     notify::WebhookConfig,
-    server::{self, Admin},
+    server::{self, Admin, ApiHealth},
     shutdown,
 };
 
+/// How long in-flight reconciles and deliveries may take to finish on shutdown.
+pub const DRAIN_DEADLINE: Duration = Duration::from_secs(15);
 /// How long queued webhooks may take to flush on shutdown.
-pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
+/// How long the admin server may take to stop.
+pub const ADMIN_DEADLINE: Duration = Duration::from_secs(1);
+/// The Deployment's `terminationGracePeriodSeconds` (k8s/base/deployment.yaml): the kubelet's SIGKILL.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(30);
+
+// Every step's deadline, added up, ends before the kubelet's SIGKILL.
+const _: () = assert!(
+    DRAIN_DEADLINE.as_secs()
+        + FLUSH_DEADLINE.as_secs()
+        + leader::CALL_TIMEOUT.as_secs()
+        + ADMIN_DEADLINE.as_secs()
+        < GRACE_PERIOD.as_secs()
+);
 
 /// Connects to the cluster the way `kubectl` would: in-cluster service account, else `KUBECONFIG` or
 /// `~/.kube/config`. Never falls back to a simulated cluster.
@@ -51,59 +76,255 @@ pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
         webhook = %webhook.summary(),
         "starting watch-cluster"
     );
-    let mut metrics = Registry::with_prefix("watch_cluster");
     let identity = identity();
-    let (leader_tx, leader_rx) = tokio::sync::watch::channel(!config.leader_election);
     let namespace = own_namespace();
-    let record_key = crate::record::secret::load_or_create(client.clone(), &namespace).await?;
-    let ctx = Arc::new(Context::build(
-        client.clone(),
-        config.clone(),
-        webhook,
-        identity.clone(),
-        leader_rx,
-        record_key,
-        &mut metrics,
-    )?);
-    let stop = ctx.shutdown.clone();
+    // Signals are honoured from here on: a SIGTERM while the API server cannot be reached still exits.
+    let stop = CancellationToken::new();
     shutdown::on_signals(stop.clone());
-    let election = config.leader_election.then(|| {
-        let lease = LeaseConfig {
-            namespace,
-            name: config.lease_name.clone(),
-            identity,
-            duration: leader::LEASE_DURATION,
-            renew_interval: leader::RENEW_INTERVAL,
-        };
-        tokio::spawn(leader::run(client.clone(), lease, leader_tx, stop.clone()))
-    });
-    let notifier = ctx.notifier.clone();
-    let controller_metrics = ctx.metrics.clone();
-    let mut leadership = ctx.leader.clone();
-    tokio::spawn(async move {
-        loop {
-            controller_metrics.set_leader(*leadership.borrow_and_update());
-            if leadership.changed().await.is_err() {
-                break;
-            }
-        }
-    });
-    let admin_stop = CancellationToken::new();
-    let admin = Arc::new(Admin {
-        ctx: ctx.clone(),
-        registry: metrics,
-    });
-    let admin_server = server::serve(config.admin_addr, admin, admin_stop.clone()).await?;
-    controller::watch_all(ctx).await;
-    tracing::info!("watches stopped; flushing webhooks");
-    notifier.shutdown(FLUSH_TIMEOUT).await;
-    if let Some(election) = election {
-        let _ = election.await;
+    let Some(record_key) = record_key_until_stopped(&client, &namespace, &stop).await? else {
+        tracing::info!("stopped before the record key could be read");
+        return Ok(());
+    };
+    let lease = config
+        .leader_election
+        .then(|| LeaseConfig::new(namespace, config.lease_name.clone(), identity.clone()));
+    let runtime = Runtime::start(Parts {
+        client,
+        config,
+        webhook,
+        identity,
+        lease,
+        admin: true,
+        record_key,
+    })
+    .await?;
+    let started = runtime.shutdown_token();
+    tokio::select! {
+        () = stop.cancelled() => started.cancel(),
+        () = started.cancelled() => {}
     }
-    admin_stop.cancel();
-    let _ = admin_server.await;
+    runtime.stop().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// What [`Runtime::start`] assembles.
+pub struct Parts {
+    /// The Kubernetes client.
+    pub client: kube::Client,
+    /// The settings.
+    pub config: Config,
+    /// Webhook settings.
+    pub webhook: WebhookConfig,
+    /// This replica's name in Events and in the Lease.
+    pub identity: String,
+    /// The Lease to elect a leader on; `None`: this replica always leads.
+    pub lease: Option<LeaseConfig>,
+    /// Whether to serve `/healthz`, `/readyz` and `/metrics` on `ADMIN_ADDR`.
+    pub admin: bool,
+    /// The key that seals rollout records ([`crate::record`]).
+    pub record_key: crate::record::RecordKey,
+}
+
+/// The running controller: its tasks, and what stopping them needs.
+pub struct Runtime {
+    ctx: Arc<Context>,
+    controllers: JoinHandle<()>,
+    election: Option<Election>,
+    admin: Option<(CancellationToken, JoinHandle<()>)>,
+    background: Vec<JoinHandle<()>>,
+}
+
+/// The leader-election task and the token that makes it release the Lease.
+struct Election {
+    task: JoinHandle<()>,
+    release: CancellationToken,
+}
+
+impl Runtime {
+    /// Starts the watches, the election (if any), the admin server (if asked) and the API probe.
+    pub async fn start(parts: Parts) -> anyhow::Result<Runtime> {
+        let mut metrics = Registry::with_prefix("watch_cluster");
+        let (leader_tx, leader_rx) = tokio::sync::watch::channel(parts.lease.is_none());
+        let ctx = Arc::new(Context::build(
+            parts.client.clone(),
+            parts.config.clone(),
+            parts.webhook,
+            parts.identity,
+            leader_rx,
+            parts.record_key,
+            &mut metrics,
+        )?);
+        let election = parts.lease.map(|lease| {
+            // Its own token: the Lease is released only once the drain has finished (see `stop`).
+            let release = CancellationToken::new();
+            let task = tokio::spawn(leader::run(
+                parts.client.clone(),
+                lease,
+                leader_tx,
+                release.clone(),
+            ));
+            Election { task, release }
+        });
+        let api = ApiHealth::default();
+        let background = vec![
+            tokio::spawn(leader_gauge(ctx.clone())),
+            tokio::spawn(server::probe_api(parts.client, api.clone())),
+        ];
+        let admin = if parts.admin {
+            let stop = CancellationToken::new();
+            let admin = Arc::new(Admin {
+                ctx: ctx.clone(),
+                registry: metrics,
+                api,
+            });
+            let task = server::serve(parts.config.admin_addr, admin, stop.clone()).await?;
+            Some((stop, task))
+        } else {
+            None
+        };
+        let controllers = tokio::spawn(controller::watch_all(ctx.clone()));
+        Ok(Runtime {
+            ctx,
+            controllers,
+            election,
+            admin,
+            background,
+        })
+    }
+
+    /// Cancelled when shutdown starts; cancel it to start shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.ctx.shutdown.clone()
+    }
+
+    /// Shuts down in the order of the module docs, every step under its deadline.
+    pub async fn stop(mut self) {
+        self.ctx.shutdown.cancel();
+        let drained = self.drain().await;
+        self.ctx.notifier.shutdown(FLUSH_DEADLINE).await;
+        if let Some(election) = self.election {
+            if drained {
+                election.release.cancel();
+                // The election bounds its release call by the Lease call timeout; this bounds the rest.
+                let wait = leader::CALL_TIMEOUT + Duration::from_secs(1);
+                let abort = election.task.abort_handle();
+                if tokio::time::timeout(wait, election.task).await.is_err() {
+                    abort.abort();
+                }
+            } else {
+                tracing::warn!(
+                    "in-flight work did not finish in time; the Lease is left to expire"
+                );
+                election.task.abort();
+            }
+        }
+        if let Some((stop, task)) = self.admin {
+            stop.cancel();
+            let abort = task.abort_handle();
+            if tokio::time::timeout(ADMIN_DEADLINE, task).await.is_err() {
+                abort.abort();
+            }
+        }
+        for task in self.background {
+            task.abort();
+        }
+    }
+
+    /// Waits for in-flight reconciles and the work they detached: whether all of it ended in time.
+    async fn drain(&mut self) -> bool {
+        let tasks = self.ctx.tasks.clone();
+        tasks.close();
+        let controllers = &mut self.controllers;
+        let all = async move {
+            // The controllers end once their in-flight reconciles have (kube's graceful shutdown); only
+            // then is nothing left to detach more work.
+            let _ = controllers.await;
+            tasks.wait().await;
+        };
+        let drained = tokio::time::timeout(DRAIN_DEADLINE, all).await.is_ok();
+        if !drained {
+            // Dropping the reconciles is all we can do; the process exits right after.
+            self.controllers.abort();
+        }
+        drained
+    }
+
+    /// Stops at once, without draining (the demo was interrupted).
+    pub fn abort(&self) {
+        self.ctx.shutdown.cancel();
+        self.controllers.abort();
+        if let Some(election) = &self.election {
+            election.task.abort();
+        }
+        if let Some((stop, task)) = &self.admin {
+            stop.cancel();
+            task.abort();
+        }
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+/// Keeps the `watch_cluster_leader` gauge on the leadership flag.
+async fn leader_gauge(ctx: Arc<Context>) {
+    let mut leadership = ctx.leader.clone();
+    loop {
+        ctx.metrics.set_leader(*leadership.borrow_and_update());
+        if leadership.changed().await.is_err() {
+            break;
+        }
+    }
+}
+
+/// How long one attempt to read (or make) the record key may take.
+const KEY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pause between attempts while the API server cannot be reached.
+const KEY_RETRY: Duration = Duration::from_secs(2);
+
+/// Reads the record key, retrying while the API server cannot be reached, until `stop` is cancelled
+/// (`None`). A refusal (RBAC) or an unusable Secret ends the start with its error: retrying cannot fix it.
+async fn record_key_until_stopped(
+    client: &kube::Client,
+    namespace: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<Option<crate::record::RecordKey>> {
+    use crate::record::secret::{KeyLoadError, load_or_create};
+    loop {
+        let attempt = tokio::time::timeout(
+            KEY_ATTEMPT_TIMEOUT,
+            load_or_create(client.clone(), namespace),
+        );
+        let error = tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            result = attempt => match result {
+                Ok(Ok(key)) => return Ok(Some(key)),
+                Ok(Err(KeyLoadError::Api { source: kube::Error::Api(status), .. }))
+                    if status.code == 403 || status.code == 401 => {
+                    return Err(anyhow::anyhow!(load_or_create_refused(namespace, &status)));
+                }
+                Ok(Err(error @ KeyLoadError::Unusable { .. })) => return Err(error.into()),
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(_) => format!("no answer within {}s", KEY_ATTEMPT_TIMEOUT.as_secs()),
+            },
+        };
+        tracing::warn!(%error, "cannot read the record key yet; retrying");
+        tokio::select! {
+            () = stop.cancelled() => return Ok(None),
+            () = tokio::time::sleep(KEY_RETRY) => {}
+        }
+    }
+}
+
+fn load_or_create_refused(namespace: &str, status: &kube::core::Status) -> String {
+    format!(
+        "the API server refused access to Secret {namespace}/{} ({} {}): the controller's Role in its namespace \
+         must allow `get` on that Secret and `create` on secrets (k8s/base/leader-election-role.yaml)",
+        crate::record::secret::SECRET_NAME,
+        status.code,
+        status.reason
+    )
 }
 
 /// The controller's own namespace (downward API), where its Lease and record key live.

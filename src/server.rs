@@ -1,10 +1,16 @@
-//! The admin server (SPEC §8): `/healthz` (alive), `/readyz` (watches synced, not shutting down), `/metrics`.
+//! The admin server (SPEC §8): `/healthz` (alive), `/readyz` (watches synced, API server reachable, not
+//! shutting down), `/metrics`.
 //!
-//! Input: the shared [`Context`] and the metrics registry every component registered into. Output: HTTP
-//! answers for probes and Prometheus. Followers are ready too: readiness says "this replica can take over",
-//! not "this replica leads" (that is the `watch_cluster_leader` gauge).
+//! Input: the shared [`Context`], the API server's recent health and the metrics registry every component
+//! registered into. Output: HTTP answers for probes and Prometheus. Followers are ready too: readiness says
+//! "this replica can take over", not "this replica leads" (that is the `watch_cluster_leader` gauge). A
+//! replica cut off from the API server can neither act nor take over, so it is not ready.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -14,6 +20,7 @@ use axum::{
     routing::get,
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::controller::Context;
@@ -24,6 +31,46 @@ pub struct Admin {
     pub ctx: Arc<Context>,
     /// Every component's metrics.
     pub registry: Registry,
+    /// Whether the API server answered lately.
+    pub api: ApiHealth,
+}
+
+/// How often [`probe_api`] asks the API server for its version.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one probe may take: a partitioned API server never answers at all.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How old the last good answer may be: two probes, so a stuck probe cannot keep the replica ready.
+pub const API_STALE_AFTER: Duration = Duration::from_secs(10);
+
+/// When the API server last answered a probe; cleared by a failed one.
+#[derive(Debug, Clone, Default)]
+pub struct ApiHealth(Arc<Mutex<Option<Instant>>>);
+
+impl ApiHealth {
+    /// Records a probe's result at `at`.
+    pub fn record(&self, answered: bool, at: Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = answered.then_some(at);
+    }
+
+    /// Whether the last probe was answered, within [`API_STALE_AFTER`] of `now`.
+    pub fn is_reachable(&self, now: Instant) -> bool {
+        let last = *self.0.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|at| now.saturating_duration_since(at) < API_STALE_AFTER)
+    }
+}
+
+/// Asks the API server for its version every [`PROBE_INTERVAL`], each under [`PROBE_TIMEOUT`], and
+/// records whether it answered. `/version` needs no permission beyond authentication.
+pub async fn probe_api(client: kube::Client, health: ApiHealth) {
+    loop {
+        let answered = tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await;
+        let answered = matches!(answered, Ok(Ok(_)));
+        if !answered {
+            tracing::debug!("the API server did not answer the readiness probe");
+        }
+        health.record(answered, Instant::now());
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
 }
 
 /// A failure to start the admin server.
@@ -68,6 +115,8 @@ async fn readyz(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
     } else if !admin.ctx.is_synced() {
         (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet")
+    } else if !admin.api.is_reachable(Instant::now()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "API server unreachable")
     } else {
         (StatusCode::OK, "ready")
     }
@@ -117,9 +166,12 @@ mod tests {
             &mut registry,
         )
         .unwrap();
+        let api = ApiHealth::default();
+        api.record(true, Instant::now());
         Arc::new(Admin {
             ctx: Arc::new(ctx),
             registry,
+            api,
         })
     }
 
@@ -154,6 +206,32 @@ mod tests {
             status(&admin, "/healthz").await,
             StatusCode::OK,
             "alive while draining"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn readiness_drops_while_the_api_server_is_unreachable() {
+        let admin = admin();
+        admin.ctx.synced.store(
+            admin.ctx.watch_count(),
+            std::sync::atomic::Ordering::Release,
+        );
+        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
+        // The probe against an API server that refuses connections (the context's client).
+        let probe = tokio::spawn(probe_api(admin.ctx.client.clone(), admin.api.clone()));
+        tokio::time::sleep(PROBE_TIMEOUT).await;
+        assert_eq!(
+            status(&admin, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        probe.abort();
+        // A good answer that is no longer recent does not keep the replica ready either.
+        admin.api.record(true, Instant::now());
+        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
+        tokio::time::sleep(API_STALE_AFTER).await;
+        assert_eq!(
+            status(&admin, "/readyz").await,
+            StatusCode::SERVICE_UNAVAILABLE
         );
     }
 

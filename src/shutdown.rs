@@ -1,7 +1,8 @@
 //! Shutdown (SPEC §8): the first SIGTERM or SIGINT drains, a second one exits at once.
 //!
 //! Draining means: no new checks, in-flight patches finish, queued webhooks are flushed for a bounded time,
-//! the Lease is released so the next leader takes over without waiting for it to expire.
+//! then — and only then — the Lease is released so the next leader takes over without waiting for it to
+//! expire. The steps, their order and their deadlines are [`crate::run::Runtime::stop`]'s.
 
 use tokio_util::sync::CancellationToken;
 

@@ -308,7 +308,7 @@ async fn report_refusal<K: ManagedKind>(
         Ok(_) => {}
         Err(error) => {
             tracing::warn!(%error, "cannot record the refused update; sending FAILED from memory");
-            tokio::spawn(ctx.notifier.deliver(&Notification::new(
+            ctx.tasks.spawn(ctx.notifier.deliver(&Notification::new(
                 notify_ref(key),
                 to,
                 Event::ImageRolloutFailed {

@@ -198,6 +198,8 @@ pub struct Context {
     pub record_key: crate::record::RecordKey,
     /// Cancelled when shutdown starts: no new checks.
     pub shutdown: CancellationToken,
+    /// Work reconciles detach (outcome deliveries): shutdown waits for it before the Lease is released.
+    pub tasks: tokio_util::task::TaskTracker,
     /// Whether this replica may act (leader election, SPEC §8).
     pub leader: tokio::sync::watch::Receiver<bool>,
     /// How many watches have finished their initial list (readiness, SPEC §8).
@@ -257,6 +259,7 @@ impl Context {
             deliveries: Default::default(),
             record_key,
             shutdown: CancellationToken::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
             leader,
             synced: Default::default(),
             metrics: controller_metrics,

@@ -294,7 +294,8 @@ fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
     }
     let ctx = ctx.clone();
     let key = key.clone();
-    tokio::spawn(async move {
+    // Tracked: shutdown lets it finish before the Lease is released.
+    ctx.tasks.clone().spawn(async move {
         loop {
             if !deliver_current::<K>(&ctx, &key).await {
                 ctx.with_memory(&key, |m| {

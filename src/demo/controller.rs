@@ -2,42 +2,35 @@
 //!
 //! Input: a kube client for the simulated cluster, the registry host and the webhook receiver's URL.
 //! Output: the real controller (watches, schedule, registry client, updates, rollout observation, Events
-//! and webhooks) running in a task until [`RunningController::stop`]. What differs from `run`, and why:
-//! no leader election (one replica), no admin server, no signal handling (the demo handles signals),
+//! and webhooks), assembled by the same [`Runtime`] as `run`, until [`RunningController::stop`]. What
+//! differs from `run`, and why: no leader election (one replica), no admin server, no signal handling
+//! (the demo handles signals),
 //! plain HTTP to the local registry, a 1 s registry cache so a re-pushed tag is seen at the next tick,
 //! every webhook event type enabled with short retries.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use anyhow::Context as _;
-use prometheus_client::registry::Registry;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Config, RunArgs},
-    controller::{self, Context},
-    notify::{EventType, Notifier, WebhookConfig, config::WebhookUrl},
+    notify::{EventType, WebhookConfig, config::WebhookUrl},
+    run::{Parts, Runtime},
 };
 
-/// How long stopping may take: in-flight checks finish, queued webhooks are flushed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The Events' reporting instance.
 const INSTANCE: &str = "watch-cluster-demo";
 
-/// The controller running in a task; aborted when dropped without [`RunningController::stop`] (the
-/// demo was interrupted), so it does not keep calling a cluster that is gone.
+/// The controller running in this process; stopped at once when dropped without
+/// [`RunningController::stop`] (the demo was interrupted), so it does not keep calling a cluster that is
+/// gone.
 pub struct RunningController {
-    stop: CancellationToken,
-    task: Option<JoinHandle<()>>,
-    notifier: Notifier,
-    // Kept so the leader flag stays `true` for the whole run.
-    _leader: tokio::sync::watch::Sender<bool>,
+    runtime: Option<Runtime>,
 }
 
 impl RunningController {
-    /// Starts the controller against `client`.
-    pub fn start(
+    /// Starts the controller against `client`, assembled as `watch-cluster run` assembles it.
+    pub async fn start(
         client: kube::Client,
         registry_host: &str,
         webhook_url: &str,
@@ -50,49 +43,34 @@ impl RunningController {
             ..RunArgs::default()
         })
         .context("failed to configure the controller")?;
-        let mut metrics = Registry::with_prefix("watch_cluster");
-        let (leader, leader_rx) = tokio::sync::watch::channel(true);
-        let ctx = Arc::new(
-            Context::build(
-                client,
-                config,
-                webhooks(webhook_url)?,
-                INSTANCE.into(),
-                leader_rx,
-                ephemeral_key()?,
-                &mut metrics,
-            )
-            .context("failed to assemble the controller")?,
-        );
-        let stop = ctx.shutdown.clone();
-        let notifier = ctx.notifier.clone();
-        let task = tokio::spawn(controller::watch_all(ctx));
+        let runtime = Runtime::start(Parts {
+            client,
+            config,
+            webhook: webhooks(webhook_url)?,
+            identity: INSTANCE.into(),
+            lease: None,
+            admin: false,
+            record_key: ephemeral_key()?,
+        })
+        .await
+        .context("failed to assemble the controller")?;
         Ok(Self {
-            stop,
-            task: Some(task),
-            notifier,
-            _leader: leader,
+            runtime: Some(runtime),
         })
     }
 
-    /// Stops checks, lets in-flight work finish and flushes webhooks, each within [`STOP_TIMEOUT`].
+    /// Stops checks, lets in-flight work finish and flushes webhooks, each step under its deadline.
     pub async fn stop(mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            let abort = task.abort_handle();
-            if tokio::time::timeout(STOP_TIMEOUT, task).await.is_err() {
-                abort.abort();
-            }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop().await;
         }
-        self.notifier.shutdown(STOP_TIMEOUT).await;
     }
 }
 
 impl Drop for RunningController {
     fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(task) = self.task.take() {
-            task.abort();
+        if let Some(runtime) = &self.runtime {
+            runtime.abort();
         }
     }
 }
