@@ -38,6 +38,7 @@ pub mod server;
 pub mod shutdown;
 pub mod strategy;
 pub mod telemetry;
+pub mod untrusted;
 pub mod update;
 pub mod version;
 pub mod workload;
