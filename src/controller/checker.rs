@@ -5,7 +5,7 @@
 //! changed the workload between read and write: read and decide again, at most [`ATTEMPTS`] times, with
 //! no webhook and no Warning. Any other refusal is reported (`UpdateFailed`, `IMAGE_ROLLOUT_FAILED`).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use kube::Api;
@@ -17,12 +17,14 @@ use super::{
     notify_ref,
     observe::binding,
     reference_of,
+    schedule_state::max_answer_age,
 };
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
+    registry::RegistryClient,
     update::{self, Change, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
@@ -133,8 +135,9 @@ pub async fn check<K: ManagedKind>(
             .publish(&reference, Reason::ManualCheckRequested, note)
             .await;
     }
+    let registry = ctx.registry.with_max_age(answer_max_age(settings, trigger));
     let checked = match ctx.checks.acquire().await {
-        Ok(_permit) => check_once::<K>(ctx, key, settings).await,
+        Ok(_permit) => check_once::<K>(ctx, key, settings, &registry).await,
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
@@ -164,11 +167,23 @@ pub async fn check<K: ManagedKind>(
     checked
 }
 
+/// How old a shared registry answer this check may use (SPEC §4). A check someone asked for with
+/// `check-now` looks at the registry as it is now.
+fn answer_max_age(settings: &Settings, trigger: Trigger) -> Duration {
+    match trigger {
+        Trigger::Manual => Duration::ZERO,
+        Trigger::Schedule => {
+            max_answer_age(&settings.schedule, Utc::now()).unwrap_or(Duration::MAX)
+        }
+    }
+}
+
 /// Read, guard, decide, write; again after a concurrent edit, at most [`ATTEMPTS`] times.
 async fn check_once<K: ManagedKind>(
     ctx: &Arc<Context>,
     key: &WorkloadKey,
     settings: &Settings,
+    registry: &RegistryClient,
 ) -> Checked {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     for _ in 0..ATTEMPTS {
@@ -181,7 +196,7 @@ async fn check_once<K: ManagedKind>(
         if let Some(skip) = guard::<K>(ctx, key, &workload).await {
             return Checked::Skipped(skip);
         }
-        let plan = match plan::<K>(ctx, key, &workload, settings).await {
+        let plan = match plan::<K>(ctx, key, &workload, settings, registry).await {
             Ok(plan) => plan,
             Err(failure) => return Checked::Failed(failure),
         };
@@ -363,12 +378,13 @@ async fn plan<K: ManagedKind>(
     key: &WorkloadKey,
     workload: &Workload,
     settings: &Settings,
+    registry: &RegistryClient,
 ) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let known_revert = ctx.with_memory(key, |m| m.reverted.clone());
     let findings = match decide(
         &ctx.client,
-        &ctx.registry,
+        registry,
         workload,
         settings,
         known_revert.as_deref(),
