@@ -141,7 +141,7 @@ pub async fn check<K: ManagedKind>(
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
-    tracing::info!(outcome = %checked, "check finished");
+    log_outcome(&checked);
     ctx.metrics.check(match &checked {
         Checked::Updated(_) => CheckOutcome::updated,
         Checked::UpToDate(_) => CheckOutcome::no_update,
@@ -165,6 +165,19 @@ pub async fn check<K: ManagedKind>(
         }
     }
     checked
+}
+
+/// INFO only for news (an update, what a dry run would update, a failure): 200 workloads on an
+/// every-second cron would otherwise write an INFO line per workload per second saying nothing happened.
+fn log_outcome(checked: &Checked) {
+    match checked {
+        Checked::Updated(_) | Checked::DryRun(_) | Checked::Failed(_) => {
+            tracing::info!(outcome = %checked, "check finished");
+        }
+        Checked::UpToDate(_) | Checked::Skipped(_) => {
+            tracing::debug!(outcome = %checked, "check finished");
+        }
+    }
 }
 
 /// How old a shared registry answer this check may use (SPEC §4). A check someone asked for with
@@ -258,7 +271,7 @@ async fn write<K: ManagedKind>(
             Written::Done(Checked::Updated(change))
         }
         Err(UpdateError::Conflict { .. }) => {
-            tracing::info!("the workload changed while deciding; reading it again");
+            tracing::debug!("the workload changed while deciding; reading it again");
             Written::Conflict
         }
         Err(error @ UpdateError::Refused { .. }) => {
@@ -490,5 +503,46 @@ async fn remove_check_now<K: ManagedKind>(ctx: &Context, key: &WorkloadKey) {
         // 422: already removed (the update patch removes it too).
         Ok(_) | Err(UpdateError::Conflict { .. }) => {}
         Err(error) => tracing::warn!(%error, "failed to remove the check-now annotation"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tracing::{Level, Subscriber};
+    use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+
+    /// Counts events by level: the subject here is the log itself (how loud a quiet check is).
+    #[derive(Clone, Default)]
+    struct Levels(Arc<Mutex<Vec<Level>>>);
+
+    impl<S: Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+    }
+
+    fn info_lines(checked: &Checked) -> usize {
+        let levels = Levels::default();
+        let subscriber = tracing_subscriber::registry().with(levels.clone());
+        tracing::subscriber::with_default(subscriber, || log_outcome(checked));
+        let seen = levels.0.lock().unwrap();
+        seen.iter().filter(|l| **l == Level::INFO).count()
+    }
+
+    #[test]
+    fn a_check_that_found_nothing_new_logs_no_info_line_and_news_does() {
+        let change = || Change {
+            from: "a:1".into(),
+            to: "a:2".into(),
+        };
+        assert_eq!(info_lines(&Checked::UpToDate(Vec::new())), 0);
+        assert_eq!(info_lines(&Checked::Skipped(Skip::Gone)), 0);
+        assert_eq!(info_lines(&Checked::Updated(change())), 1);
+        assert_eq!(info_lines(&Checked::DryRun(change())), 1);
+        let failed = Checked::Failed(CheckFailure::Registry(Vec::new()));
+        assert_eq!(info_lines(&failed), 1);
     }
 }

@@ -161,7 +161,10 @@ mod tests {
         let stored = &doc["metadata"]["annotations"];
         assert_eq!(stored["team"], "payments", "other annotations are kept");
         assert_eq!(stored[annotations::LAST_UPDATE], "1704067200000");
-        assert_eq!(stored[annotations::LAST_UPDATE_IMAGE], "app:1.0.1@sha256:bb");
+        assert_eq!(
+            stored[annotations::LAST_UPDATE_IMAGE],
+            "app:1.0.1@sha256:bb"
+        );
         assert_eq!(
             stored[annotations::CHANGE],
             "app:1.0.0 -> app:1.0.1@sha256:bb"
