@@ -32,6 +32,7 @@ pub mod plan;
 pub mod record;
 pub mod registry;
 pub mod resolve;
+pub mod retry;
 pub mod run;
 pub mod schedule;
 pub mod server;

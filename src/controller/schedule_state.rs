@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::schedule::Schedule;
+use crate::{retry::Backoff, schedule::Schedule};
 
 /// The longest single wait; a schedule years away is re-evaluated daily instead of overflowing a timer.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -89,8 +89,7 @@ impl FailureBackoff {
             return;
         }
         self.failures = self.failures.saturating_add(1);
-        let factor = 2u32.saturating_pow(self.failures.saturating_sub(1).min(16));
-        let pause = Self::BASE.saturating_mul(factor).min(Self::MAX);
+        let pause = Backoff::new(Self::BASE, Self::MAX).delay(self.failures);
         self.not_before = chrono::Duration::from_std(pause).ok().map(|p| now + p);
     }
 }
