@@ -180,8 +180,8 @@ fn log_outcome(checked: &Checked) {
     }
 }
 
-/// How old a shared registry answer this check may use (SPEC §4). A check someone asked for with
-/// `check-now` looks at the registry as it is now.
+/// How old a shared registry answer this check may use (docs/guarantees.md, "Registries"). A check
+/// someone asked for with `check-now` looks at the registry as it is now.
 fn answer_max_age(settings: &Settings, trigger: Trigger) -> Duration {
     match trigger {
         Trigger::Manual => Duration::ZERO,

@@ -94,10 +94,11 @@ impl FailureBackoff {
     }
 }
 
-/// The oldest registry answer a scheduled check at `now` may use (SPEC §4): the time since the workload's
-/// previous fire time, the one before the tick that made this check due. So no check sees the registry as
-/// it was more than about one schedule interval ago, and an every-second cron sees a re-pushed tag on its
-/// next tick rather than after `REGISTRY_CACHE_TTL`. `None` when the schedule has no earlier fire time.
+/// The oldest registry answer a scheduled check at `now` may use (docs/guarantees.md, "Registries"): the
+/// time since the workload's previous fire time, the one before the tick that made this check due. So no
+/// check sees the registry as it was more than about one schedule interval ago, and an every-second cron
+/// sees a re-pushed tag on its next tick rather than after `REGISTRY_CACHE_TTL`. `None` when the schedule
+/// has no earlier fire time.
 pub fn max_answer_age(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
     let tick = schedule.previous_before(now, true)?;
     let previous = schedule.previous_before(tick, false)?;

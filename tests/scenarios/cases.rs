@@ -245,9 +245,9 @@ pub async fn moving_tag(backend: Backend, kind: Kind) {
     pods_run(&env, "tool", &moved, &second.digest).await;
 }
 
-/// SPEC §4: a check never uses a registry answer older than the time since its workload's previous fire
-/// time, so on an every-second cron a re-pushed tag is followed within a few ticks, not after the 30 s
-/// `REGISTRY_CACHE_TTL` that other lookups may still share.
+/// A check never uses a registry answer older than the time since its workload's previous fire time
+/// (docs/guarantees.md, "Registries"), so on an every-second cron a re-pushed tag is followed within a few
+/// ticks, not after the 30 s `REGISTRY_CACHE_TTL` that other lookups may still share.
 pub async fn moving_tag_followed_within_its_schedule(backend: Backend) {
     let kind = Kind::Deployment;
     let mut env = Env::start(backend, &test_name("fresh", kind)).await;
