@@ -7,7 +7,11 @@
 //!
 //! It runs the same pure strategy code as the controller, with an empty quarantine: what it prints is what
 //! a newly watched workload with this image would get.
+//!
+//! Tag names come from the registry, so every one printed goes through [`escape`]: a tag carrying ANSI
+//! sequences or CR/LF must not repaint the terminal or forge a line of the report.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -21,6 +25,7 @@ use crate::strategy::{
     Decision, Evaluation, Quarantine, ResolvedCandidate, Strategy, decide_latest, decide_version,
     rank_candidates,
 };
+use crate::untrusted::escape;
 
 /// The container name the strategies see; the quarantine is empty, so it never matters.
 const CONTAINER: &str = "check";
@@ -172,10 +177,19 @@ fn header(image: &ImageRef, strategy: Strategy, decision: &Decision) -> String {
     let _ = writeln!(out, "strategy: {strategy}");
     match decision.image_to_write(image) {
         Some(pinned) => {
-            let _ = writeln!(out, "decision: update to {pinned} ({decision})");
+            let _ = writeln!(
+                out,
+                "decision: update to {} ({})",
+                escape(&pinned),
+                escape(&decision.to_string())
+            );
         }
         None => {
-            let _ = writeln!(out, "decision: no update ({decision})");
+            let _ = writeln!(
+                out,
+                "decision: no update ({})",
+                escape(&decision.to_string())
+            );
         }
     }
     out
@@ -202,11 +216,14 @@ fn render_version(
             Some(c) => format!("not chosen: {c} is higher"),
             None => "not chosen".to_owned(),
         };
-        let _ = writeln!(out, "  {}  {note}", candidate.as_str());
+        let _ = writeln!(out, "  {}  {}", escape(candidate.as_str()), escape(&note));
     }
-    let mut grouped: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut grouped: BTreeMap<String, Vec<Cow<'_, str>>> = BTreeMap::new();
     for (tag, rejection) in &evaluation.rejected {
-        grouped.entry(rejection.to_string()).or_default().push(tag);
+        grouped
+            .entry(rejection.to_string())
+            .or_default()
+            .push(escape(tag));
     }
     let _ = writeln!(out, "rejected ({}):", evaluation.rejected.len());
     for (why, tags) in grouped {
@@ -281,6 +298,36 @@ mod tests {
         );
         assert!(report.contains("decision: no update ("), "{report}");
         assert!(report.contains("newer candidates (0):"), "{report}");
+    }
+
+    #[test]
+    fn registry_supplied_tags_reach_the_terminal_with_control_characters_escaped() {
+        let image = ImageRef::parse("registry:5000/team/app:1.2.3").unwrap();
+        let hostile = "1.2.4\u{1b}[2J\r\nFAKE: decision: update to evil/backdoor:6.6.6";
+        let tags = strings(&["1.2.3", hostile, "9.9.9-\u{1b}]0;owned\u{7}"]);
+        let evaluation = rank_candidates(Strategy::Version, "1.2.3", &tags).unwrap();
+        let decision = decide_version(&image, CONTAINER, &evaluation, &[], &Quarantine::default());
+        let report = render_version(&image, Strategy::Version, &decision, &evaluation, 3);
+        assert!(
+            !report.contains(['\u{1b}', '\r', '\u{7}']),
+            "raw control characters in {report:?}"
+        );
+        assert!(
+            !report.lines().any(|l| l.starts_with("FAKE")),
+            "a tag forged a line: {report:?}"
+        );
+        assert!(report.contains("1.2.4\\u{1b}[2J\\r\\nFAKE"), "{report:?}");
+    }
+
+    #[test]
+    fn a_huge_bad_reference_is_echoed_cut_short_with_its_length() {
+        let huge = format!("registry:5000/team/APP{}", "x".repeat(100_000));
+        let error = ImageRef::parse(&huge).unwrap_err().to_string();
+        assert!(error.len() < 1_000, "{} bytes echoed", error.len());
+        assert!(
+            error.contains(&format!("({} bytes)", huge.len())),
+            "{error}"
+        );
     }
 
     #[test]

@@ -142,16 +142,22 @@ impl Config {
     pub fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
         Ok(Self {
             watch_namespaces: parse_list(
-                "WATCH_NAMESPACES",
+                List {
+                    variable: "WATCH_NAMESPACES",
+                    example: "team-a,team-b",
+                    unset_means: "watch all namespaces",
+                    validate: validate_namespace,
+                },
                 &args.watch_namespaces,
-                "team-a,team-b",
-                validate_namespace,
             )?,
             insecure_registries: parse_list(
-                "INSECURE_REGISTRIES",
+                List {
+                    variable: "INSECURE_REGISTRIES",
+                    example: "registry.local:5000,10.0.0.5",
+                    unset_means: "reach every registry over HTTPS",
+                    validate: validate_host,
+                },
                 &args.insecure_registries,
-                "registry.local:5000,10.0.0.5",
-                validate_host,
             )?,
             registry_ca_file: parse_ca_file(&args.registry_ca_file)?,
             registry_cache_ttl: set(&args.registry_cache_ttl)
@@ -240,26 +246,39 @@ fn set(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn parse_list(
+/// A comma-separated setting.
+struct List {
     variable: &'static str,
-    value: &Option<String>,
     example: &'static str,
+    /// What leaving the variable unset means, for the error of a list that names nothing.
+    unset_means: &'static str,
     validate: fn(&str) -> Result<(), String>,
-) -> Result<Vec<String>, ConfigError> {
+}
+
+fn parse_list(list: List, value: &Option<String>) -> Result<Vec<String>, ConfigError> {
     let Some(raw) = set(value) else {
         return Ok(Vec::new());
     };
+    let error = |problem: String| ConfigError {
+        variable: list.variable,
+        value: raw.to_owned(),
+        problem,
+        example: list.example,
+    };
     let mut items = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        validate(item).map_err(|problem| ConfigError {
-            variable,
-            value: raw.to_owned(),
-            problem: format!("{item:?} {problem}"),
-            example,
-        })?;
+        (list.validate)(item).map_err(|problem| error(format!("{item:?} {problem}")))?;
         if !items.iter().any(|i| i == item) {
             items.push(item.to_owned());
         }
+    }
+    // `,,,` is a templating slip, not a choice: read as "unset" it would silently widen the scope
+    // (WATCH_NAMESPACES: every namespace).
+    if items.is_empty() {
+        return Err(error(format!(
+            "lists nothing but commas and spaces; leave {} unset or empty to {}, or list at least one entry",
+            list.variable, list.unset_means
+        )));
     }
     Ok(items)
 }
@@ -325,24 +344,7 @@ fn validate_host(host: &str) -> Result<(), String> {
 }
 
 fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {
-    let Some(path) = set(value) else {
-        return Ok(None);
-    };
-    let path = PathBuf::from(path);
-    match std::fs::metadata(&path) {
-        Ok(meta) if meta.is_file() => Ok(Some(path)),
-        Ok(_) => Err(ca_error(&path, "is not a file".into())),
-        Err(e) => Err(ca_error(&path, format!("cannot be read ({e})"))),
-    }
-}
-
-fn ca_error(path: &std::path::Path, problem: String) -> ConfigError {
-    ConfigError {
-        variable: "REGISTRY_CA_FILE",
-        value: path.display().to_string(),
-        problem,
-        example: "/etc/watch-cluster/ca.pem",
-    }
+    set(value).map(ca_file::parse).transpose()
 }
 
 /// Parses `<n>s`, `<n>m`, `<n>h` or plain seconds.
@@ -417,6 +419,8 @@ impl fmt::Display for LogFormat {
         })
     }
 }
+
+mod ca_file;
 
 #[cfg(test)]
 mod tests;

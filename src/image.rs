@@ -55,8 +55,9 @@ pub struct ImageRef {
 /// The reference could not be parsed. Display quotes the input, the problem and an example.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "failed to parse image reference '{input}': {problem} \
-     (expected e.g. 'nginx:1.25.0' or 'registry.example.com:5000/team/app:2.0.0')"
+    "failed to parse image reference '{}': {problem} \
+     (expected e.g. 'nginx:1.25.0' or 'registry.example.com:5000/team/app:2.0.0')",
+    crate::untrusted::echo(.input)
 )]
 pub struct ImageRefError {
     /// The text that was given.
@@ -76,23 +77,19 @@ pub enum ImageRefProblem {
     MissingName,
     #[error("the name is longer than 255 characters")]
     NameTooLong,
-    #[error("the repository name must be lowercase, found '{0}'")]
+    #[error("the repository name must be lowercase, found '{}'", crate::untrusted::echo(.0))]
     NotLowercase(String),
-    #[error(
-        "path component '{0}' is not lowercase letters and digits joined by '.', '_', '__' or '-'"
-    )]
+    #[error("path component '{}' is not lowercase letters and digits joined by '.', '_', '__' or '-'", crate::untrusted::echo(.0))]
     InvalidPathComponent(String),
-    #[error("registry host '{0}' is not a valid host name")]
+    #[error("registry host '{}' is not a valid host name", crate::untrusted::echo(.0))]
     InvalidHost(String),
-    #[error("registry port '{0}' is not a number from 1 to 65535")]
+    #[error("registry port '{}' is not a number from 1 to 65535", crate::untrusted::echo(.0))]
     InvalidPort(String),
-    #[error(
-        "tag '{0}' is not 1-128 letters, digits, '_', '.', '-' starting with a letter, digit or '_'"
-    )]
+    #[error("tag '{}' is not 1-128 letters, digits, '_', '.', '-' starting with a letter, digit or '_'", crate::untrusted::echo(.0))]
     InvalidTag(String),
-    #[error("digest '{0}' is not '<algorithm>:<lowercase hex>' of the right length")]
+    #[error("digest '{}' is not '<algorithm>:<lowercase hex>' of the right length", crate::untrusted::echo(.0))]
     InvalidDigest(String),
-    #[error("digest algorithm '{0}' is not supported (use sha256 or sha512)")]
+    #[error("digest algorithm '{}' is not supported (use sha256 or sha512)", crate::untrusted::echo(.0))]
     UnsupportedDigestAlgorithm(String),
 }
 

@@ -51,12 +51,39 @@ const _: () = assert!(
 /// `~/.kube/config`. Never falls back to a simulated cluster.
 pub async fn kube_client() -> anyhow::Result<kube::Client> {
     let config = kube::Config::infer().await.map_err(|e| {
-        anyhow::anyhow!(
-            "no Kubernetes connection: not running in a cluster and no kubeconfig found ({e}); \
-             set KUBECONFIG=/path/to/kubeconfig"
-        )
+        let kubeconfig = std::error::Error::source(&e).and_then(|s| s.downcast_ref());
+        let file = std::env::var("KUBECONFIG")
+            .ok()
+            .filter(|f| !f.is_empty())
+            .unwrap_or_else(|| "~/.kube/config".into());
+        no_connection(kubeconfig, &file)
     })?;
     kube::Client::try_from(config).context("failed to build the Kubernetes client")
+}
+
+/// One line for a failed connection: kube's own error spans lines (its YAML errors quote the file with a
+/// caret), and a user needs the file and the fix, not the in-cluster probe that was never expected to work.
+fn no_connection(kubeconfig: Option<&kube::config::KubeconfigError>, file: &str) -> anyhow::Error {
+    use kube::config::KubeconfigError::{FindPath, ReadConfig};
+    match kubeconfig {
+        None | Some(FindPath) => anyhow::anyhow!(
+            "no Kubernetes connection: not running in a cluster and no kubeconfig found; \
+             set KUBECONFIG=/path/to/kubeconfig"
+        ),
+        Some(ReadConfig(e, path)) if e.kind() == std::io::ErrorKind::NotFound => anyhow::anyhow!(
+            "no Kubernetes connection: not running in a cluster and the kubeconfig {} does not exist; \
+             set KUBECONFIG=/path/to/kubeconfig",
+            path.display()
+        ),
+        Some(error) => {
+            let shown = error.to_string();
+            let first = shown.lines().next().unwrap_or_default();
+            anyhow::anyhow!(
+                "cannot use the kubeconfig {file}: {}; fix the file or set KUBECONFIG=/path/to/a/valid/kubeconfig",
+                crate::untrusted::echo(first)
+            )
+        }
+    }
 }
 
 /// Runs the controller until a signal stops it.
@@ -342,4 +369,23 @@ fn identity() -> String {
         .filter(|n| !n.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok().filter(|n| !n.is_empty()))
         .unwrap_or_else(|| format!("watch-cluster-{}", std::process::id()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_garbage_kubeconfig_is_one_line_naming_the_file_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, "garbage: [unclosed\n").unwrap();
+        let error = kube::config::Kubeconfig::read_from(&path).unwrap_err();
+        let shown = no_connection(Some(&error), &path.display().to_string()).to_string();
+        assert_eq!(shown.lines().count(), 1, "{shown}");
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(shown.contains("line 1 column 10"), "{shown}");
+        assert!(shown.contains("KUBECONFIG="), "{shown}");
+    }
 }

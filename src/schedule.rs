@@ -187,6 +187,15 @@ impl Schedule {
             .map(|next| next.with_timezone(&Utc))
     }
 
+    /// The latest fire time before `t` (or at `t` when `inclusive`), or `None` if there is none.
+    pub fn previous_before(&self, t: DateTime<Utc>, inclusive: bool) -> Option<DateTime<Utc>> {
+        let local = t.with_timezone(&self.tz);
+        self.cron
+            .find_previous_occurrence(&local, inclusive)
+            .ok()
+            .map(|previous| previous.with_timezone(&Utc))
+    }
+
     /// How long to sleep from `now` until the next fire time, at most [`MAX_DELAY`]
     /// (also when the expression never fires again); recompute after waking.
     pub fn delay_until_next(&self, now: DateTime<Utc>) -> Duration {

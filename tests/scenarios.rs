@@ -58,6 +58,7 @@ on_both_backends! {
     deployment_variant_kept => variant_kept;
     deployment_prerelease_only => prerelease_only;
     deployment_moving_tag => |b| moving_tag(b, Kind::Deployment);
+    deployment_moving_tag_followed_within_its_schedule => moving_tag_followed_within_its_schedule;
     deployment_multi_arch => |b| multi_arch(b, Kind::Deployment);
     deployment_invalid_annotation => invalid_annotation;
     deployment_not_enabled => not_enabled;

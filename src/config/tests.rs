@@ -160,3 +160,70 @@ fn log_format_accepts_text_and_json_only() {
     a.log_format = Some("xml".into());
     assert_eq!(a.format().unwrap_err().variable, "LOG_FORMAT");
 }
+
+#[test]
+fn a_namespace_list_of_only_commas_is_an_error_not_all_namespaces() {
+    for value in [",,,", " , ,"] {
+        let bad = RunArgs {
+            watch_namespaces: Some(value.into()),
+            ..args()
+        };
+        let error = Config::from_args(&bad).unwrap_err();
+        assert_eq!(error.variable, "WATCH_NAMESPACES");
+        assert!(error.problem.contains("unset"), "{error}");
+    }
+}
+
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBlzCCAT2gAwIBAgIUVpWg5bDfdCwo07XBgju8CzmllnYwCgYIKoZIzj0EAwIw
+IDEeMBwGA1UEAwwVd2F0Y2gtY2x1c3Rlci10ZXN0LWNhMCAXDTI2MTIwNjAzNDky
+MloYDzIxMjYxMTEyMDM0OTIyWjAgMR4wHAYDVQQDDBV3YXRjaC1jbHVzdGVyLXRl
+c3QtY2EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAATt0GmBHT/2c8dzx7dWPW1f
+c0RapLlrWtArnb7kRS3t3mvuD8xO0APruyaXqv8MbN+24ZNaAWlWvh4EKkVhqgsw
+o1MwUTAdBgNVHQ4EFgQUQ/fNZFyOgEOwWr9aizEh108799wwHwYDVR0jBBgwFoAU
+Q/fNZFyOgEOwWr9aizEh108799wwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQD
+AgNIADBFAiAc6827Rw8Shkw0DS1JIcz5hSUM8f59PWYFCi4yPwk9lAIhAPlnBFDF
+p2fSIVIDq5+2i6uUNgr77FLG1SkA7kR2PKdJ
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn a_registry_ca_file_without_a_certificate_is_a_config_error_naming_what_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "key.pem",
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQA=\n-----END PRIVATE KEY-----\n".as_bytes(),
+            "PRIVATE KEY",
+        ),
+        (
+            "notes.txt",
+            b"hello, I am not a certificate\n",
+            "hello, I am not a certificate",
+        ),
+        ("ca.der", &[0x30, 0x82, 0x01, 0x97, 0xff, 0xfe], "binary"),
+        ("empty.pem", b"", "empty"),
+    ];
+    for (name, content, found) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        let bad = RunArgs {
+            registry_ca_file: Some(path.display().to_string()),
+            ..args()
+        };
+        let error = Config::from_args(&bad).unwrap_err();
+        let shown = error.to_string();
+        assert_eq!(error.variable, "REGISTRY_CA_FILE");
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(shown.contains(found), "{shown}");
+        assert!(shown.contains("-----BEGIN CERTIFICATE-----"), "{shown}");
+        assert_eq!(shown.lines().count(), 1, "{shown}");
+    }
+    let good = dir.path().join("ca.pem");
+    std::fs::write(&good, TEST_CA).unwrap();
+    let ok = RunArgs {
+        registry_ca_file: Some(good.display().to_string()),
+        ..args()
+    };
+    assert_eq!(Config::from_args(&ok).unwrap().registry_ca_file, Some(good));
+}

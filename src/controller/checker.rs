@@ -5,7 +5,7 @@
 //! changed the workload between read and write: read and decide again, at most [`ATTEMPTS`] times, with
 //! no webhook and no Warning. Any other refusal is reported (`UpdateFailed`, `IMAGE_ROLLOUT_FAILED`).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::Utc;
 use kube::Api;
@@ -17,12 +17,14 @@ use super::{
     notify_ref,
     observe::binding,
     reference_of,
+    schedule_state::max_answer_age,
 };
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
+    registry::RegistryClient,
     update::{self, Change, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
@@ -133,12 +135,13 @@ pub async fn check<K: ManagedKind>(
             .publish(&reference, Reason::ManualCheckRequested, note)
             .await;
     }
+    let registry = ctx.registry.with_max_age(answer_max_age(settings, trigger));
     let checked = match ctx.checks.acquire().await {
-        Ok(_permit) => check_once::<K>(ctx, key, settings).await,
+        Ok(_permit) => check_once::<K>(ctx, key, settings, &registry).await,
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
-    tracing::info!(outcome = %checked, "check finished");
+    log_outcome(&checked);
     ctx.metrics.check(match &checked {
         Checked::Updated(_) => CheckOutcome::updated,
         Checked::UpToDate(_) => CheckOutcome::no_update,
@@ -164,11 +167,36 @@ pub async fn check<K: ManagedKind>(
     checked
 }
 
+/// INFO only for news (an update, what a dry run would update, a failure): 200 workloads on an
+/// every-second cron would otherwise write an INFO line per workload per second saying nothing happened.
+fn log_outcome(checked: &Checked) {
+    match checked {
+        Checked::Updated(_) | Checked::DryRun(_) | Checked::Failed(_) => {
+            tracing::info!(outcome = %checked, "check finished");
+        }
+        Checked::UpToDate(_) | Checked::Skipped(_) => {
+            tracing::debug!(outcome = %checked, "check finished");
+        }
+    }
+}
+
+/// How old a shared registry answer this check may use (docs/guarantees.md, "Registries"). A check
+/// someone asked for with `check-now` looks at the registry as it is now.
+fn answer_max_age(settings: &Settings, trigger: Trigger) -> Duration {
+    match trigger {
+        Trigger::Manual => Duration::ZERO,
+        Trigger::Schedule => {
+            max_answer_age(&settings.schedule, Utc::now()).unwrap_or(Duration::MAX)
+        }
+    }
+}
+
 /// Read, guard, decide, write; again after a concurrent edit, at most [`ATTEMPTS`] times.
 async fn check_once<K: ManagedKind>(
     ctx: &Arc<Context>,
     key: &WorkloadKey,
     settings: &Settings,
+    registry: &RegistryClient,
 ) -> Checked {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     for _ in 0..ATTEMPTS {
@@ -181,7 +209,7 @@ async fn check_once<K: ManagedKind>(
         if let Some(skip) = guard::<K>(ctx, key, &workload).await {
             return Checked::Skipped(skip);
         }
-        let plan = match plan::<K>(ctx, key, &workload, settings).await {
+        let plan = match plan::<K>(ctx, key, &workload, settings, registry).await {
             Ok(plan) => plan,
             Err(failure) => return Checked::Failed(failure),
         };
@@ -243,7 +271,7 @@ async fn write<K: ManagedKind>(
             Written::Done(Checked::Updated(change))
         }
         Err(UpdateError::Conflict { .. }) => {
-            tracing::info!("the workload changed while deciding; reading it again");
+            tracing::debug!("the workload changed while deciding; reading it again");
             Written::Conflict
         }
         Err(error @ UpdateError::Refused { .. }) => {
@@ -363,12 +391,13 @@ async fn plan<K: ManagedKind>(
     key: &WorkloadKey,
     workload: &Workload,
     settings: &Settings,
+    registry: &RegistryClient,
 ) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let known_revert = ctx.with_memory(key, |m| m.reverted.clone());
     let findings = match decide(
         &ctx.client,
-        &ctx.registry,
+        registry,
         workload,
         settings,
         known_revert.as_deref(),
@@ -474,5 +503,46 @@ async fn remove_check_now<K: ManagedKind>(ctx: &Context, key: &WorkloadKey) {
         // 422: already removed (the update patch removes it too).
         Ok(_) | Err(UpdateError::Conflict { .. }) => {}
         Err(error) => tracing::warn!(%error, "failed to remove the check-now annotation"),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use tracing::{Level, Subscriber};
+    use tracing_subscriber::layer::{Context as LayerContext, Layer, SubscriberExt};
+
+    /// Counts events by level: the subject here is the log itself (how loud a quiet check is).
+    #[derive(Clone, Default)]
+    struct Levels(Arc<Mutex<Vec<Level>>>);
+
+    impl<S: Subscriber> Layer<S> for Levels {
+        fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+            self.0.lock().unwrap().push(*event.metadata().level());
+        }
+    }
+
+    fn info_lines(checked: &Checked) -> usize {
+        let levels = Levels::default();
+        let subscriber = tracing_subscriber::registry().with(levels.clone());
+        tracing::subscriber::with_default(subscriber, || log_outcome(checked));
+        let seen = levels.0.lock().unwrap();
+        seen.iter().filter(|l| **l == Level::INFO).count()
+    }
+
+    #[test]
+    fn a_check_that_found_nothing_new_logs_no_info_line_and_news_does() {
+        let change = || Change {
+            from: "a:1".into(),
+            to: "a:2".into(),
+        };
+        assert_eq!(info_lines(&Checked::UpToDate(Vec::new())), 0);
+        assert_eq!(info_lines(&Checked::Skipped(Skip::Gone)), 0);
+        assert_eq!(info_lines(&Checked::Updated(change())), 1);
+        assert_eq!(info_lines(&Checked::DryRun(change())), 1);
+        let failed = Checked::Failed(CheckFailure::Registry(Vec::new()));
+        assert_eq!(info_lines(&failed), 1);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::schedule::Schedule;
+use crate::{retry::Backoff, schedule::Schedule};
 
 /// The longest single wait; a schedule years away is re-evaluated daily instead of overflowing a timer.
 pub const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
@@ -89,10 +89,20 @@ impl FailureBackoff {
             return;
         }
         self.failures = self.failures.saturating_add(1);
-        let factor = 2u32.saturating_pow(self.failures.saturating_sub(1).min(16));
-        let pause = Self::BASE.saturating_mul(factor).min(Self::MAX);
+        let pause = Backoff::new(Self::BASE, Self::MAX).delay(self.failures);
         self.not_before = chrono::Duration::from_std(pause).ok().map(|p| now + p);
     }
+}
+
+/// The oldest registry answer a scheduled check at `now` may use (docs/guarantees.md, "Registries"): the
+/// time since the workload's previous fire time, the one before the tick that made this check due. So no
+/// check sees the registry as it was more than about one schedule interval ago, and an every-second cron
+/// sees a re-pushed tag on its next tick rather than after `REGISTRY_CACHE_TTL`. `None` when the schedule
+/// has no earlier fire time.
+pub fn max_answer_age(schedule: &Schedule, now: DateTime<Utc>) -> Option<Duration> {
+    let tick = schedule.previous_before(now, true)?;
+    let previous = schedule.previous_before(tick, false)?;
+    (now - previous).to_std().ok()
 }
 
 fn wait(now: DateTime<Utc>, at: DateTime<Utc>) -> Duration {
@@ -174,6 +184,24 @@ mod tests {
         );
         backoff.record(false, t0);
         assert!(backoff.allows(t0), "a success resets it");
+    }
+
+    #[test]
+    fn a_scheduled_check_accepts_answers_no_older_than_the_time_since_the_previous_fire_time() {
+        let every_second = Schedule::parse("* * * * * ?", chrono_tz::UTC).unwrap();
+        assert_eq!(
+            max_answer_age(&every_second, at("2026-01-01T10:00:05.300Z")),
+            Some(Duration::from_millis(1300))
+        );
+        assert_eq!(
+            max_answer_age(&every_five_minutes(), at("2026-01-01T10:05:00.200Z")),
+            Some(Duration::from_millis(300_200))
+        );
+        let never_before = Schedule::parse("0 0 0 1 1 ? 2099", chrono_tz::UTC).unwrap();
+        assert_eq!(
+            max_answer_age(&never_before, at("2026-01-01T00:00:00Z")),
+            None
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tracing::{debug, warn};
 use super::config::WebhookConfig;
 use super::metrics::{Outcome, WebhookMetrics};
 use super::payload::{EventType, Notification};
+use crate::retry::{Backoff, retry_after};
 
 /// The longest `Retry-After` honoured; longer requests are shortened to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -99,8 +100,7 @@ pub(crate) struct Sender {
     url: url::Url,
     headers: HeaderMap,
     retry_count: u32,
-    backoff_base: Duration,
-    backoff_max: Duration,
+    backoff: Backoff,
     metrics: WebhookMetrics,
 }
 
@@ -131,8 +131,7 @@ impl Sender {
             url: url.as_url().clone(),
             headers,
             retry_count: config.retry_count,
-            backoff_base: config.backoff_base,
-            backoff_max: config.backoff_max,
+            backoff: Backoff::new(config.backoff_base, config.backoff_max),
             metrics,
         }))
     }
@@ -149,8 +148,7 @@ impl Sender {
                 }
                 Attempt::Retry { reason, after } if retry < self.retry_count => {
                     retry += 1;
-                    let wait = after
-                        .unwrap_or_else(|| backoff(self.backoff_base, self.backoff_max, retry));
+                    let wait = after.unwrap_or_else(|| self.backoff.delay(retry));
                     self.metrics.record(job.event_type, Outcome::Retried);
                     debug!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
                     tokio::time::sleep(wait).await;
@@ -188,12 +186,6 @@ impl Sender {
     }
 }
 
-/// The wait before retry `retry` (1-based): `base × 2^(retry-1)`, at most `max`.
-fn backoff(base: Duration, max: Duration, retry: u32) -> Duration {
-    let factor = 2u32.saturating_pow(retry.saturating_sub(1));
-    base.saturating_mul(factor).min(max)
-}
-
 fn classify(status: StatusCode, headers: &HeaderMap) -> Attempt {
     let reason = format!("receiver answered {status}");
     if status.is_success() {
@@ -204,7 +196,7 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> Attempt {
     {
         Attempt::Retry {
             reason,
-            after: retry_after(headers, SystemTime::now()),
+            after: retry_after(headers, SystemTime::now()).map(|w| w.min(MAX_RETRY_AFTER)),
         }
     } else if status.is_redirection() {
         Attempt::Fail {
@@ -213,19 +205,6 @@ fn classify(status: StatusCode, headers: &HeaderMap) -> Attempt {
     } else {
         Attempt::Fail { reason }
     }
-}
-
-/// `Retry-After` as delay seconds or an HTTP date, at most [`MAX_RETRY_AFTER`].
-pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
-    let wait = match value.parse::<u64>() {
-        Ok(seconds) => Duration::from_secs(seconds),
-        Err(_) => httpdate::parse_http_date(value)
-            .ok()?
-            .duration_since(now)
-            .unwrap_or_default(),
-    };
-    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 /// The error and its causes on one line, without the URL (it may carry credentials); reqwest's own
@@ -254,40 +233,14 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_in_seconds_is_honoured_up_to_sixty_seconds() {
-        let now = SystemTime::now();
-        assert_eq!(
-            retry_after(&headers("2"), now),
-            Some(Duration::from_secs(2))
-        );
-        assert_eq!(retry_after(&headers("3600"), now), Some(MAX_RETRY_AFTER));
-        assert_eq!(retry_after(&headers("soon"), now), None);
-        assert_eq!(retry_after(&HeaderMap::new(), now), None);
-    }
-
-    #[test]
-    fn retry_after_as_http_date_counts_from_now() {
-        let now = httpdate::parse_http_date("Mon, 01 Jan 2024 12:00:00 GMT").unwrap();
-        assert_eq!(
-            retry_after(&headers("Mon, 01 Jan 2024 12:00:30 GMT"), now),
-            Some(Duration::from_secs(30))
-        );
-        assert_eq!(
-            retry_after(&headers("Mon, 01 Jan 2024 11:00:00 GMT"), now),
-            Some(Duration::ZERO)
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_from_the_base_up_to_the_cap() {
-        let waits: Vec<u64> = (1..=7)
-            .map(|retry| backoff(Duration::from_secs(1), Duration::from_secs(30), retry).as_secs())
-            .collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(
-            backoff(Duration::from_secs(1), Duration::from_secs(30), 100),
-            Duration::from_secs(30)
-        );
+    fn a_retry_after_is_honoured_up_to_sixty_seconds() {
+        let after = |value: &str| match classify(StatusCode::SERVICE_UNAVAILABLE, &headers(value)) {
+            Attempt::Retry { after, .. } => after,
+            _ => panic!("a 503 is retried"),
+        };
+        assert_eq!(after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(after("3600"), Some(MAX_RETRY_AFTER));
+        assert_eq!(after("soon"), None);
     }
 
     #[test]

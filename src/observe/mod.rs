@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord},
+    retry::Backoff,
     strategy::{Quarantine, QuarantineEntry},
     workload::{Kind, Progress, Workload},
 };
@@ -235,11 +236,9 @@ pub fn images(map: &BTreeMap<String, String>) -> String {
 /// How long until a rollout whose outcome could not be written or delivered is looked at again: doubling
 /// from 2 s, at most 5 minutes, so a refusing API server or an unreachable receiver is not hammered.
 pub fn retry_after(failures: u32) -> Duration {
-    const FIRST: Duration = Duration::from_secs(2);
-    const MAX: Duration = Duration::from_secs(300);
-    FIRST
-        .saturating_mul(2u32.saturating_pow(failures.min(16)))
-        .min(MAX)
+    const BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
+    // `failures` counts the failures before this one: the first wait is 2 s.
+    BACKOFF.delay(failures.saturating_add(1))
 }
 
 #[cfg(test)]

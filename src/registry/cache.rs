@@ -3,13 +3,15 @@
 //! Input: a key and a fetch that yields a result plus the instant until which a success may be reused.
 //! Output: the result, fetched at most once for all callers asking at the same time (coalescing) and
 //! reused while fresh. Failures are shared only with the callers that waited for them: the next caller
-//! fetches again, so an outage is not remembered past its own request.
+//! fetches again, so an outage is not remembered past its own request. A caller may also bound the age
+//! of the answer it accepts (a check never uses an answer older than its own schedule interval): an
+//! answer is as old as the moment its fetch started.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
@@ -20,7 +22,13 @@ struct Outcome<V> {
     fresh_until: Instant,
 }
 
-type Cell<V> = Arc<OnceCell<Outcome<V>>>;
+/// One fetch: when it started, and its outcome once it finished.
+struct Entry<V> {
+    started: Instant,
+    outcome: OnceCell<Outcome<V>>,
+}
+
+type Cell<V> = Arc<Entry<V>>;
 
 /// A coalescing cache of registry answers.
 pub(crate) struct Coalescing<K, V> {
@@ -43,8 +51,24 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = (Result<V, RegistryError>, Instant)>,
     {
-        let cell = self.cell_for(key);
+        self.get_or_fetch_within(key, None, fetch).await
+    }
+
+    /// As [`Coalescing::get_or_fetch`], but an answer whose fetch started more than `max_age` ago is not
+    /// used: it is fetched again (and the new answer replaces it for everyone).
+    pub(crate) async fn get_or_fetch_within<F, Fut>(
+        &self,
+        key: &K,
+        max_age: Option<Duration>,
+        fetch: F,
+    ) -> Result<V, RegistryError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (Result<V, RegistryError>, Instant)>,
+    {
+        let cell = self.cell_for(key, max_age);
         let outcome = cell
+            .outcome
             .get_or_init(|| async move {
                 let (result, fresh_until) = fetch().await;
                 Outcome {
@@ -61,19 +85,26 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         self.lock().remove(key);
     }
 
-    fn cell_for(&self, key: &K) -> Cell<V> {
+    fn cell_for(&self, key: &K, max_age: Option<Duration>) -> Cell<V> {
         let now = Instant::now();
         let mut entries = self.lock();
-        if let Some(cell) = entries.get(key).filter(|c| usable(c, now)) {
+        let young_enough = |c: &Cell<V>| max_age.is_none_or(|age| now - c.started <= age);
+        if let Some(cell) = entries
+            .get(key)
+            .filter(|c| usable(c, now) && young_enough(c))
+        {
             return Arc::clone(cell);
         }
         if entries.len() >= self.max_entries {
             entries.retain(|_, c| usable(c, now));
         }
         if entries.len() >= self.max_entries {
-            entries.retain(|_, c| !c.initialized());
+            entries.retain(|_, c| !c.outcome.initialized());
         }
-        let cell = Arc::new(OnceCell::new());
+        let cell = Arc::new(Entry {
+            started: now,
+            outcome: OnceCell::new(),
+        });
         entries.insert(key.clone(), Arc::clone(&cell));
         cell
     }
@@ -87,8 +118,8 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
 }
 
 /// In flight, or finished successfully and still fresh.
-fn usable<V>(cell: &OnceCell<Outcome<V>>, now: Instant) -> bool {
-    match cell.get() {
+fn usable<V>(cell: &Entry<V>, now: Instant) -> bool {
+    match cell.outcome.get() {
         None => true,
         Some(o) => o.result.is_ok() && now < o.fresh_until,
     }
@@ -146,5 +177,24 @@ mod tests {
             .get_or_fetch(&1, || async { (Ok(3), Instant::now()) })
             .await;
         assert_eq!(r.unwrap(), 2, "a fresh answer is reused");
+    }
+
+    #[tokio::test]
+    async fn a_fresh_answer_older_than_the_callers_max_age_is_fetched_again() {
+        let cache = Coalescing::<u8, u32>::new(16);
+        let ttl = || Instant::now() + Duration::from_secs(60);
+        let r = cache.get_or_fetch(&1, || async { (Ok(1), ttl()) }).await;
+        assert_eq!(r.unwrap(), 1);
+        let hour = Some(Duration::from_secs(3600));
+        let r = cache
+            .get_or_fetch_within(&1, hour, || async { (Ok(2), ttl()) })
+            .await;
+        assert_eq!(r.unwrap(), 1, "young enough for this caller");
+        let r = cache
+            .get_or_fetch_within(&1, Some(Duration::ZERO), || async { (Ok(3), ttl()) })
+            .await;
+        assert_eq!(r.unwrap(), 3, "older than this caller accepts");
+        let r = cache.get_or_fetch(&1, || async { (Ok(4), ttl()) }).await;
+        assert_eq!(r.unwrap(), 3, "the newer answer replaced the older one");
     }
 }

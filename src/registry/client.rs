@@ -4,7 +4,7 @@
 //! Tag lists and tag digests are shared per (registry, repository, credential) for `cache_ttl`; identical
 //! lookups in flight at once make one request. Child digests of an index are kept for the life of the
 //! process (digests are immutable), still keyed by credential so one namespace's secret never answers
-//! another's lookup. With [`RegistryConfig::sharing`] off (the benchmark's naive baseline) every lookup
+//! another's lookup. [`RegistryClient::with_max_age`] bounds the age of shared answers a caller accepts. With [`RegistryConfig::sharing`] off (the benchmark's naive baseline) every lookup
 //! is its own request.
 
 use std::sync::Arc;
@@ -55,6 +55,8 @@ struct Inner {
 #[derive(Clone)]
 pub struct RegistryClient {
     inner: Arc<Inner>,
+    /// The oldest shared answer this handle accepts (tags and tag digests), besides `cache_ttl`.
+    max_age: Option<Duration>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -64,6 +66,18 @@ impl std::fmt::Debug for RegistryClient {
 }
 
 impl RegistryClient {
+    /// This client for lookups that must not use a shared answer older than `max_age`.
+    ///
+    /// A check passes the time since its workload's previous fire time, so a re-pushed tag is seen on
+    /// the next tick of a fast schedule rather than after `REGISTRY_CACHE_TTL`; the answers it fetches
+    /// are still shared with every other lookup.
+    pub fn with_max_age(&self, max_age: Duration) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            max_age: Some(max_age),
+        }
+    }
+
     /// Builds the client and registers its metrics into `metrics`.
     ///
     /// Fails when `ca_file` cannot be read or holds no certificate, or the HTTP client cannot be built.
@@ -79,6 +93,7 @@ impl RegistryClient {
                 digests: Coalescing::new(MAX_ENTRIES),
                 children: Coalescing::new(MAX_ENTRIES),
             }),
+            max_age: None,
         })
     }
 
@@ -95,7 +110,7 @@ impl RegistryClient {
         let key = LookupKey::new(repo, "", credential);
         inner
             .tags
-            .get_or_fetch(&key, || async {
+            .get_or_fetch_within(&key, self.max_age, || async {
                 let result = inner.fetch_tags(repo, credential).await;
                 (result, inner.fresh_until())
             })
@@ -116,7 +131,7 @@ impl RegistryClient {
         let key = LookupKey::new(repo, tag, credential);
         inner
             .digests
-            .get_or_fetch(&key, || async {
+            .get_or_fetch_within(&key, self.max_age, || async {
                 let result = inner.fetch_digest(repo, tag, credential).await;
                 (result, inner.fresh_until())
             })
@@ -299,6 +314,33 @@ mod tests {
         look_up_twice(&client, &repo).await;
         assert_eq!(fake.count(http::Method::GET, "/v2/team/app/tags/list"), 1);
         assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_re_pushed_tag_is_seen_by_a_lookup_whose_max_age_the_shared_answer_exceeds() {
+        let (fake, client, repo) = setup(true).await;
+        assert_eq!(
+            client.head_digest(&repo, "1.0", None).await.unwrap(),
+            DIGEST
+        );
+        let pushed = format!("sha256:{}", "2".repeat(64));
+        fake.set_digest("team/app", "1.0", &pushed);
+        assert_eq!(
+            client.head_digest(&repo, "1.0", None).await.unwrap(),
+            DIGEST,
+            "within REGISTRY_CACHE_TTL the shared answer stands"
+        );
+        let every_second = client.with_max_age(Duration::ZERO);
+        assert_eq!(
+            every_second.head_digest(&repo, "1.0", None).await.unwrap(),
+            pushed
+        );
+        let relaxed = client.with_max_age(Duration::from_secs(60));
+        assert_eq!(
+            relaxed.head_digest(&repo, "1.0", None).await.unwrap(),
+            pushed
+        );
+        assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 2);
     }
 
     #[tokio::test]

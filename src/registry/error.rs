@@ -72,10 +72,12 @@ impl RegistryError {
         }
     }
 
+    /// A malformed answer. `detail` may quote the registry (a bad digest, a realm), so it is escaped and
+    /// cut short: it ends up in logs, Events and on the terminal of `check`.
     pub(crate) fn malformed(target: &str, detail: impl Into<String>) -> Self {
         Self::Malformed {
             target: target.to_owned(),
-            detail: detail.into(),
+            detail: crate::untrusted::echo(&detail.into()).into_owned(),
         }
     }
 
@@ -120,5 +122,13 @@ mod tests {
         );
         assert_eq!(err.reason(), "NotFound");
         assert!(!err.is_transient());
+    }
+
+    #[test]
+    fn registry_text_quoted_in_a_malformed_answer_is_escaped_and_cut_short() {
+        let quoted = format!("invalid digest `\u{1b}[2J\r\n{}`", "x".repeat(10_000));
+        let shown = RegistryError::malformed("resolve r/a:1", quoted).to_string();
+        assert!(!shown.contains(['\u{1b}', '\r', '\n']), "{shown:?}");
+        assert!(shown.len() < 1_000, "{} bytes", shown.len());
     }
 }

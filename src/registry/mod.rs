@@ -201,6 +201,26 @@ mod tests {
         assert_ne!(key, Credential::cache_key(Some(&Credential::new("a", "c"))));
     }
 
+    /// `transport::fetch_token` sends the pull credential to whatever realm a registry's Bearer challenge
+    /// names; users must be told, since it decides how far they can trust a registry with a secret.
+    #[test]
+    fn the_readme_says_pull_credentials_follow_the_token_realm_to_another_host() {
+        let readme = include_str!("../../README.md");
+        let section = readme
+            .split("### Registry credentials")
+            .nth(1)
+            .and_then(|rest| rest.split("\n### ").next())
+            .expect("README has a Registry credentials section");
+        for needed in [
+            "token realm",
+            "whatever its host",
+            "INSECURE_REGISTRIES",
+            "security",
+        ] {
+            assert!(section.contains(needed), "README section lacks {needed:?}");
+        }
+    }
+
     #[test]
     fn docker_hub_names_reach_its_api_host_and_others_stay() {
         assert_eq!(api_host("docker.io"), "registry-1.docker.io");

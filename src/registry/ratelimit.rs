@@ -1,6 +1,6 @@
 //! Per-registry pauses from rate-limit headers (SPEC §4).
 //!
-//! Input: `Retry-After` (seconds or an HTTP date) and `RateLimit-Remaining` (`0` or Docker Hub's
+//! Input: `Retry-After` (seconds or an HTTP date, read by [`crate::retry::retry_after`]) and `RateLimit-Remaining` (`0` or Docker Hub's
 //! `0;w=<seconds>`) headers. Output: the instant before which no request is sent to that registry.
 //! Pauses only grow: a later, shorter hint never shortens a pause already in force.
 
@@ -14,16 +14,6 @@ use reqwest::header::HeaderMap;
 pub(crate) const DEFAULT_429_PAUSE: Duration = Duration::from_secs(1);
 /// The pause for `RateLimit-Remaining: 0` without a window.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
-
-/// Parses `Retry-After`: delta-seconds or an HTTP date (relative to `now`).
-pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
 
 /// Parses `RateLimit-Remaining`: `Some(window)` when nothing remains (`0`, `0;w=21600`).
 pub(crate) fn exhausted_window(value: &str) -> Option<Duration> {
@@ -42,7 +32,7 @@ pub(crate) fn exhausted_window(value: &str) -> Option<Duration> {
 /// How long a response asks us to stay away from its registry, if at all.
 pub(crate) fn pause_from(headers: &HeaderMap, status: u16, now: SystemTime) -> Option<Duration> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let retry_after = header("retry-after").and_then(|v| parse_retry_after(v, now));
+    let retry_after = crate::retry::retry_after(headers, now);
     let exhausted = header("ratelimit-remaining").and_then(exhausted_window);
     match (status == 429, retry_after, exhausted) {
         (_, Some(r), _) if status == 429 || exhausted.is_some() => Some(r),
@@ -91,20 +81,6 @@ impl Pauses {
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;
-
-    #[test]
-    fn retry_after_accepts_seconds_and_http_dates() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(parse_retry_after(" 2 ", now), Some(Duration::from_secs(2)));
-        let later = httpdate::fmt_http_date(now + Duration::from_secs(90));
-        assert_eq!(
-            parse_retry_after(&later, now),
-            Some(Duration::from_secs(90))
-        );
-        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(90));
-        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
-        assert_eq!(parse_retry_after("soon", now), None);
-    }
 
     #[test]
     fn ratelimit_remaining_zero_pauses_for_its_window() {

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
 use reqwest::header::WWW_AUTHENTICATE;
@@ -23,11 +23,14 @@ use super::http::{Exchange, Http, Reply};
 use super::metrics::Metrics;
 use super::ratelimit::Pauses;
 use super::{Credential, RegistryConfig, RegistryError, Repository, api_host};
+use crate::retry::Backoff;
 
 /// Cached tokens beyond this many are pruned when stale.
 const MAX_TOKENS: usize = 4096;
 /// 429 answers waited out within one lookup before giving up with `RateLimited`.
 const MAX_RATE_LIMITED_ATTEMPTS: u32 = 3;
+/// The longest wait between retries of a 5xx or a timeout, however many attempts are configured.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
 
 /// One request to make for a lookup.
 pub(crate) struct Call<'a> {
@@ -219,8 +222,8 @@ impl Transport {
     }
 
     async fn backoff(&self, failures: u32) {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-        tokio::time::sleep(self.config.retry_base_delay.saturating_mul(factor)).await;
+        let backoff = Backoff::new(self.config.retry_base_delay, MAX_RETRY_DELAY);
+        tokio::time::sleep(backoff.delay(failures)).await;
     }
 
     /// Remembers the challenge of a 401 and computes the `Authorization` answering it.

@@ -50,7 +50,8 @@ pub const ACCEPTED_STRATEGIES: &str =
 /// The strategy name is not one we know.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "failed to read strategy '{value}': accepted values are {ACCEPTED_STRATEGIES} (e.g. 'version')"
+    "failed to read strategy '{}': accepted values are {ACCEPTED_STRATEGIES} (e.g. 'version')",
+    crate::untrusted::echo(.value)
 )]
 pub struct UnknownStrategy {
     /// The value that was given.

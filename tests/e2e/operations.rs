@@ -13,6 +13,7 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
         ("REGISTRY_CACHE_TTL", "soon", "REGISTRY_CACHE_TTL"),
         ("ROLLOUT_TIMEOUT", "10d", "ROLLOUT_TIMEOUT"),
         ("WATCH_NAMESPACES", "Team_A", "WATCH_NAMESPACES"),
+        ("WATCH_NAMESPACES", ",,,", "WATCH_NAMESPACES"),
         (
             "INSECURE_REGISTRIES",
             "http://registry:5000",
@@ -22,6 +23,11 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
             "REGISTRY_CA_FILE",
             "/nonexistent/ca.pem",
             "REGISTRY_CA_FILE",
+        ),
+        (
+            "REGISTRY_CA_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+            "-----BEGIN CERTIFICATE-----",
         ),
         ("TZ", "Mars/Olympus", "TZ"),
         ("DRY_RUN", "yes", "DRY_RUN"),
@@ -38,6 +44,7 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
         ),
         ("WEBHOOK_HEADERS", "novalue", "WEBHOOK_HEADERS"),
         ("WEBHOOK_URL", "ftp://hooks", "WEBHOOK_URL"),
+        ("WEBHOOK_SECRET", " \t ", "WEBHOOK_SECRET"),
     ];
     for (variable, value, named) in cases {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
@@ -57,7 +64,10 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{variable}={value}: one line, got {stderr}");
         assert!(lines[0].contains(named), "{variable}={value}: {stderr}");
-        if !matches!(variable, "WEBHOOK_URL" | "WEBHOOK_HEADERS") {
+        if !matches!(
+            variable,
+            "WEBHOOK_URL" | "WEBHOOK_HEADERS" | "WEBHOOK_SECRET"
+        ) {
             assert!(
                 lines[0].contains(value),
                 "{variable}={value}: the value is quoted: {stderr}"
@@ -79,6 +89,30 @@ async fn without_a_kubeconfig_run_exits_1_naming_kubeconfig() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("KUBECONFIG"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kubeconfig_that_is_not_yaml_stops_run_with_one_line_naming_the_file_and_the_fix() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = home.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, "garbage: [unclosed\n").expect("kubeconfig");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+        .arg("run")
+        .env_clear()
+        .env("HOME", home.path())
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, got {stderr}");
+    assert!(
+        lines[0].contains(&kubeconfig.display().to_string()),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("KUBECONFIG="), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -245,6 +245,44 @@ pub async fn moving_tag(backend: Backend, kind: Kind) {
     pods_run(&env, "tool", &moved, &second.digest).await;
 }
 
+/// A check never uses a registry answer older than the time since its workload's previous fire time
+/// (docs/guarantees.md, "Registries"), so on an every-second cron a re-pushed tag is followed within a few
+/// ticks, not after the 30 s `REGISTRY_CACHE_TTL` that other lookups may still share.
+pub async fn moving_tag_followed_within_its_schedule(backend: Backend) {
+    let kind = Kind::Deployment;
+    let mut env = Env::start(backend, &test_name("fresh", kind)).await;
+    let first = env
+        .push_kind("team/fresh", "stable", ImageKind::OciIndex, "one")
+        .await;
+    let current = env.image("team/fresh", "stable");
+    env.create(
+        kind,
+        "fresh",
+        &[("app", &current)],
+        &notes(&enabled("latest")),
+        json!({}),
+    )
+    .await;
+    pods_run(&env, "fresh", &current, &first.digest).await;
+    let settings = env.settings().await.with("REGISTRY_CACHE_TTL", "30s");
+    let (_, port) = spawn_observed(&mut env, settings).await;
+    // The tag's digest is now a shared answer, fresh for 30 s.
+    more_checks(port, "no_update", 2.0).await;
+    let second = env
+        .push_kind("team/fresh", "stable", ImageKind::OciIndex, "two")
+        .await;
+    let pushed = tokio::time::Instant::now();
+    let moved = format!("{current}@{}", second.digest);
+    let within = Duration::from_secs(10);
+    while env.image_of(kind, "fresh", "app").await != moved {
+        assert!(
+            pushed.elapsed() < within,
+            "the re-pushed tag was not followed within {within:?} on an every-second cron"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A multi-arch tag (a Docker manifest list here) is pinned by its index digest, never a platform's.
 pub async fn multi_arch(backend: Backend, kind: Kind) {
     let mut env = Env::start(backend, &test_name("multiarch", kind)).await;

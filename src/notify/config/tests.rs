@@ -225,3 +225,16 @@ fn signature_is_the_hex_hmac_sha256_of_the_exact_body() {
     mac.verify_slice(&hex::decode(hex).unwrap()).unwrap();
     assert_ne!(secret.sign(b"what do ya want for nothing!"), signature);
 }
+
+#[test]
+fn a_whitespace_only_webhook_secret_is_refused() {
+    let error = error(args(&[
+        "--webhook-url=https://h.example.com/x",
+        "--webhook-secret=  \t ",
+    ]));
+    assert!(error.contains("WEBHOOK_SECRET"), "{error}");
+    let accepted = args(&["--webhook-secret= padded secret "])
+        .into_config()
+        .unwrap();
+    assert!(accepted.secret.is_some());
+}

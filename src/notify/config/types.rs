@@ -38,6 +38,12 @@ pub enum ValueError {
     /// An invalid header value (the value itself is not shown).
     #[error("the value of header {0:?} contains characters not allowed in a header")]
     HeaderValue(String),
+    /// A secret of only whitespace: almost always a quoting slip, and a key anyone can guess.
+    #[error(
+        "the secret is only whitespace; set a random value (e.g. the output of `openssl rand -hex 32`) \
+         or leave WEBHOOK_SECRET unset to send unsigned webhooks"
+    )]
+    BlankSecret,
     /// A secret the HMAC implementation refuses (HMAC takes any length, so this is not expected).
     #[error("cannot be used as an HMAC-SHA256 key")]
     SecretKey,
@@ -223,6 +229,9 @@ impl fmt::Debug for WebhookSecret {
 impl FromStr for WebhookSecret {
     type Err = ValueError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().is_empty() {
+            return Err(ValueError::BlankSecret);
+        }
         // HMAC accepts keys of any length; the error arm exists only because the API is generic.
         Hmac::<Sha256>::new_from_slice(s.as_bytes())
             .map(WebhookSecret)
