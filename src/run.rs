@@ -311,13 +311,14 @@ const KEY_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const KEY_RETRY: Duration = Duration::from_secs(2);
 
 /// Reads the record key, retrying while the API server cannot be reached, until `stop` is cancelled
-/// (`None`). A refusal (RBAC) or an unusable Secret ends the start with its error: retrying cannot fix it.
+/// (`None`). An answer of the API server (RBAC, a missing namespace) or an unusable Secret ends the start
+/// with its error: retrying cannot fix it.
 async fn record_key_until_stopped(
     client: &kube::Client,
     namespace: &str,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<crate::record::RecordKey>> {
-    use crate::record::secret::{KeyLoadError, load_or_create};
+    use crate::record::secret::load_or_create;
     loop {
         let attempt = tokio::time::timeout(
             KEY_ATTEMPT_TIMEOUT,
@@ -327,11 +328,8 @@ async fn record_key_until_stopped(
             () = stop.cancelled() => return Ok(None),
             result = attempt => match result {
                 Ok(Ok(key)) => return Ok(Some(key)),
-                Ok(Err(KeyLoadError::Api { source: kube::Error::Api(status), .. }))
-                    if status.code == 403 || status.code == 401 => {
-                    return Err(anyhow::anyhow!(load_or_create_refused(namespace, &status)));
-                }
-                Ok(Err(error @ KeyLoadError::Unusable { .. })) => return Err(error.into()),
+                // Retrying cannot fix it; the message says what can.
+                Ok(Err(error)) if error.is_final() => return Err(error.into()),
                 Ok(Err(error)) => format!("{error:#}"),
                 Err(_) => format!("no answer within {}s", KEY_ATTEMPT_TIMEOUT.as_secs()),
             },
@@ -342,16 +340,6 @@ async fn record_key_until_stopped(
             () = tokio::time::sleep(KEY_RETRY) => {}
         }
     }
-}
-
-fn load_or_create_refused(namespace: &str, status: &kube::core::Status) -> String {
-    format!(
-        "the API server refused access to Secret {namespace}/{} ({} {}): the controller's Role in its namespace \
-         must allow `get` on that Secret and `create` on secrets (k8s/base/leader-election-role.yaml)",
-        crate::record::secret::SECRET_NAME,
-        status.code,
-        status.reason
-    )
 }
 
 /// The controller's own namespace (downward API), where its Lease and record key live.

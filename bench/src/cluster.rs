@@ -150,6 +150,13 @@ impl World {
 
     fn create_objects(&self, scenario: &Scenario, total: usize, cron: &str) -> anyhow::Result<()> {
         let store = self.sim.store();
+        // The controller's own namespace, as `k8s/` makes it: its record key Secret lives there.
+        store
+            .create(
+                Kind::Namespace,
+                json!({"metadata": {"name": "watch-cluster"}}),
+            )
+            .context("failed to create the controller's namespace")?;
         let namespaces = total.div_ceil(100).max(1);
         for ns in 0..namespaces {
             let name = Scenario::namespace_of(ns * 100);

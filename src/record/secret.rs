@@ -23,17 +23,19 @@ pub const DATA_KEY: &str = "key";
 pub enum KeyLoadError {
     /// The API server refused or failed.
     #[error(
-        "failed to {action} Secret {namespace}/{SECRET_NAME} (the key that seals rollout records); the \
-         controller's Role must allow get and create on secrets in its namespace (k8s/base)"
+        "failed to {action} Secret {namespace}/{SECRET_NAME} (the key that seals rollout records): {answer}{hint}"
     )]
     Api {
         /// get or create.
         action: &'static str,
         /// The controller's namespace.
         namespace: String,
-        /// The answer.
-        #[source]
-        source: kube::Error,
+        /// What the API server said, without the Status dump.
+        answer: String,
+        /// What to do about it.
+        hint: &'static str,
+        /// The answer, kept for `is_final` and not chained into the message: `answer` says it in one line.
+        error: kube::Error,
     },
     /// The Secret exists but holds no usable key.
     #[error(
@@ -50,13 +52,44 @@ pub enum KeyLoadError {
     Random(#[source] getrandom::Error),
 }
 
+impl KeyLoadError {
+    /// Whether trying again cannot help: refused (RBAC), no such namespace, or a Secret without a key.
+    pub fn is_final(&self) -> bool {
+        match self {
+            KeyLoadError::Api {
+                error: kube::Error::Api(status),
+                ..
+            } => matches!(status.code, 401 | 403 | 404),
+            KeyLoadError::Api { .. } | KeyLoadError::Random(_) => false,
+            KeyLoadError::Unusable { .. } => true,
+        }
+    }
+}
+
 /// Reads the key from its Secret in `namespace`, creating the Secret when it does not exist.
 pub async fn load_or_create(client: Client, namespace: &str) -> Result<RecordKey, KeyLoadError> {
     let api: Api<Secret> = Api::namespaced(client, namespace);
-    let api_error = |action, source| KeyLoadError::Api {
-        action,
-        namespace: namespace.to_owned(),
-        source,
+    let api_error = |action, source: kube::Error| {
+        let (answer, hint) = match &source {
+            kube::Error::Api(s) if s.code == 404 => (
+                format!("{} {}", s.code, s.message),
+                "; set POD_NAMESPACE to the namespace the controller runs in, or create it",
+            ),
+            kube::Error::Api(s) if s.code == 401 || s.code == 403 => (
+                format!("{} {}", s.code, s.message),
+                "; the controller's Role in its namespace must allow `get` on this Secret and `create` on \
+                 secrets (k8s/base/leader-election-role.yaml)",
+            ),
+            kube::Error::Api(s) => (format!("{} {}", s.code, s.message), ""),
+            other => (other.to_string(), ""),
+        };
+        KeyLoadError::Api {
+            action,
+            namespace: namespace.to_owned(),
+            answer,
+            hint,
+            error: source,
+        }
     };
     let secret = match api.get_opt(SECRET_NAME).await {
         Ok(Some(secret)) => secret,

@@ -343,3 +343,30 @@ fn most_at_once(requests: &[LoggedRequest]) -> usize {
         .max()
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_that_cannot_reach_its_record_key_stops_run_with_one_line_naming_the_fix() {
+    let env = Env::start().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
+        .arg("run")
+        .env_clear()
+        .env("KUBECONFIG", &env.kubeconfig)
+        .env("POD_NAMESPACE", "nowhere")
+        .env("LEADER_ELECTION", "false")
+        .env("ADMIN_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", "off")
+        .output()
+        .await
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line, got {stderr}");
+    assert!(lines[0].contains("nowhere/watch-cluster-record-key"), "{stderr}");
+    assert!(lines[0].contains("403"), "{stderr}");
+    assert!(lines[0].contains("must allow `get` on this Secret"), "{stderr}");
+    // The refusal was the point of this test: the environment's own "no refused call" check is for others.
+    let refused = env.forbidden_calls();
+    assert_eq!(refused, ["POST /api/v1/namespaces/nowhere/secrets"]);
+    env.sim.request_log().clear();
+}
