@@ -201,7 +201,7 @@ impl Runtime {
         let admin = if parts.admin {
             let stop = CancellationToken::new();
             let admin = Arc::new(Admin {
-                ctx: ctx.clone(),
+                readiness: ctx.readiness(),
                 registry: metrics,
                 api,
             });
@@ -222,7 +222,7 @@ impl Runtime {
 
     /// Cancelled when shutdown starts; cancel it to start shutdown.
     pub fn shutdown_token(&self) -> CancellationToken {
-        self.ctx.shutdown.clone()
+        self.ctx.shutdown_token()
     }
 
     /// Shuts down in the order of the module docs, every step under its deadline.

@@ -1,7 +1,7 @@
 //! The admin server (SPEC §8): `/healthz` (alive), `/readyz` (watches synced, API server reachable, not
 //! shutting down), `/metrics`.
 //!
-//! Input: the shared [`Context`], the API server's recent health and the metrics registry every component
+//! Input: the controller's [`Readiness`], the API server's recent health and the metrics registry every component
 //! registered into. Output: HTTP answers for probes and Prometheus. Followers are ready too: readiness says
 //! "this replica can take over", not "this replica leads" (that is the `watch_cluster_leader` gauge). A
 //! replica cut off from the API server can neither act nor take over, so it is not ready.
@@ -23,12 +23,12 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::controller::Context;
+use crate::controller::{NotReady, Readiness};
 
 /// What the admin endpoints read.
 pub struct Admin {
-    /// The controller's state.
-    pub ctx: Arc<Context>,
+    /// Whether the watches synced and shutdown began.
+    pub readiness: Readiness,
     /// Every component's metrics.
     pub registry: Registry,
     /// Whether the API server answered lately.
@@ -111,11 +111,15 @@ pub fn router(admin: Arc<Admin>) -> Router {
 }
 
 async fn readyz(State(admin): State<Arc<Admin>>) -> impl IntoResponse {
-    if admin.ctx.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
-    } else if !admin.ctx.is_synced() {
-        (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet")
-    } else if !admin.api.is_reachable(Instant::now()) {
+    match admin.readiness.check() {
+        Err(NotReady::ShuttingDown) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+        Err(NotReady::Syncing) => (StatusCode::SERVICE_UNAVAILABLE, "watches not synced yet"),
+        Ok(()) => api_readiness(&admin.api),
+    }
+}
+
+fn api_readiness(api: &ApiHealth) -> (StatusCode, &'static str) {
+    if !api.is_reachable(Instant::now()) {
         (StatusCode::SERVICE_UNAVAILABLE, "API server unreachable")
     } else {
         (StatusCode::OK, "ready")
@@ -149,30 +153,38 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::{Config, RunArgs};
 
-    fn admin() -> Arc<Admin> {
+    struct Bed {
+        admin: Arc<Admin>,
+        synced: Arc<std::sync::atomic::AtomicUsize>,
+        shutdown: CancellationToken,
+        updates: prometheus_client::metrics::counter::Counter,
+    }
+
+    fn admin() -> Bed {
         crate::install_crypto_provider();
-        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
-        let client = kube::Client::try_from(config).unwrap();
         let mut registry = Registry::default();
-        let ctx = Context::build(
-            client,
-            Config::from_args(&RunArgs::default()).unwrap(),
-            crate::notify::WebhookConfig::disabled(),
-            "test".into(),
-            tokio::sync::watch::channel(true).1,
-            crate::record::RecordKey::from_bytes(&[7; 32]).unwrap(),
-            &mut registry,
-        )
-        .unwrap();
+        let updates = prometheus_client::metrics::counter::Counter::default();
+        registry.register("updates", "updates", updates.clone());
+        let (readiness, synced, shutdown) = Readiness::for_tests(3);
         let api = ApiHealth::default();
         api.record(true, Instant::now());
-        Arc::new(Admin {
-            ctx: Arc::new(ctx),
+        let admin = Arc::new(Admin {
+            readiness,
             registry,
             api,
-        })
+        });
+        Bed {
+            admin,
+            synced,
+            shutdown,
+            updates,
+        }
+    }
+
+    fn client_of_nothing() -> kube::Client {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        kube::Client::try_from(config).unwrap()
     }
 
     async fn status(admin: &Arc<Admin>, path: &str) -> StatusCode {
@@ -186,24 +198,22 @@ mod tests {
 
     #[tokio::test]
     async fn readiness_follows_the_watches_and_drops_as_soon_as_shutdown_starts() {
-        let admin = admin();
-        assert_eq!(status(&admin, "/healthz").await, StatusCode::OK);
+        let bed = admin();
+        let admin = &bed.admin;
+        assert_eq!(status(admin, "/healthz").await, StatusCode::OK);
         assert_eq!(
-            status(&admin, "/readyz").await,
+            status(admin, "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
-        admin.ctx.synced.store(
-            admin.ctx.watch_count(),
-            std::sync::atomic::Ordering::Release,
-        );
-        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
-        admin.ctx.shutdown.cancel();
+        bed.synced.store(3, std::sync::atomic::Ordering::Release);
+        assert_eq!(status(admin, "/readyz").await, StatusCode::OK);
+        bed.shutdown.cancel();
         assert_eq!(
-            status(&admin, "/readyz").await,
+            status(admin, "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(
-            status(&admin, "/healthz").await,
+            status(admin, "/healthz").await,
             StatusCode::OK,
             "alive while draining"
         );
@@ -211,34 +221,33 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn readiness_drops_while_the_api_server_is_unreachable() {
-        let admin = admin();
-        admin.ctx.synced.store(
-            admin.ctx.watch_count(),
-            std::sync::atomic::Ordering::Release,
-        );
-        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
+        let bed = admin();
+        let admin = &bed.admin;
+        bed.synced.store(3, std::sync::atomic::Ordering::Release);
+        assert_eq!(status(admin, "/readyz").await, StatusCode::OK);
         // The probe against an API server that refuses connections (the context's client).
-        let probe = tokio::spawn(probe_api(admin.ctx.client.clone(), admin.api.clone()));
+        let probe = tokio::spawn(probe_api(client_of_nothing(), admin.api.clone()));
         tokio::time::sleep(PROBE_TIMEOUT).await;
         assert_eq!(
-            status(&admin, "/readyz").await,
+            status(admin, "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
         probe.abort();
         // A good answer that is no longer recent does not keep the replica ready either.
         admin.api.record(true, Instant::now());
-        assert_eq!(status(&admin, "/readyz").await, StatusCode::OK);
+        assert_eq!(status(admin, "/readyz").await, StatusCode::OK);
         tokio::time::sleep(API_STALE_AFTER).await;
         assert_eq!(
-            status(&admin, "/readyz").await,
+            status(admin, "/readyz").await,
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
 
     #[tokio::test]
     async fn metrics_are_served_as_openmetrics() {
-        let admin = admin();
-        admin.ctx.metrics.update();
+        let bed = admin();
+        let admin = &bed.admin;
+        bed.updates.inc();
         let request = Request::get("/metrics").body(Body::empty()).unwrap();
         let response = router(admin.clone()).oneshot(request).await.unwrap();
         assert_eq!(

@@ -178,37 +178,38 @@ pub struct WorkloadMemory {
     pub rollout: Option<observe::Watching>,
 }
 
-/// Everything reconcile needs, shared by every controller.
+/// Everything reconcile needs, shared by every controller. Its parts are the crate's own: the edges get
+/// handles to what they need ([`Context::readiness`], [`Context::shutdown_token`]), never the whole bag.
 pub struct Context {
     /// The Kubernetes client.
-    pub client: Client,
+    pub(crate) client: Client,
     /// The settings.
-    pub config: Config,
+    pub(crate) config: Config,
     /// The shared registry client.
-    pub registry: RegistryClient,
+    pub(crate) registry: RegistryClient,
     /// The webhook writer.
-    pub notifier: Notifier,
+    pub(crate) notifier: Notifier,
     /// The one Event recorder.
-    pub events: EventRecorder,
+    pub(crate) events: EventRecorder,
     /// Per-workload memory.
-    pub memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
+    pub(crate) memory: Mutex<HashMap<WorkloadKey, WorkloadMemory>>,
     /// Outcome deliveries running now, one per workload.
-    pub deliveries: observe::Deliveries,
+    pub(crate) deliveries: observe::Deliveries,
     /// Seals the `rollout` records this controller writes; a record without its seal is never acted on.
-    pub record_key: crate::record::RecordKey,
+    pub(crate) record_key: crate::record::RecordKey,
     /// Cancelled when shutdown starts: no new checks.
-    pub shutdown: CancellationToken,
+    pub(crate) shutdown: CancellationToken,
     /// Work reconciles detach (outcome deliveries): shutdown waits for it before the Lease is released.
-    pub tasks: tokio_util::task::TaskTracker,
+    pub(crate) tasks: tokio_util::task::TaskTracker,
     /// Whether this replica may act (leader election, SPEC §8).
-    pub leader: tokio::sync::watch::Receiver<bool>,
+    pub(crate) leader: tokio::sync::watch::Receiver<bool>,
     /// How many watches have finished their initial list (readiness, SPEC §8).
-    pub synced: std::sync::atomic::AtomicUsize,
+    pub(crate) synced: Arc<std::sync::atomic::AtomicUsize>,
     /// Checks, updates, rollouts, watched workloads.
-    pub metrics: crate::metrics::Metrics,
+    pub(crate) metrics: crate::metrics::Metrics,
     /// Permits for checks (`MAX_CONCURRENT_CHECKS`): one bound over every kind and namespace, where each
     /// `Controller`'s own concurrency would multiply with their number.
-    pub checks: tokio::sync::Semaphore,
+    pub(crate) checks: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -220,6 +221,68 @@ impl Context {
     /// Whether every watch has synced.
     pub fn is_synced(&self) -> bool {
         self.synced.load(std::sync::atomic::Ordering::Acquire) >= self.watch_count()
+    }
+
+    /// What `/readyz` needs: whether the watches synced and whether shutdown began.
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            shutdown: self.shutdown.clone(),
+            synced: self.synced.clone(),
+            watches: self.watch_count(),
+        }
+    }
+
+    /// Cancelled when shutdown starts; cancel it to start shutdown.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// A replica's readiness as the watches see it, for the admin server.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    shutdown: CancellationToken,
+    synced: Arc<std::sync::atomic::AtomicUsize>,
+    watches: usize,
+}
+
+/// Why a replica is not ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// Shutdown began.
+    ShuttingDown,
+    /// Some watch has not finished its first list.
+    Syncing,
+}
+
+impl Readiness {
+    /// `Ok` when every watch synced and shutdown has not begun.
+    pub fn check(&self) -> Result<(), NotReady> {
+        if self.shutdown.is_cancelled() {
+            Err(NotReady::ShuttingDown)
+        } else if self.synced.load(std::sync::atomic::Ordering::Acquire) < self.watches {
+            Err(NotReady::Syncing)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A handle for tests of the admin server: `watches` watches, `synced` of them synced.
+    pub fn for_tests(
+        watches: usize,
+    ) -> (
+        Readiness,
+        Arc<std::sync::atomic::AtomicUsize>,
+        CancellationToken,
+    ) {
+        let synced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shutdown = CancellationToken::new();
+        let readiness = Readiness {
+            shutdown: shutdown.clone(),
+            synced: synced.clone(),
+            watches,
+        };
+        (readiness, synced, shutdown)
     }
 }
 

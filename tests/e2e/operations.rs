@@ -362,9 +362,15 @@ async fn a_controller_that_cannot_reach_its_record_key_stops_run_with_one_line_n
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line, got {stderr}");
-    assert!(lines[0].contains("nowhere/watch-cluster-record-key"), "{stderr}");
+    assert!(
+        lines[0].contains("nowhere/watch-cluster-record-key"),
+        "{stderr}"
+    );
     assert!(lines[0].contains("403"), "{stderr}");
-    assert!(lines[0].contains("must allow `get` on this Secret"), "{stderr}");
+    assert!(
+        lines[0].contains("must allow `get` on this Secret"),
+        "{stderr}"
+    );
     // The refusal was the point of this test: the environment's own "no refused call" check is for others.
     let refused = env.forbidden_calls();
     assert_eq!(refused, ["POST /api/v1/namespaces/nowhere/secrets"]);
