@@ -9,7 +9,7 @@
 //! | when to check | [`schedule`] |
 //! | image references, version tags | [`image`], [`version`] |
 //! | what the registry has | [`registry`], then [`resolve`] |
-//! | what to do about it | [`strategy`] (pure), [`controller::decide`] |
+//! | what to do about it | [`strategy`] (pure), [`decide`] |
 //! | apply it | [`update`] |
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
@@ -21,6 +21,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod decide;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod image;

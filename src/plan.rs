@@ -14,7 +14,8 @@ use prometheus_client::registry::Registry;
 use crate::{
     annotations::{self, Settings},
     config::Config,
-    controller::{ManagedKind, decide::decide, registry_config},
+    controller::{ManagedKind, registry_config},
+    decide::decide,
     registry::RegistryClient,
     workload::{Progress, Workload},
 };

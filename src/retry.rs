@@ -2,7 +2,7 @@
 //!
 //! Input: a response's headers and the current time, or a count of consecutive failures. Output: how long
 //! to wait. Users: the registry transport (retries of 5xx and timeouts) and its rate-limit pauses, webhook
-//! delivery (retries), and the spacing of failed checks (`controller::schedule_state::FailureBackoff`).
+//! delivery (retries), and the spacing of failed checks (`schedule::FailureBackoff`).
 //! Each caller caps what a server may ask for in its own terms (webhooks: 60 s; registry: its longest
 //! rate-limit wait), so the parser returns the request as sent.
 

@@ -2,7 +2,7 @@
 //!
 //! Draining means: no new checks, in-flight patches finish, queued webhooks are flushed for a bounded time,
 //! then — and only then — the Lease is released so the next leader takes over without waiting for it to
-//! expire. The steps, their order and their deadlines are [`crate::run::Runtime::stop`]'s.
+//! expire. The steps, their order and their deadlines are those of `Runtime::stop` in the `run` module.
 
 use tokio_util::sync::CancellationToken;
 

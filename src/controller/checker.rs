@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Context, ManagedKind, WorkloadKey,
-    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
     notify_ref,
     observe::binding,
     reference_of,
-    schedule_state::max_answer_age,
 };
 use crate::{
+    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
+    schedule::max_answer_age,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},

@@ -9,11 +9,9 @@
 //! annotations. The full object is read once per check, right before the guarded patch.
 
 mod checker;
-pub mod decide;
 mod observe;
 mod reconcile;
 mod release;
-pub mod schedule_state;
 mod watch_state;
 
 use std::{
@@ -45,7 +43,7 @@ use crate::{
     workload::{Kind, Workload},
 };
 
-pub use schedule_state::{Poll, ScheduleState};
+pub use crate::schedule::{Poll, ScheduleState};
 
 /// How many reconciles one kube-runtime `Controller` (one kind in one namespace scope) runs at once. The
 /// expensive part, the check, is bounded once for the whole process by `Context::checks`.
@@ -171,7 +169,7 @@ pub struct WorkloadMemory {
     /// An image another writer reverted: not applied again until a newer one appears (SPEC §5).
     pub reverted: Option<String>,
     /// Spacing of scheduled checks after consecutive failures.
-    pub backoff: schedule_state::FailureBackoff,
+    pub backoff: crate::schedule::FailureBackoff,
     /// The images whose update the API server last refused: the same refusal is reported once (SPEC §5).
     pub refused: Option<String>,
     /// The sealed rollout record being watched: since when, and how its writes and deliveries went.

@@ -213,7 +213,7 @@ async fn announce<K: ManagedKind>(
             });
         }
     };
-    let image = super::decide::workload_image(&updated.project(), settings);
+    let image = crate::decide::workload_image(&updated.project(), settings);
     tracing::info!(cron = %detected.cron, strategy = %detected.strategy, "workload detected");
     ctx.notifier.try_notify(&Notification::new(
         super::notify_ref(key),
