@@ -1,4 +1,4 @@
-//! The `watch-cluster.io/` annotations (SPEC §2): what users write, and what the controller records.
+//! The `watch-cluster.io/` annotations (docs/annotations.md): what users write, and what the controller records.
 //!
 //! Input: a workload's `metadata.annotations`. Output: typed [`Settings`], or an [`InvalidAnnotation`] that
 //! names the annotation, the value and a valid example: a value that cannot be used never falls back

@@ -1,4 +1,4 @@
-//! `watch-cluster check IMAGE [--strategy S]` (SPEC §9): ask the registry what a strategy would choose.
+//! `watch-cluster check IMAGE [--strategy S]` (docs/settings.md#commands): ask the registry what a strategy would choose.
 //!
 //! Input: an image reference, a strategy, and the registry settings the controller uses (flags mirroring
 //! `INSECURE_REGISTRIES` and `REGISTRY_CA_FILE`) plus optional credentials. Output on stdout: the decision

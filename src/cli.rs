@@ -1,4 +1,4 @@
-//! The command line (SPEC §9): `run` (default), `check`, `plan`, and `demo` (with the `demo` feature).
+//! The command line (docs/settings.md#commands): `run` (default), `check`, `plan`, and `demo` (with the `demo` feature).
 
 use clap::{Args, FromArgMatches, Parser, Subcommand};
 

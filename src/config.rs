@@ -1,4 +1,4 @@
-//! The controller's settings (SPEC §8), read from flags and environment variables in one place.
+//! The controller's settings (docs/settings.md), read from flags and environment variables in one place.
 //!
 //! clap collects the raw strings (so `--help` lists every variable); this module turns them into typed
 //! values. Each bad value stops startup with one line naming the variable, the value and an example,

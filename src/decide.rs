@@ -1,4 +1,4 @@
-//! Decide: which of a workload's containers move to which image, and why the others do not (SPEC §5).
+//! Decide: which of a workload's containers move to which image, and why the others do not (docs/guarantees.md#updates).
 //!
 //! Input: the workload projection, its settings, the Kubernetes client (to read `imagePullSecrets` by name
 //! and, for `latest`, the digests the ready pods run) and the registry client. Output: [`Findings`]: the
@@ -217,7 +217,7 @@ fn apply_resolution(
 }
 
 /// Our last update (`change` annotation) whose image another writer replaced with the previous one, e.g.
-/// GitOps self-heal (SPEC §5). A rollback of ours looks the same but quarantines the image, so it is not
+/// GitOps self-heal (docs/guarantees.md#updates). A rollback of ours looks the same but quarantines the image, so it is not
 /// mistaken for another writer.
 fn reverted_update(workload: &Workload, quarantine: &Quarantine) -> Option<Revert> {
     let change = workload.annotations.get(annotations::CHANGE)?;
@@ -352,7 +352,7 @@ async fn pull_secrets(client: &Client, workload: &Workload) -> Vec<DockerConfig>
     configs
 }
 
-/// The digest every ready pod reports for `container`, if they agree (SPEC §5 `latest`).
+/// The digest every ready pod reports for `container`, if they agree (docs/annotations.md#strategy).
 async fn running_digest(client: &Client, workload: &Workload, container: &str) -> Option<String> {
     let selector = workload.label_selector()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), &workload.namespace);

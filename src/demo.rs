@@ -1,4 +1,4 @@
-//! `watch-cluster demo` (SPEC §9): a self-contained walkthrough on an embedded simulated cluster.
+//! `watch-cluster demo` (docs/settings.md#commands): a self-contained walkthrough on an embedded simulated cluster.
 //!
 //! Input: nothing but the machine (Debian's `docker-registry` is used when installed; the environment
 //! variable `WATCH_CLUSTER_DEMO_REGISTRY=docker-registry|in-process` overrides the choice). Output: a

@@ -2,7 +2,7 @@
 //!
 //! Input: a string such as `nginx:1.20.0` or `registry.example.com:5000/team/app:2.0.0@sha256:…`.
 //! Output: an [`ImageRef`] with the registry host, the repository, the tag and the digest, following the
-//! Docker/OCI reference grammar (distribution/reference, SPEC §3):
+//! Docker/OCI reference grammar (distribution/reference, docs/annotations.md#image-references):
 //!
 //! ```text
 //! reference  := name [ ":" tag ] [ "@" digest ]

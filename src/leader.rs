@@ -1,10 +1,10 @@
-//! Leader election on a `coordination.k8s.io/v1` Lease (SPEC §8): only the holder checks, patches and notifies.
+//! Leader election on a `coordination.k8s.io/v1` Lease (docs/guarantees.md#leadership): only the holder checks, patches and notifies.
 //!
 //! Input: the Lease name and namespace, this replica's identity. Output: a `watch` channel that is `true`
 //! while this replica holds the Lease. The scheme is safe on any API server: GET the Lease; take it if it is
 //! ours, free, or expired; write it with PUT carrying the `resourceVersion` read, so of two replicas racing
 //! for it exactly one write succeeds (the other gets 409 Conflict). Server-side-apply conflicts, which some
-//! lease crates rely on, need managedFields that not every server keeps (TESTBED §3).
+//! lease crates rely on, need managedFields that not every server keeps (docs/dependencies.md#leases).
 //!
 //! Time is judged on our own monotonic clock only, as client-go's leader election does, so clock skew
 //! between replicas cannot make two of them lead at once:

@@ -48,7 +48,7 @@ pub mod workload;
 /// Installs the one rustls crypto provider of the process (ring, as kube uses).
 ///
 /// kube and reqwest both build rustls clients; without a process-level provider chosen
-/// first, rustls panics at client construction (STACK.md). Call this first thing in
+/// first, rustls panics at client construction (docs/dependencies.md#tls-and-the-crypto-provider). Call this first thing in
 /// `main` and in every test that builds a client. Calling it twice is harmless.
 pub fn install_crypto_provider() {
     // Err means a provider is already installed, which is what we want.

@@ -1,4 +1,4 @@
-//! The controller's own metrics (SPEC §8), registered into the process's one prometheus-client registry.
+//! The controller's own metrics (README.md#metrics), registered into the process's one prometheus-client registry.
 //!
 //! Registry requests and rate-limit waits are counted by `registry/`, webhook deliveries by `notify/`; this
 //! module counts checks, updates, rollouts, watched workloads and leadership. Every label value comes from a

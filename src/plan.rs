@@ -1,4 +1,4 @@
-//! `watch-cluster plan` (SPEC §9): what the controller would do now, changing nothing.
+//! `watch-cluster plan` (docs/settings.md#commands): what the controller would do now, changing nothing.
 //!
 //! Input: the cluster (same settings as `run`). Output: one line per watched workload with its schedule,
 //! next check and pending decision, computed by the same [`decide`] the controller uses, so "why was my

@@ -1,4 +1,4 @@
-//! Resolve: ask the registry what a strategy would choose for one container (SPEC §3–§5).
+//! Resolve: ask the registry what a strategy would choose for one container (docs/architecture.md#resolve).
 //!
 //! Input: the container's [`ImageRef`], the [`Strategy`], the credential for its registry, the digest the
 //! workload is known to run, and the workload's [`Quarantine`]. Output: a [`Resolution`]: the pure
@@ -120,7 +120,7 @@ pub async fn resolve(
     })
 }
 
-/// A pod may report the platform manifest it pulled rather than the index the tag points to (SPEC §4):
+/// A pod may report the platform manifest it pulled rather than the index the tag points to (docs/guarantees.md#registries):
 /// such a digest counts as the index's when it is one of the index's children. The child list is one GET
 /// per index digest for the life of the process (digests are immutable).
 async fn effective_current_digest(

@@ -1,4 +1,4 @@
-//! `watch-cluster run`: assemble the controller from its settings and run it until shutdown (SPEC §8).
+//! `watch-cluster run`: assemble the controller from its settings and run it until shutdown (docs/settings.md).
 //!
 //! Input: validated settings. Output: a running controller (watches, leader election, admin server,
 //! webhook writer) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by

@@ -1,4 +1,4 @@
-//! The admin server (SPEC §8): `/healthz` (alive), `/readyz` (watches synced, API server reachable, not
+//! The admin server (docs/settings.md#admin-server): `/healthz` (alive), `/readyz` (watches synced, API server reachable, not
 //! shutting down), `/metrics`.
 //!
 //! Input: the controller's [`Readiness`], the API server's recent health and the metrics registry every component

@@ -1,4 +1,4 @@
-//! Shutdown (SPEC §8): the first SIGTERM or SIGINT drains, a second one exits at once.
+//! Shutdown (docs/guarantees.md#shutdown): the first SIGTERM or SIGINT drains, a second one exits at once.
 //!
 //! Draining means: no new checks, in-flight patches finish, queued webhooks are flushed for a bounded time,
 //! then — and only then — the Lease is released so the next leader takes over without waiting for it to

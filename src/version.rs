@@ -1,4 +1,4 @@
-//! Version tags (SPEC §3): which image tags are versions, how they order, and what kind of suffix they carry.
+//! Version tags (docs/annotations.md#version-tags): which image tags are versions, how they order, and what kind of suffix they carry.
 //!
 //! Input: a tag string such as `1.2`, `v1.2.3`, `1.2.3-alpine` or `1.0.0-rc1`.
 //! Output: a [`VersionTag`] with numeric `MAJOR.MINOR[.PATCH]`, the `v` style, and an optional suffix that is

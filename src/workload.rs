@@ -1,7 +1,7 @@
-//! A compact, kind-independent view of a Deployment, StatefulSet or DaemonSet (SPEC §10).
+//! A compact, kind-independent view of a Deployment, StatefulSet or DaemonSet (docs/architecture.md#workload-kinds).
 //!
 //! Input: the Kubernetes object. Output: [`Workload`], holding only what deciding and updating need, and
-//! [`Progress`], the rollout state decided exactly as `kubectl rollout status` does (TESTBED §4). Keeping
+//! [`Progress`], the rollout state decided exactly as `kubectl rollout status` does (docs/guarantees.md#when-a-rollout-is-complete). Keeping
 //! the projection small is what lets the controller watch thousands of workloads in a few MiB.
 
 use std::{collections::BTreeMap, fmt};

@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Webhook delivery (SPEC §7) against real HTTP receivers on 127.0.0.1: exact payload and headers, the retry
+//! Webhook delivery (docs/notifications.md) against real HTTP receivers on 127.0.0.1: exact payload and headers, the retry
 //! policy, redirects, disabled event types, the bounded queue, concurrency and shutdown.
 //!
 //! Backoff is shortened with `WebhookConfig::with_backoff` so retries are fast; nothing sleeps for a fixed

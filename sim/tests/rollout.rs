@@ -164,7 +164,7 @@ fn progressing(d: &Value) -> (String, String) {
         .unwrap_or_default()
 }
 
-/// `kubectl rollout status`'s verdict on a Deployment (TESTBED §4).
+/// `kubectl rollout status`'s verdict on a Deployment (docs/guarantees.md#when-a-rollout-is-complete).
 fn deployment_complete(d: &Value) -> bool {
     let want = d["spec"]["replicas"].as_i64().unwrap_or(1);
     d["metadata"]["generation"].as_i64() <= d["status"]["observedGeneration"].as_i64()

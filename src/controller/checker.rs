@@ -1,4 +1,4 @@
-//! One check of one workload: read → guard → resolve → decide → update (SPEC §5).
+//! One check of one workload: read → guard → resolve → decide → update (docs/guarantees.md#updates).
 //!
 //! Input: the workload key and its validated settings. Output: at most one guarded JSON Patch, the Events
 //! and webhooks that describe it, and a rollout observer. A 409 or a failed `test` (422) means someone
@@ -11,20 +11,15 @@ use chrono::Utc;
 use kube::Api;
 use sha2::{Digest, Sha256};
 
-use super::{
-    Context, ManagedKind, WorkloadKey,
-    notify_ref,
-    observe::binding,
-    reference_of,
-};
+use super::{Context, ManagedKind, WorkloadKey, notify_ref, observe::binding, reference_of};
 use crate::{
-    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
-    schedule::max_answer_age,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
+    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
     registry::RegistryClient,
+    schedule::max_answer_age,
     update::{self, Change, ContainerChange, UpdateError, patch, per_container},
     workload::{Progress, Workload},
 };
@@ -296,7 +291,7 @@ struct Refused<'a> {
     message: &'a str,
 }
 
-/// Reports a refused update once per transition (SPEC §5): a Warning Event `UpdateFailed`, and the FAILED
+/// Reports a refused update once per transition (docs/guarantees.md#updates): a Warning Event `UpdateFailed`, and the FAILED
 /// outcome written into the `rollout` record by an annotation-only patch, from which it is delivered as any
 /// outcome is (so a restart does not lose it). Where that patch is refused too, FAILED goes from memory.
 async fn report_refusal<K: ManagedKind>(
@@ -350,7 +345,7 @@ async fn report_refusal<K: ManagedKind>(
     }
 }
 
-/// Reasons not to touch the workload now (SPEC §5).
+/// Reasons not to touch the workload now (docs/guarantees.md#updates).
 async fn guard<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,

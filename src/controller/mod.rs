@@ -1,4 +1,4 @@
-//! Watch and schedule (SPEC §2, §10): one kube-runtime `Controller` per workload kind and namespace scope.
+//! Watch and schedule (docs/architecture.md#watch): one kube-runtime `Controller` per workload kind and namespace scope.
 //!
 //! Input: watches of Deployments, StatefulSets and DaemonSets (all namespaces, or each of `WATCH_NAMESPACES`).
 //! Output: calls of `reconcile::reconcile`, each ending in `Action::requeue` at the workload's next fire
@@ -166,11 +166,11 @@ impl std::fmt::Display for WorkloadKey {
 pub struct WorkloadMemory {
     /// When its next check is due.
     pub schedule: Option<ScheduleState>,
-    /// An image another writer reverted: not applied again until a newer one appears (SPEC §5).
+    /// An image another writer reverted: not applied again until a newer one appears (docs/guarantees.md#updates).
     pub reverted: Option<String>,
     /// Spacing of scheduled checks after consecutive failures.
     pub backoff: crate::schedule::FailureBackoff,
-    /// The images whose update the API server last refused: the same refusal is reported once (SPEC §5).
+    /// The images whose update the API server last refused: the same refusal is reported once (docs/guarantees.md#updates).
     pub refused: Option<String>,
     /// The sealed rollout record being watched: since when, and how its writes and deliveries went.
     pub rollout: Option<observe::Watching>,
@@ -199,9 +199,9 @@ pub struct Context {
     pub(crate) shutdown: CancellationToken,
     /// Work reconciles detach (outcome deliveries): shutdown waits for it before the Lease is released.
     pub(crate) tasks: tokio_util::task::TaskTracker,
-    /// Whether this replica may act (leader election, SPEC §8).
+    /// Whether this replica may act (leader election, docs/guarantees.md#leadership).
     pub(crate) leader: tokio::sync::watch::Receiver<bool>,
-    /// How many watches have finished their initial list (readiness, SPEC §8).
+    /// How many watches have finished their initial list (readiness, docs/settings.md#admin-server).
     pub(crate) synced: Arc<std::sync::atomic::AtomicUsize>,
     /// Checks, updates, rollouts, watched workloads.
     pub(crate) metrics: crate::metrics::Metrics,

@@ -177,7 +177,7 @@ pub fn error_policy<K: ManagedKind>(
     Action::requeue(ERROR_REQUEUE)
 }
 
-/// Sends `DEPLOYMENT_DETECTED` when the effective (cron, strategy) differs from the announced pair (SPEC §7).
+/// Sends `DEPLOYMENT_DETECTED` when the effective (cron, strategy) differs from the announced pair (docs/notifications.md).
 ///
 /// The pair is stored in the workload's `detected` annotation first, so a restart or a new leader never
 /// announces the same configuration twice.

@@ -1,4 +1,4 @@
-//! Webhook configuration (SPEC §7): the `WEBHOOK_*` environment variables, parsed once at startup.
+//! Webhook configuration (docs/settings.md#webhooks): the `WEBHOOK_*` environment variables, parsed once at startup.
 //!
 //! Input: [`WebhookArgs`], filled by clap from flags or the environment. Output: a validated
 //! [`WebhookConfig`], or one [`WebhookConfigError`] line naming the variable, the bad value and an example.
@@ -6,7 +6,7 @@
 //! Why clap keeps raw strings here: `WEBHOOK_URL`, `WEBHOOK_HEADERS` and `WEBHOOK_SECRET` carry credentials,
 //! and clap echoes a rejected value verbatim into its error. Parsing in [`WebhookArgs::into_config`] with
 //! the [`FromStr`] newtypes below lets the error show non-secret values and withhold secret ones, and
-//! treats an empty variable as unset in one place (SPEC: "An empty environment variable counts as unset").
+//! treats an empty variable as unset in one place (docs/settings.md: "An empty environment variable counts as unset").
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,7 +23,7 @@ pub use types::{
 
 use super::payload::EventType;
 
-/// The webhook settings as clap reads them; see SPEC §7 for each variable.
+/// The webhook settings as clap reads them; see docs/settings.md#webhooks for each variable.
 ///
 /// Values stay raw until [`WebhookArgs::into_config`]; Debug withholds those that may carry credentials.
 #[derive(Clone, Default, clap::Args)]
@@ -290,7 +290,7 @@ impl WebhookConfig {
         }
     }
 
-    /// Sends to `url` with the SPEC defaults and no event type enabled.
+    /// Sends to `url` with the defaults of docs/settings.md#webhooks and no event type enabled.
     pub fn new(url: WebhookUrl) -> Self {
         WebhookConfig {
             url: Some(url),

@@ -3,7 +3,7 @@
 //! Input: a [`Prepared`] request (body serialized and signed once, so every retry sends the same bytes,
 //! signature and delivery id). Output: a [`DeliveryOutcome`], with every attempt counted in the metrics.
 //!
-//! Retry policy (SPEC §7): connection errors, timeouts, 408, 429 and 5xx are retried up to
+//! Retry policy (docs/notifications.md#retries): connection errors, timeouts, 408, 429 and 5xx are retried up to
 //! `WEBHOOK_RETRY_COUNT` times with exponential backoff, or after `Retry-After` (capped at 60 s) when the
 //! receiver sends one. Redirects are not followed (a 3xx is a failure: following one could send a signed
 //! body somewhere the operator did not configure), and other 4xx mean the request itself is wrong, so

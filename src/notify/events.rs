@@ -1,4 +1,4 @@
-//! Kubernetes Events (SPEC §7): one shared `Recorder`, one Event per transition, never one per tick.
+//! Kubernetes Events (docs/notifications.md#kubernetes-events): one shared `Recorder`, one Event per transition, never one per tick.
 //!
 //! Input: what happened to a workload (a reason from [`Reason`] and a note). Output: `events.k8s.io/v1`
 //! Events reported by component `watch-cluster`. Conditions that persist across ticks (an invalid

@@ -1,7 +1,7 @@
 //! Notifications: the last step of the flow (watch → … → observe → **notify**).
 //!
 //! Input: what the controller decided and observed, as typed [`Notification`]s. Output: webhook requests
-//! (SPEC §7) sent by a writer task, never inside reconcile. Kubernetes Events live beside this in `events`.
+//! (docs/notifications.md) sent by a writer task, never inside reconcile. Kubernetes Events live beside this in `events`.
 //!
 //! | file | responsibility |
 //! |---|---|

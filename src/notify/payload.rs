@@ -1,4 +1,4 @@
-//! Webhook payloads (SPEC §7): the typed notification a caller builds, and its exact JSON body.
+//! Webhook payloads (docs/notifications.md): the typed notification a caller builds, and its exact JSON body.
 //!
 //! Input: a [`Notification`] (which workload, which image, what happened, when). Output: the compact JSON
 //! body receivers parse, and the delivery id they deduplicate on. Key names and value formats are
@@ -26,7 +26,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every event type, in the order of SPEC §7.
+    /// Every event type, in the order of docs/notifications.md.
     pub const ALL: [EventType; 4] = [
         EventType::DeploymentDetected,
         EventType::ImageRolloutStarted,
@@ -81,7 +81,7 @@ pub struct WorkloadRef {
 
 /// What happened, with the `details` each event type carries.
 ///
-/// Image strings follow SPEC §7: the pinned image if one container is managed, else `name=image,…`.
+/// Image strings follow docs/notifications.md: the pinned image if one container is managed, else `name=image,…`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged, rename_all_fields = "camelCase")]
 pub enum Event {
@@ -171,7 +171,7 @@ impl Notification {
         self.event.event_type()
     }
 
-    /// The exact request body: compact JSON with the keys of SPEC §7, in their documented order.
+    /// The exact request body: compact JSON with the keys of docs/notifications.md, in their documented order.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(&Payload {
             event_type: self.event_type(),

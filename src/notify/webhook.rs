@@ -3,7 +3,7 @@
 //! Input: [`Notification`]s from reconcile and rollout observers. Output: at most one request sequence per
 //! notification, sent by [`writer`](super::writer), and for reliable deliveries a [`DeliveryOutcome`].
 //!
-//! Two paths, as SPEC §7 asks (STYLE: "Decisions apart from writers"):
+//! Two paths, as docs/guarantees.md#outcome-delivery promises (decisions apart from writers: docs/architecture.md#notify):
 //! - [`Notifier::try_notify`] (DETECTED, STARTED): a bounded queue; when full the notification is dropped,
 //!   logged and counted. It never waits.
 //! - [`Notifier::deliver`] (COMPLETED, FAILED): never dropped. The returned future resolves once the

@@ -1,4 +1,4 @@
-//! Registry credentials from image-pull Secrets (SPEC §4).
+//! Registry credentials from image-pull Secrets (docs/threat-model.md#workload-editors-in-a-shared-cluster).
 //!
 //! Input: a `kubernetes.io/dockerconfigjson` Secret (`.dockerconfigjson`: `{"auths":{…}}`) or a
 //! `kubernetes.io/dockercfg` Secret (`.dockercfg`: the auths map at top level). Output: a [`DockerConfig`]

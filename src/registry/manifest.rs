@@ -1,4 +1,4 @@
-//! Manifests: the Accept header, digest validation, and the children of an index (pure; SPEC §4).
+//! Manifests: the Accept header, digest validation, and the children of an index (pure; docs/dependencies.md#oci-registries).
 //!
 //! Input: `Docker-Content-Digest` values and manifest bodies. Output: validated digests, or the child
 //! manifest digests of an OCI index / Docker manifest list. Media types come from `oci-spec`.
@@ -9,7 +9,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// Accept for every manifest request: OCI index, OCI manifest, Docker manifest list, Docker manifest v2.
 ///
 /// Always all four: distribution answers 404 for OCI content asked for without the OCI types, converts a
-/// Docker schema2 manifest to schema1 (another digest), and narrows a manifest list to one child (TESTBED §2).
+/// Docker schema2 manifest to schema1 (another digest), and narrows a manifest list to one child (docs/dependencies.md#oci-registries).
 pub(crate) fn accept_header() -> String {
     let oci = [MediaType::ImageIndex, MediaType::ImageManifest];
     let mut types: Vec<String> = oci.iter().map(ToString::to_string).collect();

@@ -1,4 +1,4 @@
-//! The registry client's Prometheus metrics (SPEC §8).
+//! The registry client's Prometheus metrics (README.md#metrics).
 //!
 //! `registry_requests_total{registry, method, status}` counts every HTTP exchange (status is the code, or
 //! `error` when no response came); `registry_rate_limit_waits_total{registry}` counts requests held back

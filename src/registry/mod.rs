@@ -1,4 +1,4 @@
-//! What the registry has: tags, the digest a tag points to, and the children of an index (SPEC §4).
+//! What the registry has: tags, the digest a tag points to, and the children of an index (docs/guarantees.md#registries).
 //!
 //! Input: a [`Repository`] (registry as written in image references plus the repository name), an optional
 //! [`Credential`] and a tag or digest. Output: `Arc`-shared answers or a typed [`RegistryError`] whose
@@ -7,7 +7,7 @@
 //! # Why our own small client on reqwest
 //!
 //! The project was specified with `oci-distribution`; its maintained successor `oci-client` cannot carry
-//! the behaviour SPEC §4 requires:
+//! the behaviour docs/guarantees.md#registries requires:
 //! - its errors hold only `{code, url, message}`, so the response headers that drive rate limiting
 //!   (`Retry-After`, `RateLimit-Remaining`) are lost;
 //! - its tag listing does not follow `Link`, and "page until empty" never ends against distribution 2.8,
@@ -55,7 +55,7 @@ pub use error::RegistryError;
 /// The registry that the short name `docker.io` is reached at.
 pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
 
-/// Settings of a [`RegistryClient`] (SPEC §4, §8).
+/// Settings of a [`RegistryClient`] (docs/settings.md#registry-access).
 #[derive(Debug, Clone)]
 pub struct RegistryConfig {
     /// `host[:port]` entries reached over plain HTTP (`INSECURE_REGISTRIES`); every other host needs
@@ -145,7 +145,7 @@ impl Credential {
         }
     }
 
-    /// The key answers are shared under: SHA-256 hex of `user:password` (SPEC §4), never the secret itself.
+    /// The key answers are shared under: SHA-256 hex of `user:password` (docs/guarantees.md#registries), never the secret itself.
     pub fn cache_key(credential: Option<&Credential>) -> String {
         match credential {
             None => "anonymous".to_owned(),

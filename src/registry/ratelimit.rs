@@ -1,4 +1,4 @@
-//! Per-registry pauses from rate-limit headers (SPEC §4).
+//! Per-registry pauses from rate-limit headers (docs/guarantees.md#registries).
 //!
 //! Input: `Retry-After` (seconds or an HTTP date, read by [`crate::retry::retry_after`]) and `RateLimit-Remaining` (`0` or Docker Hub's
 //! `0;w=<seconds>`) headers. Output: the instant before which no request is sent to that registry.

@@ -1,4 +1,4 @@
-//! Decoding tag lists and deciding how to page through them (pure; SPEC §4).
+//! Decoding tag lists and deciding how to page through them (pure; docs/guarantees.md#registries).
 //!
 //! Input: each page's body and `Link` header. Output: the next URL to fetch, or stop. Pagination stops on
 //! an empty page, a page without new tags, a page larger than the `n` we asked for (the registry ignores

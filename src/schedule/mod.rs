@@ -1,4 +1,4 @@
-//! When to check (SPEC §2 `cron`): parse a cron expression and compute the next fire time in a time zone.
+//! When to check (docs/annotations.md#cron): parse a cron expression and compute the next fire time in a time zone.
 //!
 //! Input: the `cron` annotation and the zone from `TZ` (UTC by default; the caller resolves `TZ`).
 //! Output: a [`Schedule`] answering "when is the next check strictly after `now`?" and "how long to sleep".

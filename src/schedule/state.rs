@@ -1,4 +1,4 @@
-//! When is a workload's next check due? (SPEC §2 `cron`)
+//! When is a workload's next check due? (docs/annotations.md#cron)
 //!
 //! Input: the workload's schedule and the current time. Output: [`Poll::Due`] at most once per fire time, or
 //! how long to wait. Any watch event may run reconcile, so "is a check due?" is computed from the schedule
@@ -64,7 +64,7 @@ impl ScheduleState {
 }
 
 /// After consecutive failed checks (registry down, refused patch), scheduled checks are spaced out:
-/// 30 s, 1 min, 2 min… up to an hour, so a fast cron never turns a failing registry into a hot loop (SPEC §4).
+/// 30 s, 1 min, 2 min… up to an hour, so a fast cron never turns a failing registry into a hot loop (docs/guarantees.md#registries).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FailureBackoff {
     failures: u32,

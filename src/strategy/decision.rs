@@ -123,7 +123,7 @@ impl fmt::Display for UpdateReason {
 /// Why an image is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeepReason {
-    /// No tag passes the rules of SPEC §3.
+    /// No tag passes the rules of docs/annotations.md#version-tags.
     NoNewerVersion { scope: Scope },
     /// Every newer candidate whose digest is known is quarantined.
     CandidatesQuarantined { scope: Scope, skipped: Vec<String> },

@@ -1,4 +1,4 @@
-//! The `latest` strategy (SPEC §2, §5): keep the current tag, whatever it is, and follow its digest.
+//! The `latest` strategy (docs/annotations.md#strategy): keep the current tag, whatever it is, and follow its digest.
 //!
 //! Input: the current image, the digest it runs (pinned in the spec, or agreed by the ready pods; `None`
 //! when unknown), the digest the registry reports for the tag, and the quarantine. Output: a [`Decision`].

@@ -1,4 +1,4 @@
-//! Update strategies (SPEC §2 `strategy`, §3, §5): from what runs and what the registry lists, what to write.
+//! Update strategies (docs/annotations.md#strategy): from what runs and what the registry lists, what to write.
 //!
 //! Input: the current [`ImageRef`] of a container, the registry's tags (and later the digests of the chosen
 //! candidates), and the workload's [`Quarantine`]. Output: a [`Decision`] with a human-readable reason.
@@ -10,7 +10,7 @@
 //!   quarantined ([`decide_version`]). Split in two because digests are only fetched for chosen tags.
 //! - [`latest`]: keep the tag, follow its digest ([`decide_latest`]).
 //!
-//! An unknown strategy name is an error naming the accepted values, never a silent fallback (SPEC §2).
+//! An unknown strategy name is an error naming the accepted values, never a silent fallback (docs/annotations.md#invalid-values).
 
 use std::{fmt, str::FromStr};
 
@@ -68,7 +68,7 @@ impl UnknownStrategy {
 /// The strategy cannot handle this image reference.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnsupportedImage {
-    /// `app@sha256:…` without a tag is never managed (SPEC §2).
+    /// `app@sha256:…` without a tag is never managed (docs/annotations.md).
     #[error(
         "failed to manage '{image}': a reference pinned by digest without a tag is never updated"
     )]

@@ -1,4 +1,4 @@
-//! The quarantine (SPEC §2 `quarantine`, §3): images whose rollout failed and were rolled back.
+//! The quarantine (docs/annotations.md#quarantine): images whose rollout failed and were rolled back.
 //!
 //! Input: the `watch-cluster.io/quarantine` annotation, a JSON array of
 //! `{"container","image":"repo:tag@sha256:…","at"}`. Output: a [`Quarantine`] the strategies ask

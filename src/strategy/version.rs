@@ -1,4 +1,4 @@
-//! The version strategies (`version`/`semver`, `version-lock-major`, `version-lock-minor`; SPEC §3, §5).
+//! The version strategies (`version`/`semver`, `version-lock-major`, `version-lock-minor`; docs/annotations.md#version-tags).
 //!
 //! Two pure steps, because digests are fetched only for the tags worth fetching:
 //! 1. [`rank_candidates`]: from the current tag and the registry's tag list, the newer candidates best-first,
@@ -6,7 +6,7 @@
 //! 2. [`decide_version`]: given the digests the caller fetched for the leading candidates, the highest
 //!    candidate whose (tag, digest) is not quarantined, as a [`Decision`].
 //!
-//! Rules (SPEC §3): same variant as the current tag (none for a plain or pre-release tag); never a
+//! Rules (docs/annotations.md#version-tags): same variant as the current tag (none for a plain or pre-release tag); never a
 //! pre-release; never older or equal; inside the lock scope; among spellings of one version (`1.2`, `1.2.0`,
 //! `v1.2.0`) prefer the current `v` style, then the current number of parts, else whatever is listed.
 

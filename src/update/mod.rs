@@ -1,4 +1,4 @@
-//! Applying decisions to workloads (SPEC §5): one guarded JSON Patch per workload and check.
+//! Applying decisions to workloads (docs/guarantees.md#updates): one guarded JSON Patch per workload and check.
 //!
 //! Input: the workload projection and the decided [`ContainerChange`]s. Output: the accepted object, or an
 //! [`UpdateError`] that says whether the refusal means "someone else changed it, decide again" (409 from

@@ -1,4 +1,4 @@
-//! Building the one guarded JSON Patch per workload and check (SPEC §5), and the rollback patch (SPEC §6).
+//! Building the one guarded JSON Patch per workload and check (docs/guarantees.md#updates), and the rollback patch (docs/guarantees.md#rollouts-rollback-and-quarantine).
 //!
 //! Pure: input is the workload projection and the decided changes, output a `json_patch::Patch`. Every
 //! patch carries a `test` of each image the decision was made from, so a concurrent edit makes the API
@@ -61,7 +61,7 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// Formats per-container values as SPEC §2 asks: the value alone for one container, else `name=value,…`.
+/// Formats per-container values as docs/annotations.md#written-by-the-controller describes: the value alone for one container, else `name=value,…`.
 pub fn per_container<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
     let values: Vec<(&str, &str)> = values.into_iter().collect();
     match values.as_slice() {

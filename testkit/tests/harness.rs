@@ -18,7 +18,7 @@ use watch_cluster_testkit::registry::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ImageKind, OCI_INDEX, OCI_MANIFEST,
 };
 
-/// The four Accept types a client must always send (TESTBED §2).
+/// The four Accept types a client must always send (docs/dependencies.md#oci-registries).
 const ALL_TYPES: [&str; 4] = [
     OCI_INDEX,
     OCI_MANIFEST,

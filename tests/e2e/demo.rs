@@ -1,4 +1,4 @@
-//! `watch-cluster demo` (SPEC §9) as a user runs it: the built binary, its exit status and its story on
+//! `watch-cluster demo` (docs/settings.md#commands) as a user runs it: the built binary, its exit status and its story on
 //! stdout, with Debian's registry and with the in-process one.
 
 use std::{process::Stdio, time::Duration};

@@ -1,4 +1,4 @@
-//! Table tests of the version strategies against every rule of SPEC §3.
+//! Table tests of the version strategies against every rule of docs/annotations.md#version-tags.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use chrono::{TimeZone, Utc};

@@ -174,7 +174,7 @@ impl RealRegistry {
                 ClientProtocol::Http
             },
             tls_certs_only,
-            // The API walk TESTBED §2 documents: POST an upload, PUT the whole blob with its digest.
+            // The API walk docs/dependencies.md#oci-registries documents: POST an upload, PUT the whole blob with its digest.
             use_monolithic_push: true,
             ..ClientConfig::default()
         })

@@ -1,4 +1,4 @@
-//! TESTBED §2 shown against the real registry: the Accept header decides the answer; re-pushes move tags;
+//! docs/dependencies.md#oci-registries shown against the real registry: the Accept header decides the answer; re-pushes move tags;
 //! and the harness leaves no process behind.
 
 use watch_cluster_testkit::registry::{
