@@ -56,7 +56,7 @@ pub struct CheckArgs {
 }
 
 /// Runs the check and prints the decision.
-pub async fn run(args: CheckArgs) -> anyhow::Result<()> {
+pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
     let image = ImageRef::parse(args.image.trim())?;
     let strategy: Strategy = args.strategy.parse()?;
     let tag = strategy.check_image(&image)?.to_owned();

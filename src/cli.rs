@@ -71,9 +71,9 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => {
             let config = Config::from_args(&args.run)?;
             let webhook = args.webhook.into_config()?;
-            crate::run::run(config, webhook).await
+            crate::run::serve(config, webhook).await
         }
-        Command::Check(args) => crate::check::run(args).await,
+        Command::Check(args) => crate::check::report(args).await,
         Command::Plan(args) => crate::plan::print(Config::from_args(&args.run)?).await,
         #[cfg(feature = "demo")]
         Command::Demo => crate::demo::play().await,

@@ -106,7 +106,7 @@ pub enum CallError {
 /// Runs the election until `release` is cancelled, then gives the Lease up if held. `tx` reflects
 /// leadership. Cancel `release` only once this replica's in-flight work has finished: the next leader
 /// starts acting as soon as the Lease is free. Dropping the task instead leaves the Lease to expire.
-pub async fn run(
+pub async fn campaign(
     client: Client,
     config: LeaseConfig,
     tx: watch::Sender<bool>,

@@ -87,7 +87,7 @@ fn no_connection(kubeconfig: Option<&kube::config::KubeconfigError>, file: &str)
 }
 
 /// Runs the controller until a signal stops it.
-pub async fn run(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
+pub async fn serve(config: Config, webhook: WebhookConfig) -> anyhow::Result<()> {
     let client = kube_client().await?;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -185,7 +185,7 @@ impl Runtime {
         let election = parts.lease.map(|lease| {
             // Its own token: the Lease is released only once the drain has finished (see `stop`).
             let release = CancellationToken::new();
-            let task = tokio::spawn(leader::run(
+            let task = tokio::spawn(leader::campaign(
                 parts.client.clone(),
                 lease,
                 leader_tx,

@@ -82,7 +82,7 @@ fn lease_config(identity: &str) -> LeaseConfig {
 fn elect(leases: &FakeLeases, identity: &str) -> (watch::Receiver<bool>, CancellationToken) {
     let (tx, rx) = watch::channel(false);
     let stop = CancellationToken::new();
-    tokio::spawn(run(
+    tokio::spawn(campaign(
         leases.client(),
         lease_config(identity),
         tx,

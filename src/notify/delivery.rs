@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tracing::{debug, warn};
 
 use super::config::WebhookConfig;
-use super::metrics::{Outcome, WebhookMetrics};
+use super::metrics::{AttemptResult, WebhookMetrics};
 use super::payload::{EventType, Notification};
 use crate::retry::{Backoff, retry_after};
 
@@ -142,19 +142,20 @@ impl Sender {
         loop {
             match self.attempt(job).await {
                 Attempt::Delivered => {
-                    self.metrics.record(job.event_type, Outcome::Delivered);
+                    self.metrics
+                        .record(job.event_type, AttemptResult::Delivered);
                     debug!(event_type = %job.event_type, delivery = ?job.delivery_id, retry, "webhook delivered");
                     return DeliveryOutcome::Delivered;
                 }
                 Attempt::Retry { reason, after } if retry < self.retry_count => {
                     retry += 1;
                     let wait = after.unwrap_or_else(|| self.backoff.delay(retry));
-                    self.metrics.record(job.event_type, Outcome::Retried);
+                    self.metrics.record(job.event_type, AttemptResult::Retried);
                     debug!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
                 Attempt::Retry { reason, .. } | Attempt::Fail { reason } => {
-                    self.metrics.record(job.event_type, Outcome::Failed);
+                    self.metrics.record(job.event_type, AttemptResult::Failed);
                     warn!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, attempts = retry + 1, "webhook not delivered");
                     return DeliveryOutcome::Exhausted;
                 }

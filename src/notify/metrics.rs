@@ -13,7 +13,7 @@ use super::payload::EventType;
 
 /// What became of one attempt or one notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Outcome {
+pub(crate) enum AttemptResult {
     /// The receiver answered 2xx.
     Delivered,
     /// Not delivered and no retry left (or not retryable).
@@ -24,14 +24,14 @@ pub(crate) enum Outcome {
     Dropped,
 }
 
-impl EncodeLabelValue for Outcome {
+impl EncodeLabelValue for AttemptResult {
     fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
         use std::fmt::Write;
         encoder.write_str(match self {
-            Outcome::Delivered => "delivered",
-            Outcome::Failed => "failed",
-            Outcome::Retried => "retried",
-            Outcome::Dropped => "dropped",
+            AttemptResult::Delivered => "delivered",
+            AttemptResult::Failed => "failed",
+            AttemptResult::Retried => "retried",
+            AttemptResult::Dropped => "dropped",
         })
     }
 }
@@ -46,7 +46,7 @@ impl EncodeLabelValue for EventType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DeliveryLabels {
     event_type: EventType,
-    outcome: Outcome,
+    outcome: AttemptResult,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -78,7 +78,7 @@ impl WebhookMetrics {
         metrics
     }
 
-    pub(crate) fn record(&self, event_type: EventType, outcome: Outcome) {
+    pub(crate) fn record(&self, event_type: EventType, outcome: AttemptResult) {
         self.deliveries
             .get_or_create(&DeliveryLabels {
                 event_type,
@@ -88,7 +88,7 @@ impl WebhookMetrics {
     }
 
     pub(crate) fn record_dropped(&self, event_type: EventType) {
-        self.record(event_type, Outcome::Dropped);
+        self.record(event_type, AttemptResult::Dropped);
         self.queue_dropped
             .get_or_create(&QueueLabels { event_type })
             .inc();
@@ -104,7 +104,7 @@ mod tests {
     fn outcomes_are_exposed_with_wire_event_names_and_lowercase_outcomes() {
         let mut registry = Registry::default();
         let metrics = WebhookMetrics::register(&mut registry);
-        metrics.record(EventType::ImageRolloutCompleted, Outcome::Retried);
+        metrics.record(EventType::ImageRolloutCompleted, AttemptResult::Retried);
         metrics.record_dropped(EventType::DeploymentDetected);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

@@ -86,7 +86,7 @@ impl Notifier {
         let (reliable, reliable_rx) = mpsc::channel(config.queue_capacity);
         let (stop_tx, stop_rx) = oneshot::channel();
         let writer = Writer::new(Arc::new(sender), config.max_in_flight, config.timeout);
-        let handle = tokio::spawn(writer.run(reliable_rx, best_rx, stop_rx));
+        let handle = tokio::spawn(writer.serve(reliable_rx, best_rx, stop_rx));
         let stop = Mutex::new(Some((stop_tx, handle)));
         Ok(Notifier {
             inner: Some(Arc::new(Inner {
@@ -205,7 +205,7 @@ impl Inner {
             Err(error) => {
                 let event_type = notification.event_type();
                 self.metrics
-                    .record(event_type, super::metrics::Outcome::Failed);
+                    .record(event_type, super::metrics::AttemptResult::Failed);
                 error!(%event_type, error = &error as &dyn std::error::Error, "webhook notification not sent");
                 None
             }

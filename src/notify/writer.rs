@@ -44,7 +44,7 @@ impl Writer {
     }
 
     /// Accepts jobs until stopped, then flushes what is queued until the deadline.
-    pub(crate) async fn run(
+    pub(crate) async fn serve(
         mut self,
         mut reliable: mpsc::Receiver<Job>,
         mut best_effort: mpsc::Receiver<Job>,

@@ -17,7 +17,7 @@ use tokio::sync::OnceCell;
 
 use super::RegistryError;
 
-struct Outcome<V> {
+struct Answer<V> {
     result: Result<V, RegistryError>,
     fresh_until: Instant,
 }
@@ -25,7 +25,7 @@ struct Outcome<V> {
 /// One fetch: when it started, and its outcome once it finished.
 struct Entry<V> {
     started: Instant,
-    outcome: OnceCell<Outcome<V>>,
+    outcome: OnceCell<Answer<V>>,
 }
 
 type Cell<V> = Arc<Entry<V>>;
@@ -71,7 +71,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
             .outcome
             .get_or_init(|| async move {
                 let (result, fresh_until) = fetch().await;
-                Outcome {
+                Answer {
                     result,
                     fresh_until,
                 }
