@@ -22,4 +22,4 @@ mod safety;
 #[path = "e2e/updates.rs"]
 mod updates;
 
-pub use watch_cluster_testkit::annotations::{EVERY_SECOND, enabled, notes};
+pub use watch_cluster_testkit::annotations::{EVERY_SECOND, as_pairs, enabled};

@@ -20,4 +20,4 @@ mod refusals;
 mod smoke;
 
 pub use watch_cluster_testkit::admin::{free_port, http_get, more_checks};
-pub use watch_cluster_testkit::annotations::{EVERY_SECOND, enabled, notes};
+pub use watch_cluster_testkit::annotations::{EVERY_SECOND, as_pairs, enabled};

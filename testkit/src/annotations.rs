@@ -15,6 +15,6 @@ pub fn enabled(strategy: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Borrows annotation pairs for the environments' `create`.
-pub fn notes<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+pub fn as_pairs<'a>(list: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     list.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

@@ -359,11 +359,11 @@ impl Env {
 
     pub fn set_annotation(&self, kind: Kind, name: &str, key: &str, value: Option<&str>) {
         self.edit(kind, name, |obj| {
-            let notes = &mut obj["metadata"]["annotations"];
+            let annotations = &mut obj["metadata"]["annotations"];
             match value {
-                Some(v) => notes[key] = json!(v),
+                Some(v) => annotations[key] = json!(v),
                 None => {
-                    if let Some(map) = notes.as_object_mut() {
+                    if let Some(map) = annotations.as_object_mut() {
                         map.remove(key);
                     }
                 }

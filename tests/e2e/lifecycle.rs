@@ -4,7 +4,7 @@
 use watch_cluster_sim::{Kind, controllers::Outcome};
 
 use crate::env::{Env, free_port, metric};
-use crate::{EVERY_SECOND, enabled, notes};
+use crate::{EVERY_SECOND, as_pairs, enabled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_delivers_one_completed() {
@@ -17,7 +17,7 @@ async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_deliver
         Kind::Deployment,
         "slow",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     let first = env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("slow", "IMAGE_ROLLOUT_STARTED", 1)
@@ -70,13 +70,13 @@ async fn removing_enabled_stops_checks_at_once() {
         Kind::Deployment,
         "off",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.create(
         Kind::Deployment,
         "clock",
         &[("app", &env.image("team/clock", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
     env.more_checks(Kind::Deployment, "off", 1).await;
@@ -114,7 +114,7 @@ async fn detected_is_announced_once_per_configuration_and_not_on_restart() {
         Kind::Deployment,
         "quiet",
         &[("app", &image)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     let first = env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("quiet", "DEPLOYMENT_DETECTED", 1)
@@ -164,13 +164,13 @@ async fn watch_namespaces_leaves_other_namespaces_alone() {
         Kind::Deployment,
         "outside",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.create(
         Kind::Deployment,
         "inside",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings().with("WATCH_NAMESPACES", crate::env::NS));
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use watch_cluster_sim::{Fault, Kind, LoggedRequest};
 
 use crate::env::{Env, NS, free_port, http_get, sample, wait_for_http};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_code_1() {
@@ -124,7 +124,7 @@ async fn plan_lists_watched_workloads_with_schedule_and_pending_decision() {
         Kind::Deployment,
         "planned",
         &[("app", &env.image("team/plan", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     let mut invalid = enabled("version");
     invalid[2].1 = "newest".into();
@@ -132,7 +132,7 @@ async fn plan_lists_watched_workloads_with_schedule_and_pending_decision() {
         Kind::Deployment,
         "misconfigured",
         &[("app", &env.image("team/plan", "1.0.0"))],
-        &notes(&invalid),
+        &as_pairs(&invalid),
     );
     env.create(
         Kind::Deployment,
@@ -198,7 +198,7 @@ async fn readyz_waits_for_synced_watches_and_metrics_count_what_happened() {
         Kind::Deployment,
         "metered",
         &[("app", &env.image("team/metrics", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     // Hold the StatefulSet list: the process is alive but not ready until every watch has synced.
     env.sim.faults().inject(
@@ -294,7 +294,7 @@ async fn at_most_max_concurrent_checks_run_at_once_across_kinds_and_namespaces()
                 kind,
                 "w",
                 &[("app", &image)],
-                &notes(&enabled("version")),
+                &as_pairs(&enabled("version")),
             );
             paths.push(format!("/apis/apps/v1/namespaces/{namespace}/{plural}/w"));
         }

@@ -6,7 +6,7 @@ use serde_json::json;
 use watch_cluster_sim::{Kind, controllers::Outcome};
 
 use crate::env::{Env, NS};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 const ROLLOUT: &str = "watch-cluster.io/rollout";
 
@@ -47,7 +47,7 @@ async fn a_forged_from_on_a_failing_rollout_is_never_patched_in_and_nothing_is_q
         Kind::Deployment,
         "pay",
         &[("app", &stuck)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
     );
     env.wait_for(Kind::Deployment, "pay", "stuck", |d| {
         d["status"]["conditions"]
@@ -91,7 +91,7 @@ async fn a_forged_record_on_a_healthy_workload_announces_no_completed_rollout() 
         Kind::Deployment,
         "ok",
         &[("app", &current)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
     );
     env.spawn_controller(env.base_settings());
 
@@ -119,7 +119,7 @@ async fn a_forged_outcome_is_never_delivered() {
         Kind::Deployment,
         "out",
         &[("app", &current)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
     );
     env.spawn_controller(env.base_settings());
 
@@ -148,7 +148,7 @@ async fn a_garbage_rollout_annotation_is_reported_and_checks_go_on() {
         Kind::Deployment,
         "gb",
         &[("app", &current)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
     );
     env.spawn_controller(env.base_settings());
 
@@ -176,7 +176,7 @@ async fn a_re_spaced_record_is_still_ours_and_its_rollout_completes_without_a_pa
         Kind::Deployment,
         "sp",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("sp", "IMAGE_ROLLOUT_STARTED", 1)
@@ -211,7 +211,7 @@ async fn a_cron_broken_mid_rollout_does_not_stop_the_rollback_or_the_failed_webh
         Kind::Deployment,
         "cr",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("cr", "IMAGE_ROLLOUT_STARTED", 1)
@@ -245,7 +245,7 @@ async fn opting_out_mid_rollout_still_finishes_it() {
         Kind::Deployment,
         "oo",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("oo", "IMAGE_ROLLOUT_STARTED", 1)
@@ -277,7 +277,7 @@ async fn an_unreadable_quarantine_holds_updates_back_and_says_so() {
         Kind::Deployment,
         "q",
         &[("app", &current)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
     );
     env.spawn_controller(env.base_settings());
 

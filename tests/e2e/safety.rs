@@ -6,7 +6,7 @@ use watch_cluster_sim::{Fault, Kind};
 use watch_cluster_testkit::Response;
 
 use crate::env::{Env, NS};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and_not_overwritten() {
@@ -18,7 +18,7 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
         Kind::Deployment,
         "race",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     // Hold the controller's patches long enough for someone else to edit the workload in between.
     let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/race");
@@ -99,7 +99,7 @@ async fn a_receiver_answering_429_gets_the_outcome_after_retry_after_with_the_sa
         Kind::Deployment,
         "hook",
         &[("app", &env.image("team/hook", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.webhook.respond_next(Response::TooManyRequests {
         retry_after_secs: 1,
@@ -165,13 +165,13 @@ async fn a_hanging_receiver_does_not_delay_other_workloads_updates() {
         Kind::Deployment,
         "one",
         &[("app", &env.image("team/one", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.create(
         Kind::Deployment,
         "two",
         &[("app", &env.image("team/two", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     let started = tokio::time::Instant::now();
     env.spawn_controller(settings);

@@ -4,7 +4,7 @@ use serde_json::json;
 use watch_cluster_sim::{Kind, controllers::Outcome};
 
 use crate::env::{Env, NS};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_registry_is_read_with_the_workloads_image_pull_secret() {
@@ -30,7 +30,7 @@ async fn a_private_registry_is_read_with_the_workloads_image_pull_secret() {
         Kind::Deployment,
         "private",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.edit(Kind::Deployment, "private", |d| {
         d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "regcred"}]);
@@ -86,7 +86,7 @@ async fn an_image_changed_by_another_writer_mid_rollout_ends_it_as_superseded_wi
         Kind::Deployment,
         "sup",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
     );
     env.spawn_controller(env.base_settings());
     env.wait_for_webhooks("sup", "IMAGE_ROLLOUT_STARTED", 1)

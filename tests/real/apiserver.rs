@@ -7,7 +7,7 @@ use serde_json::json;
 use watch_cluster_testkit::ImageFault;
 
 use crate::env::{Kind, Mode, RealEnv, WAIT};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 /// A workload deleted while its rollout is observed: the controller stops observing it, sends nothing
 /// further about it, and keeps serving the others.
@@ -21,7 +21,7 @@ async fn a_workload_deleted_mid_rollout_is_let_go_and_the_others_still_update() 
         Kind::Deployment,
         "gone",
         &[("app", &env.image("team/gone", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -49,7 +49,7 @@ async fn a_workload_deleted_mid_rollout_is_let_go_and_the_others_still_update() 
         Kind::Deployment,
         "next",
         &[("app", &env.image("team/next", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -70,7 +70,7 @@ async fn a_namespace_deleted_mid_rollout_does_not_stop_the_controller() {
         Kind::Deployment,
         "app",
         &[("app", &env.image("team/app", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -215,7 +215,7 @@ async fn kube_apiserver_killed_mid_rollout_after_an_etcd_compaction() {
         Kind::Deployment,
         "app",
         &[("app", &env.image("team/app", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;

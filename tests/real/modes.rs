@@ -10,7 +10,7 @@ use serde_json::json;
 use watch_cluster_testkit::ImageFault;
 
 use crate::env::{Kind, Mode, RealEnv};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 /// The smoke scenarios at once: for each kind an update that completes (the DaemonSet's registry credentials
 /// in a pull secret) and one that gets stuck and is rolled back. Every call the controller makes.
@@ -43,7 +43,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::Deployment,
         "web",
         &[("app", &app)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -51,7 +51,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::DaemonSet,
         "agent",
         &[("app", &app)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -61,7 +61,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::StatefulSet,
         "store",
         &[("app", &app)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -70,7 +70,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::StatefulSet,
         "db",
         &[("db", db)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -78,7 +78,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::Deployment,
         "pay",
         &[("app", pay)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({"progressDeadlineSeconds": 10}),
     )
     .await;
@@ -86,7 +86,7 @@ async fn every_kind_of_call(mode: Mode, test: &str) {
         Kind::DaemonSet,
         "logs",
         &[("app", logs)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;

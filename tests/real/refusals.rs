@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use crate::env::{Kind, RealEnv, WAIT};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 async fn a_refused_update_is_reported_once(reason: &str, code: u16, test: &str) {
     let mut env = RealEnv::start(test).await;
@@ -17,7 +17,7 @@ async fn a_refused_update_is_reported_once(reason: &str, code: u16, test: &str) 
         Kind::Deployment,
         "app",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;

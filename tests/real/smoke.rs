@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use watch_cluster_testkit::ImageFault;
 
 use crate::env::{Kind, RealEnv};
-use crate::{enabled, notes};
+use crate::{as_pairs, enabled};
 
 /// The fields every webhook body has, and no others.
 /// The payload's `deployment` object names the kind only when it is not a Deployment (compat).
@@ -37,7 +37,7 @@ async fn an_update_completes(kind: Kind, test: &str) {
         kind,
         "app",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -117,7 +117,7 @@ async fn a_stuck_update_is_rolled_back(kind: Kind, test: &str) {
         kind,
         "app",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         spec,
     )
     .await;

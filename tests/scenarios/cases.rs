@@ -9,7 +9,7 @@ use hmac::{KeyInit as _, Mac as _};
 use serde_json::{Value, json};
 use watch_cluster_testkit::{ImageKind, Pushed};
 
-use crate::env::{Backend, Env, Kind, Settings, WAIT, enabled, notes};
+use crate::env::{Backend, Env, Kind, Settings, WAIT, as_pairs, enabled};
 use watch_cluster_testkit::admin::{free_port, http_get, metric, more_checks};
 
 /// The `deployment` object of a webhook body: the kind is named for StatefulSets and DaemonSets only.
@@ -71,7 +71,7 @@ pub async fn semver(backend: Backend, kind: Kind) {
         kind,
         "web",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -132,7 +132,7 @@ pub async fn locked(backend: Backend, strategy: &str) {
         Kind::Deployment,
         "lock",
         &[("app", &env.image("team/lock", current))],
-        &notes(&enabled(strategy)),
+        &as_pairs(&enabled(strategy)),
         json!({}),
     )
     .await;
@@ -161,7 +161,7 @@ pub async fn variant_kept(backend: Backend) {
         Kind::Deployment,
         "var",
         &[("app", &env.image("team/var", "1.0.0-alpine"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -186,7 +186,7 @@ pub async fn prerelease_only(backend: Backend) {
         Kind::Deployment,
         "pre",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -208,7 +208,7 @@ pub async fn moving_tag(backend: Backend, kind: Kind) {
         kind,
         "tool",
         &[("app", &current)],
-        &notes(&enabled("latest")),
+        &as_pairs(&enabled("latest")),
         json!({}),
     )
     .await;
@@ -259,7 +259,7 @@ pub async fn moving_tag_followed_within_its_schedule(backend: Backend) {
         kind,
         "fresh",
         &[("app", &current)],
-        &notes(&enabled("latest")),
+        &as_pairs(&enabled("latest")),
         json!({}),
     )
     .await;
@@ -296,7 +296,7 @@ pub async fn multi_arch(backend: Backend, kind: Kind) {
         kind,
         "multi",
         &[("app", &env.image("team/multi", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -322,7 +322,7 @@ pub async fn invalid_annotation(backend: Backend) {
         Kind::Deployment,
         "bad",
         &[("app", &current)],
-        &notes(&enabled("newest")),
+        &as_pairs(&enabled("newest")),
         json!({}),
     )
     .await;
@@ -335,7 +335,7 @@ pub async fn invalid_annotation(backend: Backend) {
         Kind::Deployment,
         "ok",
         &[("app", &env.image("team/ok", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -382,7 +382,7 @@ pub async fn not_enabled(backend: Backend) {
         Kind::Deployment,
         "on",
         &[("app", &env.image("team/on", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -415,7 +415,7 @@ pub async fn stuck(backend: Backend, kind: Kind) {
         kind,
         "pay",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         spec,
     )
     .await;
@@ -482,7 +482,7 @@ pub async fn check_now(backend: Backend, kind: Kind) {
         kind,
         "manual",
         &[("app", &env.image("team/manual", "1.0.0"))],
-        &notes(&annotations),
+        &as_pairs(&annotations),
         json!({}),
     )
     .await;
@@ -528,7 +528,7 @@ pub async fn selected_containers(backend: Backend) {
         Kind::Deployment,
         "pair",
         &[("app", &app), ("proxy", &proxy)],
-        &notes(&annotations),
+        &as_pairs(&annotations),
         json!({}),
     )
     .await;
@@ -559,7 +559,7 @@ pub async fn signed_webhooks(backend: Backend) {
         Kind::Deployment,
         "sig",
         &[("app", &env.image("team/sig", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -593,7 +593,7 @@ pub async fn dry_run(backend: Backend) {
         Kind::Deployment,
         "dry",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -624,7 +624,7 @@ pub async fn another_writer_reverts(backend: Backend) {
         Kind::Deployment,
         "gitops",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -671,7 +671,7 @@ pub async fn paused(backend: Backend) {
         Kind::Deployment,
         "hold",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({"paused": true}),
     )
     .await;
@@ -703,7 +703,7 @@ pub async fn on_delete(backend: Backend, kind: Kind) {
         kind,
         "od",
         &[("app", &current)],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({"updateStrategy": {"type": "OnDelete"}}),
     )
     .await;
@@ -731,7 +731,7 @@ pub async fn leader_election(backend: Backend) {
         Kind::Deployment,
         "one",
         &[("app", &env.image("team/one", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -769,7 +769,7 @@ pub async fn leader_killed(backend: Backend, kind: Kind) {
         kind,
         "ha",
         &[("app", &env.image("team/ha", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;
@@ -818,7 +818,7 @@ pub async fn sigterm(backend: Backend) {
         Kind::Deployment,
         "term",
         &[("app", &env.image("team/term", "1.0.0"))],
-        &notes(&enabled("version")),
+        &as_pairs(&enabled("version")),
         json!({}),
     )
     .await;

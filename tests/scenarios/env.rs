@@ -478,4 +478,4 @@ impl Settings {
     }
 }
 
-pub use watch_cluster_testkit::annotations::{enabled, notes};
+pub use watch_cluster_testkit::annotations::{as_pairs, enabled};
