@@ -238,3 +238,47 @@ async fn a_forged_record_is_reported_and_never_acted_on() {
     assert_eq!(reasons, ["RecordRejected"], "one Event, not one per look");
     controller.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_outcome_write_is_retried_with_a_growing_pause_and_reported_once() {
+    let bed = Bed::new();
+    bed.deployment("web", NEW, 2);
+    bed.write_record("web", &bed.seal("web", &record(1, None)));
+    bed.set_status("web", 2);
+    let path = "/apis/apps/v1/namespaces/default/deployments/web";
+    bed.api
+        .faults
+        .inject(Fault::status(path, 500, 1000).method("PATCH"));
+    let controller = bed.start();
+
+    bed.pass(Duration::from_secs(60)).await;
+    let patches = bed
+        .api
+        .log
+        .entries()
+        .into_iter()
+        // The outcome writes (JSON Patches), not the `detected` announcement (a merge patch).
+        .filter(|r| {
+            r.method == "PATCH"
+                && r.path == path
+                && r.content_type.as_deref() == Some("application/json-patch+json")
+        })
+        .count();
+    // 2 s, 4 s, 8 s, 16 s, 32 s apart: at most 6 tries in a minute (every 2 s would be 30).
+    assert!((3..=6).contains(&patches), "{patches} tries in 60 s");
+    let events = bed.api.store.list(Kind::Event, Some("default"));
+    let unwritable = events
+        .iter()
+        .filter(|e| e["reason"] == "RolloutRecordUnwritable")
+        .count();
+    assert_eq!(unwritable, 1, "one Warning, not one per try");
+
+    bed.api.faults.clear();
+    bed.pass(Duration::from_secs(70)).await;
+    assert_eq!(
+        bed.annotation("web", "watch-cluster.io/rollout"),
+        None,
+        "written, delivered and removed once the API server takes it"
+    );
+    controller.abort();
+}

@@ -89,7 +89,14 @@ pub async fn reconcile<K: ManagedKind>(
             }
         });
     };
-    announce::<K>(&ctx, &key, &obj, &settings).await?;
+    if let Err(error) = announce::<K>(&ctx, &key, &obj, &settings).await {
+        // No check before the announcement (receivers see DETECTED first), but a rollout in flight keeps
+        // its own pace: a failing `detected` write must not stretch its retries to ERROR_REQUEUE.
+        tracing::warn!(%error, "failed to record the detected configuration; retrying");
+        return Ok(requeue(
+            rollout_wait.map_or(ERROR_REQUEUE, |r| r.min(ERROR_REQUEUE)),
+        ));
+    }
     let wait = schedule_and_check::<K>(&ctx, &key, &workload, &settings).await;
     Ok(requeue(rollout_wait.map_or(wait, |r| r.min(wait))))
 }
@@ -238,4 +245,41 @@ fn detection_id(updated: &impl ResourceExt, detected: &Detected) -> String {
         updated.resource_version().unwrap_or_default(),
         detected.to_value()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use kube::api::ObjectMeta;
+
+    use super::*;
+
+    fn written(uid: &str, resource_version: &str) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                uid: Some(uid.into()),
+                resource_version: Some(resource_version.into()),
+                ..ObjectMeta::default()
+            },
+            ..Deployment::default()
+        }
+    }
+
+    fn detected(cron: &str) -> Detected {
+        Detected {
+            cron: cron.into(),
+            strategy: "version".into(),
+        }
+    }
+
+    #[test]
+    fn each_announcement_has_its_own_delivery_id_and_a_retry_keeps_it() {
+        let a = detected("0 */5 * * * ?");
+        let first = detection_id(&written("u1", "10"), &a);
+        assert_eq!(first, detection_id(&written("u1", "10"), &a), "a retry");
+        // A, then B, then A again: the third announcement is new.
+        assert_ne!(first, detection_id(&written("u1", "12"), &a));
+        // The same name re-created: another workload.
+        assert_ne!(first, detection_id(&written("u2", "10"), &a));
+    }
 }
