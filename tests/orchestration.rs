@@ -282,3 +282,28 @@ async fn a_refused_outcome_write_is_retried_with_a_growing_pause_and_reported_on
     );
     controller.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_outcome_whose_delivery_failed_is_retried_within_seconds_not_at_the_next_tick() {
+    let bed = Bed::new();
+    bed.deployment("web", NEW, 2);
+    let done = Some(RolloutOutcome::Completed {
+        at: Utc::now(),
+        duration_ms: 1000,
+    });
+    bed.write_record("web", &bed.seal("web", &record(1, done)));
+    let path = "/apis/apps/v1/namespaces/default/deployments/web";
+    // The delivery's reads of the workload fail three times.
+    bed.api
+        .faults
+        .inject(Fault::status(path, 500, 3).method("GET"));
+    let controller = bed.start();
+
+    bed.pass(Duration::from_secs(30)).await;
+    assert_eq!(
+        bed.annotation("web", "watch-cluster.io/rollout"),
+        None,
+        "delivered (webhooks off) and removed after the retries, although the cron fires in 2099"
+    );
+    controller.abort();
+}
