@@ -209,6 +209,11 @@ impl RealEnv {
         index
     }
 
+    /// Whether the controller process is still running (it has not exited or crashed).
+    pub fn is_running(&mut self, index: usize) -> bool {
+        matches!(self.controllers[index].0.try_wait(), Ok(None))
+    }
+
     pub fn controller_log(&self, index: usize) -> String {
         std::fs::read_to_string(&self.controllers[index].1).unwrap_or_default()
     }
