@@ -284,18 +284,36 @@ fn rollout_latency(world: &World, recorder: &Recorder) -> (Option<Summary>, usiz
                 .push(to_wall(request.received_at));
         }
     }
+    // Matched in order per Deployment: its rollouts are sequential and each gets one COMPLETED. Matching by
+    // time instead ("the first webhook after the completion") lost webhooks that arrived before this
+    // recorder, which learns of a completion through a broadcast channel that can lag on a busy machine,
+    // noted the completion: the controller had seen it first.
     let mut delays = Vec::new();
     let mut unreported = 0;
+    let mut ahead_of_recorder = 0;
     for (key, history) in recorder.histories() {
-        for completed in &history.completions {
-            let arrived = webhooks
-                .get(&key)
-                .and_then(|w| w.iter().filter(|t| *t >= completed).min().copied());
-            match arrived.and_then(|a| a.duration_since(*completed).ok()) {
-                Some(d) => delays.push(d),
+        let mut arrivals = webhooks.get(&key).cloned().unwrap_or_default();
+        arrivals.sort();
+        let mut completions = history.completions.clone();
+        completions.sort();
+        for (index, completed) in completions.iter().enumerate() {
+            match arrivals.get(index) {
+                Some(arrived) => match arrived.duration_since(*completed) {
+                    Ok(delay) => delays.push(delay),
+                    Err(_) => {
+                        ahead_of_recorder += 1;
+                        delays.push(Duration::ZERO);
+                    }
+                },
                 None => unreported += 1,
             }
         }
+    }
+    if ahead_of_recorder > 0 {
+        eprintln!(
+            "note: {ahead_of_recorder} COMPLETED webhook(s) arrived before the benchmark's recorder saw the \
+             completion in the store (recorder lag); counted as 0 s"
+        );
     }
     (summarize(delays), unreported)
 }
