@@ -1,11 +1,12 @@
 //! watch-cluster keeps Kubernetes workloads on the newest container images, safely.
 //!
 //! Data flows one way: **watch → schedule → resolve → decide → update → observe → notify**.
-//! Each arrow is a typed value; only the ends do I/O, and the middle steps are pure.
+//! Each arrow is a typed value; the middle steps are pure, and [`controller`] is the conductor that does
+//! their I/O. No module but the edges (`run`, `plan`, `demo`) depends on it (docs/architecture.md).
 //!
 //! | step | module |
 //! |---|---|
-//! | watch, schedule, check | [`controller`] (with [`workload`] and [`annotations`]) |
+//! | watch, and one workload's turn | [`controller`] (with [`workload`] and [`annotations`]) |
 //! | when to check | [`schedule`] |
 //! | image references, version tags | [`image`], [`version`] |
 //! | what the registry has | [`registry`], then [`resolve`] |
@@ -14,6 +15,7 @@
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
 //! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
+//! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text) |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
 
 pub mod annotations;
