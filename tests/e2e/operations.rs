@@ -96,11 +96,19 @@ async fn a_kubeconfig_that_is_not_yaml_stops_run_with_one_line_naming_the_file_a
     let home = tempfile::tempdir().expect("tempdir");
     let kubeconfig = home.path().join("kubeconfig");
     std::fs::write(&kubeconfig, "garbage: [unclosed\n").expect("kubeconfig");
+    let home_dir = home.path().display().to_string();
+    let config = kubeconfig.display().to_string();
+    let line = run_fails_with_one_line(&[("HOME", &home_dir), ("KUBECONFIG", &config)]).await;
+    assert!(line.contains(&config), "{line}");
+    assert!(line.contains("KUBECONFIG="), "{line}");
+}
+
+/// Runs `watch-cluster run` with only `envs`; it must exit 1 with one line on stderr, which is returned.
+async fn run_fails_with_one_line(envs: &[(&str, &str)]) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
         .arg("run")
         .env_clear()
-        .env("HOME", home.path())
-        .env("KUBECONFIG", &kubeconfig)
+        .envs(envs.iter().copied())
         .output()
         .await
         .expect("runs");
@@ -108,11 +116,7 @@ async fn a_kubeconfig_that_is_not_yaml_stops_run_with_one_line_naming_the_file_a
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one line, got {stderr}");
-    assert!(
-        lines[0].contains(&kubeconfig.display().to_string()),
-        "{stderr}"
-    );
-    assert!(lines[0].contains("KUBECONFIG="), "{stderr}");
+    lines[0].to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,30 +351,18 @@ fn most_at_once(requests: &[LoggedRequest]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_controller_that_cannot_reach_its_record_key_stops_run_with_one_line_naming_the_fix() {
     let env = Env::start().await;
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
-        .arg("run")
-        .env_clear()
-        .env("KUBECONFIG", &env.kubeconfig)
-        .env("POD_NAMESPACE", "nowhere")
-        .env("LEADER_ELECTION", "false")
-        .env("ADMIN_ADDR", "127.0.0.1:0")
-        .env("RUST_LOG", "off")
-        .output()
-        .await
-        .expect("runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "one line, got {stderr}");
-    assert!(
-        lines[0].contains("nowhere/watch-cluster-record-key"),
-        "{stderr}"
-    );
-    assert!(lines[0].contains("403"), "{stderr}");
-    assert!(
-        lines[0].contains("must allow `get` on this Secret"),
-        "{stderr}"
-    );
+    let config = env.kubeconfig.display().to_string();
+    let line = run_fails_with_one_line(&[
+        ("KUBECONFIG", &config),
+        ("POD_NAMESPACE", "nowhere"),
+        ("LEADER_ELECTION", "false"),
+        ("ADMIN_ADDR", "127.0.0.1:0"),
+        ("RUST_LOG", "off"),
+    ])
+    .await;
+    assert!(line.contains("nowhere/watch-cluster-record-key"), "{line}");
+    assert!(line.contains("403"), "{line}");
+    assert!(line.contains("must allow `get` on this Secret"), "{line}");
     // The refusal was the point of this test: the environment's own "no refused call" check is for others.
     let refused = env.forbidden_calls();
     assert_eq!(refused, ["POST /api/v1/namespaces/nowhere/secrets"]);
