@@ -376,4 +376,62 @@ mod tests {
         assert!(shown.contains("line 1 column 10"), "{shown}");
         assert!(shown.contains("KUBECONFIG="), "{shown}");
     }
+
+    fn holder(api: &watch_cluster_sim::InProcess) -> Option<String> {
+        let lease = api.store.get(
+            watch_cluster_sim::Kind::Lease,
+            Some("default"),
+            "watch-cluster",
+        )?;
+        lease["spec"]["holderIdentity"].as_str().map(str::to_owned)
+    }
+
+    async fn pass(duration: Duration) {
+        let step = Duration::from_millis(250);
+        let mut passed = Duration::ZERO;
+        while passed < duration {
+            tokio::time::sleep(step).await;
+            passed += step;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_released_only_after_in_flight_work_has_finished() {
+        crate::install_crypto_provider();
+        let api =
+            watch_cluster_sim::InProcess::new(watch_cluster_sim::ApiConfig::default()).unwrap();
+        let config = Config::from_args(&crate::config::RunArgs::default()).unwrap();
+        let runtime = Runtime::start(Parts {
+            client: api.client.clone(),
+            config,
+            webhook: WebhookConfig::disabled(),
+            identity: "replica-1".into(),
+            lease: Some(LeaseConfig::new(
+                "default".into(),
+                "watch-cluster".into(),
+                "replica-1".into(),
+            )),
+            admin: false,
+            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
+        })
+        .await
+        .unwrap();
+        pass(Duration::from_secs(2)).await;
+        assert_eq!(holder(&api).as_deref(), Some("replica-1"), "it leads");
+        // A delivery still running when SIGTERM comes (deliveries are tracked tasks).
+        runtime
+            .ctx
+            .tasks
+            .spawn(tokio::time::sleep(Duration::from_secs(8)));
+        let stopping = tokio::spawn(runtime.stop());
+        pass(Duration::from_secs(6)).await;
+        assert_eq!(
+            holder(&api).as_deref(),
+            Some("replica-1"),
+            "held while the delivery runs: no new leader may act beside it"
+        );
+        pass(Duration::from_secs(6)).await;
+        assert!(stopping.is_finished(), "stopped within the drain deadline");
+        assert_eq!(holder(&api), None, "released once the work is done");
+    }
 }
