@@ -81,6 +81,15 @@ pub struct RunArgs {
         hide = true
     )]
     pub registry_sharing: Option<String>,
+    /// `workload`: a failed image is quarantined on its workload; `cluster`: a failure its pods blame on the
+    /// image (pull or crash) also quarantines that digest for every workload (docs/settings.md).
+    #[arg(
+        long,
+        env = "QUARANTINE_SCOPE",
+        value_name = "SCOPE",
+        default_value = "workload"
+    )]
+    pub quarantine_scope: Option<String>,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -135,6 +144,35 @@ pub struct Config {
     pub registry_sharing: bool,
     /// How many checks run at once in the whole process.
     pub max_concurrent_checks: usize,
+    /// Where a failed image is quarantined.
+    pub quarantine_scope: QuarantineScope,
+}
+
+/// `QUARANTINE_SCOPE`: where a failed image is quarantined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuarantineScope {
+    /// On the workload whose rollout failed only.
+    #[default]
+    Workload,
+    /// Also for every workload, when the failure was the image's (pull or crash).
+    Cluster,
+}
+
+impl FromStr for QuarantineScope {
+    type Err = ConfigError;
+
+    fn from_str(value: &str) -> Result<Self, ConfigError> {
+        match value.to_ascii_lowercase().as_str() {
+            "workload" => Ok(Self::Workload),
+            "cluster" => Ok(Self::Cluster),
+            _ => Err(ConfigError {
+                variable: "QUARANTINE_SCOPE",
+                value: value.to_owned(),
+                problem: "expected `workload` or `cluster`".into(),
+                example: "cluster",
+            }),
+        }
+    }
 }
 
 impl Config {
@@ -193,6 +231,10 @@ impl Config {
                 .map(parse_concurrency)
                 .transpose()?
                 .unwrap_or(DEFAULT_CONCURRENT_CHECKS),
+            quarantine_scope: set(&args.quarantine_scope)
+                .map(QuarantineScope::from_str)
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 }

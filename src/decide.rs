@@ -6,6 +6,8 @@
 //! another writer reverted). No Events and no writes here: the checker records the findings, and the
 //! `plan` command prints them, from the same code.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::{Api, Client, api::ListParams};
 
@@ -14,7 +16,7 @@ use crate::{
     image::ImageRef,
     registry::{RegistryClient, credentials::DockerConfig},
     resolve::{self, Resolution},
-    strategy::{Decision, Quarantine, Strategy},
+    strategy::{ClusterQuarantine, Decision, Quarantine, Strategy},
     update::{ContainerChange, per_container},
     workload::{Container, Workload},
 };
@@ -112,24 +114,31 @@ pub enum Undecidable {
         #[source]
         source: crate::strategy::QuarantineError,
     },
+    /// The cluster quarantine (`QUARANTINE_SCOPE=cluster`) cannot be read: any of its digests could be
+    /// the candidate, so no update is decided until it can.
+    #[error("{0}; no update is made until it can be read")]
+    ClusterQuarantine(#[from] crate::quarantine_store::StoreError),
 }
 
 /// Decides for every managed container of `workload`.
 ///
-/// `known_revert` is an image another writer reverted earlier: it is not proposed again.
+/// `known_revert` is an image another writer reverted earlier: it is not proposed again. `cluster` holds
+/// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`).
 pub async fn decide(
     client: &Client,
     registry: &RegistryClient,
     workload: &Workload,
     settings: &Settings,
     known_revert: Option<&str>,
+    cluster: &Arc<ClusterQuarantine>,
 ) -> Result<Findings, Undecidable> {
     let managed = managed_containers(workload, settings)?;
     let quarantine = match workload.annotations.get(annotations::QUARANTINE) {
         Some(value) => Quarantine::from_annotation(value)
             .map_err(|source| Undecidable::Quarantine { source })?,
         None => Quarantine::default(),
-    };
+    }
+    .with_cluster(cluster.clone());
     let mut findings = Findings {
         skipped: managed.skipped,
         reverted: reverted_update(workload, &quarantine),

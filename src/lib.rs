@@ -32,6 +32,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod quarantine_store;
 pub mod record;
 pub mod registry;
 pub mod resolve;

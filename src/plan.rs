@@ -139,7 +139,9 @@ async fn pending(
     if let Progress::InProgress(what) | Progress::Failed(what) = &workload.progress {
         return format!("waiting: rollout in progress ({what})");
     }
-    match decide(client, registry, workload, settings, None).await {
+    // The cluster quarantine is not read here: `plan` shows what the workload's own state decides.
+    let cluster = std::sync::Arc::default();
+    match decide(client, registry, workload, settings, None, &cluster).await {
         Err(invalid) => format!("not checked: {invalid}"),
         Ok(findings) => {
             let mut parts: Vec<String> = findings

@@ -173,15 +173,18 @@ impl Runtime {
     pub async fn start(parts: Parts) -> anyhow::Result<Runtime> {
         let mut metrics = Registry::with_prefix("watch_cluster");
         let (leader_tx, leader_rx) = tokio::sync::watch::channel(parts.lease.is_none());
-        let ctx = Arc::new(Context::build(
-            parts.client.clone(),
-            parts.config.clone(),
-            parts.webhook,
-            parts.identity,
-            leader_rx,
-            parts.record_key,
-            &mut metrics,
-        )?);
+        let ctx = Arc::new(
+            Context::build(
+                parts.client.clone(),
+                parts.config.clone(),
+                parts.webhook,
+                parts.identity,
+                leader_rx,
+                parts.record_key,
+                &mut metrics,
+            )?
+            .with_quarantine_namespace(&own_namespace()),
+        );
         let election = parts.lease.map(|lease| {
             // Its own token: the Lease is released only once the drain has finished (see `stop`).
             let release = CancellationToken::new();

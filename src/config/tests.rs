@@ -227,3 +227,35 @@ fn a_registry_ca_file_without_a_certificate_is_a_config_error_naming_what_was_fo
     };
     assert_eq!(Config::from_args(&ok).unwrap().registry_ca_file, Some(good));
 }
+
+#[test]
+fn quarantine_scope_is_workload_unless_cluster_is_asked_for() {
+    assert_eq!(
+        Config::from_args(&args()).unwrap().quarantine_scope,
+        QuarantineScope::Workload
+    );
+    for (value, scope) in [
+        ("cluster", QuarantineScope::Cluster),
+        ("Cluster", QuarantineScope::Cluster),
+        ("workload", QuarantineScope::Workload),
+        ("", QuarantineScope::Workload),
+    ] {
+        let given = RunArgs {
+            quarantine_scope: Some(value.into()),
+            ..args()
+        };
+        assert_eq!(
+            Config::from_args(&given).unwrap().quarantine_scope,
+            scope,
+            "{value}"
+        );
+    }
+    let bad = RunArgs {
+        quarantine_scope: Some("namespace".into()),
+        ..args()
+    };
+    assert_eq!(
+        Config::from_args(&bad).unwrap_err().to_string(),
+        "invalid QUARANTINE_SCOPE=\"namespace\": expected `workload` or `cluster` (example: QUARANTINE_SCOPE=cluster)"
+    );
+}

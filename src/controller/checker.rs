@@ -380,6 +380,17 @@ async fn guard<K: ManagedKind>(
     None
 }
 
+/// The cluster quarantine to decide with: empty with `QUARANTINE_SCOPE=workload`; read now otherwise, an
+/// unreadable one reported once on the ConfigMap (the check then fails, naming it).
+async fn cluster_quarantine(
+    ctx: &Context,
+) -> Result<Arc<crate::strategy::ClusterQuarantine>, Undecidable> {
+    let Some(store) = &ctx.cluster_quarantine else {
+        return Ok(Arc::default());
+    };
+    Ok(store.read_reported(&ctx.events).await?)
+}
+
 /// Decides, then records what the decision found (one Event per transition).
 async fn plan<K: ManagedKind>(
     ctx: &Context,
@@ -390,15 +401,14 @@ async fn plan<K: ManagedKind>(
 ) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let known_revert = ctx.with_memory(key, |m| m.reverted.clone());
-    let findings = match decide(
-        &ctx.client,
-        registry,
-        workload,
-        settings,
-        known_revert.as_deref(),
-    )
-    .await
-    {
+    let decided = match cluster_quarantine(ctx).await {
+        Ok(cluster) => {
+            let revert = known_revert.as_deref();
+            decide(&ctx.client, registry, workload, settings, revert, &cluster).await
+        }
+        Err(unreadable) => Err(unreadable),
+    };
+    let findings = match decided {
         Ok(findings) => findings,
         Err(undecidable) => {
             let note = undecidable.to_string();
@@ -406,6 +416,7 @@ async fn plan<K: ManagedKind>(
             let reason = match undecidable {
                 Undecidable::Annotation(_) => Reason::InvalidAnnotation,
                 Undecidable::Quarantine { .. } => Reason::RecordRejected,
+                Undecidable::ClusterQuarantine(_) => Reason::QuarantineUnreadable,
             };
             ctx.events.publish_once(&reference, reason, note).await;
             return Err(CheckFailure::Undecidable(undecidable));

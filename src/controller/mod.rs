@@ -208,6 +208,8 @@ pub struct Context {
     /// Permits for checks (`MAX_CONCURRENT_CHECKS`): one bound over every kind and namespace, where each
     /// `Controller`'s own concurrency would multiply with their number.
     pub(crate) checks: tokio::sync::Semaphore,
+    /// The cluster quarantine (`QUARANTINE_SCOPE=cluster`); `None` with the default scope.
+    pub(crate) cluster_quarantine: Option<crate::quarantine_store::QuarantineStore>,
 }
 
 impl Context {
@@ -325,8 +327,19 @@ impl Context {
             synced: Default::default(),
             metrics: controller_metrics,
             checks: tokio::sync::Semaphore::new(config.max_concurrent_checks),
+            cluster_quarantine: None,
             config,
         })
+    }
+
+    /// Uses the cluster quarantine in `namespace` when `QUARANTINE_SCOPE=cluster`.
+    pub fn with_quarantine_namespace(mut self, namespace: &str) -> Self {
+        self.cluster_quarantine = crate::quarantine_store::QuarantineStore::for_scope(
+            self.client.clone(),
+            self.config.quarantine_scope,
+            namespace,
+        );
+        self
     }
 
     /// Whether this replica is the leader and not shutting down.

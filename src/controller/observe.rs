@@ -11,15 +11,18 @@
 use std::{collections::HashMap, sync::Arc, sync::Mutex, time::Duration};
 
 use chrono::Utc;
-use kube::Api;
+use k8s_openapi::api::core::v1::Pod;
+use kube::{Api, api::ListParams};
 
 use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
 use crate::{
     annotations::{RolloutOutcome, RolloutRecord},
+    image::ImageRef,
     metrics::RolloutResult,
     notify::{DeliveryOutcome, Event, Notification, events::Reason},
     observe::{self, Observation, Step, images},
     record::{self, Binding, Rejected, Sealed},
+    strategy::ClusterEntry,
     update::{self, UpdateError, patch},
     workload::Workload,
 };
@@ -112,8 +115,23 @@ pub async fn advance<K: ManagedKind>(
         now: Utc::now(),
         watched_for: watching.since.elapsed(),
         rollout_timeout: ctx.config.rollout_timeout,
+        pods: &[],
     };
-    let written = match observe::step(&observation) {
+    let mut step = observe::step(&observation);
+    // Only a cluster quarantine needs to know whom the pods blame, and only once the rollout has failed:
+    // a rollout in progress costs no pod list.
+    let pods = if observe::needs_pods(&step) && ctx.cluster_quarantine.is_some() {
+        list_pods(ctx, key, workload).await
+    } else {
+        Vec::new()
+    };
+    if !pods.is_empty() {
+        step = observe::step(&Observation {
+            pods: &pods,
+            ..observation
+        });
+    }
+    let written = match step {
         Step::Wait(wait) => return wait,
         Step::Deliver => {
             spawn_delivery::<K>(ctx, key);
@@ -124,7 +142,11 @@ pub async fn advance<K: ManagedKind>(
             outcome,
             failure,
             roll_back,
-        } => fail::<K>(ctx, key, workload, sealed, outcome, &failure, roll_back).await,
+            cause,
+        } => {
+            quarantine_cluster_wide(ctx, key, &cause).await;
+            fail::<K>(ctx, key, workload, sealed, outcome, &failure, roll_back).await
+        }
     };
     match written {
         Ok(()) => {
@@ -134,6 +156,94 @@ pub async fn advance<K: ManagedKind>(
         Err(UpdateError::Conflict { .. }) => CONFLICT_RETRY,
         Err(error) => unwritable::<K>(ctx, key, workload, &error).await,
     }
+}
+
+/// The workload's pods, to classify a failure; none when they cannot be listed (the failure then stays the
+/// workload's: a quarantine must never wait on a pod list).
+async fn list_pods(ctx: &Context, key: &WorkloadKey, workload: &Workload) -> Vec<Pod> {
+    let Some(selector) = workload.label_selector() else {
+        return Vec::new();
+    };
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    match api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list.items,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the workload's pods to tell whether the image failed; quarantining on this workload only");
+            Vec::new()
+        }
+    }
+}
+
+/// Adds the digests the pods blamed to the cluster quarantine, before the rollback is written: if the
+/// process stops in between, the next attempt adds them again (adding is idempotent), whereas the other
+/// order could lose them. A quarantine that cannot be written never holds up the rollback; it is
+/// reported on the ConfigMap.
+async fn quarantine_cluster_wide(
+    ctx: &Context,
+    key: &WorkloadKey,
+    cause: &observe::Cause,
+) {
+    let (Some(store), observe::Cause::Image(blamed)) = (&ctx.cluster_quarantine, cause) else {
+        return;
+    };
+    let entries = cluster_entries(key, blamed, Utc::now());
+    match store.add(&entries).await {
+        Ok(added) => {
+            ctx.events
+                .clear(&store.reference(), Reason::QuarantineUnreadable);
+            for b in blamed {
+                tracing::warn!(container = %b.container, image = %b.image, pod = %b.pod, fault = %b.fault, added,
+                    "quarantined for every workload: the new pods could not pull or run the image");
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "failed to add the failed image to the cluster quarantine");
+            let note = format!(
+                "{error}; {} failed on {} {}/{} and is quarantined on that workload only",
+                blamed
+                    .iter()
+                    .map(|b| b.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                key.kind,
+                key.namespace,
+                key.name
+            );
+            ctx.events
+                .publish_once_keyed(
+                    &store.reference(),
+                    Reason::QuarantineUnreadable,
+                    &error.to_string(),
+                    note,
+                )
+                .await;
+        }
+    }
+}
+
+/// One entry per blamed image that names its digest.
+fn cluster_entries(
+    key: &WorkloadKey,
+    blamed: &[observe::cause::Blamed],
+    now: chrono::DateTime<Utc>,
+) -> Vec<ClusterEntry> {
+    blamed
+        .iter()
+        .filter_map(|b| {
+            let image = ImageRef::parse(&b.image).ok()?;
+            Some(ClusterEntry {
+                registry: image.registry().to_owned(),
+                repository: image.repository().to_owned(),
+                digest: image.digest()?.to_owned(),
+                image: b.image.clone(),
+                kind: key.kind.as_str().to_owned(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                reason: b.fault.as_str().to_owned(),
+                at: now,
+            })
+        })
+        .collect()
 }
 
 /// A refused outcome write: one Warning Event, then retries with a growing pause instead of every 2 s.

@@ -57,6 +57,9 @@ pub enum Reason {
     RecordRejected,
     /// Warning: a rollout's outcome could not be written; retried with a growing pause.
     RolloutRecordUnwritable,
+    /// Warning (on the ConfigMap `watch-cluster-quarantine`): the cluster quarantine cannot be read or
+    /// written; no workload it could concern is updated until it can.
+    QuarantineUnreadable,
 }
 
 impl Reason {
@@ -81,6 +84,7 @@ impl Reason {
             Reason::StuckPodDeleted => "StuckPodDeleted",
             Reason::RecordRejected => "RecordRejected",
             Reason::RolloutRecordUnwritable => "RolloutRecordUnwritable",
+            Reason::QuarantineUnreadable => "QuarantineUnreadable",
         }
     }
 

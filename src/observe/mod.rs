@@ -13,11 +13,15 @@
 //! monotonic clock, so a wall clock stepped forward fails nothing. A workload that is complete is never
 //! rolled back, however late.
 
+pub mod cause;
 pub mod release;
 
 use std::{collections::BTreeMap, time::Duration};
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::Pod;
+
+pub use cause::Cause;
 
 use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord},
@@ -44,6 +48,9 @@ pub struct Observation<'a> {
     pub watched_for: Duration,
     /// `ROLLOUT_TIMEOUT`.
     pub rollout_timeout: Option<Duration>,
+    /// The workload's pods, when the caller listed them (only needed to classify a failure, see
+    /// [`cause`]); empty otherwise, which blames the workload.
+    pub pods: &'a [Pod],
 }
 
 /// Why a rollout failed.
@@ -97,6 +104,8 @@ pub enum Step {
         failure: Failure,
         /// Whether the previous images are restored.
         roll_back: bool,
+        /// Whether the new pods blamed the image (for `QUARANTINE_SCOPE=cluster`).
+        cause: Cause,
     },
     /// The outcome is recorded: deliver it, then remove the record.
     Deliver,
@@ -151,11 +160,31 @@ fn fail(seen: &Observation<'_>, failure: Failure, may_roll_back: bool) -> Step {
         }),
         ..seen.record.clone()
     };
+    // Someone else's image replaced ours: its pods say nothing about the image we wrote.
+    let cause = match failure {
+        Failure::Superseded { .. } => Cause::Workload,
+        Failure::Stuck { .. } | Failure::TimedOut { .. } => {
+            cause::classify(seen.workload, seen.record, seen.pods)
+        }
+    };
     Step::Fail {
         outcome,
         failure,
         roll_back,
+        cause,
     }
+}
+
+/// Whether `step` fails the rollout in a way the pods could blame on the image: the caller lists the pods
+/// and steps again only then, so a rollout in progress costs no pod list.
+pub fn needs_pods(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::Fail {
+            failure: Failure::Stuck { .. } | Failure::TimedOut { .. },
+            ..
+        }
+    )
 }
 
 /// `rollback: "false"` turns rollback off. Read leniently on purpose: an update in flight finishes by the

@@ -55,6 +55,7 @@ fn seen<'a>(record: &'a RolloutRecord, workload: &'a Workload, now: i64) -> Obse
         now: at(now),
         watched_for: Duration::from_secs(u64::try_from(now).unwrap_or(0)),
         rollout_timeout: None,
+        pods: &[],
     }
 }
 
@@ -260,4 +261,71 @@ fn deployments_get_their_own_deadline_plus_a_minute_unless_the_timeout_is_shorte
         rollout_limit(Kind::DaemonSet, None, Some(Duration::from_secs(42))),
         Duration::from_secs(42)
     );
+}
+
+fn pod(image: &str, waiting: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "web-1", "namespace": "team", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "app", "image": image}]},
+        "status": {"containerStatuses": [{"name": "app", "image": image, "imageID": "", "ready": false,
+            "restartCount": 0, "state": {"waiting": {"reason": waiting}}}]},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn a_failure_carries_what_the_new_pods_blame() {
+    let record = record();
+    let mut workload = workload(NEW, Progress::Failed("ProgressDeadlineExceeded".into()));
+    workload.selector = BTreeMap::from([("app".into(), "web".into())]);
+    let pods = [pod(NEW, "ImagePullBackOff")];
+    let observation = Observation {
+        pods: &pods,
+        ..seen(&record, &workload, 5)
+    };
+    let failed = step(&observation);
+    assert!(needs_pods(&failed));
+    let Step::Fail { cause, .. } = failed else {
+        panic!("fail");
+    };
+    let Cause::Image(blamed) = cause else {
+        panic!("image-caused: {cause:?}");
+    };
+    assert_eq!(blamed[0].fault, cause::ImageFault::ImagePullBackOff);
+    assert_eq!(blamed[0].image, NEW);
+
+    // Pods that merely never get Ready, or none listed: the workload's alone.
+    let pods = [pod(NEW, "ContainerCreating")];
+    let observation = Observation {
+        pods: &pods,
+        ..seen(&record, &workload, 5)
+    };
+    assert!(matches!(
+        step(&observation),
+        Step::Fail {
+            cause: Cause::Workload,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_superseded_rollout_blames_no_image_even_when_pods_fail() {
+    let record = record();
+    let mut workload = workload("r/app:9.9.9", Progress::InProgress("1 of 2".into()));
+    workload.selector = BTreeMap::from([("app".into(), "web".into())]);
+    let pods = [pod(NEW, "ErrImagePull")];
+    let observation = Observation {
+        pods: &pods,
+        ..seen(&record, &workload, 5)
+    };
+    let superseded = step(&observation);
+    assert!(!needs_pods(&superseded));
+    assert!(matches!(
+        superseded,
+        Step::Fail {
+            cause: Cause::Workload,
+            ..
+        }
+    ));
 }

@@ -16,6 +16,7 @@ use std::{fmt, str::FromStr};
 
 use crate::{image::ImageRef, version::VersionTag};
 
+pub mod cluster_quarantine;
 mod decision;
 pub mod latest;
 pub mod quarantine;
@@ -23,6 +24,7 @@ pub mod version;
 
 pub use decision::{Decision, KeepReason, Scope, UpdateReason};
 
+pub use cluster_quarantine::{ClusterEntry, ClusterQuarantine, ClusterQuarantineError};
 pub use latest::decide_latest;
 pub use quarantine::{Quarantine, QuarantineEntry, QuarantineError};
 pub use version::{

@@ -6,9 +6,12 @@
 //! back after adding an entry. At most [`Quarantine::LIMIT`] newest entries are kept so the annotation stays
 //! small however long the controller runs.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::ClusterQuarantine;
 use crate::image::ImageRef;
 
 /// One image whose rollout failed.
@@ -46,11 +49,15 @@ impl QuarantineError {
     }
 }
 
-/// The quarantined images of one workload, oldest first.
+/// The quarantined images of one workload, oldest first, and (with `QUARANTINE_SCOPE=cluster`) the
+/// digests quarantined for every workload.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Quarantine {
     entries: Vec<QuarantineEntry>,
+    /// Shared, not copied, between the workloads of a check round; never part of the annotation.
+    #[serde(skip)]
+    cluster: Arc<ClusterQuarantine>,
 }
 
 impl Quarantine {
@@ -92,11 +99,20 @@ impl Quarantine {
         self.normalise();
     }
 
-    /// Whether `container` running `current`'s repository at `tag@digest` is quarantined.
+    /// This quarantine, also holding every digest of `cluster` (`QUARANTINE_SCOPE=cluster`).
+    pub fn with_cluster(self, cluster: Arc<ClusterQuarantine>) -> Self {
+        Self { cluster, ..self }
+    }
+
+    /// Whether `container` running `current`'s repository at `tag@digest` is quarantined: on this workload
+    /// for that container and tag, or for the whole cluster for that digest whatever the tag.
     ///
     /// Entries are compared by registry and repository after normalisation, so `nginx` and
     /// `docker.io/library/nginx` match. An entry that does not parse matches nothing.
     pub fn contains(&self, container: &str, current: &ImageRef, tag: &str, digest: &str) -> bool {
+        if self.cluster.find(current, digest).is_some() {
+            return true;
+        }
         self.entries.iter().any(|entry| {
             entry.container == container
                 && ImageRef::parse(&entry.image).is_ok_and(|image| {
@@ -210,6 +226,43 @@ mod tests {
         assert!(
             !q.contains("web", &other, "1.2.0", &digest('a')),
             "other registry"
+        );
+    }
+
+    #[test]
+    fn a_cluster_digest_is_quarantined_for_every_container_and_tag_but_never_written_back() {
+        let mut cluster = ClusterQuarantine::default();
+        cluster.add(crate::strategy::ClusterEntry {
+            registry: "docker.io".into(),
+            repository: "library/nginx".into(),
+            digest: digest('c'),
+            image: format!("nginx:1.3.0@{}", digest('c')),
+            kind: "Deployment".into(),
+            namespace: "other".into(),
+            name: "front".into(),
+            reason: "ErrImagePull".into(),
+            at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        });
+        let q = Quarantine::default().with_cluster(Arc::new(cluster));
+        let current = ImageRef::parse("nginx:1.1.0").unwrap();
+        assert!(q.contains("web", &current, "1.3.0", &digest('c')));
+        assert!(
+            q.contains("sidecar", &current, "latest", &digest('c')),
+            "any container, any tag"
+        );
+        assert!(
+            !q.contains("web", &current, "1.3.0", &digest('d')),
+            "other digest"
+        );
+        let other = ImageRef::parse("quay.io/nginx:1.1.0").unwrap();
+        assert!(
+            !q.contains("web", &other, "1.3.0", &digest('c')),
+            "other registry"
+        );
+        assert_eq!(
+            q.to_annotation().unwrap(),
+            "[]",
+            "only the workload's own entries are written"
         );
     }
 }

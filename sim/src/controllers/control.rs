@@ -22,24 +22,33 @@ pub enum Outcome {
     Stuck,
     /// Pods run but never pass readiness (`Ready` False); a Deployment also times out.
     NeverReady,
+    /// The image cannot be pulled: containers wait in `ImagePullBackOff` (the node agent's `pull`).
+    PullFails,
+    /// Containers start and exit: they wait in `CrashLoopBackOff` with a restart counted (the node
+    /// agent's `crash`).
+    Crash,
     /// Like `Complete`, with every delay multiplied by the factor.
     Slow(f64),
 }
 
 /// An outcome string could not be parsed.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to parse outcome {0:?}: expected complete, stuck, never-ready or slow:<factor>")]
+#[error(
+    "failed to parse outcome {0:?}: expected complete, stuck, never-ready, pull-fails, crash or slow:<factor>"
+)]
 pub struct ParseOutcomeError(String);
 
 impl FromStr for Outcome {
     type Err = ParseOutcomeError;
 
-    /// Parses `complete`, `stuck`, `never-ready` or `slow:<factor>`.
+    /// Parses `complete`, `stuck`, `never-ready`, `pull-fails`, `crash` or `slow:<factor>`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "complete" => Ok(Outcome::Complete),
             "stuck" => Ok(Outcome::Stuck),
             "never-ready" => Ok(Outcome::NeverReady),
+            "pull-fails" => Ok(Outcome::PullFails),
+            "crash" => Ok(Outcome::Crash),
             _ => s
                 .strip_prefix("slow:")
                 .and_then(|f| f.parse::<f64>().ok())
@@ -151,6 +160,8 @@ mod tests {
             Outcome::NeverReady
         );
         assert_eq!("slow:2.5".parse::<Outcome>().unwrap(), Outcome::Slow(2.5));
+        assert_eq!("pull-fails".parse::<Outcome>().unwrap(), Outcome::PullFails);
+        assert_eq!("crash".parse::<Outcome>().unwrap(), Outcome::Crash);
         assert!("slow:-1".parse::<Outcome>().is_err());
         assert!("fast".parse::<Outcome>().is_err());
     }

@@ -197,6 +197,12 @@ impl Kubelet {
         let now = Instant::now();
         let cfg = ctx.cfg;
         let rec = self.record(ctx, r, pod);
+        if rec.outcome == Outcome::PullFails {
+            // No request reaches the registry: the fault is the image's, whatever the registry holds.
+            let image = images(pod).into_iter().next().unwrap_or_default();
+            let message = "simulated: failed to pull and unpack image".to_string();
+            return (Stage::BackOff { image, message }, None);
+        }
         let missing: Vec<String> = images(pod)
             .into_iter()
             .filter(|i| !rec.pulled.contains_key(i))
@@ -234,6 +240,9 @@ impl Kubelet {
         let ready_at = start_at + cfg.pod_ready_delay.mul_f64(factor);
         if rec.outcome == Outcome::NeverReady {
             return (Stage::Running, None);
+        }
+        if rec.outcome == Outcome::Crash {
+            return (Stage::CrashLoop, None);
         }
         if now < ready_at {
             return (Stage::Running, Some(ready_at - now));

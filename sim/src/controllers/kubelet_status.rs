@@ -17,6 +17,8 @@ pub(crate) enum Stage {
     BackOff { image: String, message: String },
     /// Containers run; not ready.
     Running,
+    /// Containers started, exited and wait to be restarted.
+    CrashLoop,
     /// Containers run and are ready.
     Ready,
 }
@@ -50,6 +52,16 @@ fn container_status(c: &Value, uid: &str, rec: &PodRecord, stage: &Stage) -> Val
         Stage::Creating | Stage::BackOff { .. } => {
             s["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
         }
+        Stage::CrashLoop => {
+            s["imageID"] = json!(rec.pulled.get(image).cloned().unwrap_or_default());
+            s["restartCount"] = json!(1);
+            s["started"] = json!(false);
+            s["state"] = json!({"waiting": {"reason": "CrashLoopBackOff",
+                "message": format!("back-off restarting failed container {name}")}});
+            s["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error",
+                "startedAt": rec.started_ts.clone().unwrap_or_default(),
+                "finishedAt": rec.started_ts.clone().unwrap_or_default()}});
+        }
         Stage::Running | Stage::Ready => {
             s["imageID"] = json!(rec.pulled.get(image).cloned().unwrap_or_default());
             s["containerID"] = json!(format!(
@@ -75,7 +87,8 @@ pub(crate) fn pod_status(pod: &Value, rec: &PodRecord, stage: &Stage) -> Value {
         .into_iter()
         .flatten()
         .collect();
-    let running = matches!(stage, Stage::Running | Stage::Ready);
+    // A crash-looping pod is Running (its containers were started), as a kubelet reports it.
+    let running = matches!(stage, Stage::Running | Stage::Ready | Stage::CrashLoop);
     let ready = *stage == Stage::Ready;
     let seen = rec.seen_ts.as_str();
     let started = rec.started_ts.as_deref().unwrap_or(seen);
@@ -181,5 +194,17 @@ mod tests {
             "ContainerCreating"
         );
         assert_eq!(condition(&creating, "PodScheduled")["status"], "True");
+    }
+
+    #[test]
+    fn crashing_pods_run_not_ready_and_wait_in_crash_loop_back_off_with_a_restart() {
+        let s = pod_status(&pod(), &PodRecord::sample(), &Stage::CrashLoop);
+        assert_eq!(s["phase"], "Running");
+        assert_eq!(condition(&s, "Ready")["status"], "False");
+        let c = &s["containerStatuses"][0];
+        assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
+        assert_eq!(c["restartCount"], 1);
+        assert_eq!(c["lastState"]["terminated"]["exitCode"], 1);
+        assert_eq!(c["ready"], false);
     }
 }
