@@ -86,4 +86,7 @@ on_both_backends! {
     daemonset_on_delete => |b| on_delete(b, Kind::DaemonSet);
     daemonset_check_now => |b| check_now(b, Kind::DaemonSet);
     daemonset_leader_killed_mid_rollout => |b| leader_killed(b, Kind::DaemonSet);
+    cluster_quarantine_of_an_image_that_cannot_be_pulled => |b| cluster_quarantine(b, watch_cluster_testkit::ImageFault::Pull);
+    cluster_quarantine_of_an_image_that_crashes => |b| cluster_quarantine(b, watch_cluster_testkit::ImageFault::Crash);
+    cluster_quarantine_skips_an_image_that_only_never_gets_ready => |b| cluster_quarantine(b, watch_cluster_testkit::ImageFault::NeverReady);
 }

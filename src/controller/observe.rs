@@ -178,11 +178,7 @@ async fn list_pods(ctx: &Context, key: &WorkloadKey, workload: &Workload) -> Vec
 /// process stops in between, the next attempt adds them again (adding is idempotent), whereas the other
 /// order could lose them. A quarantine that cannot be written never holds up the rollback; it is
 /// reported on the ConfigMap.
-async fn quarantine_cluster_wide(
-    ctx: &Context,
-    key: &WorkloadKey,
-    cause: &observe::Cause,
-) {
+async fn quarantine_cluster_wide(ctx: &Context, key: &WorkloadKey, cause: &observe::Cause) {
     let (Some(store), observe::Cause::Image(blamed)) = (&ctx.cluster_quarantine, cause) else {
         return;
     };

@@ -111,6 +111,8 @@ impl Env {
             "clusterrole.yaml",
             "clusterrolebinding.yaml",
             "leader-election-role.yaml",
+            "quarantine-role.yaml",
+            "quarantine-configmap.yaml",
         ] {
             let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("k8s/base")

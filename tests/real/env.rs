@@ -538,6 +538,16 @@ spec:
     }
 
     /// The pods of workload `name` (label `app=name`).
+    /// `entries.json` of the cluster quarantine ConfigMap that `k8s/` ships.
+    pub async fn cluster_quarantine(&self) -> Option<String> {
+        let maps: Api<k8s_openapi::api::core::v1::ConfigMap> =
+            Api::namespaced(self.admin.clone(), CONTROLLER_NAMESPACE);
+        maps.get_opt("watch-cluster-quarantine")
+            .await
+            .expect("read the cluster quarantine")
+            .and_then(|c| c.data?.remove("entries.json"))
+    }
+
     pub async fn pods(&self, name: &str) -> Vec<Pod> {
         Api::<Pod>::namespaced(self.admin.clone(), self.ns())
             .list(&ListParams::default().labels(&format!("app={name}")))

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hmac::{KeyInit as _, Mac as _};
 use serde_json::{Value, json};
-use watch_cluster_testkit::{ImageKind, Pushed};
+use watch_cluster_testkit::{ImageFault, ImageKind, Pushed};
 
 use crate::env::{Backend, Env, Kind, Settings, WAIT, as_pairs, enabled};
 use watch_cluster_testkit::admin::{free_port, http_get, metric, more_checks};
@@ -859,4 +859,120 @@ pub async fn sigterm(backend: Backend) {
         count(&env.webhook_types("term"), "IMAGE_ROLLOUT_COMPLETED"),
         1
     );
+}
+
+/// `QUARANTINE_SCOPE=cluster`: two Deployments on one repository. A release whose new pods cannot be pulled
+/// or crash fails on the first one and is then quarantined for every workload: the second one, checked
+/// after, keeps its image. A release whose pods run but never get Ready is the first workload's problem
+/// only: the second one still takes it.
+pub async fn cluster_quarantine(backend: Backend, fault: ImageFault) {
+    let word = match fault {
+        ImageFault::Pull => "pull",
+        ImageFault::Crash => "crash",
+        ImageFault::NeverReady => "ready",
+    };
+    let mut env = Env::start(backend, &format!("quarantine-{word}")).await;
+    let repo = format!("team/shared-{word}");
+    env.push(&repo, "1.0.0").await;
+    let current = env.image(&repo, "1.0.0");
+    // Checked only when asked (`check-now`), so which one tries the release first is the test's choice.
+    let mut on_demand = enabled("version");
+    on_demand[1].1 = crate::NEVER_SOON.into();
+    for name in ["first", "second"] {
+        let spec = env.short_deadline(Kind::Deployment);
+        env.create(
+            Kind::Deployment,
+            name,
+            &[("app", &current)],
+            &as_pairs(&on_demand),
+            spec,
+        )
+        .await;
+    }
+    let settings = env.settings().await.with("QUARANTINE_SCOPE", "cluster");
+    env.spawn_controller(&settings);
+    for name in ["first", "second"] {
+        env.wait_for_webhooks(name, "DEPLOYMENT_DETECTED", 1).await;
+        env.wait_rolled_out(Kind::Deployment, name).await;
+    }
+
+    // The release appears, broken, and `first` tries it.
+    let bad = env.push(&repo, "1.1.0").await;
+    env.fail_image(&repo, "1.1.0", &bad, fault).await;
+    env.set_annotation(
+        Kind::Deployment,
+        "first",
+        "watch-cluster.io/check-now",
+        Some(""),
+    )
+    .await;
+    let bad_image = pinned(&env, &repo, "1.1.0", &bad);
+    env.wait_for_webhooks("first", "IMAGE_ROLLOUT_FAILED", 1)
+        .await;
+    env.wait_for(Kind::Deployment, "first", "rolled back", |o| {
+        o["spec"]["template"]["spec"]["containers"][0]["image"] == current.as_str()
+            && o["metadata"]["annotations"]
+                .get("watch-cluster.io/rollout")
+                .is_none()
+    })
+    .await;
+    let own = env
+        .annotation(Kind::Deployment, "first", "watch-cluster.io/quarantine")
+        .await
+        .unwrap_or_default();
+    assert!(own.contains(&bad_image), "{own}");
+    // The ConfigMap is shared by every test on the real control plane: look at this test's registry only.
+    let entries: Vec<Value> = env
+        .cluster_quarantine()
+        .await
+        .into_iter()
+        .filter(|e| e["image"].as_str() == Some(bad_image.as_str()))
+        .collect();
+
+    env.set_annotation(
+        Kind::Deployment,
+        "second",
+        "watch-cluster.io/check-now",
+        Some(""),
+    )
+    .await;
+    match fault {
+        ImageFault::Pull | ImageFault::Crash => {
+            let reason = if fault == ImageFault::Pull {
+                ["ErrImagePull", "ImagePullBackOff"].as_slice()
+            } else {
+                ["CrashLoopBackOff"].as_slice()
+            };
+            assert_eq!(entries.len(), 1, "one cluster entry for {bad_image}");
+            let entry = &entries[0];
+            assert_eq!(entry["digest"], json!(bad.digest));
+            assert_eq!(entry["repository"], json!(repo));
+            assert_eq!(
+                (&entry["kind"], &entry["namespace"], &entry["name"]),
+                (&json!("Deployment"), &json!(env.ns()), &json!("first"))
+            );
+            assert!(
+                reason.contains(&entry["reason"].as_str().unwrap_or_default()),
+                "{entry}"
+            );
+            env.wait_for_event("second", "ManualCheckNoUpdate").await;
+            assert_eq!(
+                env.image_of(Kind::Deployment, "second", "app").await,
+                current,
+                "the quarantined digest is never applied to the other workload"
+            );
+            assert_eq!(
+                count(&env.webhook_types("second"), "IMAGE_ROLLOUT_STARTED"),
+                0
+            );
+        }
+        ImageFault::NeverReady => {
+            assert!(entries.is_empty(), "not the image's fault: {entries:?}");
+            env.wait_for_event("second", "ManualCheckUpdated").await;
+            let started = env
+                .wait_for_webhooks("second", "IMAGE_ROLLOUT_STARTED", 1)
+                .await;
+            assert_eq!(started[0]["deployment"]["image"], json!(bad_image));
+        }
+    }
 }

@@ -304,6 +304,41 @@ impl Env {
         }
     }
 
+    /// Pods of the image fail as `fault` says: the simulator's kubelet and the node agent show the same
+    /// container states (`ImagePullBackOff`, `CrashLoopBackOff`, or running but never Ready).
+    pub async fn fail_image(&self, repo: &str, tag: &str, pushed: &Pushed, fault: ImageFault) {
+        match &self.inner {
+            Inner::Sim(env) => {
+                let outcome = match fault {
+                    ImageFault::Pull => Outcome::PullFails,
+                    ImageFault::Crash => Outcome::Crash,
+                    ImageFault::NeverReady => Outcome::NeverReady,
+                };
+                env.set_outcome_for_image(&format!("{repo}:{tag}"), outcome)
+            }
+            Inner::Real(env) => env.set_fault(&pushed.digest, fault).await,
+        }
+    }
+
+    /// `entries.json` of the cluster quarantine ConfigMap in the controller's namespace.
+    pub async fn cluster_quarantine(&self) -> Vec<Value> {
+        const NAME: &str = "watch-cluster-quarantine";
+        let data: Option<String> = match &self.inner {
+            Inner::Sim(env) => env
+                .sim
+                .store()
+                .get(
+                    watch_cluster_sim::Kind::ConfigMap,
+                    Some("watch-cluster"),
+                    NAME,
+                )
+                .and_then(|c| c["data"]["entries.json"].as_str().map(str::to_owned)),
+            Inner::Real(env) => env.cluster_quarantine().await,
+        };
+        data.map(|d| serde_json::from_str(&d).expect("entries.json is a JSON array"))
+            .unwrap_or_default()
+    }
+
     /// Pods of the image take their time to become Ready: on the simulator every delay is stretched, on the
     /// node agent they wait until [`Env::finish_slow_image`].
     pub async fn slow_image(&self, repo: &str, tag: &str, pushed: &Pushed) {
