@@ -127,6 +127,39 @@ fn secrets_are_read_by_name_only_and_leases_only_in_the_controllers_namespace() 
 }
 
 #[test]
+fn the_cluster_quarantine_configmap_ships_empty_and_is_written_by_name_only() {
+    let shipped = documents(&k8s().join("base/quarantine-configmap.yaml"));
+    let map: ConfigMap = serde_json::from_value(shipped[0].clone()).unwrap();
+    assert_eq!(
+        map.metadata.name.as_deref(),
+        Some("watch-cluster-quarantine")
+    );
+    // No `data`: re-applying k8s/ must not wipe the entries the controller wrote.
+    assert!(map.data.is_none(), "{:?}", map.data);
+    let documents = documents(&k8s().join("base/quarantine-role.yaml"));
+    let role: Role = serde_json::from_value(documents[0].clone()).unwrap();
+    assert_eq!(role.metadata.namespace.as_deref(), Some("watch-cluster"));
+    let rules = role.rules.unwrap();
+    let configmaps: Vec<_> = rules
+        .iter()
+        .filter(|r| r.resources.iter().flatten().any(|x| x == "configmaps"))
+        .collect();
+    assert_eq!(configmaps.len(), 1, "{configmaps:?}");
+    assert_eq!(configmaps[0].verbs, ["get", "update", "patch"]);
+    assert_eq!(
+        configmaps[0].resource_names.as_deref(),
+        Some(["watch-cluster-quarantine".to_owned()].as_slice())
+    );
+    let binding: RoleBinding = serde_json::from_value(documents[1].clone()).unwrap();
+    assert_eq!(binding.role_ref.name, "watch-cluster-quarantine");
+    // In base, so both `k8s/` and `k8s/namespaced/` (which builds on base) install it.
+    let base = std::fs::read_to_string(k8s().join("base/kustomization.yaml")).unwrap();
+    for file in ["quarantine-configmap.yaml", "quarantine-role.yaml"] {
+        assert!(base.contains(&format!("  - {file}")), "{file} not in base");
+    }
+}
+
+#[test]
 fn the_controller_runs_hardened_with_probes_on_the_admin_port() {
     let doc = &documents(&k8s().join("base/deployment.yaml"))[0];
     let deployment: Deployment =

@@ -189,3 +189,91 @@ async fn a_hanging_receiver_does_not_delay_other_workloads_updates() {
         started.elapsed()
     );
 }
+
+/// The events about the cluster quarantine ConfigMap, in the controller's namespace.
+fn configmap_reasons(env: &Env) -> Vec<String> {
+    env.sim
+        .store()
+        .list(Kind::Event, Some("watch-cluster"))
+        .into_iter()
+        .filter(|e| {
+            let name = "watch-cluster-quarantine";
+            e["regarding"]["name"] == name || e["involvedObject"]["name"] == name
+        })
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn set_cluster_quarantine(env: &Env, entries: &str) {
+    let store = env.sim.store();
+    let mut map = store
+        .get(
+            Kind::ConfigMap,
+            Some("watch-cluster"),
+            "watch-cluster-quarantine",
+        )
+        .expect("k8s/ ships the ConfigMap");
+    map["data"] = serde_json::json!({"entries.json": entries});
+    store.update(Kind::ConfigMap, map).expect("update");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_cluster_quarantine_holds_every_update_and_is_reported_on_the_configmap() {
+    let mut env = Env::start().await;
+    env.push("team/held", "1.0.0", "a").await;
+    let newer = env.push("team/held", "1.1.0", "a").await;
+    let current = env.image("team/held", "1.0.0");
+    set_cluster_quarantine(&env, "{not a list");
+    env.create(
+        Kind::Deployment,
+        "held",
+        &[("app", &current)],
+        &as_pairs(&enabled("version")),
+    );
+    env.spawn_controller(env.base_settings().with("QUARANTINE_SCOPE", "cluster"));
+
+    env.wait_for_event("held", "QuarantineUnreadable").await;
+    // A second check, asked for, meets the same ConfigMap.
+    env.set_annotation(
+        Kind::Deployment,
+        "held",
+        "watch-cluster.io/check-now",
+        Some(""),
+    );
+    env.wait_for_event("held", "ManualCheckFailed").await;
+    assert_eq!(
+        env.image_of(Kind::Deployment, "held", "app"),
+        current,
+        "any digest could be the quarantined one: nothing is updated"
+    );
+    assert_eq!(
+        configmap_reasons(&env),
+        ["QuarantineUnreadable"],
+        "one Warning on the ConfigMap, not one per check"
+    );
+
+    // Repaired by hand: the next check, asked for once the first request is used up, updates.
+    set_cluster_quarantine(&env, "[]");
+    let deadline = tokio::time::Instant::now() + crate::env::WAIT;
+    while env.get(Kind::Deployment, "held")["metadata"]["annotations"]
+        .get("watch-cluster.io/check-now")
+        .is_some()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "check-now stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.set_annotation(
+        Kind::Deployment,
+        "held",
+        "watch-cluster.io/check-now",
+        Some(""),
+    );
+    let wanted = format!("{}@{}", env.image("team/held", "1.1.0"), newer.digest);
+    while env.image_of(Kind::Deployment, "held", "app") != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not updated after the repair"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
