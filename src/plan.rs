@@ -15,7 +15,8 @@ use crate::{
     annotations::{self, Settings},
     config::Config,
     controller::{ManagedKind, registry_config},
-    decide::decide,
+    decide::{Undecidable, decide},
+    quarantine_store::QuarantineStore,
     registry::RegistryClient,
     workload::{Progress, Workload},
 };
@@ -117,13 +118,14 @@ async fn row(
         strategy: settings.strategy.to_string(),
         cron: settings.cron.clone(),
         next_check,
-        decision: pending(client, registry, workload, &settings).await,
+        decision: pending(client, registry, config, workload, &settings).await,
     }
 }
 
 async fn pending(
     client: &Client,
     registry: &RegistryClient,
+    config: &Config,
     workload: &Workload,
     settings: &Settings,
 ) -> String {
@@ -139,8 +141,19 @@ async fn pending(
     if let Progress::InProgress(what) | Progress::Failed(what) = &workload.progress {
         return format!("waiting: rollout in progress ({what})");
     }
-    // The cluster quarantine is not read here: `plan` shows what the workload's own state decides.
-    let cluster = std::sync::Arc::default();
+    // Read per workload, as a check does, so the answer is the controller's.
+    let store = QuarantineStore::for_scope(
+        client.clone(),
+        config.quarantine_scope,
+        &crate::run::own_namespace(),
+    );
+    let cluster = match store {
+        Some(store) => match store.read().await {
+            Ok(cluster) => cluster,
+            Err(error) => return format!("not checked: {}", Undecidable::from(error)),
+        },
+        None => std::sync::Arc::default(),
+    };
     match decide(client, registry, workload, settings, None, &cluster).await {
         Err(invalid) => format!("not checked: {invalid}"),
         Ok(findings) => {

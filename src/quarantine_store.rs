@@ -25,6 +25,7 @@ use kube::{Api, Client, api::PostParams};
 use crate::{
     config::QuarantineScope,
     notify::events::{EventRecorder, Reason},
+    observe::cause::Failed,
     strategy::{ClusterEntry, ClusterQuarantine, ClusterQuarantineError},
 };
 
@@ -140,6 +141,41 @@ impl QuarantineStore {
                     tracing::error!(%error, "the cluster quarantine cannot be read; no workload is updated");
                 }
                 Err(error)
+            }
+        }
+    }
+
+    /// [`add`](Self::add) for a failed rollout of `failed`, never failing the caller (the rollback must not
+    /// wait): a write that does not go through is a Warning Event `QuarantineUnreadable` on the ConfigMap,
+    /// and the image stays quarantined on its workload only.
+    pub async fn add_reported(
+        &self,
+        events: &EventRecorder,
+        failed: &Failed<'_>,
+        entries: &[ClusterEntry],
+    ) {
+        match self.add(entries).await {
+            Ok(added) => {
+                for entry in entries {
+                    tracing::warn!(image = %entry.image, reason = %entry.reason, workload = %failed, added,
+                        "quarantined for every workload: the new pods could not pull or run the image");
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, workload = %failed, "failed to add a failed image to the cluster quarantine");
+                let images: Vec<&str> = entries.iter().map(|e| e.image.as_str()).collect();
+                let note = format!(
+                    "{error}; {} failed on {failed} and is quarantined on that workload only",
+                    images.join(", ")
+                );
+                events
+                    .publish_once_keyed(
+                        &self.reference(),
+                        Reason::QuarantineUnreadable,
+                        &error.to_string(),
+                        note,
+                    )
+                    .await;
             }
         }
     }

@@ -346,7 +346,7 @@ async fn record_key_until_stopped(
 }
 
 /// The controller's own namespace (downward API), where its Lease and record key live.
-fn own_namespace() -> String {
+pub(crate) fn own_namespace() -> String {
     std::env::var("POD_NAMESPACE")
         .ok()
         .filter(|n| !n.is_empty())

@@ -17,12 +17,10 @@ use kube::{Api, api::ListParams};
 use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
 use crate::{
     annotations::{RolloutOutcome, RolloutRecord},
-    image::ImageRef,
     metrics::RolloutResult,
     notify::{DeliveryOutcome, Event, Notification, events::Reason},
     observe::{self, Observation, Step, images},
     record::{self, Binding, Rejected, Sealed},
-    strategy::ClusterEntry,
     update::{self, UpdateError, patch},
     workload::Workload,
 };
@@ -176,70 +174,18 @@ async fn list_pods(ctx: &Context, key: &WorkloadKey, workload: &Workload) -> Vec
 
 /// Adds the digests the pods blamed to the cluster quarantine, before the rollback is written: if the
 /// process stops in between, the next attempt adds them again (adding is idempotent), whereas the other
-/// order could lose them. A quarantine that cannot be written never holds up the rollback; it is
-/// reported on the ConfigMap.
+/// order could lose them. A quarantine that cannot be written never holds up the rollback.
 async fn quarantine_cluster_wide(ctx: &Context, key: &WorkloadKey, cause: &observe::Cause) {
     let (Some(store), observe::Cause::Image(blamed)) = (&ctx.cluster_quarantine, cause) else {
         return;
     };
-    let entries = cluster_entries(key, blamed, Utc::now());
-    match store.add(&entries).await {
-        Ok(added) => {
-            ctx.events
-                .clear(&store.reference(), Reason::QuarantineUnreadable);
-            for b in blamed {
-                tracing::warn!(container = %b.container, image = %b.image, pod = %b.pod, fault = %b.fault, added,
-                    "quarantined for every workload: the new pods could not pull or run the image");
-            }
-        }
-        Err(error) => {
-            tracing::error!(%error, "failed to add the failed image to the cluster quarantine");
-            let note = format!(
-                "{error}; {} failed on {} {}/{} and is quarantined on that workload only",
-                blamed
-                    .iter()
-                    .map(|b| b.image.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                key.kind,
-                key.namespace,
-                key.name
-            );
-            ctx.events
-                .publish_once_keyed(
-                    &store.reference(),
-                    Reason::QuarantineUnreadable,
-                    &error.to_string(),
-                    note,
-                )
-                .await;
-        }
-    }
-}
-
-/// One entry per blamed image that names its digest.
-fn cluster_entries(
-    key: &WorkloadKey,
-    blamed: &[observe::cause::Blamed],
-    now: chrono::DateTime<Utc>,
-) -> Vec<ClusterEntry> {
-    blamed
-        .iter()
-        .filter_map(|b| {
-            let image = ImageRef::parse(&b.image).ok()?;
-            Some(ClusterEntry {
-                registry: image.registry().to_owned(),
-                repository: image.repository().to_owned(),
-                digest: image.digest()?.to_owned(),
-                image: b.image.clone(),
-                kind: key.kind.as_str().to_owned(),
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
-                reason: b.fault.as_str().to_owned(),
-                at: now,
-            })
-        })
-        .collect()
+    let failed = observe::cause::Failed {
+        kind: key.kind,
+        namespace: &key.namespace,
+        name: &key.name,
+    };
+    let entries = observe::cause::cluster_entries(&failed, blamed, Utc::now());
+    store.add_reported(&ctx.events, &failed, &entries).await;
 }
 
 /// A refused outcome write: one Warning Event, then retries with a growing pause instead of every 2 s.

@@ -10,7 +10,14 @@
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::ResourceExt as _;
 
-use crate::{annotations::RolloutRecord, workload::Workload};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    annotations::RolloutRecord,
+    image::ImageRef,
+    strategy::ClusterEntry,
+    workload::{Kind, Workload},
+};
 
 /// A container waiting reason that blames the image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +79,49 @@ pub enum Cause {
     /// else's image replaced ours): quarantined on this workload only.
     #[default]
     Workload,
+}
+
+/// The workload whose rollout failed, as cluster quarantine entries name it.
+#[derive(Debug, Clone, Copy)]
+pub struct Failed<'a> {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+}
+
+impl std::fmt::Display for Failed<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// The cluster quarantine entries for what the pods blamed: one per image that names a digest (the
+/// controller always writes pinned images; one that is not cannot be told apart from its next push).
+pub fn cluster_entries(
+    failed: &Failed<'_>,
+    blamed: &[Blamed],
+    now: DateTime<Utc>,
+) -> Vec<ClusterEntry> {
+    blamed
+        .iter()
+        .filter_map(|b| {
+            let image = ImageRef::parse(&b.image).ok()?;
+            Some(ClusterEntry {
+                registry: image.registry().to_owned(),
+                repository: image.repository().to_owned(),
+                digest: image.digest()?.to_owned(),
+                image: b.image.clone(),
+                kind: failed.kind.as_str().to_owned(),
+                namespace: failed.namespace.to_owned(),
+                name: failed.name.to_owned(),
+                reason: b.fault.as_str().to_owned(),
+                at: now,
+            })
+        })
+        .collect()
 }
 
 /// Classifies a failed rollout from the workload's pods. Each container the record wrote is blamed at most
@@ -144,7 +194,6 @@ fn fault_of(pod: &Pod, container: &str) -> Option<ImageFault> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use chrono::Utc;
     use serde_json::{Value, json};
 
     use super::*;
@@ -242,5 +291,47 @@ mod tests {
         gone["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         let gone: Pod = serde_json::from_value(gone).expect("pod");
         assert_eq!(classify(&workload(), &record(), &[gone]), Cause::Workload);
+    }
+
+    #[test]
+    fn each_blamed_pinned_image_becomes_one_entry_keyed_by_its_digest() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let blamed = [
+            Blamed {
+                container: "app".into(),
+                image: format!("nginx:1.27.0@{digest}"),
+                fault: ImageFault::CrashLoopBackOff,
+                pod: "web-1".into(),
+            },
+            // Not pinned: nothing names the bits that failed.
+            Blamed {
+                container: "proxy".into(),
+                image: "r/proxy:2".into(),
+                fault: ImageFault::ErrImagePull,
+                pod: "web-1".into(),
+            },
+        ];
+        let failed = Failed {
+            kind: Kind::StatefulSet,
+            namespace: "team",
+            name: "db",
+        };
+        let now = Utc::now();
+        let entries = cluster_entries(&failed, &blamed, now);
+        assert_eq!(
+            entries,
+            [ClusterEntry {
+                registry: "docker.io".into(),
+                repository: "library/nginx".into(),
+                digest,
+                image: blamed[0].image.clone(),
+                kind: "StatefulSet".into(),
+                namespace: "team".into(),
+                name: "db".into(),
+                reason: "CrashLoopBackOff".into(),
+                at: now,
+            }]
+        );
+        assert_eq!(failed.to_string(), "StatefulSet team/db");
     }
 }
