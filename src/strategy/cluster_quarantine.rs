@@ -216,4 +216,23 @@ mod tests {
         let kept = q.entries().last().unwrap();
         assert!(kept.image.starts_with("r/app:1.0.0@"), "{kept:?}");
     }
+
+    #[test]
+    fn the_format_shown_in_the_docs_is_the_one_read() {
+        let docs = include_str!("../../docs/annotations.md");
+        let section = docs
+            .split("### Cluster quarantine")
+            .nth(1)
+            .expect("docs/annotations.md has the section");
+        let example = section
+            .split("```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a JSON example");
+        let q = ClusterQuarantine::from_data(Some(example)).unwrap();
+        assert_eq!(q.entries().len(), 1);
+        assert_eq!(q.entries()[0].reason, "CrashLoopBackOff");
+        // What the controller writes has the documented shape: one entry per line.
+        assert_eq!(q.to_data().lines().count(), example.lines().count());
+    }
 }
