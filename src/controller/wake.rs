@@ -31,9 +31,12 @@ pub enum Wake {
     SlotFreed,
 }
 
-/// One sender per running `Controller` (kind, namespace scope).
+/// A running `Controller`'s kind, namespace scope (`None`: all) and request channel.
+type Waker = (Kind, Option<String>, UnboundedSender<WorkloadKey>);
+
+/// One sender per running `Controller`.
 #[derive(Default)]
-pub(crate) struct Wakers(Mutex<Vec<(Kind, Option<String>, UnboundedSender<WorkloadKey>)>>);
+pub(crate) struct Wakers(Mutex<Vec<Waker>>);
 
 impl Wakers {
     pub(crate) fn register(
