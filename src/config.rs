@@ -81,6 +81,9 @@ pub struct RunArgs {
         hide = true
     )]
     pub registry_sharing: Option<String>,
+    /// The registry push-event listener (`EVENTS_*`).
+    #[command(flatten)]
+    pub events: EventsArgs,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -135,6 +138,8 @@ pub struct Config {
     pub registry_sharing: bool,
     /// How many checks run at once in the whole process.
     pub max_concurrent_checks: usize,
+    /// The registry push-event listener; `None` without `EVENTS_ADDR`.
+    pub events: Option<EventsConfig>,
 }
 
 impl Config {
@@ -193,6 +198,7 @@ impl Config {
                 .map(parse_concurrency)
                 .transpose()?
                 .unwrap_or(DEFAULT_CONCURRENT_CHECKS),
+            events: events::parse(&args.events)?,
         })
     }
 }
@@ -421,6 +427,9 @@ impl fmt::Display for LogFormat {
 }
 
 mod ca_file;
+mod events;
+
+pub use events::{EventsArgs, EventsConfig};
 
 #[cfg(test)]
 mod tests;
