@@ -1,17 +1,20 @@
 //! `watch-cluster run`: assemble the controller from its settings and run it until shutdown (docs/settings.md).
 //!
 //! Input: validated settings. Output: a running controller (watches, leader election, admin server,
-//! webhook writer) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by
+//! webhook writer, push-event listener) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by
 //! `run` and by `demo`; [`Runtime::stop`] is the one shutdown, in an order that keeps "two replicas never
 //! act at once" and a deadline on every step, so it ends within the grace period whatever the API
 //! server does:
-//! 1. no new checks: the shutdown token is cancelled (reconcile no longer acts, `/readyz` answers 503);
+//! 1. no new checks: the shutdown token is cancelled (reconcile no longer acts, `/readyz` answers 503),
+//!    and the push-event listener stops accepting;
 //! 2. drain: reconciles in flight finish and the work they detached (outcome deliveries) ends,
 //!    within [`DRAIN_DEADLINE`];
 //! 3. queued webhooks are flushed within [`FLUSH_DEADLINE`];
-//! 4. the Lease is released, within the Lease call timeout — only when the drain finished: otherwise
-//!    work may still be running, and the Lease is left to expire after this process has gone;
-//! 5. the admin server stops within [`ADMIN_DEADLINE`].
+//! 4. the leader label comes off this Pod (so the events Service stops routing here), within the label
+//!    call timeout; then the Lease is released, within the Lease call timeout — only when the drain
+//!    finished: otherwise work may still be running, and the Lease is left to expire after this process
+//!    has gone;
+//! 5. the admin server and the push-event listener stop within [`ADMIN_DEADLINE`] each.
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,8 +45,9 @@ pub const GRACE_PERIOD: Duration = Duration::from_secs(30);
 const _: () = assert!(
     DRAIN_DEADLINE.as_secs()
         + FLUSH_DEADLINE.as_secs()
+        + crate::push::label::CALL_TIMEOUT.as_secs()
         + leader::CALL_TIMEOUT.as_secs()
-        + ADMIN_DEADLINE.as_secs()
+        + 2 * ADMIN_DEADLINE.as_secs()
         < GRACE_PERIOD.as_secs()
 );
 
@@ -100,6 +104,7 @@ pub async fn serve(config: Config, webhook: WebhookConfig) -> anyhow::Result<()>
         dry_run = config.dry_run,
         admin_addr = %config.admin_addr,
         leader_election = config.leader_election,
+        events_addr = ?config.events.as_ref().map(|e| e.addr),
         webhook = %webhook.summary(),
         "starting watch-cluster"
     );
@@ -159,6 +164,8 @@ pub struct Runtime {
     controllers: JoinHandle<()>,
     election: Option<Election>,
     admin: Option<(CancellationToken, JoinHandle<()>)>,
+    /// The push-event listener, its consumer and the leader label (`EVENTS_ADDR` set).
+    events: Option<events::Events>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -182,6 +189,11 @@ impl Runtime {
             parts.record_key,
             &mut metrics,
         )?);
+        let handover = parts
+            .lease
+            .as_ref()
+            .map(|lease| lease.handover.clone())
+            .unwrap_or_default();
         let election = parts.lease.map(|lease| {
             // Its own token: the Lease is released only once the drain has finished (see `stop`).
             let release = CancellationToken::new();
@@ -193,6 +205,13 @@ impl Runtime {
             ));
             Election { task, release }
         });
+        let events = match &parts.config.events {
+            Some(settings) => Some(
+                events::Events::start(&ctx, settings, &parts.client, handover, &mut metrics)
+                    .await?,
+            ),
+            None => None,
+        };
         let api = ApiHealth::default();
         let background = vec![
             tokio::spawn(leader_gauge(ctx.clone())),
@@ -216,6 +235,7 @@ impl Runtime {
             controllers,
             election,
             admin,
+            events,
             background,
         })
     }
@@ -228,8 +248,14 @@ impl Runtime {
     /// Shuts down in the order of the module docs, every step under its deadline.
     pub async fn stop(mut self) {
         self.ctx.shutdown.cancel();
+        if let Some(events) = &self.events {
+            events.stop_listening();
+        }
         let drained = self.drain().await;
         self.ctx.notifier.shutdown(FLUSH_DEADLINE).await;
+        if let Some(events) = &mut self.events {
+            events.remove_label().await;
+        }
         if let Some(election) = self.election {
             if drained {
                 election.release.cancel();
@@ -252,6 +278,9 @@ impl Runtime {
             if tokio::time::timeout(ADMIN_DEADLINE, task).await.is_err() {
                 abort.abort();
             }
+        }
+        if let Some(events) = self.events {
+            events.join(ADMIN_DEADLINE).await;
         }
         for task in self.background {
             task.abort();
@@ -288,11 +317,16 @@ impl Runtime {
             stop.cancel();
             task.abort();
         }
+        if let Some(events) = &self.events {
+            events.abort();
+        }
         for task in &self.background {
             task.abort();
         }
     }
 }
+
+mod events;
 
 /// Keeps the `watch_cluster_leader` gauge on the leadership flag.
 async fn leader_gauge(ctx: Arc<Context>) {
