@@ -194,6 +194,7 @@ impl Runtime {
             .as_ref()
             .map(|lease| lease.handover.clone())
             .unwrap_or_default();
+        let lease_namespace = parts.lease.as_ref().map(|lease| lease.namespace.clone());
         let election = parts.lease.map(|lease| {
             // Its own token: the Lease is released only once the drain has finished (see `stop`).
             let release = CancellationToken::new();
@@ -206,10 +207,19 @@ impl Runtime {
             Election { task, release }
         });
         let events = match &parts.config.events {
-            Some(settings) => Some(
-                events::Events::start(&ctx, settings, &parts.client, handover, &mut metrics)
-                    .await?,
-            ),
+            Some(settings) => {
+                // The label goes on Pods of the controller's namespace, where its Lease is.
+                let namespace = lease_namespace.unwrap_or_else(own_namespace);
+                let started = events::Events::start(
+                    &ctx,
+                    settings,
+                    &parts.client,
+                    &namespace,
+                    handover,
+                    &mut metrics,
+                );
+                Some(started.await?)
+            }
             None => None,
         };
         let api = ApiHealth::default();
@@ -467,5 +477,83 @@ mod tests {
         pass(Duration::from_secs(6)).await;
         assert!(stopping.is_finished(), "stopped within the drain deadline");
         assert_eq!(holder(&api), None, "released once the work is done");
+    }
+
+    fn pod_label(api: &watch_cluster_sim::InProcess) -> Option<String> {
+        let pod = api
+            .store
+            .get(watch_cluster_sim::Kind::Pod, Some("default"), "replica-1")?;
+        pod["metadata"]["labels"]["watch-cluster.io/leader"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    fn resource_version(
+        api: &watch_cluster_sim::InProcess,
+        kind: watch_cluster_sim::Kind,
+        name: &str,
+    ) -> u64 {
+        let object = api.store.get(kind, Some("default"), name).unwrap();
+        object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_labels_its_pod_and_removes_the_label_before_releasing_the_lease() {
+        crate::install_crypto_provider();
+        let api =
+            watch_cluster_sim::InProcess::new(watch_cluster_sim::ApiConfig::default()).unwrap();
+        api.store
+            .create(
+                watch_cluster_sim::Kind::Pod,
+                serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "replica-1", "namespace": "default"},
+                    "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+            )
+            .unwrap();
+        let args = crate::config::RunArgs {
+            events: crate::config::EventsArgs {
+                events_addr: Some("127.0.0.1:0".into()),
+                events_token: Some("0123456789abcdef0123456789abcdef".into()),
+                pod_name: Some("replica-1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let runtime = Runtime::start(Parts {
+            client: api.client.clone(),
+            config: Config::from_args(&args).unwrap(),
+            webhook: WebhookConfig::disabled(),
+            identity: "replica-1".into(),
+            lease: Some(LeaseConfig::new(
+                "default".into(),
+                "watch-cluster".into(),
+                "replica-1".into(),
+            )),
+            admin: false,
+            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
+        })
+        .await
+        .unwrap();
+        pass(Duration::from_secs(2)).await;
+        assert_eq!(holder(&api).as_deref(), Some("replica-1"));
+        assert_eq!(
+            pod_label(&api).as_deref(),
+            Some("true"),
+            "the leader's Pod is labelled"
+        );
+        runtime.stop().await;
+        assert_eq!(pod_label(&api), None, "the label is removed on shutdown");
+        assert_eq!(holder(&api), None, "and the Lease released");
+        // One global resourceVersion: the Pod's last write came before the Lease's.
+        let pod = resource_version(&api, watch_cluster_sim::Kind::Pod, "replica-1");
+        let lease = resource_version(&api, watch_cluster_sim::Kind::Lease, "watch-cluster");
+        assert!(
+            pod < lease,
+            "label removed (rv {pod}) before the Lease was released (rv {lease})"
+        );
     }
 }

@@ -68,6 +68,9 @@ pub struct EventsArgs {
     /// Hosts registries report, mapped to the hosts workloads use: `reported=used,…`.
     #[arg(long, env = "EVENTS_HOST_ALIASES", value_name = "HOST=HOST,...")]
     pub events_host_aliases: Option<String>,
+    /// This Pod's name (downward API): with EVENTS_ADDR, the leader labels it for the events Service.
+    #[arg(long, env = "POD_NAME", value_name = "NAME")]
+    pub pod_name: Option<String>,
 }
 
 impl fmt::Debug for EventsArgs {
@@ -75,6 +78,7 @@ impl fmt::Debug for EventsArgs {
         f.debug_struct("EventsArgs")
             .field("events_addr", &self.events_addr)
             .field("events_host_aliases", &self.events_host_aliases)
+            .field("pod_name", &self.pod_name)
             .finish_non_exhaustive()
     }
 }
@@ -88,6 +92,8 @@ pub struct EventsConfig {
     pub tokens: Tokens,
     /// `EVENTS_HOST_ALIASES`.
     pub host_aliases: HostAliases,
+    /// `POD_NAME`: the Pod the leader labels; `None`: no label is written.
+    pub pod_name: Option<String>,
 }
 
 /// An example token, for errors: long enough, and the command that makes a real one.
@@ -128,6 +134,7 @@ pub fn parse(args: &EventsArgs) -> Result<Option<EventsConfig>, ConfigError> {
         addr,
         tokens,
         host_aliases,
+        pod_name: set(&args.pod_name).map(str::to_owned),
     }))
 }
 

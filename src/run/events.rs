@@ -41,6 +41,7 @@ impl Events {
         ctx: &Arc<Context>,
         settings: &EventsConfig,
         client: &kube::Client,
+        namespace: &str,
         handover: Handover,
         metrics: &mut Registry,
     ) -> anyhow::Result<Self> {
@@ -57,7 +58,7 @@ impl Events {
         let stop = CancellationToken::new();
         let listener = push::server::serve(settings.addr, listener, stop.clone()).await?;
         let consumer = tokio::spawn(consume(ctx.clone(), pushed));
-        let label = start_label(ctx, client, handover);
+        let label = start_label(ctx, settings, client, namespace, handover);
         Ok(Self {
             stop,
             listener,
@@ -66,17 +67,20 @@ impl Events {
         })
     }
 
-    /// Shutdown step 1: no new events (checks are stopping too).
+    /// Shutdown step 1: no new events (checks are stopping too), and the label is left as it is until
+    /// [`Events::remove_label`]: the label task stops here, so nothing but that step writes it.
     pub(super) fn stop_listening(&self) {
         self.stop.cancel();
+        if let Some(label) = &self.label {
+            label.stop.cancel();
+            // It may be mid-patch: a late `true` after the removal would leave the label behind.
+            label.task.abort();
+        }
     }
 
     /// Shutdown step before the Lease release: the events Service stops routing here.
     pub(super) async fn remove_label(&mut self) {
         if let Some(label) = self.label.take() {
-            label.stop.cancel();
-            // The task may be mid-patch; a late `true` after our removal would leave the label behind.
-            label.task.abort();
             let _ = label.task.await;
             label.label.remove_own().await;
         }
@@ -102,14 +106,20 @@ impl Events {
     }
 }
 
-fn start_label(ctx: &Arc<Context>, client: &kube::Client, handover: Handover) -> Option<Label> {
-    let Some(pod) = pod_name() else {
+fn start_label(
+    ctx: &Arc<Context>,
+    settings: &EventsConfig,
+    client: &kube::Client,
+    namespace: &str,
+    handover: Handover,
+) -> Option<Label> {
+    let Some(pod) = settings.pod_name.clone() else {
         tracing::info!(
             "POD_NAME is unset: no leader label is written, so the events Service cannot select the leader"
         );
         return None;
     };
-    let label = LeaderLabel::new(client.clone(), &super::own_namespace(), pod);
+    let label = LeaderLabel::new(client.clone(), namespace, pod);
     let stop = CancellationToken::new();
     let task = tokio::spawn(
         label
@@ -117,11 +127,6 @@ fn start_label(ctx: &Arc<Context>, client: &kube::Client, handover: Handover) ->
             .follow(ctx.leader.clone(), handover, stop.clone()),
     );
     Some(Label { stop, task, label })
-}
-
-/// This Pod's name (downward API), which is also its Lease identity.
-fn pod_name() -> Option<String> {
-    std::env::var("POD_NAME").ok().filter(|n| !n.is_empty())
 }
 
 /// THE PUSH CONSUMER CALL SITE: each accepted (registry, repository) goes to [`controller::on_push`],
