@@ -372,3 +372,24 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     stop.cancel();
     server.await.unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_never_arrives_is_408_after_the_body_read_timeout() {
+    let bed = bed();
+    let auth = bearer();
+    let never = Body::from_stream(futures::stream::pending::<Result<Bytes, std::io::Error>>());
+    let started = Instant::now();
+    let request = post("/events/distribution", &[("authorization", &auth)], never);
+    assert_eq!(bed.send(request).await, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(started.elapsed(), BODY_READ_TIMEOUT);
+    assert_eq!(bed.count(Provider::Distribution, EventResult::malformed), 1);
+}
+
+#[tokio::test]
+async fn only_post_is_served() {
+    let bed = bed();
+    let request = Request::get("/events/distribution")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(bed.send(request).await, StatusCode::METHOD_NOT_ALLOWED);
+}
