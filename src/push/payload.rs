@@ -13,7 +13,6 @@
 //! tag) is skipped rather than failing the whole envelope, so one odd event does not make a sender
 //! retry the others forever.
 
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 /// Who sent an event: one route and one token each.
@@ -111,319 +110,21 @@ pub fn parse(
 ) -> Result<Vec<Push>, PayloadError> {
     let json = |source| PayloadError::Json { provider, source };
     match provider {
-        Provider::Distribution => serde_json::from_slice(body).map(distribution).map_err(json),
+        Provider::Distribution => serde_json::from_slice(body)
+            .map(distribution::distribution)
+            .map_err(json),
         Provider::DockerHub => serde_json::from_slice(body)
-            .map(|p| dockerhub(p, received))
+            .map(|p| dockerhub::dockerhub(p, received))
             .map_err(json),
-        Provider::GitHub => github(body, received).map_err(json),
-        Provider::Harbor => serde_json::from_slice(body).map(harbor).map_err(json),
+        Provider::GitHub => github::github(body, received).map_err(json),
+        Provider::Harbor => serde_json::from_slice(body)
+            .map(harbor::harbor)
+            .map_err(json),
         Provider::Quay => serde_json::from_slice(body)
-            .map(|p| quay(p, received))
+            .map(|p| quay::quay(p, received))
             .map_err(json),
     }
 }
-
-// --- CNCF distribution: {"events":[{"id","action","target":{"mediaType","repository","tag","digest","url"},"request":{"host"}}]}
-
-#[derive(Deserialize)]
-struct Envelope {
-    events: Vec<DistributionEvent>,
-}
-
-#[derive(Deserialize)]
-struct DistributionEvent {
-    #[serde(default)]
-    id: String,
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    target: Target,
-    #[serde(default)]
-    request: RequestInfo,
-}
-
-#[derive(Deserialize, Default)]
-struct Target {
-    #[serde(default, rename = "mediaType")]
-    media_type: String,
-    #[serde(default)]
-    repository: String,
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    digest: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct RequestInfo {
-    #[serde(default)]
-    host: Option<String>,
-}
-
-fn distribution(envelope: Envelope) -> Vec<Push> {
-    envelope
-        .events
-        .into_iter()
-        .filter(|e| e.action == "push" && is_manifest(&e.target.media_type))
-        .filter_map(|e| {
-            let host = e
-                .request
-                .host
-                .filter(|h| !h.is_empty())
-                .or_else(|| e.target.url.as_deref().and_then(url_host))?;
-            let tag = e.target.tag.filter(|t| !t.is_empty())?;
-            let id = (!e.id.is_empty()).then(|| format!("distribution:{}", e.id));
-            push(
-                Provider::Distribution,
-                &host,
-                &e.target.repository,
-                tag,
-                e.target.digest,
-                id,
-                0,
-            )
-        })
-        .collect()
-}
-
-/// Manifests and indexes (Docker and OCI media types) are what tags point to; blobs are
-/// `application/octet-stream` or layer types.
-fn is_manifest(media_type: &str) -> bool {
-    let media_type = media_type.to_ascii_lowercase();
-    media_type.contains("manifest") || media_type.contains("image.index")
-}
-
-/// `host[:port]` of a URL such as `https://registry.example.com:5000/v2/app/manifests/sha256:…`.
-fn url_host(url: &str) -> Option<String> {
-    let url = url::Url::parse(url).ok()?;
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
-}
-
-// --- Docker Hub: {"push_data":{"tag","pushed_at"},"repository":{"repo_name"}}
-
-#[derive(Deserialize)]
-struct DockerHubPayload {
-    push_data: PushData,
-    repository: DockerHubRepository,
-}
-
-#[derive(Deserialize)]
-struct PushData {
-    #[serde(default)]
-    tag: String,
-    #[serde(default)]
-    pushed_at: Option<serde_json::Number>,
-}
-
-#[derive(Deserialize)]
-struct DockerHubRepository {
-    repo_name: String,
-}
-
-fn dockerhub(payload: DockerHubPayload, received: &Received<'_>) -> Vec<Push> {
-    let at = payload
-        .push_data
-        .pushed_at
-        .and_then(|n| n.as_f64())
-        // Whole seconds are what Docker Hub sends; the cast only drops a fraction.
-        .map_or(received.at_secs, |secs| secs as i64);
-    push(
-        Provider::DockerHub,
-        crate::image::DOCKER_HUB,
-        &payload.repository.repo_name,
-        payload.push_data.tag,
-        None,
-        None,
-        at,
-    )
-    .into_iter()
-    .collect()
-}
-
-// --- GitHub: X-GitHub-Event registry_package | package; {"action","registry_package"|"package":{"package_type","package_version":{"package_url","version","container_metadata":{"tag":{"name","digest"}}}}}
-
-#[derive(Deserialize)]
-struct GitHubPayload {
-    #[serde(default)]
-    action: String,
-    #[serde(default)]
-    registry_package: Option<GitHubPackage>,
-    #[serde(default)]
-    package: Option<GitHubPackage>,
-}
-
-#[derive(Deserialize)]
-struct GitHubPackage {
-    #[serde(default)]
-    package_type: Option<String>,
-    #[serde(default)]
-    package_version: Option<GitHubVersion>,
-}
-
-#[derive(Deserialize)]
-struct GitHubVersion {
-    #[serde(default)]
-    version: Option<String>,
-    #[serde(default)]
-    package_url: Option<String>,
-    #[serde(default)]
-    container_metadata: Option<ContainerMetadata>,
-}
-
-#[derive(Deserialize)]
-struct ContainerMetadata {
-    #[serde(default)]
-    tag: Option<ContainerTag>,
-}
-
-#[derive(Deserialize)]
-struct ContainerTag {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    digest: Option<String>,
-}
-
-fn github(body: &[u8], received: &Received<'_>) -> Result<Vec<Push>, serde_json::Error> {
-    let event = received.github_event.unwrap_or_default();
-    if !matches!(event, "registry_package" | "package") {
-        // `ping` and every other event: authenticated, nothing to do. Still JSON, or the sender is wrong.
-        serde_json::from_slice::<serde_json::Value>(body)?;
-        return Ok(Vec::new());
-    }
-    let payload: GitHubPayload = serde_json::from_slice(body)?;
-    if !matches!(payload.action.as_str(), "published" | "updated") {
-        return Ok(Vec::new());
-    }
-    let Some(package) = payload.registry_package.or(payload.package) else {
-        return Ok(Vec::new());
-    };
-    let container = package
-        .package_type
-        .as_deref()
-        .is_none_or(|t| t.eq_ignore_ascii_case("container") || t.eq_ignore_ascii_case("docker"));
-    let Some(version) = package.package_version.filter(|_| container) else {
-        return Ok(Vec::new());
-    };
-    let Some((host, repository, url_tag)) = version.package_url.as_deref().and_then(reference)
-    else {
-        return Ok(Vec::new());
-    };
-    let tag_meta = version.container_metadata.and_then(|m| m.tag);
-    let (meta_name, meta_digest) = tag_meta.map_or((None, None), |t| (t.name, t.digest));
-    // GitHub reports each child manifest of a multi-arch push as an untagged version: no tag, no push.
-    let Some(tag) = meta_name.filter(|t| !t.is_empty()).or(url_tag) else {
-        return Ok(Vec::new());
-    };
-    let digest = meta_digest
-        .filter(|d| !d.is_empty())
-        .or(version.version.filter(|v| v.starts_with("sha256:")));
-    let id = received.github_delivery.map(|d| format!("github:{d}"));
-    Ok(push(
-        Provider::GitHub,
-        &host,
-        &repository,
-        tag,
-        digest,
-        id,
-        received.at_secs,
-    )
-    .into_iter()
-    .collect())
-}
-
-// --- Harbor: {"type":"PUSH_ARTIFACT","occur_at","event_data":{"resources":[{"tag","digest","resource_url"}],"repository":{…}}}
-
-#[derive(Deserialize)]
-struct HarborPayload {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    occur_at: Option<i64>,
-    #[serde(default)]
-    event_data: Option<HarborData>,
-}
-
-#[derive(Deserialize)]
-struct HarborData {
-    #[serde(default)]
-    resources: Vec<HarborResource>,
-}
-
-#[derive(Deserialize)]
-struct HarborResource {
-    #[serde(default)]
-    tag: Option<String>,
-    #[serde(default)]
-    digest: Option<String>,
-    #[serde(default)]
-    resource_url: Option<String>,
-}
-
-fn harbor(payload: HarborPayload) -> Vec<Push> {
-    if !payload.kind.eq_ignore_ascii_case("PUSH_ARTIFACT") {
-        return Vec::new();
-    }
-    let at = payload.occur_at.unwrap_or_default();
-    let resources = payload.event_data.map(|d| d.resources).unwrap_or_default();
-    resources
-        .into_iter()
-        .filter_map(|r| {
-            let (host, repository, _) = reference(r.resource_url.as_deref()?)?;
-            // Harbor writes the digest into `tag` for a push by digest: not a push under a tag.
-            let tag = r
-                .tag
-                .filter(|t| !t.is_empty() && !t.starts_with("sha256:"))?;
-            push(
-                Provider::Harbor,
-                &host,
-                &repository,
-                tag,
-                r.digest,
-                None,
-                at,
-            )
-        })
-        .collect()
-}
-
-// --- Quay: {"docker_url":"quay.io/ns/repo","updated_tags":["latest"]}
-
-#[derive(Deserialize)]
-struct QuayPayload {
-    docker_url: String,
-    #[serde(default)]
-    updated_tags: Vec<String>,
-}
-
-fn quay(payload: QuayPayload, received: &Received<'_>) -> Vec<Push> {
-    let Some((host, repository, _)) = reference(&payload.docker_url) else {
-        return Vec::new();
-    };
-    payload
-        .updated_tags
-        .into_iter()
-        .filter_map(|tag| {
-            push(
-                Provider::Quay,
-                &host,
-                &repository,
-                tag,
-                None,
-                None,
-                received.at_secs,
-            )
-        })
-        .collect()
-}
-
-// --- shared
 
 /// A normalised push, or `None` without a repository or tag.
 fn push(
@@ -511,6 +212,12 @@ fn reference(reference: &str) -> Option<(String, String, Option<String>)> {
     let tag = tag.filter(|t| !t.is_empty()).map(str::to_owned);
     Some((host.to_owned(), path.to_owned(), tag))
 }
+
+mod distribution;
+mod dockerhub;
+mod github;
+mod harbor;
+mod quay;
 
 #[cfg(test)]
 mod tests;

@@ -34,8 +34,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::post,
 };
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt as _;
 use tokio::{
     sync::{Semaphore, mpsc::UnboundedSender, watch},
     task::JoinHandle,
@@ -52,6 +50,7 @@ use super::{
     payload::{self, Received},
 };
 use crate::registry::{RegistryClient, Repository};
+use body::{BodyError, read_body};
 
 /// The largest body read: registries send a few KiB; GitHub's limit for webhook payloads is 25 MB but
 /// package events are small.
@@ -412,35 +411,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Why a body was not read.
-#[derive(Debug, thiserror::Error)]
-enum BodyError {
-    #[error("the body is over the limit")]
-    TooLarge,
-    #[error("the body did not arrive in time")]
-    TimedOut,
-    #[error("failed to read the body")]
-    Broken(#[source] axum::Error),
-}
-
-/// The body, up to `limit` bytes, within `timeout`.
-async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, BodyError> {
-    let read = async {
-        let mut stream = body.into_data_stream();
-        let mut buffer = BytesMut::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(BodyError::Broken)?;
-            if buffer.len() + chunk.len() > limit {
-                return Err(BodyError::TooLarge);
-            }
-            buffer.extend_from_slice(&chunk);
-        }
-        Ok(buffer.freeze())
-    };
-    tokio::time::timeout(timeout, read)
-        .await
-        .unwrap_or(Err(BodyError::TimedOut))
-}
+mod body;
 
 #[cfg(test)]
 mod tests;

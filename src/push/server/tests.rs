@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
+use bytes::Bytes;
 use hmac::{Hmac, KeyInit, Mac};
 use http::Request;
 use sha2::Sha256;
