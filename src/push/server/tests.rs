@@ -394,3 +394,34 @@ async fn only_post_is_served() {
         .unwrap();
     assert_eq!(bed.send(request).await, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test(start_paused = true)]
+async fn connections_beyond_the_limit_wait_for_a_free_slot() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(accept_loop(socket, router(bed().listener), stop.clone()));
+    // Every slot taken by a client that sends nothing; they free up at the header read timeout.
+    let mut idle = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"POST /events/distribution HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    client.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(
+        started.elapsed() >= HEADER_READ_TIMEOUT,
+        "served after {:?}, while every slot was taken",
+        started.elapsed()
+    );
+    stop.cancel();
+    server.await.unwrap();
+}
