@@ -50,6 +50,8 @@ struct ContainerTag {
 }
 
 pub(super) fn github(body: &[u8], received: &Received<'_>) -> Result<Vec<Push>, serde_json::Error> {
+    let form = form_payload(body);
+    let body = form.as_deref().unwrap_or(body);
     let event = received.github_event.unwrap_or_default();
     if !matches!(event, "registry_package" | "package") {
         // `ping` and every other event: authenticated, nothing to do. Still JSON, or the sender is wrong.
@@ -95,4 +97,15 @@ pub(super) fn github(body: &[u8], received: &Received<'_>) -> Result<Vec<Push>, 
     )
     .into_iter()
     .collect())
+}
+
+/// The JSON of a webhook set to GitHub's default content type, `application/x-www-form-urlencoded`:
+/// `payload=<url-encoded JSON>`. The signature covers the form body, which the listener checked first.
+fn form_payload(body: &[u8]) -> Option<Vec<u8>> {
+    if !body.starts_with(b"payload=") {
+        return None;
+    }
+    url::form_urlencoded::parse(body)
+        .find(|(name, _)| name == "payload")
+        .map(|(_, json)| json.into_owned().into_bytes())
 }

@@ -216,6 +216,22 @@ fn github_takes_the_package_url_lowercased_and_the_container_tag() {
 }
 
 #[test]
+fn githubs_form_encoded_content_type_carries_the_same_payload() {
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", GITHUB)
+        .finish();
+    let push = only(
+        parse(
+            Provider::GitHub,
+            form.as_bytes(),
+            &github_received("registry_package"),
+        )
+        .unwrap(),
+    );
+    assert_eq!(push.repository, "octo-org/app");
+}
+
+#[test]
 fn github_ping_untagged_versions_other_packages_and_other_actions_are_ignored() {
     let ping = br#"{"zen":"Keep it logically awesome.","hook_id":1}"#;
     assert!(
