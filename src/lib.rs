@@ -11,13 +11,16 @@
 //! | image references, version tags | [`image`], [`version`] |
 //! | what the registry has | [`registry`], then [`resolve`] |
 //! | what to do about it | [`strategy`] (pure), [`decide`] |
+//! | may it start now (gates, rollout slots) | [`admit`], [`schedule::slots`] |
 //! | apply it | [`update`] |
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
+//! | registry push events: check at once what a push concerns | [`push`] |
 //! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
 //! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text) |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
 
+pub mod admit;
 pub mod annotations;
 pub mod check;
 pub mod cli;
@@ -32,6 +35,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod push;
 pub mod quarantine_store;
 pub mod record;
 pub mod registry;

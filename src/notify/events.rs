@@ -60,6 +60,10 @@ pub enum Reason {
     /// Warning (on the ConfigMap `watch-cluster-quarantine`): the cluster quarantine cannot be read or
     /// written; no workload it could concern is updated until it can.
     QuarantineUnreadable,
+    /// Normal: an update was found and a gate holds it (once per gate and candidate).
+    UpdateHeld,
+    /// Normal: the workload is managed by Argo CD or Flux (once per workload).
+    ManagedByGitOps,
 }
 
 impl Reason {
@@ -85,6 +89,8 @@ impl Reason {
             Reason::RecordRejected => "RecordRejected",
             Reason::RolloutRecordUnwritable => "RolloutRecordUnwritable",
             Reason::QuarantineUnreadable => "QuarantineUnreadable",
+            Reason::UpdateHeld => "UpdateHeld",
+            Reason::ManagedByGitOps => "ManagedByGitOps",
         }
     }
 
@@ -98,7 +104,9 @@ impl Reason {
             | Reason::ManualCheckRequested
             | Reason::ManualCheckUpdated
             | Reason::ManualCheckNoUpdate
-            | Reason::StuckPodDeleted => EventType::Normal,
+            | Reason::StuckPodDeleted
+            | Reason::UpdateHeld
+            | Reason::ManagedByGitOps => EventType::Normal,
             _ => EventType::Warning,
         }
     }
@@ -106,7 +114,10 @@ impl Reason {
     /// The `action` field: what the controller was doing.
     fn action(self) -> &'static str {
         match self {
-            Reason::ImageUpdated | Reason::UpdateFailed | Reason::DryRunWouldUpdate => "Update",
+            Reason::ImageUpdated
+            | Reason::UpdateFailed
+            | Reason::DryRunWouldUpdate
+            | Reason::UpdateHeld => "Update",
             Reason::RolloutCompleted
             | Reason::RolloutFailed
             | Reason::RecordRejected
