@@ -104,6 +104,7 @@ pub async fn serve(config: Config, webhook: WebhookConfig) -> anyhow::Result<()>
         dry_run = config.dry_run,
         admin_addr = %config.admin_addr,
         leader_election = config.leader_election,
+        quarantine_scope = ?config.quarantine_scope,
         events_addr = ?config.events.as_ref().map(|e| e.addr),
         webhook = %webhook.summary(),
         "starting watch-cluster"
