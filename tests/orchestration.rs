@@ -31,12 +31,17 @@ struct Bed {
 
 impl Bed {
     fn new() -> Bed {
+        Bed::with(RunArgs::default())
+    }
+
+    /// A bed whose controller runs with `args` (leader election off).
+    fn with(args: RunArgs) -> Bed {
         watch_cluster::install_crypto_provider();
         let api = InProcess::new(ApiConfig::default()).unwrap();
         let key = RecordKey::from_bytes(&[9; 32]).unwrap();
         let config = Config::from_args(&RunArgs {
             leader_election: Some("false".into()),
-            ..RunArgs::default()
+            ..args
         })
         .unwrap();
         let mut metrics = prometheus_client::registry::Registry::default();
@@ -49,7 +54,8 @@ impl Bed {
             key.clone(),
             &mut metrics,
         )
-        .unwrap();
+        .unwrap()
+        .with_quarantine_namespace("default");
         Bed {
             api,
             key,
@@ -304,6 +310,96 @@ async fn an_outcome_whose_delivery_failed_is_retried_within_seconds_not_at_the_n
         bed.annotation("web", "watch-cluster.io/rollout"),
         None,
         "delivered (webhooks off) and removed after the retries, although the cron fires in 2099"
+    );
+    controller.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rollout_whose_pods_cannot_pull_quarantines_the_digest_cluster_wide_before_the_rollback()
+{
+    let bed = Bed::with(RunArgs {
+        quarantine_scope: Some("cluster".into()),
+        ..RunArgs::default()
+    });
+    bed.api
+        .store
+        .create(
+            Kind::ConfigMap,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "watch-cluster-quarantine", "namespace": "default"}}),
+        )
+        .unwrap();
+    bed.deployment("web", NEW, 1);
+    // One new pod that cannot pull, one old pod that runs: only the new one speaks for the image.
+    for (name, image, state) in [
+        (
+            "web-new",
+            NEW,
+            json!({"waiting": {"reason": "ErrImagePull"}}),
+        ),
+        ("web-old", OLD, json!({"running": {}})),
+    ] {
+        let mut pod = bed
+            .api
+            .store
+            .create(
+                Kind::Pod,
+                json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": "default", "labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "app", "image": image}]}}),
+            )
+            .unwrap();
+        pod["status"] = json!({"containerStatuses": [{"name": "app", "image": image, "imageID": "",
+            "ready": false, "restartCount": 0, "state": state}]});
+        bed.api.store.update_status(Kind::Pod, pod).unwrap();
+    }
+    // Started a day ago by the wall clock, which a paused runtime does not move (see the test above).
+    bed.write_record("web", &bed.seal("web", &record(24, None)));
+    let controller = bed.start();
+
+    bed.pass(Duration::from_secs(700)).await;
+    assert_eq!(bed.image("web"), OLD, "past the limit: rolled back");
+    let map = bed
+        .api
+        .store
+        .get(Kind::ConfigMap, Some("default"), "watch-cluster-quarantine")
+        .unwrap();
+    let entries: Vec<Value> =
+        serde_json::from_str(map["data"]["entries.json"].as_str().unwrap()).unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        (
+            &entries[0]["registry"],
+            &entries[0]["repository"],
+            &entries[0]["digest"],
+        ),
+        (
+            &json!("r.example"),
+            &json!("app"),
+            &json!(NEW.split_once('@').unwrap().1),
+        )
+    );
+    assert_eq!(
+        (&entries[0]["name"], &entries[0]["reason"]),
+        (&json!("web"), &json!("ErrImagePull"))
+    );
+    // The entry is written first: a restart between the two writes cannot lose it.
+    let writes: Vec<String> = bed
+        .api
+        .log
+        .entries()
+        .into_iter()
+        // The ConfigMap's update, and the JSON Patches of the rollout (not `detected`, a merge patch).
+        .filter(|r| {
+            r.method == "PUT" || r.content_type.as_deref() == Some("application/json-patch+json")
+        })
+        .filter(|r| r.path.contains("configmaps") || r.path.contains("deployments/web"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        writes.first().map(String::as_str),
+        Some("PUT /api/v1/namespaces/default/configmaps/watch-cluster-quarantine"),
+        "{writes:#?}"
     );
     controller.abort();
 }
