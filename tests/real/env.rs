@@ -560,7 +560,11 @@ spec:
 
     /// The reasons of the Events recorded about `name`, oldest first.
     pub async fn reasons(&self, name: &str) -> Vec<String> {
-        self.events(name).await.into_iter().map(|(r, _)| r).collect()
+        self.events(name)
+            .await
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect()
     }
 
     /// watch-cluster's Events about `name`, oldest first: (reason, note).

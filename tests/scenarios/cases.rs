@@ -916,7 +916,8 @@ pub async fn rollout_bound(backend: Backend) {
             "{in_flight} rollouts in flight, more than MAX_CONCURRENT_ROLLOUTS={BOUND}"
         );
         if !killed {
-            most_waiting = most_waiting.max(metric(first_port, "watch_cluster_rollout_queue").await);
+            most_waiting =
+                most_waiting.max(metric(first_port, "watch_cluster_rollout_queue").await);
         }
         if !killed && done >= WORKLOADS / 3 {
             // Mid-way, with rollouts in flight: the new leader must count them from their records.
@@ -948,7 +949,11 @@ pub async fn rollout_bound(backend: Backend) {
         env.wait_for_webhooks(&name, "IMAGE_ROLLOUT_COMPLETED", 1)
             .await;
         let types = env.webhook_types(&name);
-        assert_eq!(count(&types, "IMAGE_ROLLOUT_COMPLETED"), 1, "{name}: {types:?}");
+        assert_eq!(
+            count(&types, "IMAGE_ROLLOUT_COMPLETED"),
+            1,
+            "{name}: {types:?}"
+        );
         // STARTED goes from memory right after the patch: a leader killed in between never sends it.
         assert!(
             count(&types, "IMAGE_ROLLOUT_STARTED") <= 1,
