@@ -26,6 +26,7 @@ pub mod controller;
 pub mod decide;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod duration;
 pub mod image;
 pub mod leader;
 pub mod metrics;
