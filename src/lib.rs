@@ -27,6 +27,7 @@ pub mod decide;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod duration;
+pub mod gate;
 pub mod image;
 pub mod leader;
 pub mod metrics;
