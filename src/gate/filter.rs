@@ -109,6 +109,11 @@ pub struct SkipError {
 }
 
 impl SkipList {
+    /// Skips nothing (a `const`, so callers without a `skip` annotation can borrow it for any lifetime).
+    pub const EMPTY: SkipList = SkipList {
+        entries: Vec::new(),
+    };
+
     /// Parses comma-separated entries; blanks between commas are ignored.
     pub fn parse(value: &str) -> Result<SkipList, SkipError> {
         let mut entries = Vec::new();
