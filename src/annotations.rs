@@ -9,12 +9,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    duration,
-    gate::{SkipList, TagFilter, UpdateWindow},
-    schedule::Schedule,
-    strategy::Strategy,
-};
+pub use crate::gate::Gates;
+use crate::{schedule::Schedule, strategy::Strategy};
 
 /// The prefix of every annotation the controller reads or writes.
 pub const PREFIX: &str = "watch-cluster.io/";
@@ -92,124 +88,6 @@ pub struct Settings {
     /// Invalid gate annotations, one per annotation. They do not stop checks, but no update may start
     /// while there is one (docs/annotations.md#invalid-values).
     pub gate_errors: Vec<InvalidAnnotation>,
-}
-
-/// The safety gates of a workload (docs/annotations.md#safety-gates).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Gates {
-    /// When an update may start; `None` is always.
-    pub update_window: Option<UpdateWindow>,
-    /// How long a candidate must have been seen before it is taken.
-    pub min_age: Option<std::time::Duration>,
-    /// Nothing is applied.
-    pub hold: bool,
-    /// Tags and digests never to take.
-    pub skip: SkipList,
-    /// What candidate tags must match (version strategies only).
-    pub tag_filter: Option<TagFilter>,
-}
-
-impl Gates {
-    /// Reads the gate annotations; each invalid one is an error, the others are still read.
-    pub fn from_annotations(
-        annotations: &BTreeMap<String, String>,
-        tz: chrono_tz::Tz,
-        strategy: Strategy,
-    ) -> (Gates, Vec<InvalidAnnotation>) {
-        let mut gates = Gates::default();
-        let mut errors = Vec::new();
-        let mut keep = |result: Result<(), InvalidAnnotation>| {
-            if let Err(e) = result {
-                errors.push(e);
-            }
-        };
-        keep(read(annotations, UPDATE_WINDOW, |v| {
-            gates.update_window = Some(parse_window(v, tz)?);
-            Ok(())
-        }));
-        keep(read(annotations, MIN_AGE, |v| {
-            gates.min_age = Some(duration::parse(v).map_err(|e| invalid(MIN_AGE, v, e, "24h"))?);
-            Ok(())
-        }));
-        keep(read(annotations, HOLD, |v| {
-            gates.hold = match v.to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(invalid(HOLD, v, "expected true or false", "true")),
-            };
-            Ok(())
-        }));
-        keep(read(annotations, SKIP, |v| {
-            gates.skip = SkipList::parse(v).map_err(|e| invalid(SKIP, v, e, SKIP_EXAMPLE))?;
-            Ok(())
-        }));
-        keep(read(annotations, TAG_FILTER, |v| {
-            if strategy == Strategy::Latest {
-                return Err(invalid(
-                    TAG_FILTER,
-                    v,
-                    "strategy latest follows one tag; a tag filter needs a version strategy",
-                    r"1\.2\.[0-9]+",
-                ));
-            }
-            let filter = TagFilter::parse(v).map_err(|e| {
-                // The regex error's own text says where the pattern is wrong.
-                let problem = match std::error::Error::source(&e) {
-                    Some(cause) => format!("{e}: {cause}"),
-                    None => e.to_string(),
-                };
-                invalid(TAG_FILTER, v, problem, r"1\.2\.[0-9]+")
-            })?;
-            gates.tag_filter = Some(filter);
-            Ok(())
-        }));
-        (gates, errors)
-    }
-}
-
-const SKIP_EXAMPLE: &str = "1.3.0,1.4.0@sha256:<64 hex digits>";
-
-/// Runs `parse` on the annotation's trimmed value, when it is set and not blank.
-fn read(
-    annotations: &BTreeMap<String, String>,
-    key: &str,
-    parse: impl FnOnce(&str) -> Result<(), InvalidAnnotation>,
-) -> Result<(), InvalidAnnotation> {
-    non_empty(annotations, key).map_or(Ok(()), parse)
-}
-
-fn invalid(
-    annotation: &'static str,
-    value: &str,
-    problem: impl ToString,
-    example: &str,
-) -> InvalidAnnotation {
-    InvalidAnnotation {
-        annotation,
-        value: value.to_owned(),
-        problem: problem.to_string(),
-        example: example.to_owned(),
-    }
-}
-
-fn parse_window(value: &str, tz: chrono_tz::Tz) -> Result<UpdateWindow, InvalidAnnotation> {
-    let example = crate::gate::window::WINDOW_EXAMPLE;
-    let window = UpdateWindow::parse(value, tz).map_err(|e| {
-        let problem = match std::error::Error::source(&e) {
-            Some(cause) => format!("{e}: {cause}"),
-            None => e.to_string(),
-        };
-        invalid(UPDATE_WINDOW, value, problem, example)
-    })?;
-    if window.next_open(Utc::now()).is_none() {
-        return Err(invalid(
-            UPDATE_WINDOW,
-            value,
-            "it never opens again (a past year, or a date that does not exist)",
-            example,
-        ));
-    }
-    Ok(window)
 }
 
 /// An annotation value that cannot be used.
@@ -301,7 +179,10 @@ impl Settings {
     }
 }
 
-fn non_empty<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+pub(crate) fn non_empty<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Option<&'a str> {
     annotations
         .get(key)
         .map(|v| v.trim())
@@ -496,78 +377,6 @@ mod tests {
         assert!(
             Settings::from_annotations(&annotations(&[(ROLLBACK, "no")]), chrono_tz::UTC).is_err()
         );
-    }
-
-    fn gate_error(pairs: &[(&str, &str)]) -> InvalidAnnotation {
-        let s = Settings::from_annotations(&annotations(pairs), chrono_tz::UTC).unwrap();
-        assert_eq!(s.gate_errors.len(), 1, "{:?}", s.gate_errors);
-        s.gate_errors[0].clone()
-    }
-
-    #[test]
-    fn gates_default_to_open_and_are_read_when_set() {
-        let s = Settings::from_annotations(&annotations(&[]), chrono_tz::UTC).unwrap();
-        assert_eq!(s.gates, Gates::default());
-        assert!(s.gate_errors.is_empty());
-        let digest = format!("sha256:{}", "a".repeat(64));
-        let s = Settings::from_annotations(
-            &annotations(&[
-                (UPDATE_WINDOW, "0 0 2 * * SAT-SUN for 4h"),
-                (MIN_AGE, "1d12h"),
-                (HOLD, "TRUE"),
-                (SKIP, &format!("1.3.0,1.4.0@{digest}")),
-                (TAG_FILTER, r"1\.2\.[0-9]+"),
-            ]),
-            chrono_tz::UTC,
-        )
-        .unwrap();
-        assert!(s.gate_errors.is_empty(), "{:?}", s.gate_errors);
-        let gates = s.gates;
-        assert_eq!(
-            gates.update_window.unwrap().expression(),
-            "0 0 2 * * SAT-SUN for 4h"
-        );
-        assert_eq!(gates.min_age, Some(std::time::Duration::from_secs(129_600)));
-        assert!(gates.hold);
-        assert!(gates.skip.matches("1.3.0", "sha256:x"));
-        assert!(gates.skip.matches("1.4.0", &digest));
-        assert!(gates.tag_filter.unwrap().matches("1.2.7"));
-        let off =
-            Settings::from_annotations(&annotations(&[(HOLD, "False")]), chrono_tz::UTC).unwrap();
-        assert!(!off.gates.hold && off.gate_errors.is_empty());
-    }
-
-    #[test]
-    fn each_invalid_gate_is_named_with_an_example_and_checks_go_on() {
-        let cases: [(&str, &str, &str); 9] = [
-            (HOLD, "yes", "true"),
-            (MIN_AGE, "1 day", "24h"),
-            (MIN_AGE, "30m1h", "24h"),
-            (UPDATE_WINDOW, "0 0 2 * * SAT for 8d", "for 4h"),
-            (UPDATE_WINDOW, "0 0 2 * * SAT", "for 4h"),
-            (UPDATE_WINDOW, "0 0 0 1 1 ? 2020 for 1h", "for 4h"),
-            (SKIP, "1.3.0@sha256:abc", "sha256:<64 hex digits>"),
-            (TAG_FILTER, "1.(2", "[0-9]+"),
-            (TAG_FILTER, &"a".repeat(1025), "[0-9]+"),
-        ];
-        for (key, value, example) in cases {
-            let err = gate_error(&[(key, value)]);
-            assert_eq!(err.annotation, key, "{value}");
-            assert_eq!(err.value, value);
-            assert!(err.example.contains(example), "{err}");
-        }
-        let err = gate_error(&[(STRATEGY, "latest"), (TAG_FILTER, "1\\..*")]);
-        assert_eq!(err.annotation, TAG_FILTER);
-        assert!(err.problem.contains("latest"), "{err}");
-        // Every bad gate is reported, and the good ones still apply.
-        let s = Settings::from_annotations(
-            &annotations(&[(HOLD, "maybe"), (MIN_AGE, "soon"), (SKIP, "1.0.0")]),
-            chrono_tz::UTC,
-        )
-        .unwrap();
-        let named: Vec<&str> = s.gate_errors.iter().map(|e| e.annotation).collect();
-        assert_eq!(named, [MIN_AGE, HOLD]);
-        assert!(s.gates.skip.matches("1.0.0", "sha256:x"));
     }
 
     #[test]

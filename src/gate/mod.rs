@@ -6,12 +6,13 @@
 //! - [`pending`]: `pending` and `min-age`, "which candidate is old enough, what waits, and until when?";
 //! - [`filter`]: `tag-filter` and `skip`, "is this tag (and digest) a candidate at all?".
 //!
-//! `hold` is a plain boolean in [`crate::annotations::Gates`]. Which gate applies where: `tag-filter`,
+//! [`settings`] reads them all into [`Gates`] (`hold` is a plain boolean there). Which gate applies where: `tag-filter`,
 //! `skip` and `min-age` change *what* is chosen (in `resolve`); `hold`, `update-window` and rollout slots
 //! only decide *when* a chosen update starts (in the controller). None of them ever stops a check.
 
 pub mod filter;
 pub mod pending;
+pub mod settings;
 pub mod window;
 
 pub use filter::{SkipError, SkipList, TagFilter, TagFilterError};
@@ -19,4 +20,5 @@ pub use pending::{
     AgeCandidate, AgeSelection, HeldCandidate, PENDING_LIMIT, Pending, PendingEntry, PendingError,
     select,
 };
+pub use settings::Gates;
 pub use window::{MAX_WINDOW_DURATION, UpdateWindow, WindowError};

@@ -24,6 +24,9 @@ pub const MAX_WINDOW_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How far [`UpdateWindow::closes_at`] looks ahead before deciding the window never closes.
 const CLOSE_HORIZON_DAYS: i64 = 366;
+/// How many consecutive periods [`UpdateWindow::closes_at`] merges before giving up: a window of one-second
+/// periods every second would otherwise take millions of steps to reach the horizon.
+const MAX_MERGED_PERIODS: usize = 10_000;
 
 /// An example of a valid value, for error messages.
 pub const WINDOW_EXAMPLE: &str = "0 0 2 * * SAT-SUN for 4h; 0 30 12 * * WED for 30m";
@@ -130,13 +133,16 @@ impl UpdateWindow {
     }
 
     /// When the open period containing `t` ends, overlapping and touching periods merged; `None` when
-    /// closed at `t`, or when the period does not end within a year (a window that is always open).
+    /// closed at `t`, or when no end is in sight: not within a year, or not within 10,000 merged periods
+    /// (a window that is always open).
     pub fn closes_at(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let horizon = t + chrono::Duration::days(CLOSE_HORIZON_DAYS);
         let mut end = self.open_until(t)?;
-        // Each round moves `end` strictly later (a period open at `end` ends after it), so this stops
-        // at the horizon at the latest.
-        while end <= horizon {
+        // Each round moves `end` strictly later (a period open at `end` ends after it).
+        for _ in 0..MAX_MERGED_PERIODS {
+            if end > horizon {
+                return None;
+            }
             match self.open_until(end) {
                 Some(later) => end = later,
                 None => return Some(end),
@@ -238,6 +244,20 @@ mod tests {
         let w = window("0 0 * * * ? for 2h");
         assert!(w.is_open(at("2026-01-03T00:30:00Z")));
         assert_eq!(w.closes_at(at("2026-01-03T00:30:00Z")), None);
+    }
+
+    #[test]
+    fn back_to_back_one_second_periods_give_up_instead_of_walking_a_year() {
+        let w = window("* * * * * ? for 1s");
+        let t = at("2026-01-03T00:00:00Z");
+        assert!(w.is_open(t));
+        assert_eq!(w.closes_at(t), None);
+        // Separated periods are still found.
+        let w = window("0 * * * * ? for 30s");
+        assert_eq!(
+            w.closes_at(at("2026-01-03T00:00:10Z")),
+            Some(at("2026-01-03T00:00:30Z"))
+        );
     }
 
     #[test]
