@@ -71,6 +71,15 @@ pub struct RunArgs {
         default_value = "64"
     )]
     pub max_concurrent_checks: Option<String>,
+    /// Bound on this installation's rollouts in flight (updates whose rollout has no outcome yet); further
+    /// due updates wait for a slot, oldest first. Rollbacks never wait. `0`: unbounded.
+    #[arg(
+        long,
+        env = "MAX_CONCURRENT_ROLLOUTS",
+        value_name = "N",
+        default_value = "0"
+    )]
+    pub max_concurrent_rollouts: Option<String>,
     /// Share registry answers between workloads (cache and coalesce). `false` only for the benchmark's
     /// naive baseline; hidden because no one should run that in a cluster.
     #[arg(
@@ -135,6 +144,8 @@ pub struct Config {
     pub registry_sharing: bool,
     /// How many checks run at once in the whole process.
     pub max_concurrent_checks: usize,
+    /// How many rollouts may be in flight at once; `0` is unbounded.
+    pub max_concurrent_rollouts: usize,
 }
 
 impl Config {
@@ -193,6 +204,10 @@ impl Config {
                 .map(parse_concurrency)
                 .transpose()?
                 .unwrap_or(DEFAULT_CONCURRENT_CHECKS),
+            max_concurrent_rollouts: set(&args.max_concurrent_rollouts)
+                .map(parse_rollout_bound)
+                .transpose()?
+                .unwrap_or(0),
         })
     }
 }
@@ -237,6 +252,18 @@ fn parse_concurrency(value: &str) -> Result<usize, ConfigError> {
             value: value.to_owned(),
             problem: "expected a whole number from 1 to 1024".into(),
             example: "64",
+        }),
+    }
+}
+
+fn parse_rollout_bound(value: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(n) if n <= 10_000 => Ok(n),
+        _ => Err(ConfigError {
+            variable: "MAX_CONCURRENT_ROLLOUTS",
+            value: value.to_owned(),
+            problem: "expected a whole number from 0 (unbounded) to 10000".into(),
+            example: "5",
         }),
     }
 }

@@ -532,6 +532,24 @@ async fn running_digest(client: &Client, workload: &Workload, container: &str) -
     digest
 }
 
+/// The repositories the managed containers' images live in, for push events (images that do not parse are
+/// left out: their checks report them).
+pub fn repositories(workload: &Workload, settings: &Settings) -> Vec<crate::registry::Repository> {
+    let mut repositories: Vec<crate::registry::Repository> = workload
+        .containers
+        .iter()
+        .filter(|c| match &settings.containers {
+            Some(names) => names.contains(&c.name),
+            None => !c.init,
+        })
+        .filter_map(|c| ImageRef::parse(&c.image).ok())
+        .map(|image| resolve::repository_of(&image))
+        .collect();
+    repositories.sort();
+    repositories.dedup();
+    repositories
+}
+
 /// The image(s) a payload names for a workload: the managed containers' images.
 pub fn workload_image(workload: &Workload, settings: &Settings) -> String {
     let containers: Vec<&Container> = match &settings.containers {

@@ -11,6 +11,7 @@
 //! | image references, version tags | [`image`], [`version`] |
 //! | what the registry has | [`registry`], then [`resolve`] |
 //! | what to do about it | [`strategy`] (pure), [`decide`] |
+//! | may it start now (gates, rollout slots) | [`admit`], [`schedule::slots`] |
 //! | apply it | [`update`] |
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
@@ -18,6 +19,7 @@
 //! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text) |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
 
+pub mod admit;
 pub mod annotations;
 pub mod check;
 pub mod cli;

@@ -24,6 +24,8 @@ pub enum CheckOutcome {
     skipped,
     /// `DRY_RUN` would have updated.
     dry_run,
+    /// An update was found and a gate holds it (hold, update-window, min-age, a rollout slot).
+    held,
     /// Registry error, invalid annotation, refused patch.
     failed,
 }
@@ -64,6 +66,23 @@ pub struct Metrics {
     rollout_duration: Histogram,
     watched: Family<KindLabels, Gauge>,
     leader: Gauge,
+    rollout_queue: Gauge,
+    pushed: Family<PushLabels, Counter>,
+}
+
+/// What became of the workloads a push event named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum PushMatch {
+    /// A workload using the pushed repository was woken for a check.
+    woken,
+    /// No watched workload uses the pushed repository.
+    unmatched,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PushLabels {
+    result: PushMatch,
 }
 
 impl Default for Metrics {
@@ -78,6 +97,8 @@ impl Default for Metrics {
             ]),
             watched: Family::default(),
             leader: Gauge::default(),
+            rollout_queue: Gauge::default(),
+            pushed: Family::default(),
         }
     }
 }
@@ -116,6 +137,16 @@ impl Metrics {
             "1 while this replica holds the leader Lease",
             metrics.leader.clone(),
         );
+        registry.register(
+            "rollout_queue",
+            "Due updates waiting for a rollout slot (MAX_CONCURRENT_ROLLOUTS)",
+            metrics.rollout_queue.clone(),
+        );
+        registry.register(
+            "push_checks",
+            "Workloads woken by push events, and pushes of repositories no workload uses",
+            metrics.pushed.clone(),
+        );
         metrics
     }
 
@@ -144,6 +175,16 @@ impl Metrics {
                 kind: kind.as_str().to_owned(),
             })
             .inc_by(delta);
+    }
+
+    /// How many updates wait for a rollout slot.
+    pub fn set_rollout_queue(&self, waiting: usize) {
+        self.rollout_queue.set(waiting as i64);
+    }
+
+    /// Counts what a push event led to.
+    pub fn pushed(&self, result: PushMatch, n: u64) {
+        self.pushed.get_or_create(&PushLabels { result }).inc_by(n);
     }
 
     /// Records leadership.

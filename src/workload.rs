@@ -111,6 +111,71 @@ pub struct Workload {
     pub progress_deadline_seconds: Option<i32>,
     /// The workload's controller has observed its current spec (`status.observedGeneration`).
     pub generation_observed: bool,
+    /// The GitOps tool that manages it, if its labels or annotations say so.
+    pub gitops: Option<GitOps>,
+}
+
+/// A GitOps tool that may put back the image the controller writes (docs/guarantees.md#gitops).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GitOps {
+    /// Argo CD: annotation `argocd.argoproj.io/tracking-id` or label `argocd.argoproj.io/instance`.
+    ArgoCd,
+    /// Flux: label `kustomize.toolkit.fluxcd.io/name` or `helm.toolkit.fluxcd.io/name`.
+    Flux,
+}
+
+/// The labels and annotations that name a GitOps tool; the watch keeps them when it slims an object.
+pub const GITOPS_LABELS: [&str; 3] = [
+    "argocd.argoproj.io/instance",
+    "kustomize.toolkit.fluxcd.io/name",
+    "helm.toolkit.fluxcd.io/name",
+];
+/// See [`GITOPS_LABELS`].
+pub const GITOPS_ANNOTATIONS: [&str; 1] = ["argocd.argoproj.io/tracking-id"];
+
+impl GitOps {
+    /// The tool named by these labels and annotations.
+    pub fn detect(
+        labels: &BTreeMap<String, String>,
+        annotations: &BTreeMap<String, String>,
+    ) -> Option<GitOps> {
+        if annotations.contains_key(GITOPS_ANNOTATIONS[0]) || labels.contains_key(GITOPS_LABELS[0])
+        {
+            Some(GitOps::ArgoCd)
+        } else if labels.contains_key(GITOPS_LABELS[1]) || labels.contains_key(GITOPS_LABELS[2]) {
+            Some(GitOps::Flux)
+        } else {
+            None
+        }
+    }
+
+    /// What the user can do so that the controller's updates stand.
+    pub fn advice(self) -> &'static str {
+        match self {
+            GitOps::ArgoCd => {
+                "managed by Argo CD: its self-heal may put back the image watch-cluster writes. To let \
+                 external updates stand, add ignoreDifferences with jsonPointers \
+                 /spec/template/spec/containers/*/image (jqPathExpressions \
+                 .spec.template.spec.containers[].image) to the Application and the sync option \
+                 RespectIgnoreDifferences=true. watch-cluster proceeds; a reverted update is reported as \
+                 UpdateReverted and not applied again"
+            }
+            GitOps::Flux => {
+                "managed by Flux: its reconciliation may put back the image watch-cluster writes. To let \
+                 external updates stand, annotate the object in Git with \
+                 kustomize.toolkit.fluxcd.io/ssa: IfNotPresent, or use Flux's own image automation. \
+                 watch-cluster proceeds; a reverted update is reported as UpdateReverted and not applied again"
+            }
+        }
+    }
+
+    /// The tool's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GitOps::ArgoCd => "Argo CD",
+            GitOps::Flux => "Flux",
+        }
+    }
 }
 
 impl Workload {
@@ -166,7 +231,9 @@ impl Workload {
                 });
             }
         }
+        let gitops = GitOps::detect(meta.labels(), meta.annotations());
         Self {
+            gitops,
             kind,
             namespace: meta.namespace().unwrap_or_default(),
             name: meta.name_any(),

@@ -17,6 +17,30 @@ fn defaults_apply_when_nothing_is_set() {
     assert!(config.registry_sharing);
     assert_eq!(config.admin_addr.to_string(), "0.0.0.0:8080");
     assert_eq!(config.max_concurrent_checks, 64);
+    assert_eq!(config.max_concurrent_rollouts, 0, "unbounded");
+}
+
+#[test]
+fn max_concurrent_rollouts_is_zero_for_unbounded_or_a_bound() {
+    for (value, expected) in [("0", 0), ("5", 5), (" 200 ", 200)] {
+        let args = RunArgs {
+            max_concurrent_rollouts: Some(value.into()),
+            ..args()
+        };
+        assert_eq!(
+            Config::from_args(&args).unwrap().max_concurrent_rollouts,
+            expected
+        );
+    }
+    for bad in ["-1", "five", "1.5", "100000"] {
+        let args = RunArgs {
+            max_concurrent_rollouts: Some(bad.into()),
+            ..args()
+        };
+        let error = Config::from_args(&args).unwrap_err();
+        assert_eq!(error.variable, "MAX_CONCURRENT_ROLLOUTS", "{bad}");
+        assert_eq!(error.example, "5");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Context, ManagedKind, WorkloadKey, notify_ref, observe::binding, reference_of};
 use crate::{
+    admit::Held,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
     metrics::CheckOutcome,
@@ -34,6 +35,10 @@ pub enum Trigger {
     Schedule,
     /// `watch-cluster.io/check-now`.
     Manual,
+    /// A registry reported a push of a repository it uses.
+    Push,
+    /// A gate that held its update opened, or a rollout slot freed.
+    GateOpened,
 }
 
 /// What a check did.
@@ -47,6 +52,8 @@ pub enum Checked {
     Skipped(Skip),
     /// `DRY_RUN`: what would have changed.
     DryRun(Change),
+    /// An update was found and gates hold it: why, and the update.
+    Held(Vec<Held>, Option<Change>),
     /// The check failed.
     Failed(CheckFailure),
 }
@@ -61,6 +68,13 @@ impl std::fmt::Display for Checked {
             }
             Checked::Skipped(skip) => skip.fmt(f),
             Checked::Failed(failure) => failure.fmt(f),
+            Checked::Held(held, change) => {
+                let reasons: Vec<String> = held.iter().map(ToString::to_string).collect();
+                match change {
+                    Some(change) => write!(f, "{change} waits: {}", reasons.join("; ")),
+                    None => f.write_str(&reasons.join("; ")),
+                }
+            }
         }
     }
 }
@@ -136,19 +150,26 @@ pub async fn check<K: ManagedKind>(
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
-    log_outcome(&checked);
+    if !matches!(&checked, Checked::Held(held, _) if held.iter().any(|h| matches!(h, Held::Slot { .. })))
+    {
+        // It no longer waits for a slot: nothing to update, another gate holds it, or it was granted one.
+        ctx.withdraw_from_queue(key);
+    }
+    let news = report_held::<K>(ctx, key, &checked).await;
+    log_outcome(&checked, news);
     ctx.metrics.check(match &checked {
         Checked::Updated(_) => CheckOutcome::updated,
         Checked::UpToDate(_) => CheckOutcome::no_update,
         Checked::Skipped(_) => CheckOutcome::skipped,
         Checked::DryRun(_) => CheckOutcome::dry_run,
         Checked::Failed(_) => CheckOutcome::failed,
+        Checked::Held(..) => CheckOutcome::held,
     });
     if trigger == Trigger::Manual {
         let reason = match &checked {
             Checked::Updated(_) => Reason::ManualCheckUpdated,
             Checked::Failed(_) => Reason::ManualCheckFailed,
-            Checked::UpToDate(_) | Checked::Skipped(_) | Checked::DryRun(_) => {
+            Checked::UpToDate(_) | Checked::Skipped(_) | Checked::DryRun(_) | Checked::Held(..) => {
                 Reason::ManualCheckNoUpdate
             }
         };
@@ -162,25 +183,66 @@ pub async fn check<K: ManagedKind>(
     checked
 }
 
-/// INFO only for news (an update, what a dry run would update, a failure): 200 workloads on an
-/// every-second cron would otherwise write an INFO line per workload per second saying nothing happened.
-fn log_outcome(checked: &Checked) {
+/// INFO only for news (an update, what a dry run would update, a failure, a gate that starts holding): 200
+/// workloads on an every-second cron would otherwise write an INFO line per workload per second saying
+/// nothing happened.
+fn log_outcome(checked: &Checked, news: bool) {
     match checked {
         Checked::Updated(_) | Checked::DryRun(_) | Checked::Failed(_) => {
             tracing::info!(outcome = %checked, "check finished");
         }
-        Checked::UpToDate(_) | Checked::Skipped(_) => {
+        Checked::Held(..) if news => tracing::info!(outcome = %checked, "check finished"),
+        Checked::UpToDate(_) | Checked::Skipped(_) | Checked::Held(..) => {
             tracing::debug!(outcome = %checked, "check finished");
         }
     }
+}
+
+/// One Normal Event `UpdateHeld` per gate and candidate, not per tick: a reason reported already is not
+/// reported again while it keeps holding; one that stops holding and comes back is. Returns whether any
+/// reason is new.
+async fn report_held<K: ManagedKind>(ctx: &Context, key: &WorkloadKey, checked: &Checked) -> bool {
+    let (held, candidate) = match checked {
+        Checked::Held(held, change) => (
+            held.as_slice(),
+            change.as_ref().map(|c| c.to.clone()).unwrap_or_default(),
+        ),
+        _ => {
+            ctx.with_memory(key, |m| m.held_reported.clear());
+            return false;
+        }
+    };
+    let current: std::collections::BTreeSet<String> =
+        held.iter().map(|h| h.identity(&candidate)).collect();
+    let new: Vec<&Held> = ctx.with_memory(key, |m| {
+        let new = held
+            .iter()
+            .filter(|h| !m.held_reported.contains(&h.identity(&candidate)))
+            .collect();
+        m.held_reported = current;
+        new
+    });
+    let reference = reference_of::<K>(key, None);
+    for reason in &new {
+        let note = if candidate.is_empty() {
+            reason.to_string()
+        } else {
+            format!("{candidate}: {reason}")
+        };
+        ctx.events
+            .publish(&reference, Reason::UpdateHeld, note)
+            .await;
+    }
+    !new.is_empty()
 }
 
 /// How old a shared registry answer this check may use (docs/guarantees.md, "Registries"). A check
 /// someone asked for with `check-now` looks at the registry as it is now.
 fn answer_max_age(settings: &Settings, trigger: Trigger) -> Duration {
     match trigger {
-        Trigger::Manual => Duration::ZERO,
-        Trigger::Schedule => {
+        // A push event says the registry changed: what was cached before it is stale.
+        Trigger::Manual | Trigger::Push => Duration::ZERO,
+        Trigger::Schedule | Trigger::GateOpened => {
             max_answer_age(&settings.schedule, Utc::now()).unwrap_or(Duration::MAX)
         }
     }
@@ -213,6 +275,11 @@ async fn check_once<K: ManagedKind>(
         }
         let change = Change::of(&plan.changes);
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+        if !ctx.config.dry_run
+            && let Some(slot) = ctx.request_slot(key)
+        {
+            return Checked::Held(vec![slot], Some(change));
+        }
         if ctx.config.dry_run {
             ctx.events
                 .publish_once(&reference, Reason::DryRunWouldUpdate, change.to_string())
@@ -246,7 +313,12 @@ async fn write<K: ManagedKind>(
     let now = record.started_at;
     let sealed = record::seal(&ctx.record_key, &binding(workload), &record);
     let patch = patch::update_patch(workload, changes, &sealed, now);
-    match update::apply(api, &key.name, patch).await {
+    let applied = update::apply(api, &key.name, patch).await;
+    match &applied {
+        Ok(_) => ctx.slot_written(key, &record.id),
+        Err(_) => ctx.release_slot(key),
+    }
+    match applied {
         Ok(_) => {
             ctx.with_memory(key, |m| m.refused = None);
             ctx.metrics.update();
@@ -519,12 +591,16 @@ mod tests {
         }
     }
 
-    fn info_lines(checked: &Checked) -> usize {
+    fn info_lines_with(checked: &Checked, news: bool) -> usize {
         let levels = Levels::default();
         let subscriber = tracing_subscriber::registry().with(levels.clone());
-        tracing::subscriber::with_default(subscriber, || log_outcome(checked));
+        tracing::subscriber::with_default(subscriber, || log_outcome(checked, news));
         let seen = levels.0.lock().unwrap();
         seen.iter().filter(|l| **l == Level::INFO).count()
+    }
+
+    fn info_lines(checked: &Checked) -> usize {
+        info_lines_with(checked, false)
     }
 
     #[test]
@@ -539,5 +615,8 @@ mod tests {
         assert_eq!(info_lines(&Checked::DryRun(change())), 1);
         let failed = Checked::Failed(CheckFailure::Registry(Vec::new()));
         assert_eq!(info_lines(&failed), 1);
+        let held = Checked::Held(vec![Held::Hold], Some(change()));
+        assert_eq!(info_lines_with(&held, true), 1, "a gate starts holding");
+        assert_eq!(info_lines_with(&held, false), 0, "still held, said already");
     }
 }

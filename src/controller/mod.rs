@@ -12,7 +12,10 @@ mod checker;
 mod observe;
 mod reconcile;
 mod release;
+mod wake;
 mod watch_state;
+
+pub use wake::{Wake, on_push};
 
 use std::{
     collections::{HashMap, HashSet},
@@ -174,6 +177,14 @@ pub struct WorkloadMemory {
     pub refused: Option<String>,
     /// The sealed rollout record being watched: since when, and how its writes and deliveries went.
     pub rollout: Option<observe::Watching>,
+    /// Why it should be checked at its next reconcile although no tick is due.
+    pub woken: Option<Wake>,
+    /// When a gate that holds its update opens: it is checked then, not at its next tick.
+    pub recheck_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The repositories its managed containers use, for push events.
+    pub repositories: Vec<crate::registry::Repository>,
+    /// The `UpdateHeld` reasons reported while they keep holding (gate and candidate).
+    pub held_reported: std::collections::BTreeSet<String>,
 }
 
 /// Everything reconcile needs, shared by every controller. Its parts are the crate's own: the edges get
@@ -208,6 +219,12 @@ pub struct Context {
     /// Permits for checks (`MAX_CONCURRENT_CHECKS`): one bound over every kind and namespace, where each
     /// `Controller`'s own concurrency would multiply with their number.
     pub(crate) checks: tokio::sync::Semaphore,
+    /// `MAX_CONCURRENT_ROLLOUTS`: the queue of due updates and the grants not yet visible in records.
+    pub(crate) slots: Mutex<crate::schedule::slots::Slots<WorkloadKey>>,
+    /// Each watch's stored `rollout` records, counted by the rollout bound.
+    pub(crate) inventory: wake::Inventory,
+    /// How to reconcile a workload now (push events, gates that opened, freed slots).
+    pub(crate) wakers: wake::Wakers,
 }
 
 impl Context {
@@ -325,6 +342,11 @@ impl Context {
             synced: Default::default(),
             metrics: controller_metrics,
             checks: tokio::sync::Semaphore::new(config.max_concurrent_checks),
+            slots: Mutex::new(crate::schedule::slots::Slots::new(
+                config.max_concurrent_rollouts,
+            )),
+            inventory: Default::default(),
+            wakers: Default::default(),
             config,
         })
     }
@@ -401,7 +423,24 @@ async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let (reader, writer) = reflector::store();
+    let (reader, writer) = reflector::store::<K>();
+    let scanned = reader.clone();
+    ctx.inventory.register(Box::new(move |record_key| {
+        scanned
+            .state()
+            .iter()
+            .filter_map(|obj| {
+                let key = key_of::<K>(obj.as_ref());
+                let uid = obj.uid()?;
+                let state = wake::record_state(record_key, &key, &uid, obj.annotations())?;
+                Some((key, state))
+            })
+            .collect()
+    }));
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel::<WorkloadKey>();
+    ctx.wakers.register(K::KIND, namespace.clone(), wake_tx);
+    let woken = tokio_stream::wrappers::UnboundedReceiverStream::new(wake_rx)
+        .map(|key| reflector::ObjectRef::new(&key.name).within(&key.namespace));
     let watch_ctx = ctx.clone();
     let mut state = watch_state::WatchState::new(namespace.clone());
     let stream = watcher(api, watcher_config())
@@ -419,6 +458,7 @@ async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
         .reconcile_all_on(became_leader)
+        .reconcile_on(woken)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
         .for_each(|result| async move {
@@ -441,16 +481,21 @@ fn watcher_config() -> watcher::Config {
 const LIST_PAGE_SIZE: u32 = 100;
 
 /// Drops what the controller never reads, before the object reaches the reflector's store: managedFields,
-/// labels, every annotation but ours (the 4 KB `last-applied-configuration` among them), all of the spec but
+/// labels and annotations but ours and the few that name a GitOps tool (the 4 KB `last-applied-configuration` among them), all of the spec but
 /// the images, and spec and status entirely for workloads not opted in.
 fn compact<K: ManagedKind>(obj: &mut K) {
     let meta = obj.meta_mut();
     meta.managed_fields = None;
-    meta.labels = None;
     meta.owner_references = None;
     meta.finalizers = None;
+    // The few keys that name a GitOps tool stay: the `ManagedByGitOps` Event reads them.
+    if let Some(labels) = meta.labels.as_mut() {
+        labels.retain(|k, _| crate::workload::GITOPS_LABELS.contains(&k.as_str()));
+    }
     if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|k, _| k.starts_with(PREFIX));
+        annotations.retain(|k, _| {
+            k.starts_with(PREFIX) || crate::workload::GITOPS_ANNOTATIONS.contains(&k.as_str())
+        });
     }
     // A workload with an update in flight keeps what its rollout needs even when it was opted out
     // meanwhile: the update still finishes.

@@ -15,7 +15,7 @@ use kube::{
 use serde_json::json;
 
 use super::{
-    Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, WorkloadKey, checker, key_of,
+    Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, Wake, WorkloadKey, checker, key_of,
     observe, reference_of, release,
 };
 use crate::{
@@ -65,11 +65,21 @@ pub async fn reconcile<K: ManagedKind>(
     // cron, an unknown strategy. Only its own sealed record drives it.
     let workload = obj.project();
     let rollout_wait = match observe::open_record::<K>(&ctx, &key, &workload).await {
-        Some(sealed) => Some(observe::advance::<K>(&ctx, &key, &workload, &sealed).await),
+        Some(sealed) => {
+            let wait = observe::advance::<K>(&ctx, &key, &workload, &sealed).await;
+            if sealed.record.outcome.is_some() {
+                // An outcome frees its rollout slot (docs/settings.md#max_concurrent_rollouts).
+                ctx.wake_next_in_line();
+            }
+            Some(wait)
+        }
         None => None,
     };
     if rollout_wait.is_none() && enabled {
-        ctx.with_memory(&key, |m| m.rollout = None);
+        let was_watching = ctx.with_memory(&key, |m| m.rollout.take().is_some());
+        if was_watching {
+            ctx.wake_next_in_line();
+        }
     }
     if crate::observe::release::may_need_release(&workload) {
         release::release(&ctx, &key, &workload, &reference).await;
@@ -89,6 +99,19 @@ pub async fn reconcile<K: ManagedKind>(
             }
         });
     };
+    ctx.with_memory(&key, |m| {
+        m.repositories = crate::decide::repositories(&workload, &settings);
+    });
+    if let Some(tool) = workload.gitops {
+        let reference = reference_of::<K>(&key, Some(workload.uid.clone()));
+        ctx.events
+            .publish_once(
+                &reference,
+                Reason::ManagedByGitOps,
+                tool.advice().to_owned(),
+            )
+            .await;
+    }
     if let Err(error) = announce::<K>(&ctx, &key, &obj, &settings).await {
         // No check before the announcement (receivers see DETECTED first), but a rollout in flight keeps
         // its own pace: a failing `detected` write must not stretch its retries to ERROR_REQUEUE.
@@ -147,6 +170,20 @@ async fn schedule_and_check<K: ManagedKind>(
         Poll::Due(wait) => (true, wait),
         Poll::Wait(wait) => (false, wait),
     };
+    // Checks before the next tick: a push event, a gate that opened, a freed rollout slot.
+    let (woken, gate_opened, recheck_at) = ctx.with_memory(key, |m| {
+        let opened = m.recheck_at.is_some_and(|at| at <= now);
+        if opened {
+            m.recheck_at = None;
+        }
+        (m.woken.take(), opened, m.recheck_at)
+    });
+    let early = match woken {
+        Some(Wake::Push) => Some(checker::Trigger::Push),
+        Some(Wake::GateOpened | Wake::SlotFreed) => Some(checker::Trigger::GateOpened),
+        None if gate_opened => Some(checker::Trigger::GateOpened),
+        None => None,
+    };
     // Writing an annotation bumps a Deployment's generation (Kubernetes copies annotations to ReplicaSets),
     // so right after `check-now` is set its controller has not observed the "new" spec yet and a check
     // would be skipped as mid-rollout, using the request up. It waits for that status instead, which the
@@ -154,19 +191,38 @@ async fn schedule_and_check<K: ManagedKind>(
     let check_now_waits = settings.check_now && !workload.generation_observed;
     let trigger = if settings.check_now && !check_now_waits {
         Some(checker::Trigger::Manual)
-    } else if due && ctx.with_memory(key, |m| m.backoff.allows(now)) {
-        Some(checker::Trigger::Schedule)
+    } else if (due || early.is_some()) && ctx.with_memory(key, |m| m.backoff.allows(now)) {
+        Some(if due {
+            checker::Trigger::Schedule
+        } else {
+            early.unwrap_or(checker::Trigger::Schedule)
+        })
     } else {
-        if due {
+        if due || early.is_some() {
             tracing::debug!("check skipped: backing off after failed checks");
         }
         None
     };
+    let mut recheck_at = recheck_at;
     if let Some(trigger) = trigger {
         let outcome = checker::check::<K>(ctx, key, settings, trigger).await;
         let failed = matches!(outcome, checker::Checked::Failed(_));
-        ctx.with_memory(key, |m| m.backoff.record(failed, Utc::now()));
+        // A gate that holds with a known end: the workload is checked again right then (SPEC: a held
+        // update is decided again when its gate opens, not at the next tick).
+        let until = match &outcome {
+            checker::Checked::Held(held, _) => held.iter().filter_map(|h| h.until()).min(),
+            _ => None,
+        };
+        recheck_at = until;
+        ctx.with_memory(key, |m| {
+            m.backoff.record(failed, Utc::now());
+            m.recheck_at = until;
+        });
     }
+    let wait = match recheck_at {
+        Some(at) => wait.min((at - Utc::now()).to_std().unwrap_or_default()),
+        None => wait,
+    };
     if check_now_waits {
         wait.min(CHECK_NOW_RETRY)
     } else {

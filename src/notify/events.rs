@@ -57,6 +57,10 @@ pub enum Reason {
     RecordRejected,
     /// Warning: a rollout's outcome could not be written; retried with a growing pause.
     RolloutRecordUnwritable,
+    /// Normal: an update was found and a gate holds it (once per gate and candidate).
+    UpdateHeld,
+    /// Normal: the workload is managed by Argo CD or Flux (once per workload).
+    ManagedByGitOps,
 }
 
 impl Reason {
@@ -81,6 +85,8 @@ impl Reason {
             Reason::StuckPodDeleted => "StuckPodDeleted",
             Reason::RecordRejected => "RecordRejected",
             Reason::RolloutRecordUnwritable => "RolloutRecordUnwritable",
+            Reason::UpdateHeld => "UpdateHeld",
+            Reason::ManagedByGitOps => "ManagedByGitOps",
         }
     }
 
@@ -94,7 +100,9 @@ impl Reason {
             | Reason::ManualCheckRequested
             | Reason::ManualCheckUpdated
             | Reason::ManualCheckNoUpdate
-            | Reason::StuckPodDeleted => EventType::Normal,
+            | Reason::StuckPodDeleted
+            | Reason::UpdateHeld
+            | Reason::ManagedByGitOps => EventType::Normal,
             _ => EventType::Warning,
         }
     }
@@ -102,7 +110,10 @@ impl Reason {
     /// The `action` field: what the controller was doing.
     fn action(self) -> &'static str {
         match self {
-            Reason::ImageUpdated | Reason::UpdateFailed | Reason::DryRunWouldUpdate => "Update",
+            Reason::ImageUpdated
+            | Reason::UpdateFailed
+            | Reason::DryRunWouldUpdate
+            | Reason::UpdateHeld => "Update",
             Reason::RolloutCompleted
             | Reason::RolloutFailed
             | Reason::RecordRejected

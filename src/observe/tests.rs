@@ -33,6 +33,7 @@ fn workload(image: &str, progress: Progress) -> Workload {
         progress,
         progress_deadline_seconds: Some(600),
         generation_observed: true,
+        gitops: None,
     }
 }
 

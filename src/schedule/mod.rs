@@ -23,6 +23,7 @@
 //! WHY [`Schedule::delay_until_next`] is capped: a fire time years away (`0 0 0 1 * ? 2099`) must not
 //! overflow a timer, and a sleep that is re-evaluated daily also survives clock and zone-data changes.
 
+pub mod slots;
 pub mod state;
 
 pub use state::{FailureBackoff, Poll, ScheduleState, max_answer_age};

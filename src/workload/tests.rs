@@ -152,3 +152,53 @@ fn a_daemonset_completes_when_every_node_runs_the_new_pod() {
     done["numberAvailable"] = json!(3);
     assert_eq!(daemonset_progress(&ds(done)), Progress::Complete);
 }
+
+#[test]
+fn gitops_tools_are_named_by_their_own_labels_and_annotations() {
+    let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let none = BTreeMap::new();
+    assert_eq!(
+        GitOps::detect(
+            &none,
+            &map(&[(
+                "argocd.argoproj.io/tracking-id",
+                "app:apps/Deployment:ns/web"
+            )])
+        ),
+        Some(GitOps::ArgoCd)
+    );
+    assert_eq!(
+        GitOps::detect(&map(&[("argocd.argoproj.io/instance", "web")]), &none),
+        Some(GitOps::ArgoCd)
+    );
+    assert_eq!(
+        GitOps::detect(&map(&[("kustomize.toolkit.fluxcd.io/name", "apps")]), &none),
+        Some(GitOps::Flux)
+    );
+    assert_eq!(
+        GitOps::detect(&map(&[("helm.toolkit.fluxcd.io/name", "web")]), &none),
+        Some(GitOps::Flux)
+    );
+    // Look-alikes are not a tool.
+    assert_eq!(
+        GitOps::detect(
+            &map(&[("app.kubernetes.io/managed-by", "Helm")]),
+            &map(&[("argocd.argoproj.io/sync-wave", "1")])
+        ),
+        None
+    );
+    let advice = GitOps::ArgoCd.advice();
+    assert!(
+        advice.contains("ignoreDifferences") && advice.contains("RespectIgnoreDifferences=true")
+    );
+    assert!(
+        GitOps::Flux
+            .advice()
+            .contains("kustomize.toolkit.fluxcd.io/ssa: IfNotPresent")
+    );
+}
