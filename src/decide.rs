@@ -149,6 +149,17 @@ impl std::fmt::Display for HeldByAge {
     }
 }
 
+/// As a reason an update waits (`admit`'s vocabulary, for Events, logs and `plan`).
+impl From<&HeldByAge> for crate::admit::Held {
+    fn from(held: &HeldByAge) -> Self {
+        crate::admit::Held::MinAge {
+            container: held.container.clone(),
+            image: held.image.clone(),
+            ripens_at: held.ripens_at,
+        }
+    }
+}
+
 impl Findings {
     /// When a `min-age` hold next expires, to check again then.
     pub fn recheck_at(&self) -> Option<DateTime<Utc>> {

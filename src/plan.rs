@@ -148,20 +148,13 @@ async fn pending(
 /// One workload's decision in words: the updates (and the gate holding each), what is kept and why,
 /// candidates waiting for `min-age`, errors, and invalid gate annotations.
 fn describe(findings: &Findings, settings: &Settings, now: DateTime<Utc>) -> String {
-    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let held_by = if settings.gates.hold {
-        Some(format!("{} is true", annotations::HOLD))
-    } else {
-        settings
-            .gates
-            .update_window
-            .as_ref()
-            .filter(|w| !settings.force && !w.is_open(now))
-            .map(|w| match w.next_open(now) {
-                Some(at) => format!("update-window until {}", time(at)),
-                None => "update-window, which never opens again".to_owned(),
-            })
-    };
+    let holds: Vec<String> = settings
+        .gates
+        .holds_at(now, settings.force)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let held_by = (!holds.is_empty()).then(|| holds.join("; "));
     let mut parts: Vec<String> = findings
         .changes
         .iter()
@@ -171,7 +164,7 @@ fn describe(findings: &Findings, settings: &Settings, now: DateTime<Utc>) -> Str
                 c.container.name, c.from_image, c.to_image
             );
             match &held_by {
-                Some(gate) => format!("{update} (held by {gate})"),
+                Some(why) => format!("{update} ({why})"),
                 None => update,
             }
         })
@@ -308,7 +301,7 @@ mod tests {
         let window = settings(&[(annotations::UPDATE_WINDOW, "0 0 2 * * SAT for 4h")]);
         assert_eq!(
             describe(&findings, &window, at("2026-01-01T06:00:00Z")),
-            "update app: app:1.0.0 -> app:1.1.0@sha256:aa (held by update-window until 2026-01-03T02:00:00Z)"
+            "update app: app:1.0.0 -> app:1.1.0@sha256:aa (outside watch-cluster.io/update-window; the next window opens at 2026-01-03T02:00:00Z)"
         );
         assert_eq!(
             describe(&findings, &window, at("2026-01-03T03:00:00Z")),
@@ -317,7 +310,7 @@ mod tests {
         let hold = settings(&[(annotations::HOLD, "true")]);
         assert!(
             describe(&findings, &hold, at("2026-01-03T03:00:00Z"))
-                .ends_with("(held by watch-cluster.io/hold is true)")
+                .contains("(held by watch-cluster.io/hold: \"true\"")
         );
     }
 

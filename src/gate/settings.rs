@@ -6,10 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::{SkipList, TagFilter, UpdateWindow};
 use crate::{
+    admit::Held,
     annotations::{HOLD, InvalidAnnotation, MIN_AGE, SKIP, TAG_FILTER, UPDATE_WINDOW, non_empty},
     duration,
     strategy::Strategy,
@@ -31,6 +32,24 @@ pub struct Gates {
 }
 
 impl Gates {
+    /// Why an update decided at `now` may not start yet, for the gates that decide *when* (`hold`, then
+    /// `update-window`); `force` (`check-now: "force"`) skips the window, never `hold`. Empty: it may start
+    /// (as far as these gates go: min-age holds come from deciding, rollout slots from the caller).
+    pub fn holds_at(&self, now: DateTime<Utc>, force: bool) -> Vec<Held> {
+        let mut holds = Vec::new();
+        if self.hold {
+            holds.push(Held::Hold);
+        }
+        if let Some(window) = self.update_window.as_ref().filter(|_| !force)
+            && !window.is_open(now)
+        {
+            holds.push(Held::Window {
+                opens_at: window.next_open(now),
+            });
+        }
+        holds
+    }
+
     /// Reads the gate annotations; each invalid one is an error, the others are still read.
     pub fn from_annotations(
         annotations: &BTreeMap<String, String>,
@@ -216,5 +235,38 @@ mod tests {
         let named: Vec<&str> = s.gate_errors.iter().map(|e| e.annotation).collect();
         assert_eq!(named, [MIN_AGE, HOLD]);
         assert!(s.gates.skip.matches("1.0.0", "sha256:x"));
+    }
+
+    #[test]
+    fn hold_and_a_closed_window_hold_an_update_and_force_skips_only_the_window() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let (gates, errors) = Gates::from_annotations(
+            &annotations(&[(UPDATE_WINDOW, "0 0 2 * * SAT for 4h"), (HOLD, "true")]),
+            chrono_tz::UTC,
+            Strategy::Version,
+        );
+        assert!(errors.is_empty());
+        // Thursday 1 January 2026: the window opens on Saturday the 3rd at 02:00.
+        let thursday = at("2026-01-01T00:00:00Z");
+        assert_eq!(
+            gates.holds_at(thursday, false),
+            [
+                Held::Hold,
+                Held::Window {
+                    opens_at: Some(at("2026-01-03T02:00:00Z"))
+                }
+            ]
+        );
+        assert_eq!(gates.holds_at(thursday, true), [Held::Hold]);
+        let open = Gates {
+            hold: false,
+            ..gates
+        };
+        assert!(open.holds_at(at("2026-01-03T03:00:00Z"), false).is_empty());
+        assert!(Gates::default().holds_at(thursday, false).is_empty());
     }
 }
