@@ -269,4 +269,63 @@ mod tests {
         assert!(open.holds_at(at("2026-01-03T03:00:00Z"), false).is_empty());
         assert!(Gates::default().holds_at(thursday, false).is_empty());
     }
+
+    /// The text of a docs/annotations.md section, up to the next heading of any level.
+    fn doc_section(heading: &str) -> &'static str {
+        let doc = include_str!("../../docs/annotations.md");
+        let start = doc
+            .find(&format!("\n{heading}\n"))
+            .unwrap_or_else(|| panic!("{heading} is in docs/annotations.md"));
+        let rest = &doc[start + heading.len() + 2..];
+        rest.find("\n#").map_or(rest, |end| &rest[..end])
+    }
+
+    /// The first `code` of every table row of a section.
+    fn table_values(section: &str) -> Vec<&str> {
+        section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split_once('`').map(|(value, _)| value))
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_examples_are_valid() {
+        let yaml: Vec<(String, String)> = doc_section("## Safety gates")
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("watch-cluster.io/"))
+            .filter_map(|line| line.split_once(": "))
+            .map(|(key, value)| {
+                let value = value.split(" #").next().unwrap_or(value).trim();
+                let unquoted = value.trim_matches(|c| c == '"' || c == '\'');
+                (format!("watch-cluster.io/{key}"), unquoted.to_owned())
+            })
+            .collect();
+        assert_eq!(yaml.len(), 5, "{yaml:?}");
+        let map: BTreeMap<String, String> = yaml.into_iter().collect();
+        let settings = Settings::from_annotations(&map, chrono_tz::UTC).unwrap();
+        assert!(
+            settings.gate_errors.is_empty(),
+            "{:?}",
+            settings.gate_errors
+        );
+        assert!(settings.gates.tag_filter.unwrap().matches("1.2.10"));
+        assert!(settings.gates.update_window.is_some() && settings.gates.min_age.is_some());
+
+        let windows = table_values(doc_section("### update-window"));
+        assert_eq!(windows.len(), 4);
+        for window in windows {
+            UpdateWindow::parse(window, chrono_tz::UTC).unwrap_or_else(|e| panic!("{window}: {e}"));
+        }
+        let crons = table_values(doc_section("### cron"));
+        assert_eq!(crons.len(), 4);
+        for cron in crons {
+            crate::schedule::Schedule::parse(cron, chrono_tz::UTC)
+                .unwrap_or_else(|e| panic!("{cron}: {e}"));
+        }
+        for duration in ["30m", "24h", "7d", "1h30m", "1d12h"] {
+            assert!(doc_section("### Durations").contains(&format!("`{duration}`")));
+            duration::parse(duration).unwrap();
+        }
+    }
 }
