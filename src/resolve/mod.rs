@@ -175,35 +175,8 @@ async fn resolve_version(
     let repository = repository_of(image);
     let tags = registry.list_tags(&repository, credential).await?;
     let evaluation = rank_candidates_filtered(strategy, tag, &tags, gates.tag_filter)?;
-    let mut resolved = Vec::new();
-    let mut waiting = 0;
-    for candidate in &evaluation.accepted {
-        let digest = registry
-            .head_digest(&repository, candidate.as_str(), credential)
-            .await?;
-        let candidate_tag = candidate.as_str();
-        let takeable = excluded
-            .why(container, image, candidate_tag, &digest)
-            .is_none();
-        let ripe = gates.min_age.is_none_or(|min_age| {
-            let pinned = image.with_tag_and_digest(candidate_tag, &digest);
-            is_ripe(gates.pending, &pinned, min_age, gates.now)
-        });
-        resolved.push(ResolvedCandidate {
-            tag: candidate_tag.to_owned(),
-            digest,
-        });
-        if takeable {
-            if ripe {
-                break;
-            }
-            // Unripe candidates beyond what `pending` can hold would only start over: stop HEADing.
-            waiting += 1;
-            if waiting > PENDING_LIMIT {
-                break;
-            }
-        }
-    }
+    let resolved =
+        head_candidates(registry, &repository, target, &evaluation, excluded, gates).await?;
     let (decision, age) = match gates.min_age {
         None => (
             decide_version_excluding(image, container, &evaluation, &resolved, excluded),
@@ -215,23 +188,16 @@ async fn resolve_version(
                 .map(|r| age_candidate(target, &r.tag, &r.digest, excluded))
                 .collect();
             let selection = select(&candidates, gates.pending, min_age, gates.now);
-            let decision = match (selection.chosen, selection.held.first()) {
-                (Some(index), _) => decide_version_excluding(
-                    image,
-                    container,
-                    &evaluation,
-                    &resolved[index..=index],
-                    excluded,
-                ),
-                (None, Some(best)) => Decision::Keep(KeepReason::HeldByMinAge {
-                    image: candidates[best.index].image.clone(),
-                    ripens_at: best.ripens_at,
-                }),
+            let decision = age_decision(
+                &selection,
+                &candidates,
+                |index| {
+                    let chosen = &resolved[index..=index];
+                    decide_version_excluding(image, container, &evaluation, chosen, excluded)
+                },
                 // Nothing waits: every candidate looked at is excluded, or there is none.
-                (None, None) => {
-                    decide_version_excluding(image, container, &evaluation, &resolved, excluded)
-                }
-            };
+                || decide_version_excluding(image, container, &evaluation, &resolved, excluded),
+            );
             (decision, Some(age_outcome(&candidates, selection)))
         }
     };
@@ -241,6 +207,63 @@ async fn resolve_version(
         resolved,
         age,
     })
+}
+
+/// HEADs the ranked candidates best-first until one may be taken now (not excluded and, with `min-age`,
+/// old enough); with `min-age`, also stops after [`PENDING_LIMIT`] + 1 that are too new: more would not
+/// fit in `pending` and would only start over at the next check.
+async fn head_candidates(
+    registry: &RegistryClient,
+    repository: &Repository,
+    target: Target<'_>,
+    evaluation: &Evaluation,
+    excluded: Excluded<'_>,
+    gates: CandidateGates<'_>,
+) -> Result<Vec<ResolvedCandidate>, RegistryError> {
+    let mut resolved = Vec::new();
+    let mut waiting = 0;
+    for candidate in &evaluation.accepted {
+        let tag = candidate.as_str();
+        let digest = registry
+            .head_digest(repository, tag, target.credential)
+            .await?;
+        let takeable = excluded
+            .why(target.container, target.image, tag, &digest)
+            .is_none();
+        let ripe = gates.min_age.is_none_or(|min_age| {
+            let pinned = target.image.with_tag_and_digest(tag, &digest);
+            is_ripe(gates.pending, &pinned, min_age, gates.now)
+        });
+        resolved.push(ResolvedCandidate {
+            tag: tag.to_owned(),
+            digest,
+        });
+        if takeable {
+            waiting += usize::from(!ripe);
+            if ripe || waiting > PENDING_LIMIT {
+                break;
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// The decision once `min-age` has selected: `take` the chosen candidate, else hold for the best waiting
+/// one, else (nothing waits) what the strategy says `otherwise`.
+fn age_decision(
+    selection: &AgeSelection,
+    candidates: &[AgeCandidate],
+    take: impl FnOnce(usize) -> Decision,
+    otherwise: impl FnOnce() -> Decision,
+) -> Decision {
+    match (selection.chosen, selection.held.first()) {
+        (Some(index), _) => take(index),
+        (None, Some(best)) => Decision::Keep(KeepReason::HeldByMinAge {
+            image: candidates[best.index].image.clone(),
+            ripens_at: best.ripens_at,
+        }),
+        (None, None) => otherwise(),
+    }
 }
 
 async fn resolve_latest(
@@ -286,46 +309,65 @@ async fn resolve_latest(
     };
     let mut candidates =
         latest_candidates(target, tag, &digest, current.as_deref(), gates, excluded);
-    // Each round forgets one digest the registry no longer serves; the list is at most PENDING_LIMIT + 1 long.
-    let selection = loop {
-        let selection = select(&candidates, gates.pending, min_age, gates.now);
-        match selection.chosen {
-            Some(index) if index > 0 => {
-                let older = &candidates[index].digest;
-                if registry
-                    .digest_exists(&repository, older, credential)
-                    .await?
-                {
-                    break selection;
-                }
-                tracing::info!(container, digest = %older, "an older digest of the tag is no longer served: forgotten");
-                candidates[index].excluded = true;
-            }
-            _ => break selection,
-        }
-    };
-    let decision = match (selection.chosen, selection.held.first()) {
-        (Some(index), _) => decide_latest_excluding(
-            image,
-            container,
-            current.as_deref(),
-            &candidates[index].digest,
-            excluded,
-        ),
-        (None, Some(best)) => Decision::Keep(KeepReason::HeldByMinAge {
-            image: candidates[best.index].image.clone(),
-            ripens_at: best.ripens_at,
-        }),
-        (None, None) => {
-            decide_latest_excluding(image, container, current.as_deref(), &digest, excluded)
-        }
-    };
+    let selection = select_served(
+        registry,
+        &repository,
+        target,
+        &mut candidates,
+        gates,
+        min_age,
+    )
+    .await?;
+    let current = current.as_deref();
+    let decision = age_decision(
+        &selection,
+        &candidates,
+        |index| {
+            decide_latest_excluding(
+                image,
+                container,
+                current,
+                &candidates[index].digest,
+                excluded,
+            )
+        },
+        || decide_latest_excluding(image, container, current, &digest, excluded),
+    );
     Ok(Resolution {
         decision,
         evaluation: None,
         resolved,
         age: Some(age_outcome(&candidates, selection)),
     })
+}
+
+/// [`select`] for `latest`, checking that an older digest chosen is still served (one HEAD by digest);
+/// one that is not is forgotten (marked excluded, so it leaves `pending`) and the choice is made again.
+/// Each round forgets one candidate, so there are at most as many rounds as candidates.
+async fn select_served(
+    registry: &RegistryClient,
+    repository: &Repository,
+    target: Target<'_>,
+    candidates: &mut [AgeCandidate],
+    gates: CandidateGates<'_>,
+    min_age: Duration,
+) -> Result<AgeSelection, RegistryError> {
+    loop {
+        let selection = select(candidates, gates.pending, min_age, gates.now);
+        // Index 0 is the tag's digest now: the registry has just served it.
+        let Some(index) = selection.chosen.filter(|i| *i > 0) else {
+            return Ok(selection);
+        };
+        let older = &candidates[index].digest;
+        if registry
+            .digest_exists(repository, older, target.credential)
+            .await?
+        {
+            return Ok(selection);
+        }
+        tracing::info!(container = target.container, digest = %older, "an older digest of the tag is no longer served: forgotten");
+        candidates[index].excluded = true;
+    }
 }
 
 /// `latest`'s candidates newest first: the tag's digest now, then the digests it pointed to before (from
