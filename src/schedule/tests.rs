@@ -497,3 +497,27 @@ fn the_latest_fire_time_before_a_moment_is_found_backwards() {
         Some(at("2026-01-03T02:00:00Z"))
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn a_wrapping_hour_range_with_a_step_fires_on_exactly_the_hours_it_names(
+        start in 1u32..24, end in 0u32..23, step in 1u32..5,
+    ) {
+        prop_assume!(start > end);
+        let expression = format!("0 0 {start}-{end}/{step} * * ?");
+        let schedule = Schedule::parse(&expression, Tz::UTC).unwrap();
+        // Counting on from `start` across midnight, every `step` hours, up to `end`.
+        let span = end + 24 - start;
+        let expected: std::collections::BTreeSet<u32> =
+            (0..=span).step_by(step as usize).map(|o| (start + o) % 24).collect();
+        let mut t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..expected.len() * 2 {
+            t = schedule.next_after(t).unwrap();
+            prop_assert_eq!(t.timestamp() % 3600, 0);
+            seen.insert(u32::try_from(t.timestamp() / 3600 % 24).unwrap());
+        }
+        prop_assert_eq!(seen, expected);
+    }
+}
