@@ -161,6 +161,18 @@ impl From<&HeldByAge> for crate::admit::Held {
 }
 
 impl Findings {
+    /// The `pending` change as a JSON merge-patch value for `metadata.annotations`: `null` removes the
+    /// annotation; `None` when nothing changes.
+    pub fn pending_merge_value(&self) -> Option<serde_json::Value> {
+        self.pending.as_ref().map(|value| {
+            if value.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(value.clone())
+            }
+        })
+    }
+
     /// When a `min-age` hold next expires, to check again then.
     pub fn recheck_at(&self) -> Option<DateTime<Utc>> {
         self.held.iter().map(|h| h.recheck_at).min()

@@ -39,6 +39,20 @@ fn pending_is_written_only_when_its_content_changes_and_removed_when_empty() {
         Some(String::new())
     );
     assert_eq!(pending_change(None, &Pending::default()), None);
+    // As a merge patch: null removes, a string sets, nothing leaves it.
+    let merge = |pending: Option<&str>| {
+        Findings {
+            pending: pending.map(str::to_owned),
+            ..Findings::default()
+        }
+        .pending_merge_value()
+    };
+    assert_eq!(merge(Some("")), Some(serde_json::Value::Null));
+    assert_eq!(
+        merge(Some(&value)),
+        Some(serde_json::Value::String(value.clone()))
+    );
+    assert_eq!(merge(None), None);
     // An unreadable value is replaced, even by an empty list.
     assert_eq!(
         pending_change(Some("{"), &Pending::default()),
