@@ -90,6 +90,9 @@ pub struct RunArgs {
         hide = true
     )]
     pub registry_sharing: Option<String>,
+    /// The registry push-event listener (`EVENTS_*`).
+    #[command(flatten)]
+    pub events: EventsArgs,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -146,6 +149,8 @@ pub struct Config {
     pub max_concurrent_checks: usize,
     /// How many rollouts may be in flight at once; `0` is unbounded.
     pub max_concurrent_rollouts: usize,
+    /// The registry push-event listener; `None` without `EVENTS_ADDR`.
+    pub events: Option<EventsConfig>,
 }
 
 impl Config {
@@ -208,6 +213,7 @@ impl Config {
                 .map(parse_rollout_bound)
                 .transpose()?
                 .unwrap_or(0),
+            events: events::parse(&args.events)?,
         })
     }
 }
@@ -451,6 +457,9 @@ impl fmt::Display for LogFormat {
 }
 
 mod ca_file;
+mod events;
+
+pub use events::{EventsArgs, EventsConfig};
 
 #[cfg(test)]
 mod tests;

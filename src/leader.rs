@@ -15,7 +15,10 @@
 //!   renewal, well before a follower can see the Lease expire, and every round has [`CALL_TIMEOUT`], so a
 //!   hung API call cannot keep it leading.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
@@ -63,6 +66,25 @@ pub struct LeaseConfig {
     pub retry_interval: Duration,
     /// Timeout of one round of Lease calls.
     pub call_timeout: Duration,
+    /// Where the election leaves the identity it took the Lease over from.
+    pub handover: Handover,
+}
+
+/// The holder this replica last took the Lease over from, left by the election for whoever must tidy
+/// up after it (the push-event leader label, docs/push-events.md). Cheap to clone; clones share.
+#[derive(Debug, Clone, Default)]
+pub struct Handover(Arc<Mutex<Option<String>>>);
+
+impl Handover {
+    /// The previous holder, once: taken by the reader.
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Records the holder taken over from (the election; tests of readers).
+    pub(crate) fn record(&self, holder: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(holder);
+    }
 }
 
 impl LeaseConfig {
@@ -77,6 +99,7 @@ impl LeaseConfig {
             renew_interval: RENEW_INTERVAL,
             retry_interval: RETRY_INTERVAL,
             call_timeout: CALL_TIMEOUT,
+            handover: Handover::default(),
         }
     }
 }
@@ -277,13 +300,21 @@ impl Elector {
             return Ok(false);
         }
         let spec = lease.spec.clone().unwrap_or_default();
+        let previous = spec
+            .holder_identity
+            .clone()
+            .filter(|h| !h.is_empty() && *h != self.config.identity);
         lease.spec = Some(held_spec(Some(&spec), &self.config, Utc::now()));
         // The resourceVersion read above makes this PUT a compare-and-swap.
         let put = self
             .api
             .replace(&self.config.name, &PostParams::default(), &lease)
             .await;
-        conflict_is_no(put)
+        let taken = conflict_is_no(put)?;
+        if let Some(previous) = previous.filter(|_| taken) {
+            self.config.handover.record(previous);
+        }
+        Ok(taken)
     }
 
     async fn create(&self) -> Result<bool, kube::Error> {

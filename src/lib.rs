@@ -15,6 +15,7 @@
 //! | apply it | [`update`] |
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
+//! | registry push events: check at once what a push concerns | [`push`] |
 //! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
 //! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text), [`duration`] (`1h30m`) |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
@@ -36,6 +37,7 @@ pub mod metrics;
 pub mod notify;
 pub mod observe;
 pub mod plan;
+pub mod push;
 pub mod record;
 pub mod registry;
 pub mod resolve;

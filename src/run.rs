@@ -1,17 +1,20 @@
 //! `watch-cluster run`: assemble the controller from its settings and run it until shutdown (docs/settings.md).
 //!
 //! Input: validated settings. Output: a running controller (watches, leader election, admin server,
-//! webhook writer) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by
+//! webhook writer, push-event listener) that exits cleanly on SIGTERM. [`Runtime`] is the one assembly of those parts, used by
 //! `run` and by `demo`; [`Runtime::stop`] is the one shutdown, in an order that keeps "two replicas never
 //! act at once" and a deadline on every step, so it ends within the grace period whatever the API
 //! server does:
-//! 1. no new checks: the shutdown token is cancelled (reconcile no longer acts, `/readyz` answers 503);
+//! 1. no new checks: the shutdown token is cancelled (reconcile no longer acts, `/readyz` answers 503),
+//!    and the push-event listener stops accepting;
 //! 2. drain: reconciles in flight finish and the work they detached (outcome deliveries) ends,
 //!    within [`DRAIN_DEADLINE`];
 //! 3. queued webhooks are flushed within [`FLUSH_DEADLINE`];
-//! 4. the Lease is released, within the Lease call timeout — only when the drain finished: otherwise
-//!    work may still be running, and the Lease is left to expire after this process has gone;
-//! 5. the admin server stops within [`ADMIN_DEADLINE`].
+//! 4. the leader label comes off this Pod (so the events Service stops routing here), within the label
+//!    call timeout; then the Lease is released, within the Lease call timeout — only when the drain
+//!    finished: otherwise work may still be running, and the Lease is left to expire after this process
+//!    has gone;
+//! 5. the admin server and the push-event listener stop within [`ADMIN_DEADLINE`] each.
 
 use std::{sync::Arc, time::Duration};
 
@@ -42,8 +45,9 @@ pub const GRACE_PERIOD: Duration = Duration::from_secs(30);
 const _: () = assert!(
     DRAIN_DEADLINE.as_secs()
         + FLUSH_DEADLINE.as_secs()
+        + crate::push::label::CALL_TIMEOUT.as_secs()
         + leader::CALL_TIMEOUT.as_secs()
-        + ADMIN_DEADLINE.as_secs()
+        + 2 * ADMIN_DEADLINE.as_secs()
         < GRACE_PERIOD.as_secs()
 );
 
@@ -100,6 +104,7 @@ pub async fn serve(config: Config, webhook: WebhookConfig) -> anyhow::Result<()>
         dry_run = config.dry_run,
         admin_addr = %config.admin_addr,
         leader_election = config.leader_election,
+        events_addr = ?config.events.as_ref().map(|e| e.addr),
         webhook = %webhook.summary(),
         "starting watch-cluster"
     );
@@ -159,6 +164,8 @@ pub struct Runtime {
     controllers: JoinHandle<()>,
     election: Option<Election>,
     admin: Option<(CancellationToken, JoinHandle<()>)>,
+    /// The push-event listener, its consumer and the leader label (`EVENTS_ADDR` set).
+    events: Option<events::Events>,
     background: Vec<JoinHandle<()>>,
 }
 
@@ -182,6 +189,12 @@ impl Runtime {
             parts.record_key,
             &mut metrics,
         )?);
+        let handover = parts
+            .lease
+            .as_ref()
+            .map(|lease| lease.handover.clone())
+            .unwrap_or_default();
+        let lease_namespace = parts.lease.as_ref().map(|lease| lease.namespace.clone());
         let election = parts.lease.map(|lease| {
             // Its own token: the Lease is released only once the drain has finished (see `stop`).
             let release = CancellationToken::new();
@@ -193,6 +206,22 @@ impl Runtime {
             ));
             Election { task, release }
         });
+        let events = match &parts.config.events {
+            Some(settings) => {
+                // The label goes on Pods of the controller's namespace, where its Lease is.
+                let namespace = lease_namespace.unwrap_or_else(own_namespace);
+                let started = events::Events::start(
+                    &ctx,
+                    settings,
+                    &parts.client,
+                    &namespace,
+                    handover,
+                    &mut metrics,
+                );
+                Some(started.await?)
+            }
+            None => None,
+        };
         let api = ApiHealth::default();
         let background = vec![
             tokio::spawn(leader_gauge(ctx.clone())),
@@ -216,6 +245,7 @@ impl Runtime {
             controllers,
             election,
             admin,
+            events,
             background,
         })
     }
@@ -228,8 +258,14 @@ impl Runtime {
     /// Shuts down in the order of the module docs, every step under its deadline.
     pub async fn stop(mut self) {
         self.ctx.shutdown.cancel();
+        if let Some(events) = &self.events {
+            events.stop_listening();
+        }
         let drained = self.drain().await;
         self.ctx.notifier.shutdown(FLUSH_DEADLINE).await;
+        if let Some(events) = &mut self.events {
+            events.remove_label().await;
+        }
         if let Some(election) = self.election {
             if drained {
                 election.release.cancel();
@@ -252,6 +288,9 @@ impl Runtime {
             if tokio::time::timeout(ADMIN_DEADLINE, task).await.is_err() {
                 abort.abort();
             }
+        }
+        if let Some(events) = self.events {
+            events.join(ADMIN_DEADLINE).await;
         }
         for task in self.background {
             task.abort();
@@ -288,11 +327,16 @@ impl Runtime {
             stop.cancel();
             task.abort();
         }
+        if let Some(events) = &self.events {
+            events.abort();
+        }
         for task in &self.background {
             task.abort();
         }
     }
 }
+
+mod events;
 
 /// Keeps the `watch_cluster_leader` gauge on the leadership flag.
 async fn leader_gauge(ctx: Arc<Context>) {
@@ -433,5 +477,83 @@ mod tests {
         pass(Duration::from_secs(6)).await;
         assert!(stopping.is_finished(), "stopped within the drain deadline");
         assert_eq!(holder(&api), None, "released once the work is done");
+    }
+
+    fn pod_label(api: &watch_cluster_sim::InProcess) -> Option<String> {
+        let pod = api
+            .store
+            .get(watch_cluster_sim::Kind::Pod, Some("default"), "replica-1")?;
+        pod["metadata"]["labels"]["watch-cluster.io/leader"]
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    fn resource_version(
+        api: &watch_cluster_sim::InProcess,
+        kind: watch_cluster_sim::Kind,
+        name: &str,
+    ) -> u64 {
+        let object = api.store.get(kind, Some("default"), name).unwrap();
+        object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_labels_its_pod_and_removes_the_label_before_releasing_the_lease() {
+        crate::install_crypto_provider();
+        let api =
+            watch_cluster_sim::InProcess::new(watch_cluster_sim::ApiConfig::default()).unwrap();
+        api.store
+            .create(
+                watch_cluster_sim::Kind::Pod,
+                serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "replica-1", "namespace": "default"},
+                    "spec": {"containers": [{"name": "c", "image": "busybox:1.36"}]}}),
+            )
+            .unwrap();
+        let args = crate::config::RunArgs {
+            events: crate::config::EventsArgs {
+                events_addr: Some("127.0.0.1:0".into()),
+                events_token: Some("0123456789abcdef0123456789abcdef".into()),
+                pod_name: Some("replica-1".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let runtime = Runtime::start(Parts {
+            client: api.client.clone(),
+            config: Config::from_args(&args).unwrap(),
+            webhook: WebhookConfig::disabled(),
+            identity: "replica-1".into(),
+            lease: Some(LeaseConfig::new(
+                "default".into(),
+                "watch-cluster".into(),
+                "replica-1".into(),
+            )),
+            admin: false,
+            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
+        })
+        .await
+        .unwrap();
+        pass(Duration::from_secs(2)).await;
+        assert_eq!(holder(&api).as_deref(), Some("replica-1"));
+        assert_eq!(
+            pod_label(&api).as_deref(),
+            Some("true"),
+            "the leader's Pod is labelled"
+        );
+        runtime.stop().await;
+        assert_eq!(pod_label(&api), None, "the label is removed on shutdown");
+        assert_eq!(holder(&api), None, "and the Lease released");
+        // One global resourceVersion: the Pod's last write came before the Lease's.
+        let pod = resource_version(&api, watch_cluster_sim::Kind::Pod, "replica-1");
+        let lease = resource_version(&api, watch_cluster_sim::Kind::Lease, "watch-cluster");
+        assert!(
+            pod < lease,
+            "label removed (rv {pod}) before the Lease was released (rv {lease})"
+        );
     }
 }

@@ -72,6 +72,8 @@ on_both_backends! {
     deployment_leader_election => leader_election;
     deployment_leader_killed_mid_rollout => |b| leader_killed(b, Kind::Deployment);
     deployment_sigterm => sigterm;
+    deployment_rollout_bound_with_a_leader_change => rollout_bound;
+    deployment_gitops_managed => gitops_managed;
     statefulset_semver => |b| semver(b, Kind::StatefulSet);
     statefulset_moving_tag => |b| moving_tag(b, Kind::StatefulSet);
     statefulset_multi_arch => |b| multi_arch(b, Kind::StatefulSet);

@@ -166,3 +166,23 @@ async fn an_abandoned_lease_is_taken_after_the_lease_duration_on_our_clock_whate
     );
     assert_eq!(holder(&leases).as_deref(), Some("b"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_taking_over_an_abandoned_lease_leaves_the_previous_holder_in_the_handover() {
+    let leases = FakeLeases::default();
+    leases.put(held_by("pod-a", chrono::Duration::zero()));
+    let config = lease_config("pod-b");
+    let handover = config.handover.clone();
+    let (tx, mut leading) = watch::channel(false);
+    let stop = CancellationToken::new();
+    tokio::spawn(campaign(leases.client(), config, tx, stop.clone()));
+    tokio::time::timeout(Duration::from_secs(30), leading.wait_for(|l| *l))
+        .await
+        .expect("taken once abandoned")
+        .unwrap();
+    assert_eq!(handover.take().as_deref(), Some("pod-a"));
+    assert_eq!(handover.take(), None, "taken once");
+    // Renewing its own Lease names no previous holder.
+    tokio::time::sleep(RENEW_INTERVAL * 2).await;
+    assert_eq!(handover.take(), None);
+}

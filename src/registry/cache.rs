@@ -85,6 +85,12 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         self.lock().remove(key);
     }
 
+    /// Forgets every key `matches` selects (a push event made them stale). A fetch in flight still
+    /// answers the callers already waiting on it; the next caller fetches again.
+    pub(crate) fn invalidate_where(&self, matches: impl Fn(&K) -> bool) {
+        self.lock().retain(|key, _| !matches(key));
+    }
+
     fn cell_for(&self, key: &K, max_age: Option<Duration>) -> Cell<V> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -177,6 +183,21 @@ mod tests {
             .get_or_fetch(&1, || async { (Ok(3), Instant::now()) })
             .await;
         assert_eq!(r.unwrap(), 2, "a fresh answer is reused");
+    }
+
+    #[tokio::test]
+    async fn invalidated_keys_are_fetched_again_and_the_others_are_kept() {
+        let cache = Coalescing::<u8, u32>::new(16);
+        let ttl = || Instant::now() + Duration::from_secs(60);
+        for key in [1, 2, 3] {
+            let r = cache.get_or_fetch(&key, || async { (Ok(10), ttl()) }).await;
+            assert_eq!(r.unwrap(), 10);
+        }
+        cache.invalidate_where(|k| *k != 2);
+        for (key, expected) in [(1, 20), (2, 10), (3, 20)] {
+            let r = cache.get_or_fetch(&key, || async { (Ok(20), ttl()) }).await;
+            assert_eq!(r.unwrap(), expected, "key {key}");
+        }
     }
 
     #[tokio::test]

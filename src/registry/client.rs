@@ -153,6 +153,15 @@ impl RegistryClient {
         }
     }
 
+    /// Drops the shared tag lists and tag digests of `repo` for every credential: a push event says they
+    /// are stale (SPEC §12). Child digests stay: digests are immutable.
+    pub fn forget_repository(&self, repo: &Repository) {
+        let registry = api_host(&repo.registry);
+        let of_repo = |key: &LookupKey| key.registry == registry && key.name == repo.name;
+        self.inner.tags.invalidate_where(of_repo);
+        self.inner.digests.invalidate_where(of_repo);
+    }
+
     /// The child manifest digests of the index `index_digest` (empty for a single-image manifest).
     pub async fn child_digests(
         &self,
@@ -372,6 +381,36 @@ mod tests {
         assert!(!client.digest_exists(&repo, &gone, None).await.unwrap());
         let head = format!("/v2/team/app/manifests/{gone}");
         assert_eq!(fake.count(http::Method::HEAD, &head), 1);
+    }
+
+    #[tokio::test]
+    async fn a_forgotten_repository_is_asked_again_and_other_repositories_are_not() {
+        let (fake, client, repo) = setup(true).await;
+        fake.set_digest("team/other", "1.0", DIGEST);
+        let other = Repository::new(fake.host(), "team/other");
+        look_up_twice(&client, &repo).await;
+        assert_eq!(
+            client.head_digest(&other, "1.0", None).await.unwrap(),
+            DIGEST
+        );
+        let pushed = format!("sha256:{}", "2".repeat(64));
+        fake.set_digest("team/app", "1.0", &pushed);
+        client.forget_repository(&repo);
+        assert_eq!(
+            client.head_digest(&repo, "1.0", None).await.unwrap(),
+            pushed
+        );
+        assert_eq!(client.list_tags(&repo, None).await.unwrap().len(), 1);
+        assert_eq!(
+            client.head_digest(&other, "1.0", None).await.unwrap(),
+            DIGEST
+        );
+        assert_eq!(fake.count(http::Method::GET, "/v2/team/app/tags/list"), 2);
+        assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 2);
+        assert_eq!(
+            fake.count(http::Method::HEAD, "/v2/team/other/manifests/"),
+            1
+        );
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount},
+    networking::v1::Ingress,
     policy::v1::PodDisruptionBudget,
     rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding},
 };
@@ -57,8 +58,10 @@ fn every_manifest_parses_into_its_kubernetes_type() {
                 "PodDisruptionBudget" => {
                     serde_json::from_value::<PodDisruptionBudget>(value).map(drop)
                 }
+                // The example Ingress of k8s/components/events.
+                "Ingress" => serde_json::from_value::<Ingress>(value).map(drop),
                 // kustomize's own files
-                "Kustomization" => Ok(()),
+                "Kustomization" | "Component" => Ok(()),
                 // A CRD type of the Prometheus Operator: check the fields it needs.
                 "PrometheusRule" => {
                     let rules = doc["spec"]["groups"][0]["rules"]

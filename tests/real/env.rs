@@ -494,6 +494,18 @@ spec:
             .expect("workload created");
     }
 
+    /// Every workload of `kind` in the namespace, as JSON.
+    pub async fn list(&self, kind: Kind) -> Vec<Value> {
+        self.api(kind)
+            .list(&kube::api::ListParams::default())
+            .await
+            .expect("list workloads")
+            .items
+            .into_iter()
+            .map(|o| serde_json::to_value(o).expect("json"))
+            .collect()
+    }
+
     pub async fn get(&self, kind: Kind, name: &str) -> Value {
         match self.api(kind).get_opt(name).await.expect("get workload") {
             Some(object) => serde_json::to_value(object).expect("json"),
@@ -548,6 +560,11 @@ spec:
 
     /// The reasons of the Events recorded about `name`, oldest first.
     pub async fn reasons(&self, name: &str) -> Vec<String> {
+        self.events(name).await.into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// watch-cluster's Events about `name`, oldest first: (reason, note).
+    pub async fn events(&self, name: &str) -> Vec<(String, String)> {
         let mut events: Vec<Event> = Api::<Event>::namespaced(self.admin.clone(), self.ns())
             .list(&ListParams::default())
             .await
@@ -559,7 +576,10 @@ spec:
             .filter(|e| e.reporting_controller.as_deref() == Some("watch-cluster"))
             .collect();
         events.sort_by_key(|e| e.metadata.creation_timestamp.clone());
-        events.into_iter().filter_map(|e| e.reason).collect()
+        events
+            .into_iter()
+            .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
+            .collect()
     }
 
     /// `kubectl rollout status KIND/NAME` with the test bed's kubectl: (exit success, stdout + stderr).

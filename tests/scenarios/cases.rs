@@ -860,3 +860,131 @@ pub async fn sigterm(backend: Backend) {
         1
     );
 }
+
+/// 200 workloads due at once under `MAX_CONCURRENT_ROLLOUTS=5`, with a leader change in the middle: never
+/// more than 5 rollouts in flight (records without an outcome, as the API server shows them), every workload
+/// updated once, and the new leader counts the rollouts the old one left in flight.
+pub async fn rollout_bound(backend: Backend) {
+    const WORKLOADS: usize = 200;
+    const BOUND: usize = 5;
+    let mut env = Env::start(backend, "rollout-bound").await;
+    env.push("team/fleet", "1.0.0").await;
+    let new = env.push("team/fleet", "1.1.0").await;
+    let annotations = enabled("version");
+    for i in 0..WORKLOADS {
+        env.create(
+            Kind::Deployment,
+            &format!("fleet-{i}"),
+            &[("app", &env.image("team/fleet", "1.0.0"))],
+            &as_pairs(&annotations),
+            json!({"replicas": 1}),
+        )
+        .await;
+    }
+    let target = pinned(&env, "team/fleet", "1.1.0", &new);
+    let bounded = |settings: Settings| settings.with("MAX_CONCURRENT_ROLLOUTS", &BOUND.to_string());
+    let first = bounded(env.replica("replica-1").await);
+    let (first, first_port) = spawn_observed(&mut env, first).await;
+    env.wait_for_holder(|h| h == Some("replica-1")).await;
+    let second = bounded(env.replica("replica-2").await);
+    let (_, second_port) = spawn_observed(&mut env, second).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    let (mut most_in_flight, mut most_waiting, mut killed) = (0usize, 0f64, false);
+    loop {
+        let workloads = env.list(Kind::Deployment).await;
+        let record = |w: &Value| {
+            w["metadata"]["annotations"]["watch-cluster.io/rollout"]
+                .as_str()
+                .map(|r| serde_json::from_str::<Value>(r).expect("record JSON"))
+        };
+        let in_flight = workloads
+            .iter()
+            .filter_map(record)
+            .filter(|r| r["outcome"].is_null())
+            .count();
+        let done = workloads
+            .iter()
+            .filter(|w| {
+                w["spec"]["template"]["spec"]["containers"][0]["image"] == target.as_str()
+                    && record(w).is_none()
+            })
+            .count();
+        most_in_flight = most_in_flight.max(in_flight);
+        assert!(
+            in_flight <= BOUND,
+            "{in_flight} rollouts in flight, more than MAX_CONCURRENT_ROLLOUTS={BOUND}"
+        );
+        if !killed {
+            most_waiting = most_waiting.max(metric(first_port, "watch_cluster_rollout_queue").await);
+        }
+        if !killed && done >= WORKLOADS / 3 {
+            // Mid-way, with rollouts in flight: the new leader must count them from their records.
+            env.kill_controller(first).await;
+            killed = true;
+        }
+        if done == WORKLOADS {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of {WORKLOADS} workloads updated (in flight now: {in_flight})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(killed, "the leader change happened mid-way");
+    assert!(most_in_flight >= 1, "rollouts were seen in flight");
+    assert!(
+        most_waiting >= 1.0,
+        "updates queued for a slot (watch_cluster_rollout_queue peaked at {most_waiting})"
+    );
+    let after = metric(second_port, "watch_cluster_updates_total").await;
+    assert!(
+        after > 0.0 && after < WORKLOADS as f64,
+        "the new leader made the rest of the updates ({after})"
+    );
+    for i in 0..WORKLOADS {
+        let name = format!("fleet-{i}");
+        env.wait_for_webhooks(&name, "IMAGE_ROLLOUT_COMPLETED", 1)
+            .await;
+        let types = env.webhook_types(&name);
+        assert_eq!(count(&types, "IMAGE_ROLLOUT_COMPLETED"), 1, "{name}: {types:?}");
+        // STARTED goes from memory right after the patch: a leader killed in between never sends it.
+        assert!(
+            count(&types, "IMAGE_ROLLOUT_STARTED") <= 1,
+            "{name} was updated once: {types:?}"
+        );
+    }
+}
+
+/// A workload Argo CD or Flux manages gets one `ManagedByGitOps` Event naming the tool and what to set; the
+/// controller proceeds and updates it.
+pub async fn gitops_managed(backend: Backend) {
+    let mut env = Env::start(backend, "gitops").await;
+    env.push("team/argo", "1.0.0").await;
+    env.push("team/argo", "1.1.0").await;
+    let mut annotations = enabled("version");
+    annotations.push((
+        "argocd.argoproj.io/tracking-id",
+        "apps:apps/Deployment:ns/argo".to_owned(),
+    ));
+    env.create(
+        Kind::Deployment,
+        "argo",
+        &[("app", &env.image("team/argo", "1.0.0"))],
+        &as_pairs(&annotations),
+        json!({}),
+    )
+    .await;
+    let settings = env.settings().await;
+    env.spawn_controller(&settings);
+    env.wait_for_webhooks("argo", "IMAGE_ROLLOUT_COMPLETED", 1)
+        .await;
+    let reasons = env.reasons("argo").await;
+    assert_eq!(count(&reasons, "ManagedByGitOps"), 1, "{reasons:?}");
+    let notes = env.event_notes("argo", "ManagedByGitOps").await;
+    assert!(
+        notes[0].contains("Argo CD") && notes[0].contains("RespectIgnoreDifferences=true"),
+        "{notes:?}"
+    );
+}

@@ -118,6 +118,14 @@ impl Env {
         }
     }
 
+    /// Every workload of `kind` in the scenario's namespace.
+    pub async fn list(&self, kind: Kind) -> Vec<Value> {
+        match &self.inner {
+            Inner::Sim(env) => env.sim.store().list(sim_kind(kind), Some(sim_env::NS)),
+            Inner::Real(env) => env.list(kind).await,
+        }
+    }
+
     pub async fn get(&self, kind: Kind, name: &str) -> Value {
         match &self.inner {
             Inner::Sim(env) => env.get(sim_kind(kind), name),
@@ -217,6 +225,23 @@ impl Env {
             Inner::Sim(env) => env.reasons(name),
             Inner::Real(env) => env.reasons(name).await,
         }
+    }
+
+    /// The notes of watch-cluster's Events with `reason` about `name`, oldest first.
+    pub async fn event_notes(&self, name: &str, reason: &str) -> Vec<String> {
+        let events: Vec<(String, String)> = match &self.inner {
+            Inner::Sim(env) => env
+                .events(name)
+                .into_iter()
+                .map(|(_, r, n)| (r, n))
+                .collect(),
+            Inner::Real(env) => env.events(name).await,
+        };
+        events
+            .into_iter()
+            .filter(|(r, _)| r == reason)
+            .map(|(_, n)| n)
+            .collect()
     }
 
     /// Waits until an Event with `reason` about `name` exists.
