@@ -156,6 +156,7 @@ impl From<&HeldByAge> for crate::admit::Held {
             container: held.container.clone(),
             image: held.image.clone(),
             ripens_at: held.ripens_at,
+            recheck_at: held.recheck_at,
         }
     }
 }

@@ -10,6 +10,8 @@ mod cases;
 #[allow(dead_code)]
 #[path = "scenarios/env.rs"]
 mod env;
+#[path = "scenarios/gates.rs"]
+mod gates;
 #[path = "scenarios/push.rs"]
 mod push;
 #[allow(dead_code)]
@@ -76,6 +78,13 @@ on_both_backends! {
     deployment_sigterm => sigterm;
     deployment_rollout_bound_with_a_leader_change => rollout_bound;
     deployment_gitops_managed => gitops_managed;
+    gate_window_opens_during_the_test => crate::gates::window_opens;
+    gate_min_age_expires => crate::gates::min_age_expires;
+    gate_min_age_survives_a_restart => crate::gates::min_age_survives_a_restart;
+    gate_min_age_under_a_stream_of_releases => crate::gates::min_age_release_stream;
+    gate_hold_then_release => crate::gates::hold_then_release;
+    gate_tag_filter_and_skip => crate::gates::filter_and_skip;
+    gate_invalid_annotation => crate::gates::invalid_gate;
     push_from_the_registrys_own_notifications => crate::push::registry_notifications;
     push_payloads_of_each_provider => crate::push::provider_payloads;
     push_events_that_do_nothing_but_count => crate::push::events_that_do_nothing;
