@@ -29,6 +29,8 @@ pub enum Held {
         image: String,
         /// When that candidate is old enough.
         ripens_at: DateTime<Utc>,
+        /// When any waiting candidate of the container is old enough: when to check again.
+        recheck_at: DateTime<Utc>,
     },
     /// `MAX_CONCURRENT_ROLLOUTS` rollouts are in flight.
     Slot {
@@ -56,7 +58,7 @@ impl Held {
     pub fn until(&self) -> Option<DateTime<Utc>> {
         match self {
             Held::Window { opens_at } => *opens_at,
-            Held::MinAge { ripens_at, .. } => Some(*ripens_at),
+            Held::MinAge { recheck_at, .. } => Some(*recheck_at),
             Held::Hold | Held::Slot { .. } => None,
         }
     }
@@ -93,6 +95,7 @@ impl std::fmt::Display for Held {
                 container,
                 image,
                 ripens_at,
+                ..
             } => write!(
                 f,
                 "container {container}: {image} is younger than watch-cluster.io/min-age; taken at {} at the earliest",

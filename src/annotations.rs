@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::gate::Gates;
 use crate::{schedule::Schedule, strategy::Strategy};
 
 /// The prefix of every annotation the controller reads or writes.
@@ -41,6 +42,18 @@ pub const DETECTED: &str = "watch-cluster.io/detected";
 pub const ROLLOUT: &str = "watch-cluster.io/rollout";
 /// Written: images whose rollout failed, as JSON.
 pub const QUARANTINE: &str = "watch-cluster.io/quarantine";
+/// When an update may start: `<cron> for <duration>; …`.
+pub const UPDATE_WINDOW: &str = "watch-cluster.io/update-window";
+/// How long a candidate must have been seen before it is taken.
+pub const MIN_AGE: &str = "watch-cluster.io/min-age";
+/// `"true"` (any case): report what would be done, apply nothing.
+pub const HOLD: &str = "watch-cluster.io/hold";
+/// Tags and `tag@sha256:…` never to take.
+pub const SKIP: &str = "watch-cluster.io/skip";
+/// A regular expression candidate tags must match.
+pub const TAG_FILTER: &str = "watch-cluster.io/tag-filter";
+/// Written: candidates waiting for `min-age`, as JSON.
+pub const PENDING: &str = "watch-cluster.io/pending";
 
 /// The default schedule: every 5 minutes.
 pub const DEFAULT_CRON: &str = "0 */5 * * * ?";
@@ -65,8 +78,16 @@ pub struct Settings {
     pub containers: Option<Vec<String>>,
     /// Whether a failed rollout is rolled back.
     pub rollback: bool,
-    /// Whether `check-now` is present.
+    /// Whether `check-now` is present (any value).
     pub check_now: bool,
+    /// Whether `check-now` is `"force"` (any case): skips `update-window` and `min-age`, no other gate.
+    pub force: bool,
+    /// The safety gates (§11); a gate whose annotation is invalid is left at its default here and its
+    /// error is in `gate_errors`.
+    pub gates: Gates,
+    /// Invalid gate annotations, one per annotation. They do not stop checks, but no update may start
+    /// while there is one (docs/annotations.md#invalid-values).
+    pub gate_errors: Vec<InvalidAnnotation>,
 }
 
 /// An annotation value that cannot be used.
@@ -133,6 +154,7 @@ impl Settings {
                 });
             }
         };
+        let (gates, gate_errors) = Gates::from_annotations(annotations, tz, strategy);
         Ok(Self {
             cron,
             schedule,
@@ -140,6 +162,11 @@ impl Settings {
             containers,
             rollback,
             check_now: annotations.contains_key(CHECK_NOW),
+            force: annotations
+                .get(CHECK_NOW)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("force")),
+            gates,
+            gate_errors,
         })
     }
 
@@ -152,7 +179,10 @@ impl Settings {
     }
 }
 
-fn non_empty<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+pub(crate) fn non_empty<'a>(
+    annotations: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Option<&'a str> {
     annotations
         .get(key)
         .map(|v| v.trim())
@@ -347,6 +377,17 @@ mod tests {
         assert!(
             Settings::from_annotations(&annotations(&[(ROLLBACK, "no")]), chrono_tz::UTC).is_err()
         );
+    }
+
+    #[test]
+    fn check_now_force_is_read_in_any_case_and_any_value_still_checks_now() {
+        let read = |v: &str| {
+            Settings::from_annotations(&annotations(&[(CHECK_NOW, v)]), chrono_tz::UTC).unwrap()
+        };
+        assert!(read("Force").force && read("Force").check_now);
+        assert!(read(" FORCE ").force);
+        assert!(!read("true").force && read("true").check_now);
+        assert!(!read("").force && read("").check_now);
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! (the image pinned as `repo:tag@sha256:…`, or that there is no update), the candidates considered and why
 //! each other tag was ruled out. A registry or input error is one line on stderr and exit code 1 (via `main`).
 //!
-//! It runs the same pure strategy code as the controller, with an empty quarantine: what it prints is what
-//! a newly watched workload with this image would get.
+//! It runs the same resolution as the controller (`resolve`), with an empty quarantine and nothing pending:
+//! what it prints is what a newly watched workload with this image (and the `--tag-filter`, `--skip` and
+//! `--min-age` gates, mirroring the annotations) would get, including candidates held by `min-age`.
 //!
 //! Tag names come from the registry, so every one printed goes through [`escape`]: a tag carrying ANSI
 //! sequences or CR/LF must not repaint the terminal or forge a line of the report.
@@ -19,12 +20,13 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Args;
 
+use chrono::{SecondsFormat, Utc};
+
+use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
-use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig, Repository};
-use crate::strategy::{
-    Decision, Evaluation, Quarantine, ResolvedCandidate, Strategy, decide_latest, decide_version,
-    rank_candidates,
-};
+use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
+use crate::resolve::{CandidateGates, Resolution, Target, resolve};
+use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
 
 /// The container name the strategies see; the quarantine is empty, so it never matters.
@@ -53,24 +55,98 @@ pub struct CheckArgs {
     /// A Docker `config.json` whose `auths` hold the registry's credentials (credential helpers are ignored).
     #[arg(long, value_name = "PATH")]
     pub docker_config: Option<PathBuf>,
+    /// Candidate tags must match this regular expression, as the `tag-filter` annotation (version strategies).
+    #[arg(long, value_name = "REGEX")]
+    pub tag_filter: Option<String>,
+    /// Tags or `tag@sha256:…` never to take, comma-separated, as the `skip` annotation.
+    #[arg(long, value_name = "LIST")]
+    pub skip: Option<String>,
+    /// As the `min-age` annotation (`24h`): a new workload sees every candidate for the first time now,
+    /// so the report shows when each would ripen.
+    #[arg(long, value_name = "DURATION")]
+    pub min_age: Option<String>,
 }
 
 /// Runs the check and prints the decision.
 pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
     let image = ImageRef::parse(args.image.trim())?;
     let strategy: Strategy = args.strategy.parse()?;
-    let tag = strategy.check_image(&image)?.to_owned();
+    strategy.check_image(&image)?;
+    let tag_filter = match args.tag_filter.as_deref() {
+        Some(_) if !strategy.is_version() => {
+            anyhow::bail!("--tag-filter needs a version strategy: 'latest' follows one tag")
+        }
+        Some(pattern) => Some(TagFilter::parse(pattern).context("invalid --tag-filter")?),
+        None => None,
+    };
+    let skip = match args.skip.as_deref() {
+        Some(list) => SkipList::parse(list)?,
+        None => SkipList::default(),
+    };
+    let min_age = args
+        .min_age
+        .as_deref()
+        .map(crate::duration::parse)
+        .transpose()?;
     let credential = credential(&args, image.registry())?;
     let client = RegistryClient::new(registry_config(&args), &mut Default::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let repo = Repository::new(image.registry(), image.repository());
-    let report = if strategy.is_version() {
-        check_version(&client, &repo, &image, strategy, &tag, credential.as_ref()).await?
-    } else {
-        check_latest(&client, &repo, &image, &tag, credential.as_ref()).await?
+    let target = Target {
+        container: CONTAINER,
+        image: &image,
+        credential: credential.as_ref(),
+        current_digest: None,
     };
-    print!("{report}");
+    let gates = CandidateGates {
+        tag_filter: tag_filter.as_ref(),
+        skip: &skip,
+        min_age,
+        pending: &[],
+        now: Utc::now(),
+    };
+    // The same resolution as the controller's, with an empty quarantine and nothing pending.
+    let resolution = resolve(&client, strategy, target, &Quarantine::default(), gates)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    print!("{}", render(&image, strategy, &resolution));
     Ok(())
+}
+
+/// The whole report: the strategy's part, then the candidates waiting for `min-age`.
+fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> String {
+    let mut out = match &resolution.evaluation {
+        Some(evaluation) => {
+            let listed = evaluation.accepted.len() + evaluation.rejected.len();
+            render_version(image, strategy, &resolution.decision, evaluation, listed)
+        }
+        None => render_latest(image, resolution),
+    };
+    for held in resolution.age.iter().flat_map(|age| &age.held) {
+        let _ = writeln!(
+            out,
+            "held by min-age until {}: {}",
+            held.ripens_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            escape(&held.image)
+        );
+    }
+    out
+}
+
+fn render_latest(image: &ImageRef, resolution: &Resolution) -> String {
+    let mut out = header(image, Strategy::Latest, &resolution.decision);
+    if let (Some(tag), Some(found)) = (image.effective_tag(), resolution.resolved.first()) {
+        let _ = writeln!(
+            out,
+            "registry digest of '{}': {}",
+            escape(tag),
+            escape(&found.digest)
+        );
+    }
+    let current = image
+        .digest()
+        .unwrap_or("unknown (not pinned in the reference)");
+    let _ = writeln!(out, "current digest: {current}");
+    out
 }
 
 fn registry_config(args: &CheckArgs) -> RegistryConfig {
@@ -101,74 +177,6 @@ fn credential(args: &CheckArgs, registry: &str) -> anyhow::Result<Option<Credent
     let config =
         DockerConfig::from_config_json(&raw, &format!("docker config {}", path.display()))?;
     Ok(config.credential_for(registry).cloned())
-}
-
-async fn check_version(
-    client: &RegistryClient,
-    repo: &Repository,
-    image: &ImageRef,
-    strategy: Strategy,
-    tag: &str,
-    credential: Option<&Credential>,
-) -> anyhow::Result<String> {
-    let tags = client
-        .list_tags(repo, credential)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let evaluation = rank_candidates(strategy, tag, &tags)?;
-    // With an empty quarantine the best candidate is the decision: one HEAD is enough.
-    let mut resolved = Vec::new();
-    if let Some(best) = evaluation.best() {
-        let digest = client
-            .head_digest(repo, best.as_str(), credential)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        resolved.push(ResolvedCandidate {
-            tag: best.as_str().to_owned(),
-            digest,
-        });
-    }
-    let decision = decide_version(
-        image,
-        CONTAINER,
-        &evaluation,
-        &resolved,
-        &Quarantine::default(),
-    );
-    Ok(render_version(
-        image,
-        strategy,
-        &decision,
-        &evaluation,
-        tags.len(),
-    ))
-}
-
-async fn check_latest(
-    client: &RegistryClient,
-    repo: &Repository,
-    image: &ImageRef,
-    tag: &str,
-    credential: Option<&Credential>,
-) -> anyhow::Result<String> {
-    let registry_digest = client
-        .head_digest(repo, tag, credential)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let decision = decide_latest(
-        image,
-        CONTAINER,
-        image.digest(),
-        &registry_digest,
-        &Quarantine::default(),
-    );
-    let mut out = header(image, Strategy::Latest, &decision);
-    let _ = writeln!(out, "registry digest of '{tag}': {registry_digest}");
-    let current = image
-        .digest()
-        .unwrap_or("unknown (not pinned in the reference)");
-    let _ = writeln!(out, "current digest: {current}");
-    Ok(out)
 }
 
 fn header(image: &ImageRef, strategy: Strategy, decision: &Decision) -> String {
@@ -236,6 +244,8 @@ fn render_version(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::resolve::{AgeOutcome, Held};
+    use crate::strategy::{KeepReason, ResolvedCandidate, decide_version, rank_candidates};
 
     fn strings(tags: &[&str]) -> Vec<String> {
         tags.iter().map(|t| (*t).to_owned()).collect()
@@ -347,6 +357,9 @@ mod tests {
             username: None,
             password: None,
             docker_config: Some(path),
+            tag_filter: None,
+            skip: None,
+            min_age: None,
         };
         assert_eq!(
             credential(&args, "registry:5000").unwrap(),
@@ -355,5 +368,46 @@ mod tests {
         assert_eq!(credential(&args, "docker.io").unwrap(), None);
         args.docker_config = None;
         assert_eq!(credential(&args, "registry:5000").unwrap(), None);
+    }
+
+    #[test]
+    fn candidates_held_by_min_age_are_listed_with_their_ripening_time() {
+        let image = ImageRef::parse("nginx:1.2.3").unwrap();
+        let tags = strings(&["1.2.4"]);
+        let evaluation = rank_candidates(Strategy::Version, "1.2.3", &tags).unwrap();
+        let ripens_at = chrono::DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let held = format!("nginx:1.2.4@sha256:{}", "b".repeat(64));
+        let resolution = Resolution {
+            decision: Decision::Keep(KeepReason::HeldByMinAge {
+                image: held.clone(),
+                ripens_at,
+            }),
+            evaluation: Some(evaluation),
+            resolved: Vec::new(),
+            age: Some(AgeOutcome {
+                pending: Vec::new(),
+                held: vec![Held {
+                    image: held.clone(),
+                    first_seen: ripens_at - chrono::Duration::hours(24),
+                    ripens_at,
+                }],
+            }),
+        };
+        let report = render(&image, Strategy::Version, &resolution);
+        assert!(
+            report.contains(&format!(
+                "decision: no update ({held} is held by min-age until 2026-01-02T00:00:00Z)"
+            )),
+            "{report}"
+        );
+        assert!(
+            report.ends_with(&format!(
+                "held by min-age until 2026-01-02T00:00:00Z: {held}\n"
+            )),
+            "{report}"
+        );
+        assert!(report.contains("tags listed: 1"), "{report}");
     }
 }

@@ -26,7 +26,7 @@ pub enum Command {
     /// Run the controller (the default).
     Run(Box<RunCommand>),
     /// Ask the registry what a strategy would choose for IMAGE.
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
     /// List watched workloads with their schedule, next check and pending decision (changes nothing).
     Plan(Box<RunCommand>),
     /// A self-contained walkthrough on an embedded simulated cluster and a local registry.
@@ -73,7 +73,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             let webhook = args.webhook.into_config()?;
             crate::run::serve(config, webhook).await
         }
-        Command::Check(args) => crate::check::report(args).await,
+        Command::Check(args) => crate::check::report(*args).await,
         Command::Plan(args) => crate::plan::print(Config::from_args(&args.run)?).await,
         #[cfg(feature = "demo")]
         Command::Demo => crate::demo::play().await,

@@ -422,39 +422,42 @@ fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError>
     set(value).map(ca_file::parse).transpose()
 }
 
-/// Parses `<n>s`, `<n>m`, `<n>h` or plain seconds.
+/// Parses a duration of [`crate::duration`] (`30s`, `15m`, `1h30m`, `2d`) or plain seconds (`600`, as
+/// before that grammar existed), greater than zero and at most a year.
 pub fn parse_duration(
     variable: &'static str,
     value: &str,
     example: &'static str,
 ) -> Result<Duration, ConfigError> {
-    let error = |problem: &str| ConfigError {
+    let error = |problem: String| ConfigError {
         variable,
         value: value.to_owned(),
-        problem: problem.to_owned(),
+        problem,
         example,
     };
-    let (number, unit) = match value.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => value.split_at(i),
-        None => (value, "s"),
+    let trimmed = value.trim();
+    let parsed = if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) {
+        trimmed
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| error("must be at most a year".into()))?
+    } else {
+        crate::duration::parse(trimmed).map_err(|e| {
+            error(match e {
+                crate::duration::DurationError::TooLarge { .. } => "must be at most a year".into(),
+                crate::duration::DurationError::Zero { .. } => "must be greater than zero".into(),
+                _ => "expected <n>s, <n>m, <n>h, <n>d, a compound like 1h30m, or plain seconds"
+                    .into(),
+            })
+        })?
     };
-    let multiplier = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return Err(error("expected <n>s, <n>m, <n>h or plain seconds")),
-    };
-    let n: u64 = number
-        .parse()
-        .map_err(|_| error("expected <n>s, <n>m, <n>h or plain seconds"))?;
-    let secs = n
-        .checked_mul(multiplier)
-        .filter(|s| *s <= 366 * 24 * 3600)
-        .ok_or_else(|| error("must be at most a year"))?;
-    if secs == 0 {
-        return Err(error("must be greater than zero"));
+    if parsed.is_zero() {
+        return Err(error("must be greater than zero".into()));
     }
-    Ok(Duration::from_secs(secs))
+    if parsed > Duration::from_secs(366 * 24 * 3600) {
+        return Err(error("must be at most a year".into()));
+    }
+    Ok(parsed)
 }
 
 fn parse_time_zone(value: &str) -> Result<chrono_tz::Tz, ConfigError> {

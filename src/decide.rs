@@ -11,11 +11,14 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
 use kube::{Api, Client, api::ListParams};
 
+use chrono::{DateTime, Utc};
+
 use crate::{
     annotations::{self, InvalidAnnotation, Settings},
+    gate::{Pending, PendingError},
     image::ImageRef,
     registry::{RegistryClient, credentials::DockerConfig},
-    resolve::{self, Resolution},
+    resolve::{self, CandidateGates, Resolution, Target},
     strategy::{ClusterQuarantine, Decision, Quarantine, Strategy},
     update::{ContainerChange, per_container},
     workload::{Container, Workload},
@@ -68,6 +71,14 @@ pub enum KeptBecause {
         /// That image.
         image: String,
     },
+    /// A gate annotation is invalid: no update starts until it is fixed (the error is in
+    /// [`Settings::gate_errors`]).
+    InvalidGate {
+        /// The image it would otherwise move to.
+        image: String,
+        /// The invalid annotations' keys.
+        annotations: Vec<&'static str>,
+    },
 }
 
 impl std::fmt::Display for Kept {
@@ -78,6 +89,12 @@ impl std::fmt::Display for Kept {
                 f,
                 "{}: {image} was reverted by another writer; not applied again",
                 self.container
+            ),
+            KeptBecause::InvalidGate { image, annotations } => write!(
+                f,
+                "{}: {image} is not applied while {} is invalid",
+                self.container,
+                annotations.join(", ")
             ),
         }
     }
@@ -96,6 +113,73 @@ pub struct Findings {
     pub registry_errors: Vec<RegistryFailure>,
     /// Our last update, undone by another writer.
     pub reverted: Option<Revert>,
+    /// The new value of the `pending` annotation, when it differs from the current one: `Some("")` means
+    /// remove the annotation. `None`: leave it as it is.
+    pub pending: Option<String>,
+    /// The current `pending` annotation could not be read; it is rewritten from scratch (which can only
+    /// make updates later, never earlier). Report it.
+    pub pending_error: Option<String>,
+    /// Containers whose best candidate waits for `min-age`.
+    pub held: Vec<HeldByAge>,
+}
+
+/// A container whose best candidate waits for `min-age` (a lower one may still be taken meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldByAge {
+    /// The container.
+    pub container: String,
+    /// The best waiting candidate, pinned: `repo:tag@sha256:…`.
+    pub image: String,
+    /// When the controller first saw it.
+    pub first_seen: DateTime<Utc>,
+    /// When it becomes old enough.
+    pub ripens_at: DateTime<Utc>,
+    /// The earliest time any waiting candidate of this container ripens: when to check again.
+    pub recheck_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for HeldByAge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} held by min-age until {}",
+            self.container,
+            self.image,
+            self.ripens_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )
+    }
+}
+
+/// As a reason an update waits (`admit`'s vocabulary, for Events, logs and `plan`).
+impl From<&HeldByAge> for crate::admit::Held {
+    fn from(held: &HeldByAge) -> Self {
+        crate::admit::Held::MinAge {
+            container: held.container.clone(),
+            image: held.image.clone(),
+            ripens_at: held.ripens_at,
+            recheck_at: held.recheck_at,
+        }
+    }
+}
+
+impl Findings {
+    /// The `pending` change as a JSON merge-patch value for `metadata.annotations`: `null` removes the
+    /// annotation; `None` when nothing changes.
+    pub fn pending_merge_value(&self) -> Option<serde_json::Value> {
+        self.pending.as_ref().map(|value| {
+            if value.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::String(value.clone())
+            }
+        })
+    }
+
+    /// When a `min-age` hold next expires, to check again then.
+    pub fn recheck_at(&self) -> Option<DateTime<Utc>> {
+        self.held.iter().map(|h| h.recheck_at).min()
+    }
 }
 
 /// Why nothing can be decided for a workload.
@@ -144,6 +228,25 @@ pub async fn decide(
         reverted: reverted_update(workload, &quarantine),
         ..Findings::default()
     };
+    let current_pending = workload.annotations.get(annotations::PENDING);
+    let pending = match current_pending.map(|v| Pending::from_annotation(v)) {
+        None => Pending::default(),
+        Some(Ok(pending)) => pending,
+        Some(Err(error)) => {
+            tracing::warn!(%error, "the pending annotation is unreadable: min-age starts over");
+            findings.pending_error = Some(error_chain(&error));
+            Pending::default()
+        }
+    };
+    let now = Utc::now();
+    // `check-now: force` skips min-age, and an invalid min-age leaves the ages as they are.
+    let min_age = settings.gates.min_age.filter(|_| !settings.force);
+    let keep_pending = settings.force
+        || settings
+            .gate_errors
+            .iter()
+            .any(|e| e.annotation == annotations::MIN_AGE);
+    let mut new_pending = Pending::default();
     let revert = findings.reverted.as_ref().map(|r| r.ours.clone());
     let revert = revert.as_deref().or(known_revert);
     let configs = pull_secrets(client, workload).await;
@@ -157,26 +260,39 @@ pub async fn decide(
         } else {
             None
         };
-        let resolution = resolve::resolve(
-            registry,
-            settings.strategy,
-            &container.name,
-            &image,
-            credential.as_ref(),
-            current_digest.as_deref(),
-            &quarantine,
-        )
-        .await;
+        let target = Target {
+            container: &container.name,
+            image: &image,
+            credential: credential.as_ref(),
+            current_digest: current_digest.as_deref(),
+        };
+        let gates = CandidateGates {
+            tag_filter: settings.gates.tag_filter.as_ref(),
+            skip: &settings.gates.skip,
+            min_age,
+            pending: pending.entries(&container.name),
+            now,
+        };
+        let resolution =
+            resolve::resolve(registry, settings.strategy, target, &quarantine, gates).await;
         match resolution {
-            Ok(resolution) => apply_resolution(
-                &container,
-                &image,
-                resolution,
-                current_digest,
-                revert,
-                &mut findings,
-            ),
+            Ok(mut resolution) => {
+                if let Some(age) = resolution.age.take() {
+                    note_age(&container.name, &age, &mut findings);
+                    new_pending.set(&container.name, age.pending);
+                }
+                apply_resolution(
+                    &container,
+                    &image,
+                    resolution,
+                    current_digest,
+                    revert,
+                    &mut findings,
+                );
+            }
             Err(error) => {
+                // A registry failure must not reset the ages of this container's candidates.
+                new_pending.set(&container.name, pending.entries(&container.name).to_vec());
                 let failure = RegistryFailure {
                     container: container.name.clone(),
                     reason: error.reason(),
@@ -187,7 +303,60 @@ pub async fn decide(
             }
         }
     }
+    if !keep_pending {
+        findings.pending = pending_change(current_pending.map(String::as_str), &new_pending);
+    }
+    if !settings.gate_errors.is_empty() {
+        hold_for_invalid_gates(settings, &mut findings);
+    }
     Ok(findings)
+}
+
+/// The new `pending` value when it differs (by content, not spelling) from the current one.
+fn pending_change(current: Option<&str>, new: &Pending) -> Option<String> {
+    let unchanged = match current {
+        None => new.is_empty(),
+        Some(value) => Pending::from_annotation(value).is_ok_and(|p| p == *new),
+    };
+    (!unchanged).then(|| new.to_annotation())
+}
+
+fn note_age(container: &str, age: &resolve::AgeOutcome, findings: &mut Findings) {
+    let (Some(best), Some(recheck_at)) =
+        (age.held.first(), age.held.iter().map(|h| h.ripens_at).min())
+    else {
+        return;
+    };
+    findings.held.push(HeldByAge {
+        container: container.to_owned(),
+        image: best.image.clone(),
+        first_seen: best.first_seen,
+        ripens_at: best.ripens_at,
+        recheck_at,
+    });
+}
+
+/// No update starts while a gate annotation is invalid (docs/annotations.md#invalid-values): the changes
+/// found are reported as kept.
+fn hold_for_invalid_gates(settings: &Settings, findings: &mut Findings) {
+    let annotations: Vec<&'static str> =
+        settings.gate_errors.iter().map(|e| e.annotation).collect();
+    for change in findings.changes.drain(..) {
+        findings.kept.push(Kept {
+            container: change.container.name,
+            why: KeptBecause::InvalidGate {
+                image: change.to_image,
+                annotations: annotations.clone(),
+            },
+        });
+    }
+}
+
+fn error_chain(error: &PendingError) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
 }
 
 fn apply_resolution(
@@ -430,3 +599,6 @@ pub fn workload_image(workload: &Workload, settings: &Settings) -> String {
             .map(|c| (c.name.as_str(), c.image.as_str())),
     )
 }
+
+#[cfg(test)]
+mod tests;

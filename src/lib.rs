@@ -11,13 +11,13 @@
 //! | image references, version tags | [`image`], [`version`] |
 //! | what the registry has | [`registry`], then [`resolve`] |
 //! | what to do about it | [`strategy`] (pure), [`decide`] |
-//! | may it start now (gates, rollout slots) | [`admit`], [`schedule::slots`] |
+//! | which candidate, and may it start now (safety gates, rollout slots) | [`gate`] (pure), [`admit`], [`schedule::slots`] |
 //! | apply it | [`update`] |
 //! | observe the rollout, roll back | [`observe`] (pure), with [`record`] sealing its state |
 //! | notifications and Events | [`notify`] |
 //! | registry push events: check at once what a push concerns | [`push`] |
 //! | running it: settings, leadership, probes, metrics, shutdown, logs | [`config`], [`leader`], [`server`], [`metrics`], [`shutdown`], [`telemetry`], [`run`] |
-//! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text) |
+//! | shared by several steps | [`retry`] (backoff, `Retry-After`), [`untrusted`] (escaping outside text), [`duration`] (`1h30m`) |
 //! | commands | [`cli`], [`check`], [`plan`], `demo` |
 
 pub mod admit;
@@ -29,6 +29,8 @@ pub mod controller;
 pub mod decide;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod duration;
+pub mod gate;
 pub mod image;
 pub mod leader;
 pub mod metrics;

@@ -6,7 +6,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::{Api, Client, api::ListParams};
 use prometheus_client::registry::Registry;
@@ -15,7 +15,7 @@ use crate::{
     annotations::{self, Settings},
     config::Config,
     controller::{ManagedKind, registry_config},
-    decide::{Undecidable, decide},
+    decide::{Findings, Undecidable, decide},
     quarantine_store::QuarantineStore,
     registry::RegistryClient,
     workload::{Progress, Workload},
@@ -156,31 +156,54 @@ async fn pending(
     };
     match decide(client, registry, workload, settings, None, &cluster).await {
         Err(invalid) => format!("not checked: {invalid}"),
-        Ok(findings) => {
-            let mut parts: Vec<String> = findings
-                .changes
-                .iter()
-                .map(|c| {
-                    format!(
-                        "update {}: {} -> {}",
-                        c.container.name, c.from_image, c.to_image
-                    )
-                })
-                .collect();
-            parts.extend(findings.kept.iter().map(ToString::to_string));
-            parts.extend(
-                findings
-                    .registry_errors
-                    .iter()
-                    .map(|e| format!("error: {e}")),
+        Ok(findings) => describe(&findings, settings, Utc::now()),
+    }
+}
+
+/// One workload's decision in words: the updates (and the gate holding each), what is kept and why,
+/// candidates waiting for `min-age`, errors, and invalid gate annotations.
+fn describe(findings: &Findings, settings: &Settings, now: DateTime<Utc>) -> String {
+    let holds: Vec<String> = settings
+        .gates
+        .holds_at(now, settings.force)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let held_by = (!holds.is_empty()).then(|| holds.join("; "));
+    let mut parts: Vec<String> = findings
+        .changes
+        .iter()
+        .map(|c| {
+            let update = format!(
+                "update {}: {} -> {}",
+                c.container.name, c.from_image, c.to_image
             );
-            parts.extend(findings.skipped.iter().map(|s| format!("skipped {s}")));
-            if parts.is_empty() {
-                "nothing to manage".into()
-            } else {
-                parts.join("; ")
+            match &held_by {
+                Some(why) => format!("{update} ({why})"),
+                None => update,
             }
-        }
+        })
+        .collect();
+    parts.extend(findings.kept.iter().map(ToString::to_string));
+    parts.extend(findings.held.iter().map(ToString::to_string));
+    parts.extend(
+        findings
+            .registry_errors
+            .iter()
+            .map(|e| format!("error: {e}")),
+    );
+    parts.extend(findings.pending_error.iter().map(|e| format!("error: {e}")));
+    parts.extend(
+        settings
+            .gate_errors
+            .iter()
+            .map(|e| format!("no update starts: {e}")),
+    );
+    parts.extend(findings.skipped.iter().map(|s| format!("skipped {s}")));
+    if parts.is_empty() {
+        "nothing to manage".into()
+    } else {
+        parts.join("; ")
     }
 }
 
@@ -233,6 +256,94 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0].find("STRATEGY"), lines[1].find("version"));
         assert_eq!(lines[0].find("DECISION"), lines[1].find("update"));
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let map = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_annotations(&map, chrono_tz::UTC).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_timezone(&Utc)
+    }
+
+    fn change() -> crate::update::ContainerChange {
+        crate::update::ContainerChange {
+            container: crate::workload::Container {
+                name: "app".into(),
+                image: "app:1.0.0".into(),
+                init: false,
+                index: 0,
+            },
+            from_image: "app:1.0.0".into(),
+            to_image: "app:1.1.0@sha256:aa".into(),
+            from_digest: None,
+            to_digest: "sha256:aa".into(),
+        }
+    }
+
+    #[test]
+    fn min_age_holds_are_shown_with_their_time() {
+        let findings = Findings {
+            held: vec![crate::decide::HeldByAge {
+                container: "app".into(),
+                image: "app:1.2.0@sha256:bb".into(),
+                first_seen: at("2026-01-01T00:00:00Z"),
+                ripens_at: at("2026-01-02T00:00:00Z"),
+                recheck_at: at("2026-01-02T00:00:00Z"),
+            }],
+            ..Findings::default()
+        };
+        let text = describe(&findings, &settings(&[]), at("2026-01-01T06:00:00Z"));
+        assert_eq!(
+            text,
+            "app: app:1.2.0@sha256:bb held by min-age until 2026-01-02T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn an_update_outside_its_window_or_on_hold_says_which_gate_holds_it() {
+        let findings = Findings {
+            changes: vec![change()],
+            ..Findings::default()
+        };
+        // 2026-01-01 is a Thursday: the Saturday window opens on the 3rd.
+        let window = settings(&[(annotations::UPDATE_WINDOW, "0 0 2 * * SAT for 4h")]);
+        assert_eq!(
+            describe(&findings, &window, at("2026-01-01T06:00:00Z")),
+            "update app: app:1.0.0 -> app:1.1.0@sha256:aa (outside watch-cluster.io/update-window; the next window opens at 2026-01-03T02:00:00Z)"
+        );
+        assert_eq!(
+            describe(&findings, &window, at("2026-01-03T03:00:00Z")),
+            "update app: app:1.0.0 -> app:1.1.0@sha256:aa"
+        );
+        let hold = settings(&[(annotations::HOLD, "true")]);
+        assert!(
+            describe(&findings, &hold, at("2026-01-03T03:00:00Z"))
+                .contains("(held by watch-cluster.io/hold: \"true\"")
+        );
+    }
+
+    #[test]
+    fn invalid_gates_and_an_unreadable_pending_are_shown() {
+        let findings = Findings {
+            pending_error: Some("failed to read the pending annotation".into()),
+            ..Findings::default()
+        };
+        let text = describe(
+            &findings,
+            &settings(&[(annotations::MIN_AGE, "soon")]),
+            at("2026-01-01T00:00:00Z"),
+        );
+        assert!(
+            text.starts_with("error: failed to read the pending annotation; no update starts: annotation watch-cluster.io/min-age=\"soon\" is invalid"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -10,6 +10,10 @@ mod cases;
 #[allow(dead_code)]
 #[path = "scenarios/env.rs"]
 mod env;
+#[path = "scenarios/gates.rs"]
+mod gates;
+#[path = "scenarios/push.rs"]
+mod push;
 #[allow(dead_code)]
 #[path = "real/env.rs"]
 mod real_env;
@@ -74,6 +78,17 @@ on_both_backends! {
     deployment_sigterm => sigterm;
     deployment_rollout_bound_with_a_leader_change => rollout_bound;
     deployment_gitops_managed => gitops_managed;
+    gate_window_opens_during_the_test => crate::gates::window_opens;
+    gate_min_age_expires => crate::gates::min_age_expires;
+    gate_min_age_survives_a_restart => crate::gates::min_age_survives_a_restart;
+    gate_min_age_under_a_stream_of_releases => crate::gates::min_age_release_stream;
+    gate_hold_then_release => crate::gates::hold_then_release;
+    gate_tag_filter_and_skip => crate::gates::filter_and_skip;
+    gate_invalid_annotation => crate::gates::invalid_gate;
+    push_from_the_registrys_own_notifications => crate::push::registry_notifications;
+    push_payloads_of_each_provider => crate::push::provider_payloads;
+    push_events_that_do_nothing_but_count => crate::push::events_that_do_nothing;
+    push_follower_answers_503 => crate::push::follower_answers_503;
     statefulset_semver => |b| semver(b, Kind::StatefulSet);
     statefulset_moving_tag => |b| moving_tag(b, Kind::StatefulSet);
     statefulset_multi_arch => |b| multi_arch(b, Kind::StatefulSet);

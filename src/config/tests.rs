@@ -93,13 +93,32 @@ fn empty_values_count_as_unset() {
 
 #[test]
 fn durations_accept_units_and_plain_seconds() {
-    for (input, secs) in [("30s", 30), ("5m", 300), ("2h", 7200), ("45", 45)] {
+    for (input, secs) in [
+        ("30s", 30),
+        ("5m", 300),
+        ("2h", 7200),
+        ("45", 45),
+        ("5d", 432_000),
+        ("1h30m", 5400),
+        ("1d12h", 129_600),
+    ] {
         assert_eq!(
             parse_duration("X", input, "1s").unwrap(),
             Duration::from_secs(secs)
         );
     }
-    for bad in ["", "5d", "-1", "1.5m", "0", "m", "99999999999999h"] {
+    for bad in [
+        "",
+        "-1",
+        "1.5m",
+        "0",
+        "0m",
+        "m",
+        "99999999999999h",
+        "367d",
+        "30m1h",
+        "1h 30m",
+    ] {
         assert!(parse_duration("X", bad, "1s").is_err(), "{bad}");
     }
 }
@@ -113,7 +132,7 @@ fn a_bad_value_names_the_variable_the_value_and_an_example() {
     let err = Config::from_args(&a).unwrap_err().to_string();
     assert_eq!(
         err,
-        "invalid ROLLOUT_TIMEOUT=\"soon\": expected <n>s, <n>m, <n>h or plain seconds (example: ROLLOUT_TIMEOUT=15m)"
+        "invalid ROLLOUT_TIMEOUT=\"soon\": expected <n>s, <n>m, <n>h, <n>d, a compound like 1h30m, or plain seconds (example: ROLLOUT_TIMEOUT=15m)"
     );
     assert!(!err.contains('\n'));
 }

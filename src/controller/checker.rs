@@ -270,11 +270,22 @@ async fn check_once<K: ManagedKind>(
             Ok(plan) => plan,
             Err(failure) => return Checked::Failed(failure),
         };
+        // `pending` is written whatever happens next (held, dry run, no change): it is when candidates were
+        // first seen, and a restart must not reset that clock.
+        write_pending::<K>(&api, key, &plan).await;
+        let age_holds: Vec<Held> = plan.held.iter().map(Held::from).collect();
         if plan.changes.is_empty() {
+            if !age_holds.is_empty() {
+                return Checked::Held(age_holds, None);
+            }
             return Checked::UpToDate(plan.kept);
         }
         let change = Change::of(&plan.changes);
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
+        let holds = settings.gates.holds_at(Utc::now(), settings.force);
+        if !holds.is_empty() {
+            return Checked::Held(holds, Some(change));
+        }
         if !ctx.config.dry_run
             && let Some(slot) = ctx.request_slot(key)
         {
@@ -292,6 +303,25 @@ async fn check_once<K: ManagedKind>(
         }
     }
     Checked::Skipped(Skip::KeptChanging)
+}
+
+/// Writes the `pending` annotation when deciding changed it. A failure is logged and the check goes on:
+/// the next check decides from the annotation as it is then, so at worst a candidate's clock starts later.
+async fn write_pending<K: ManagedKind>(api: &Api<K>, key: &WorkloadKey, plan: &Findings) {
+    let Some(value) = plan.pending_merge_value() else {
+        return;
+    };
+    let patch = serde_json::json!({"metadata": {"annotations": {annotations::PENDING: value}}});
+    let params = kube::api::PatchParams {
+        field_manager: Some(update::FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    if let Err(error) = api
+        .patch(&key.name, &params, &kube::api::Patch::Merge(&patch))
+        .await
+    {
+        tracing::warn!(%error, "failed to record when the min-age candidates were first seen");
+    }
 }
 
 enum Written {

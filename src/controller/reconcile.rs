@@ -135,6 +135,20 @@ async fn valid_settings(
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) -> Option<Settings> {
     match Settings::from_annotations(own, ctx.config.time_zone) {
+        Ok(settings) if !settings.gate_errors.is_empty() => {
+            // Checks go on and report what they would do; no update starts until the gate is fixed.
+            let note = settings
+                .gate_errors
+                .iter()
+                .map(|e| format!("{e}; no update starts until it is fixed"))
+                .collect::<Vec<_>>()
+                .join("; ");
+            tracing::warn!("{note}");
+            ctx.events
+                .publish_once(reference, Reason::InvalidAnnotation, note)
+                .await;
+            Some(settings)
+        }
         Ok(settings) => {
             ctx.events.clear(reference, Reason::InvalidAnnotation);
             Some(settings)

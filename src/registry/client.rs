@@ -138,6 +138,21 @@ impl RegistryClient {
             .await
     }
 
+    /// Whether the registry still serves the manifest `digest` (a `HEAD` by digest, cached like a tag's):
+    /// `Ok(false)` when it answers 404, so a digest no longer served can be forgotten.
+    pub async fn digest_exists(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        credential: Option<&Credential>,
+    ) -> Result<bool, RegistryError> {
+        match self.head_digest(repo, digest, credential).await {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Drops the shared tag lists and tag digests of `repo` for every credential: a push event says they
     /// are stale (SPEC §12). Child digests stay: digests are immutable.
     pub fn forget_repository(&self, repo: &Repository) {
@@ -350,6 +365,22 @@ mod tests {
             pushed
         );
         assert_eq!(fake.count(http::Method::HEAD, "/v2/team/app/manifests/"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_digest_exists_while_the_registry_serves_it_and_not_after() {
+        let (fake, client, repo) = setup(false).await;
+        let served = fake.set_manifest(
+            "team/app",
+            None,
+            watch_cluster_testkit::registry::OCI_INDEX,
+            b"{}",
+        );
+        assert!(client.digest_exists(&repo, &served, None).await.unwrap());
+        let gone = format!("sha256:{}", "9".repeat(64));
+        assert!(!client.digest_exists(&repo, &gone, None).await.unwrap());
+        let head = format!("/v2/team/app/manifests/{gone}");
+        assert_eq!(fake.count(http::Method::HEAD, &head), 1);
     }
 
     #[tokio::test]

@@ -13,6 +13,13 @@
 //! sees it, because croner replaces names anywhere in the text (`MON` in the minutes field would silently
 //! become a number) and its errors do not say which field is wrong.
 //!
+//! Ranges that wrap (start after end: `SAT-SUN`, `FRI-MON`, hours `22-2`, months `NOV-FEB`, day-of-month
+//! `28-3`, numeric weekdays `6-0` in Unix or `7-1` in Quartz) are expanded here into the values they name,
+//! because croner rejects them. Weekday numbers follow the form's numbering (Unix 0-7 with 0 and 7 =
+//! Sunday, Quartz 1-7 = SUN-SAT), so `5-1` is FRI-MON in Unix and THU-SUN in Quartz. A step on a wrapping
+//! range counts on across the wrap: hours `22-2/2` are 22, 0 and 2; minutes `50-10/15` are 50, 5. The year
+//! field never wraps: `2030-2026` is rejected by croner as written.
+//!
 //! WHY [`Schedule::delay_until_next`] is capped: a fire time years away (`0 0 0 1 * ? 2099`) must not
 //! overflow a timer, and a sleep that is re-evaluated daily also survives clock and zone-data changes.
 
@@ -155,6 +162,14 @@ impl Schedule {
         {
             return Err(invalid_field(index, None));
         }
+        let unix = fields.len() == 5;
+        let expanded: Vec<String> = (0..fields.len())
+            .map(|i| {
+                expand_wrapping(layout[i], fields[i], unix).ok_or_else(|| invalid_field(i, None))
+            })
+            .collect::<Result<_, _>>()?;
+        let fields: Vec<&str> = expanded.iter().map(String::as_str).collect();
+        let pattern = &fields.join(" ");
         let parser = parser_for(fields.len());
         let cron = parser.parse(pattern).map_err(|source| {
             match (0..fields.len()).find(|&i| parser.parse(&isolate(&fields, i)).is_err()) {
@@ -266,6 +281,87 @@ fn isolate(fields: &[&str], keep: usize) -> String {
         .map(|i| if i == keep { fields[i] } else { "*" })
         .collect();
     parts.join(" ")
+}
+
+/// The values of a field that a range may wrap around, with the form's weekday numbering; `None` for the
+/// year, which has no cycle.
+fn cycle(field: CronField, unix: bool) -> Option<(u32, u32)> {
+    match field {
+        CronField::Seconds | CronField::Minutes => Some((0, 59)),
+        CronField::Hours => Some((0, 23)),
+        CronField::DayOfMonth => Some((1, 31)),
+        CronField::Month => Some((1, 12)),
+        // Unix also accepts 7 for Sunday; a range starting at 7 is handled as starting at 0.
+        CronField::DayOfWeek if unix => Some((0, 6)),
+        CronField::DayOfWeek => Some((1, 7)),
+        CronField::Year => None,
+    }
+}
+
+/// A field value or name as a number in the form's numbering (`SUN` is 0 in Unix, 1 in Quartz).
+fn value_of(field: CronField, text: &str, unix: bool) -> Option<u32> {
+    if let Ok(n) = text.parse::<u32>() {
+        return Some(n);
+    }
+    let upper = text.to_ascii_uppercase();
+    let (names, first): (&[&str], u32) = match field {
+        CronField::Month => (&MONTHS, 1),
+        CronField::DayOfWeek => (&WEEKDAYS, u32::from(!unix)),
+        _ => return None,
+    };
+    let index = names.iter().position(|n| *n == upper)?;
+    u32::try_from(index).ok().map(|i| i + first)
+}
+
+/// The field with every wrapping range (`22-2`, `FRI-MON`, `22-2/2`) replaced by the values it names.
+/// Items that do not wrap, or that are not plain ranges, are left as written for croner to judge;
+/// `None` when a wrapping range has a step of 0.
+fn expand_wrapping(field: CronField, value: &str, unix: bool) -> Option<String> {
+    let Some((min, max)) = cycle(field, unix) else {
+        return Some(value.to_owned());
+    };
+    let mut items = Vec::new();
+    for item in value.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => (range, Some(step)),
+            None => (item, None),
+        };
+        let bounds = range
+            .split_once('-')
+            .and_then(|(a, b)| Some((value_of(field, a, unix)?, value_of(field, b, unix)?)));
+        let Some((mut start, end)) = bounds else {
+            items.push(item.to_owned());
+            continue;
+        };
+        if unix && field == CronField::DayOfWeek && start == 7 && end < 7 {
+            // `7-2` is Sunday to Tuesday, which croner reads only as `0-2`.
+            start = 0;
+            items.push(match step {
+                Some(step) => format!("{start}-{end}/{step}"),
+                None => format!("{start}-{end}"),
+            });
+            continue;
+        }
+        let in_cycle = |v: u32| (min..=max).contains(&v);
+        if start <= end || !in_cycle(start) || !in_cycle(end) {
+            // Not wrapping, or out of range: croner's own rules and errors apply.
+            items.push(item.to_owned());
+            continue;
+        }
+        let step = match step {
+            None => 1,
+            Some(step) => step.parse::<u32>().ok().filter(|s| *s > 0)?,
+        };
+        // Walk from start to end around the cycle, one step at a time.
+        let length = max - min + 1;
+        let span = (end + length - start) % length;
+        let mut offset = 0;
+        while offset <= span {
+            items.push((min + (start - min + offset) % length).to_string());
+            offset += step;
+        }
+    }
+    Some(items.join(","))
 }
 
 /// Characters (and names) a field may contain; values and ranges are left to croner.

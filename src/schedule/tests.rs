@@ -323,3 +323,201 @@ proptest! {
         }
     }
 }
+
+/// Every fire time strictly after `from`, `count` of them, in UTC.
+fn fires(expression: &str, from: &str, count: usize) -> Vec<String> {
+    let schedule = Schedule::parse(expression, chrono_tz::UTC).unwrap_or_else(|e| panic!("{e}"));
+    let mut t = at(from);
+    (0..count)
+        .map(|_| {
+            t = schedule.next_after(t).unwrap();
+            t.to_rfc3339()
+        })
+        .collect()
+}
+
+#[test]
+fn weekday_ranges_that_wrap_cover_the_weekend_in_every_numbering() {
+    // 2026-01-01 is a Thursday: Sat 3rd, Sun 4th, Sat 10th.
+    let weekend = [
+        "2026-01-03T02:00:00+00:00",
+        "2026-01-04T02:00:00+00:00",
+        "2026-01-10T02:00:00+00:00",
+    ];
+    for expression in [
+        "0 0 2 * * SAT-SUN",
+        "0 0 2 ? * sat-sun",
+        "0 0 2 ? * 7-1",
+        "0 2 * * SAT-SUN",
+        "0 2 * * 6-0",
+    ] {
+        assert_eq!(
+            fires(expression, "2026-01-01T00:00:00Z", 3),
+            weekend,
+            "{expression}"
+        );
+    }
+}
+
+#[test]
+fn friday_to_monday_wraps_in_unix_and_quartz_numbering() {
+    // From Tuesday 6 January: Fri 9, Sat 10, Sun 11, Mon 12, Fri 16.
+    let expected = [
+        "2026-01-09T12:00:00+00:00",
+        "2026-01-10T12:00:00+00:00",
+        "2026-01-11T12:00:00+00:00",
+        "2026-01-12T12:00:00+00:00",
+        "2026-01-16T12:00:00+00:00",
+    ];
+    for expression in [
+        "0 0 12 ? * FRI-MON",
+        "0 0 12 ? * 6-2",
+        "0 12 * * FRI-MON",
+        "0 12 * * 5-1",
+    ] {
+        assert_eq!(
+            fires(expression, "2026-01-06T00:00:00Z", 5),
+            expected,
+            "{expression}"
+        );
+    }
+    // Unix 7 is Sunday too: `7-2` is Sunday to Tuesday.
+    assert_eq!(
+        fires("0 12 * * 7-2", "2026-01-06T13:00:00Z", 3),
+        [
+            "2026-01-11T12:00:00+00:00",
+            "2026-01-12T12:00:00+00:00",
+            "2026-01-13T12:00:00+00:00",
+        ]
+    );
+}
+
+#[test]
+fn hour_ranges_that_wrap_pass_midnight() {
+    assert_eq!(
+        fires("0 0 22-2 * * ?", "2026-01-01T03:00:00Z", 6),
+        [
+            "2026-01-01T22:00:00+00:00",
+            "2026-01-01T23:00:00+00:00",
+            "2026-01-02T00:00:00+00:00",
+            "2026-01-02T01:00:00+00:00",
+            "2026-01-02T02:00:00+00:00",
+            "2026-01-02T22:00:00+00:00",
+        ]
+    );
+    assert_eq!(
+        fires("0 22-2 * * *", "2026-01-01T23:30:00Z", 2),
+        ["2026-01-02T00:00:00+00:00", "2026-01-02T01:00:00+00:00"]
+    );
+}
+
+#[test]
+fn a_step_on_a_wrapping_range_counts_on_across_the_wrap() {
+    assert_eq!(
+        fires("0 0 22-2/2 * * ?", "2026-01-01T03:00:00Z", 4),
+        [
+            "2026-01-01T22:00:00+00:00",
+            "2026-01-02T00:00:00+00:00",
+            "2026-01-02T02:00:00+00:00",
+            "2026-01-02T22:00:00+00:00",
+        ]
+    );
+    assert_eq!(
+        fires("0 50-10/15 3 * * ?", "2026-01-01T00:00:00Z", 3),
+        [
+            "2026-01-01T03:05:00+00:00",
+            "2026-01-01T03:50:00+00:00",
+            "2026-01-02T03:05:00+00:00",
+        ]
+    );
+    let err = Schedule::parse("0 0 22-2/0 * * ?", chrono_tz::UTC).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ScheduleError::InvalidField {
+                field: CronField::Hours,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn month_and_day_ranges_that_wrap_cross_the_year_and_the_month() {
+    assert_eq!(
+        fires("0 0 0 1 NOV-FEB ?", "2026-03-01T12:00:00Z", 5),
+        [
+            "2026-11-01T00:00:00+00:00",
+            "2026-12-01T00:00:00+00:00",
+            "2027-01-01T00:00:00+00:00",
+            "2027-02-01T00:00:00+00:00",
+            "2027-11-01T00:00:00+00:00",
+        ]
+    );
+    assert_eq!(
+        fires("0 0 30-2 * *", "2026-01-29T00:00:00Z", 5),
+        [
+            "2026-01-30T00:00:00+00:00",
+            "2026-01-31T00:00:00+00:00",
+            "2026-02-01T00:00:00+00:00",
+            "2026-02-02T00:00:00+00:00",
+            "2026-03-01T00:00:00+00:00",
+        ]
+    );
+}
+
+#[test]
+fn wrapping_ranges_mix_with_lists_and_out_of_range_ends_stay_errors() {
+    assert_eq!(
+        fires("0 0 12 ? * SAT-SUN,WED", "2026-01-05T00:00:00Z", 3),
+        [
+            "2026-01-07T12:00:00+00:00",
+            "2026-01-10T12:00:00+00:00",
+            "2026-01-11T12:00:00+00:00",
+        ]
+    );
+    for bad in ["0 0 25-2 * * ?", "0 0 0 ? * 9-1", "0 0 0 1 1 ? 2030-2026"] {
+        assert!(Schedule::parse(bad, chrono_tz::UTC).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn the_latest_fire_time_before_a_moment_is_found_backwards() {
+    let schedule = Schedule::parse("0 0 2 * * SAT-SUN", chrono_tz::UTC).unwrap();
+    // Thursday 8 January: the last fire was Sunday 4th at 02:00.
+    assert_eq!(
+        schedule.previous_before(at("2026-01-08T00:00:00Z"), false),
+        Some(at("2026-01-04T02:00:00Z"))
+    );
+    let fire = at("2026-01-04T02:00:00Z");
+    assert_eq!(schedule.previous_before(fire, true), Some(fire));
+    assert_eq!(
+        schedule.previous_before(fire, false),
+        Some(at("2026-01-03T02:00:00Z"))
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn a_wrapping_hour_range_with_a_step_fires_on_exactly_the_hours_it_names(
+        start in 1u32..24, end in 0u32..23, step in 1u32..5,
+    ) {
+        prop_assume!(start > end);
+        let expression = format!("0 0 {start}-{end}/{step} * * ?");
+        let schedule = Schedule::parse(&expression, Tz::UTC).unwrap();
+        // Counting on from `start` across midnight, every `step` hours, up to `end`.
+        let span = end + 24 - start;
+        let expected: std::collections::BTreeSet<u32> =
+            (0..=span).step_by(step as usize).map(|o| (start + o) % 24).collect();
+        let mut t = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..expected.len() * 2 {
+            t = schedule.next_after(t).unwrap();
+            prop_assert_eq!(t.timestamp() % 3600, 0);
+            seen.insert(u32::try_from(t.timestamp() / 3600 % 24).unwrap());
+        }
+        prop_assert_eq!(seen, expected);
+    }
+}

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use chrono::{DateTime, SecondsFormat, Utc};
+
 use crate::{image::ImageRef, version::VersionTag};
 
 /// Which versions a version strategy may move to.
@@ -135,6 +137,19 @@ pub enum KeepReason {
     DigestQuarantined { tag: String, digest: String },
     /// The reference has no tag (`app@sha256:…`): never managed.
     DigestOnly,
+    /// Every newer candidate whose digest is known is quarantined or named by `skip`, some by `skip`.
+    CandidatesSkipped {
+        scope: Scope,
+        skipped: Vec<String>,
+        quarantined: Vec<String>,
+    },
+    /// `latest`: the registry's digest is named by `skip`.
+    DigestSkipped { tag: String, digest: String },
+    /// The best candidate (`repo:tag@sha256:…`) has not been seen for `min-age` yet, nor has any lower one.
+    HeldByMinAge {
+        image: String,
+        ripens_at: DateTime<Utc>,
+    },
 }
 
 impl KeepReason {
@@ -147,6 +162,9 @@ impl KeepReason {
             KeepReason::DigestUnchanged => "DigestUnchanged",
             KeepReason::DigestQuarantined { .. } => "DigestQuarantined",
             KeepReason::DigestOnly => "DigestOnly",
+            KeepReason::CandidatesSkipped { .. } => "CandidatesSkipped",
+            KeepReason::DigestSkipped { .. } => "DigestSkipped",
+            KeepReason::HeldByMinAge { .. } => "HeldByMinAge",
         }
     }
 }
@@ -171,6 +189,34 @@ impl fmt::Display for KeepReason {
             KeepReason::DigestOnly => {
                 f.write_str("Reference pinned by digest without a tag is not managed")
             }
+            KeepReason::CandidatesSkipped {
+                scope,
+                skipped,
+                quarantined,
+            } => {
+                write!(
+                    f,
+                    "No newer version available{scope}: skipped by annotation: {}",
+                    skipped.join(", ")
+                )?;
+                if !quarantined.is_empty() {
+                    write!(
+                        f,
+                        "; quarantined after a failed rollout: {}",
+                        quarantined.join(", ")
+                    )?;
+                }
+                Ok(())
+            }
+            KeepReason::DigestSkipped { tag, digest } => write!(
+                f,
+                "Tag '{tag}' points to {digest}, which the skip annotation excludes"
+            ),
+            KeepReason::HeldByMinAge { image, ripens_at } => write!(
+                f,
+                "{image} is held by min-age until {}",
+                ripens_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
         }
     }
 }

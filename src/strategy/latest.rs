@@ -7,8 +7,8 @@
 //! exactly and every node runs the same bits without relying on `imagePullPolicy: Always`. A digest that
 //! failed a rollout before is never reapplied.
 
-use super::{Decision, KeepReason, Quarantine, UpdateReason};
-use crate::image::ImageRef;
+use super::{Decision, Excluded, Exclusion, KeepReason, Quarantine, UpdateReason};
+use crate::{gate::SkipList, image::ImageRef};
 
 /// Decides whether `current` (in `container`) moves to `registry_digest`.
 pub fn decide_latest(
@@ -18,17 +18,48 @@ pub fn decide_latest(
     registry_digest: &str,
     quarantine: &Quarantine,
 ) -> Decision {
+    let excluded = Excluded {
+        quarantine,
+        skip: &SkipList::EMPTY,
+    };
+    decide_latest_excluding(
+        current,
+        container,
+        current_digest,
+        registry_digest,
+        excluded,
+    )
+}
+
+/// [`decide_latest`] that also never takes what the `skip` annotation names. `registry_digest` is the
+/// digest to move to: the tag's now, or with `min-age` the newest one old enough.
+pub fn decide_latest_excluding(
+    current: &ImageRef,
+    container: &str,
+    current_digest: Option<&str>,
+    registry_digest: &str,
+    excluded: Excluded<'_>,
+) -> Decision {
     let Some(tag) = current.effective_tag() else {
         return Decision::Keep(KeepReason::DigestOnly);
     };
     if current_digest == Some(registry_digest) {
         return Decision::Keep(KeepReason::DigestUnchanged);
     }
-    if quarantine.contains(container, current, tag, registry_digest) {
-        return Decision::Keep(KeepReason::DigestQuarantined {
-            tag: tag.to_owned(),
-            digest: registry_digest.to_owned(),
-        });
+    match excluded.why(container, current, tag, registry_digest) {
+        Some(Exclusion::Quarantined) => {
+            return Decision::Keep(KeepReason::DigestQuarantined {
+                tag: tag.to_owned(),
+                digest: registry_digest.to_owned(),
+            });
+        }
+        Some(Exclusion::Skipped) => {
+            return Decision::Keep(KeepReason::DigestSkipped {
+                tag: tag.to_owned(),
+                digest: registry_digest.to_owned(),
+            });
+        }
+        None => {}
     }
     let reason = match current_digest {
         Some(_) => UpdateReason::NewDigest {
@@ -152,6 +183,21 @@ mod tests {
             decide_latest(&current, "web", Some(&digest('a')), &digest('c'), &q).reason(),
             "NewDigest"
         );
+    }
+
+    #[test]
+    fn a_skipped_digest_is_not_pinned_but_a_later_one_is() {
+        let current = image("nginx:stable");
+        let skip = SkipList::parse(&format!("stable@{}", digest('b'))).unwrap();
+        let excluded = Excluded {
+            quarantine: &Quarantine::default(),
+            skip: &skip,
+        };
+        let held = decide_latest_excluding(&current, "web", None, &digest('b'), excluded);
+        assert_eq!(held.reason(), "DigestSkipped");
+        assert!(held.to_string().contains("skip"), "{held}");
+        let next = decide_latest_excluding(&current, "web", None, &digest('c'), excluded);
+        assert_eq!(next.reason(), "PinDigest");
     }
 
     #[test]

@@ -14,7 +14,7 @@
 
 use std::{fmt, str::FromStr};
 
-use crate::{image::ImageRef, version::VersionTag};
+use crate::{gate::SkipList, image::ImageRef, version::VersionTag};
 
 pub mod cluster_quarantine;
 mod decision;
@@ -25,11 +25,49 @@ pub mod version;
 pub use decision::{Decision, KeepReason, Scope, UpdateReason};
 
 pub use cluster_quarantine::{ClusterEntry, ClusterQuarantine, ClusterQuarantineError};
-pub use latest::decide_latest;
+pub use latest::{decide_latest, decide_latest_excluding};
 pub use quarantine::{Quarantine, QuarantineEntry, QuarantineError};
 pub use version::{
-    Evaluation, RankError, Rejection, ResolvedCandidate, decide_version, rank_candidates,
+    Evaluation, RankError, Rejection, ResolvedCandidate, decide_version, decide_version_excluding,
+    rank_candidates, rank_candidates_filtered,
 };
+
+/// What a strategy never takes for a container: its quarantined images and the `skip` annotation's.
+#[derive(Debug, Clone, Copy)]
+pub struct Excluded<'a> {
+    /// Images rolled back after a failed rollout.
+    pub quarantine: &'a Quarantine,
+    /// Tags and digests the user excluded.
+    pub skip: &'a SkipList,
+}
+
+/// Why a candidate is never taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exclusion {
+    /// Its rollout failed before.
+    Quarantined,
+    /// The `skip` annotation names it.
+    Skipped,
+}
+
+impl Excluded<'_> {
+    /// Why `container` (running `current`'s repository) never takes `tag@digest`, if it does not.
+    pub fn why(
+        &self,
+        container: &str,
+        current: &ImageRef,
+        tag: &str,
+        digest: &str,
+    ) -> Option<Exclusion> {
+        if self.quarantine.contains(container, current, tag, digest) {
+            Some(Exclusion::Quarantined)
+        } else if self.skip.matches(tag, digest) {
+            Some(Exclusion::Skipped)
+        } else {
+            None
+        }
+    }
+}
 
 /// How a workload follows its images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

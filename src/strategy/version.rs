@@ -12,8 +12,9 @@
 
 use std::{cmp::Reverse, collections::BTreeSet, fmt};
 
-use super::{Decision, KeepReason, Quarantine, Scope, Strategy, UpdateReason};
+use super::{Decision, Excluded, Exclusion, KeepReason, Quarantine, Scope, Strategy, UpdateReason};
 use crate::{
+    gate::{SkipList, TagFilter},
     image::ImageRef,
     version::{VersionTag, VersionTagError},
 };
@@ -63,6 +64,8 @@ pub enum Rejection {
     OutsideScope(Scope),
     /// Another spelling of the same version fits the current style better.
     OtherSpelling { preferred: String },
+    /// The `tag-filter` annotation does not match it.
+    TagFilter,
 }
 
 impl fmt::Display for Rejection {
@@ -86,6 +89,7 @@ impl fmt::Display for Rejection {
                 write!(f, "outside {major}.{minor}")
             }
             Rejection::OutsideScope(Scope::Any) => f.write_str("outside the allowed versions"),
+            Rejection::TagFilter => f.write_str("does not match the tag filter"),
             Rejection::OtherSpelling { preferred } => {
                 write!(
                     f,
@@ -136,6 +140,17 @@ pub fn rank_candidates(
     current_tag: &str,
     tags: &[String],
 ) -> Result<Evaluation, RankError> {
+    rank_candidates_filtered(strategy, current_tag, tags, None)
+}
+
+/// [`rank_candidates`] after the `tag-filter`: tags it does not match are rejected before any other rule,
+/// so the spelling and variant rules only choose among matching tags.
+pub fn rank_candidates_filtered(
+    strategy: Strategy,
+    current_tag: &str,
+    tags: &[String],
+    filter: Option<&TagFilter>,
+) -> Result<Evaluation, RankError> {
     let current = VersionTag::parse(current_tag).map_err(RankError::CurrentNotAVersion)?;
     let scope = match strategy {
         Strategy::Version => Scope::Any,
@@ -147,6 +162,10 @@ pub fn rank_candidates(
     let mut rejected = Vec::new();
     let mut newer = Vec::new();
     for tag in tags.iter().filter(|t| seen.insert(t.as_str())) {
+        if filter.is_some_and(|f| !f.matches(tag)) {
+            rejected.push((tag.clone(), Rejection::TagFilter));
+            continue;
+        }
         match screen(&current, scope, tag) {
             Ok(version) => newer.push(version),
             Err(rejection) => rejected.push((tag.clone(), rejection)),
@@ -234,36 +253,60 @@ pub fn decide_version(
     resolved: &[ResolvedCandidate],
     quarantine: &Quarantine,
 ) -> Decision {
+    let excluded = Excluded {
+        quarantine,
+        skip: &SkipList::EMPTY,
+    };
+    decide_version_excluding(current, container, evaluation, resolved, excluded)
+}
+
+/// [`decide_version`] that also passes over what the `skip` annotation names.
+pub fn decide_version_excluding(
+    current: &ImageRef,
+    container: &str,
+    evaluation: &Evaluation,
+    resolved: &[ResolvedCandidate],
+    excluded: Excluded<'_>,
+) -> Decision {
     let Some(best) = evaluation.best() else {
         return Decision::Keep(KeepReason::NoNewerVersion {
             scope: evaluation.scope,
         });
     };
+    let mut quarantined = Vec::new();
     let mut skipped = Vec::new();
     for candidate in &evaluation.accepted {
         let Some(found) = resolved.iter().find(|r| r.tag == candidate.as_str()) else {
             continue;
         };
-        if quarantine.contains(container, current, &found.tag, &found.digest) {
-            skipped.push(found.tag.clone());
-            continue;
+        match excluded.why(container, current, &found.tag, &found.digest) {
+            Some(Exclusion::Quarantined) => quarantined.push(found.tag.clone()),
+            Some(Exclusion::Skipped) => skipped.push(found.tag.clone()),
+            None => {
+                return Decision::Update {
+                    tag: found.tag.clone(),
+                    digest: found.digest.clone(),
+                    reason: UpdateReason::NewerVersion {
+                        tag: found.tag.clone(),
+                    },
+                };
+            }
         }
-        return Decision::Update {
-            tag: found.tag.clone(),
-            digest: found.digest.clone(),
-            reason: UpdateReason::NewerVersion {
-                tag: found.tag.clone(),
-            },
-        };
     }
-    if skipped.is_empty() {
-        Decision::Keep(KeepReason::DigestsUnknown {
-            best: best.as_str().to_owned(),
-        })
-    } else {
-        Decision::Keep(KeepReason::CandidatesQuarantined {
+    if !skipped.is_empty() {
+        Decision::Keep(KeepReason::CandidatesSkipped {
             scope: evaluation.scope,
             skipped,
+            quarantined,
+        })
+    } else if !quarantined.is_empty() {
+        Decision::Keep(KeepReason::CandidatesQuarantined {
+            scope: evaluation.scope,
+            skipped: quarantined,
+        })
+    } else {
+        Decision::Keep(KeepReason::DigestsUnknown {
+            best: best.as_str().to_owned(),
         })
     }
 }

@@ -23,6 +23,22 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, response.text().await.unwrap_or_default()))
 }
 
+/// POST `body` with `headers` to `http://127.0.0.1:port/path`: the status, or `None` when nothing listens.
+pub async fn http_post(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Option<u16> {
+    let mut request = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.ok().map(|r| r.status().as_u16())
+}
+
 /// Waits until `GET path` answers `status`; returns the body.
 pub async fn wait_for_http(port: u16, path: &str, status: u16) -> String {
     let deadline = tokio::time::Instant::now() + WAIT;

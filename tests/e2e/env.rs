@@ -121,6 +121,12 @@ impl Env {
             sim.load_yaml(&text, "watch-cluster")
                 .expect("manifest loads");
         }
+        // The push-events component's Role (the leader label), as an install with push events has it.
+        let label_role = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("k8s/components/events/leader-label-role.yaml");
+        let text = std::fs::read_to_string(&label_role).expect("manifest readable");
+        sim.load_yaml(&text, "watch-cluster")
+            .expect("manifest loads");
         sim.load_yaml(
             &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {NS}\n"),
             NS,

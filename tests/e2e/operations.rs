@@ -11,7 +11,7 @@ use crate::{as_pairs, enabled};
 async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_code_1() {
     let cases = [
         ("REGISTRY_CACHE_TTL", "soon", "REGISTRY_CACHE_TTL"),
-        ("ROLLOUT_TIMEOUT", "10d", "ROLLOUT_TIMEOUT"),
+        ("ROLLOUT_TIMEOUT", "10w", "ROLLOUT_TIMEOUT"),
         ("WATCH_NAMESPACES", "Team_A", "WATCH_NAMESPACES"),
         ("WATCH_NAMESPACES", ",,,", "WATCH_NAMESPACES"),
         (

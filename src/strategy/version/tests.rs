@@ -5,6 +5,7 @@ use chrono::{TimeZone, Utc};
 use proptest::prelude::{prop_assert, prop_assert_eq, proptest};
 
 use super::*;
+use crate::gate::SkipList;
 use crate::strategy::QuarantineEntry;
 
 fn tags(list: &[&str]) -> Vec<String> {
@@ -319,4 +320,61 @@ proptest! {
         let distinct: BTreeSet<&String> = list.iter().collect();
         prop_assert_eq!(eval.accepted.len() + eval.rejected.len(), distinct.len());
     }
+}
+
+#[test]
+fn the_tag_filter_applies_before_the_spelling_rules() {
+    use crate::gate::TagFilter;
+    let filter = TagFilter::parse(r"1\.2\.[0-9]+").unwrap();
+    let list = tags(&["1.2", "1.2.0", "1.2.5", "1.3.0", "1.2.9-alpine"]);
+    let eval = rank_candidates_filtered(Strategy::Version, "1.1.0", &list, Some(&filter)).unwrap();
+    // Unfiltered, `1.2` would lose to `1.2.0` only by spelling; filtered, 1.3.0 is gone and `1.2` never competes.
+    let accepted: Vec<&str> = eval.accepted.iter().map(VersionTag::as_str).collect();
+    assert_eq!(accepted, ["1.2.5", "1.2.0"]);
+    assert_eq!(rejection(&eval, "1.3.0"), Rejection::TagFilter);
+    assert_eq!(rejection(&eval, "1.2"), Rejection::TagFilter);
+    assert_eq!(
+        Rejection::TagFilter.to_string(),
+        "does not match the tag filter"
+    );
+    let unfiltered = rank_candidates(Strategy::Version, "1.1.0", &list).unwrap();
+    assert_eq!(unfiltered.best().unwrap().as_str(), "1.3.0");
+}
+
+#[test]
+fn skipped_tags_and_digests_are_passed_over_like_quarantined_ones() {
+    let current = ImageRef::parse("nginx:1.20.0").unwrap();
+    let eval = rank_candidates(
+        Strategy::Version,
+        "1.20.0",
+        &tags(&["1.21.0", "1.22.0", "1.23.0"]),
+    )
+    .unwrap();
+    let all = resolved(&[("1.23.0", 'c'), ("1.22.0", 'b'), ("1.21.0", 'a')]);
+    let skip = SkipList::parse(&format!("1.23.0,1.22.0@{}", digest('b'))).unwrap();
+    let quarantine = Quarantine::default();
+    let excluded = Excluded {
+        quarantine: &quarantine,
+        skip: &skip,
+    };
+    let decision = decide_version_excluding(&current, "web", &eval, &all, excluded);
+    assert_eq!(decision.to_string(), "Found newer version: 1.21.0");
+    // Only one digest of 1.22.0 is skipped: a rebuild is taken.
+    let rebuilt = resolved(&[("1.23.0", 'c'), ("1.22.0", 'd')]);
+    assert_eq!(
+        decide_version_excluding(&current, "web", &eval, &rebuilt, excluded).to_string(),
+        "Found newer version: 1.22.0"
+    );
+    // All excluded: the reason names the skipped and the quarantined ones.
+    let q = quarantine_of("web", &[format!("nginx:1.21.0@{}", digest('a'))]);
+    let both = Excluded {
+        quarantine: &q,
+        skip: &skip,
+    };
+    let kept = decide_version_excluding(&current, "web", &eval, &all, both);
+    assert_eq!(kept.reason(), "CandidatesSkipped");
+    assert_eq!(
+        kept.to_string(),
+        "No newer version available: skipped by annotation: 1.23.0, 1.22.0; quarantined after a failed rollout: 1.21.0"
+    );
 }

@@ -21,6 +21,17 @@ pub(crate) struct ConfigInputs<'a> {
     pub(crate) tls: Option<&'a TlsMaterial>,
     /// Token realm URL and the key that signs tokens.
     pub(crate) token: Option<(String, &'a TokenKey)>,
+    /// Where the registry sends its push and pull notifications, and the header that authenticates them.
+    pub(crate) notify: Option<&'a Notify>,
+}
+
+/// distribution's own `notifications.endpoints`: what a user pastes into `config.yml` (docs/push-events.md).
+#[derive(Debug, Clone)]
+pub struct Notify {
+    /// The listener's `/events/distribution` URL.
+    pub url: String,
+    /// Sent as `Authorization: Bearer <token>`.
+    pub token: String,
 }
 
 /// Writes the auxiliary files and `config.yml` for a registry on `port`; returns the config path.
@@ -57,6 +68,17 @@ pub(crate) fn write_config(inputs: &ConfigInputs<'_>, port: u16) -> anyhow::Resu
             "issuer": super::token::ISSUER,
             "rootcertbundle": bundle,
         }});
+    }
+    if let Some(notify) = inputs.notify {
+        // Short timeout and backoff: a test must not wait on distribution's default 1 s/10 s pacing.
+        config["notifications"] = json!({ "endpoints": [{
+            "name": "watch-cluster",
+            "url": notify.url,
+            "headers": { "Authorization": [format!("Bearer {}", notify.token)] },
+            "timeout": "2s",
+            "threshold": 3,
+            "backoff": "500ms",
+        }]});
     }
     let text =
         serde_json::to_string_pretty(&config).context("failed to encode the registry config")?;

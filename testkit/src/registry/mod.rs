@@ -10,6 +10,7 @@
 
 mod certs;
 mod config;
+pub use config::Notify;
 mod push;
 mod read;
 mod token;
@@ -129,6 +130,22 @@ impl std::fmt::Debug for RealRegistry {
 impl RealRegistry {
     /// Starts a registry with `auth` and waits until `GET /v2/` answers (200, or 401 when auth is on).
     pub async fn start(auth: RegistryAuth) -> anyhow::Result<Self> {
+        Self::start_with(auth, None).await
+    }
+
+    /// Starts a registry that sends its notifications (pushes, pulls, deletes) to `notify`, as a user's
+    /// `notifications.endpoints` would.
+    pub async fn start_notifying(
+        auth: RegistryAuth,
+        notify: config::Notify,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(auth, Some(notify)).await
+    }
+
+    async fn start_with(
+        auth: RegistryAuth,
+        notify: Option<config::Notify>,
+    ) -> anyhow::Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::Builder::new()
             .prefix("testkit-registry-")
@@ -149,6 +166,7 @@ impl RealRegistry {
             basic: auth.basic_credentials(),
             tls: tls.as_ref(),
             token: token.as_ref().map(|(server, key)| (server.realm(), key)),
+            notify: notify.as_ref(),
         };
         let (child, port, log) = launch(&inputs, auth.uses_tls(), &http).await?;
         Ok(Self {

@@ -1,0 +1,122 @@
+//! Unit tests of the pure parts of [`super::decide`]: the `pending` value, min-age holds, invalid gates.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+use crate::gate::PendingEntry;
+use crate::resolve::{AgeOutcome, Held};
+
+fn at(hour: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 1, 1, hour, 0, 0).unwrap()
+}
+
+fn pending_of(entries: &[(&str, u32)]) -> Pending {
+    let mut pending = Pending::default();
+    pending.set(
+        "app",
+        entries
+            .iter()
+            .map(|(image, hour)| PendingEntry {
+                image: (*image).into(),
+                first_seen: at(*hour),
+            })
+            .collect(),
+    );
+    pending
+}
+
+#[test]
+fn pending_is_written_only_when_its_content_changes_and_removed_when_empty() {
+    let one = pending_of(&[("app:1.2.0@sha256:b", 1)]);
+    let value = one.to_annotation();
+    assert_eq!(pending_change(Some(&value), &one), None);
+    // Same content spelt differently (spaces): not rewritten.
+    let spaced = value.replace(',', ", ");
+    assert_eq!(pending_change(Some(&spaced), &one), None);
+    assert_eq!(pending_change(None, &one), Some(value.clone()));
+    assert_eq!(
+        pending_change(Some(&value), &Pending::default()),
+        Some(String::new())
+    );
+    assert_eq!(pending_change(None, &Pending::default()), None);
+    // As a merge patch: null removes, a string sets, nothing leaves it.
+    let merge = |pending: Option<&str>| {
+        Findings {
+            pending: pending.map(str::to_owned),
+            ..Findings::default()
+        }
+        .pending_merge_value()
+    };
+    assert_eq!(merge(Some("")), Some(serde_json::Value::Null));
+    assert_eq!(
+        merge(Some(&value)),
+        Some(serde_json::Value::String(value.clone()))
+    );
+    assert_eq!(merge(None), None);
+    // An unreadable value is replaced, even by an empty list.
+    assert_eq!(
+        pending_change(Some("{"), &Pending::default()),
+        Some(String::new())
+    );
+}
+
+#[test]
+fn a_container_is_held_by_its_best_waiting_candidate_and_rechecked_at_the_earliest_ripening() {
+    let mut findings = Findings::default();
+    let held = |image: &str, hour| Held {
+        image: image.into(),
+        first_seen: at(hour),
+        ripens_at: at(hour + 2),
+    };
+    let age = AgeOutcome {
+        pending: Vec::new(),
+        held: vec![held("app:1.3.0@sha256:c", 5), held("app:1.2.0@sha256:b", 1)],
+    };
+    note_age("app", &age, &mut findings);
+    note_age(
+        "none",
+        &AgeOutcome {
+            pending: Vec::new(),
+            held: Vec::new(),
+        },
+        &mut findings,
+    );
+    assert_eq!(findings.held.len(), 1);
+    let h = &findings.held[0];
+    assert_eq!(h.image, "app:1.3.0@sha256:c");
+    assert_eq!(h.ripens_at, at(7));
+    assert_eq!(h.recheck_at, at(3));
+    assert_eq!(findings.recheck_at(), Some(at(3)));
+    assert_eq!(
+        h.to_string(),
+        "app: app:1.3.0@sha256:c held by min-age until 2026-01-01T07:00:00Z"
+    );
+}
+
+#[test]
+fn no_update_is_proposed_while_a_gate_annotation_is_invalid() {
+    let map = [(annotations::HOLD.to_owned(), "maybe".to_owned())].into();
+    let settings = Settings::from_annotations(&map, chrono_tz::UTC).unwrap();
+    let container = Container {
+        name: "app".into(),
+        image: "app:1.0.0".into(),
+        init: false,
+        index: 0,
+    };
+    let mut findings = Findings {
+        changes: vec![ContainerChange {
+            container,
+            from_image: "app:1.0.0".into(),
+            to_image: "app:1.1.0@sha256:a".into(),
+            from_digest: None,
+            to_digest: "sha256:a".into(),
+        }],
+        ..Findings::default()
+    };
+    hold_for_invalid_gates(&settings, &mut findings);
+    assert!(findings.changes.is_empty());
+    assert_eq!(
+        findings.kept[0].to_string(),
+        "app: app:1.1.0@sha256:a is not applied while watch-cluster.io/hold is invalid"
+    );
+}
