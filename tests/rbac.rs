@@ -65,10 +65,12 @@ fn every_grant_of_k8s_is_used_by_a_test_or_kept_on_purpose() {
         .filter(|f| f.len() == 6)
         .collect();
     let kept = kept();
-    let roles: [(&str, Option<&str>); 4] = [
+    let roles: [(&str, Option<&str>); 5] = [
         ("k8s/base/clusterrole.yaml", Some("cluster-wide")),
         ("k8s/base/leader-election-role.yaml", None),
         ("k8s/base/quarantine-role.yaml", None),
+        // The push-events component: the leader labels its Pod.
+        ("k8s/components/events/leader-label-role.yaml", None),
         (
             "k8s/namespaced/watched-namespace-role.yaml",
             Some("namespaced-overlay"),

@@ -218,8 +218,32 @@ async fn schedule_and_check<K: ManagedKind>(
         None
     };
     let mut recheck_at = recheck_at;
+    let mut rearmed = false;
     if let Some(trigger) = trigger {
         let outcome = checker::check::<K>(ctx, key, settings, trigger).await;
+        // A push or an opened gate that met a passing state (the workload's controller has not observed our
+        // own annotation write yet, a rollout in flight, a concurrent edit) is not used up: the check runs
+        // when that state ends, which the watch reports, and not at the next cron tick a year away.
+        let wake = woken.or(gate_opened.then_some(Wake::GateOpened));
+        if let (Some(wake), checker::Checked::Skipped(skip)) = (wake, &outcome)
+            && matches!(
+                skip,
+                checker::Skip::Moving(_)
+                    | checker::Skip::RolloutInFlight
+                    | checker::Skip::KeptChanging
+            )
+        {
+            tracing::debug!(%skip, "the early check waits for the workload to settle");
+            ctx.with_memory(key, |m| m.woken = Some(wake));
+            // Each of these ends with a change the watch brings (the observed generation, our outcome write,
+            // the other writer's edit). Polling bounds the short ones only: a rollout stuck for days must not
+            // turn a pending push into a check every second.
+            rearmed = match skip {
+                checker::Skip::Moving(_) => !workload.generation_observed,
+                checker::Skip::KeptChanging => true,
+                _ => false,
+            };
+        }
         let failed = matches!(outcome, checker::Checked::Failed(_));
         // A gate that holds with a known end: the workload is checked again right then (SPEC: a held
         // update is decided again when its gate opens, not at the next tick).
@@ -237,7 +261,7 @@ async fn schedule_and_check<K: ManagedKind>(
         Some(at) => wait.min((at - Utc::now()).to_std().unwrap_or_default()),
         None => wait,
     };
-    if check_now_waits {
+    if check_now_waits || rearmed {
         wait.min(CHECK_NOW_RETRY)
     } else {
         wait

@@ -316,12 +316,19 @@ impl Testbed {
         let kubeconfig = self.admin_kubeconfig();
         let script = format!(
             "test -f '{marker}' || {{ '{kubectl}' --kubeconfig '{kubeconfig}' apply -k '{k8s}' && \
+             '{kubectl}' --kubeconfig '{kubeconfig}' apply -f '{label_role}' && \
              '{kubectl}' --kubeconfig '{kubeconfig}' -n {CONTROLLER_NAMESPACE} scale deployment/watch-cluster --replicas=0 && \
              touch '{marker}'; }}",
             marker = marker.display(),
             kubectl = kubectl.display(),
             kubeconfig = kubeconfig.display(),
             k8s = self.workspace.join("k8s").display(),
+            // The push-events component's Role (the leader label), as an install with push events has it;
+            // the rest of the component (the Service, the Deployment's EVENTS_* settings) is for a Pod.
+            label_role = self
+                .workspace
+                .join("k8s/components/events/leader-label-role.yaml")
+                .display(),
         );
         let output = Command::new("flock")
             .arg(self.state.join("install.lock"))
