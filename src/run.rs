@@ -425,6 +425,23 @@ mod tests {
         assert!(shown.contains("KUBECONFIG="), "{shown}");
     }
 
+    /// The parts of a replica `replica-1` leading in `default` on the in-process API.
+    fn replica_1(api: &watch_cluster_sim::InProcess, config: Config) -> Parts {
+        Parts {
+            client: api.client.clone(),
+            config,
+            webhook: WebhookConfig::disabled(),
+            identity: "replica-1".into(),
+            lease: Some(LeaseConfig::new(
+                "default".into(),
+                "watch-cluster".into(),
+                "replica-1".into(),
+            )),
+            admin: false,
+            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
+        }
+    }
+
     fn holder(api: &watch_cluster_sim::InProcess) -> Option<String> {
         let lease = api.store.get(
             watch_cluster_sim::Kind::Lease,
@@ -449,21 +466,7 @@ mod tests {
         let api =
             watch_cluster_sim::InProcess::new(watch_cluster_sim::ApiConfig::default()).unwrap();
         let config = Config::from_args(&crate::config::RunArgs::default()).unwrap();
-        let runtime = Runtime::start(Parts {
-            client: api.client.clone(),
-            config,
-            webhook: WebhookConfig::disabled(),
-            identity: "replica-1".into(),
-            lease: Some(LeaseConfig::new(
-                "default".into(),
-                "watch-cluster".into(),
-                "replica-1".into(),
-            )),
-            admin: false,
-            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
-        })
-        .await
-        .unwrap();
+        let runtime = Runtime::start(replica_1(&api, config)).await.unwrap();
         pass(Duration::from_secs(2)).await;
         assert_eq!(holder(&api).as_deref(), Some("replica-1"), "it leads");
         // A delivery still running when SIGTERM comes (deliveries are tracked tasks).
@@ -527,21 +530,9 @@ mod tests {
             },
             ..Default::default()
         };
-        let runtime = Runtime::start(Parts {
-            client: api.client.clone(),
-            config: Config::from_args(&args).unwrap(),
-            webhook: WebhookConfig::disabled(),
-            identity: "replica-1".into(),
-            lease: Some(LeaseConfig::new(
-                "default".into(),
-                "watch-cluster".into(),
-                "replica-1".into(),
-            )),
-            admin: false,
-            record_key: crate::record::RecordKey::from_bytes(&[3; 32]).unwrap(),
-        })
-        .await
-        .unwrap();
+        let runtime = Runtime::start(replica_1(&api, Config::from_args(&args).unwrap()))
+            .await
+            .unwrap();
         pass(Duration::from_secs(2)).await;
         assert_eq!(holder(&api).as_deref(), Some("replica-1"));
         assert_eq!(

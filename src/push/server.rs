@@ -185,13 +185,7 @@ async fn dockerhub(
     body: Body,
 ) -> Response {
     let request = Request::new(Provider::DockerHub, "/events/dockerhub/{token}", &headers);
-    handle(
-        &listener,
-        request,
-        Credential::Token(Some(token.as_bytes())),
-        body,
-    )
-    .await
+    with_path_token(&listener, request, &token, body).await
 }
 
 async fn github(State(listener): State<Arc<Listener>>, headers: HeaderMap, body: Body) -> Response {
@@ -213,8 +207,18 @@ async fn quay(
     body: Body,
 ) -> Response {
     let request = Request::new(Provider::Quay, "/events/quay/{token}", &headers);
+    with_path_token(&listener, request, &token, body).await
+}
+
+/// The providers that can only be given a URL carry their token in its path.
+async fn with_path_token(
+    listener: &Listener,
+    request: Request<'_>,
+    token: &str,
+    body: Body,
+) -> Response {
     handle(
-        &listener,
+        listener,
         request,
         Credential::Token(Some(token.as_bytes())),
         body,

@@ -118,6 +118,18 @@ impl Env {
         }
     }
 
+    /// Waits until the Deployment's first container is `image` in its pod template.
+    pub async fn wait_image(&self, name: &str, image: &str) {
+        let wanted = image.to_owned();
+        self.wait_for(
+            Kind::Deployment,
+            name,
+            &format!("image {image}"),
+            move |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == wanted.as_str(),
+        )
+        .await;
+    }
+
     /// Every workload of `kind` in the scenario's namespace.
     pub async fn list(&self, kind: Kind) -> Vec<Value> {
         match &self.inner {

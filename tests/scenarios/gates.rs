@@ -37,17 +37,6 @@ async fn last_update(env: &Env, name: &str) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(millis).expect("a time")
 }
 
-async fn wait_image(env: &Env, name: &str, image: &str) {
-    let wanted = image.to_owned();
-    env.wait_for(
-        Kind::Deployment,
-        name,
-        &format!("image {image}"),
-        move |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == wanted.as_str(),
-    )
-    .await;
-}
-
 async fn image(env: &Env, name: &str) -> String {
     env.image_of(Kind::Deployment, name, "app").await
 }
@@ -97,7 +86,7 @@ pub async fn window_opens(backend: Backend) {
     if Utc::now() < opens {
         assert_eq!(image(&env, "win").await, env.image("team/win", "1.0.0"));
     }
-    wait_image(&env, "win", &target).await;
+    env.wait_image("win", &target).await;
     let written = last_update(&env, "win").await;
     assert!(
         written >= opens,
@@ -136,7 +125,7 @@ pub async fn min_age_expires(backend: Backend) {
     env.wait_for_event("aged", "UpdateHeld").await;
     let notes = env.event_notes("aged", "UpdateHeld").await;
     assert!(notes[0].contains("min-age"), "{notes:?}");
-    wait_image(&env, "aged", &target).await;
+    env.wait_image("aged", &target).await;
     let written = last_update(&env, "aged").await;
     assert!(
         written >= seen + chrono::Duration::seconds(8),
@@ -193,7 +182,7 @@ pub async fn min_age_survives_a_restart(backend: Backend) {
     if let Some(again) = first_seen(&after, &target) {
         assert_eq!(again, seen, "the restart kept the first-seen time");
     }
-    wait_image(&env, "kept", &target).await;
+    env.wait_image("kept", &target).await;
     let written = last_update(&env, "kept").await;
     assert!(written >= seen + chrono::Duration::seconds(15));
 }
@@ -278,8 +267,7 @@ pub async fn hold_then_release(backend: Backend) {
     assert_eq!(metric(port, "watch_cluster_updates_total").await, 0.0);
     env.set_annotation(Kind::Deployment, "held", "watch-cluster.io/hold", None)
         .await;
-    wait_image(
-        &env,
+    env.wait_image(
         "held",
         &format!("{}@{}", env.image("team/held", "1.1.0"), new.digest),
     )
@@ -311,8 +299,7 @@ pub async fn filter_and_skip(backend: Backend) {
     .await;
     let settings = env.settings().await;
     env.spawn_controller(&settings);
-    wait_image(
-        &env,
+    env.wait_image(
         "pick",
         &format!("{}@{}", env.image("team/pick", "1.1.1"), wanted.digest),
     )

@@ -41,18 +41,6 @@ fn events_metric(provider: &str, result: &str) -> String {
     format!("watch_cluster_push_events_total{{provider=\"{provider}\",result=\"{result}\"}}")
 }
 
-/// Waits until the workload runs `image` (by its pod template).
-async fn wait_image(env: &Env, name: &str, image: &str) {
-    let wanted = image.to_owned();
-    env.wait_for(
-        Kind::Deployment,
-        name,
-        &format!("image {image}"),
-        move |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == wanted.as_str(),
-    )
-    .await;
-}
-
 /// The registry's own `notifications.endpoints` reach the listener with the token header; the push of a new
 /// version updates a workload whose cron would not fire until next year.
 pub async fn registry_notifications(backend: Backend) {
@@ -98,8 +86,7 @@ pub async fn registry_notifications(backend: Backend) {
         .push("team/pushed", "1.1.0", ImageKind::OciIndex, "b")
         .await
         .expect("push 1.1.0");
-    wait_image(
-        &env,
+    env.wait_image(
         "pushed",
         &format!("{host}/team/pushed:1.1.0@{}", new.digest),
     )
@@ -233,7 +220,7 @@ pub async fn provider_payloads(backend: Backend) {
     );
 
     for (name, target) in &targets {
-        wait_image(&env, name, target).await;
+        env.wait_image(name, target).await;
     }
     for provider in ["dockerhub", "github", "harbor", "quay"] {
         assert_eq!(
@@ -355,8 +342,7 @@ pub async fn events_that_do_nothing(backend: Backend) {
     // The valid push that follows: only its workload is checked and updated.
     let valid = push("e-marker", "team/marker", "1.1.0", index);
     assert_eq!(post(events, d, &auth, &valid).await, 200);
-    wait_image(
-        &env,
+    env.wait_image(
         "marker",
         &format!("{host}/team/marker:1.1.0@{}", marker.digest),
     )
@@ -460,7 +446,8 @@ pub async fn follower_answers_503(backend: Backend) {
         post(events_1, "/events/distribution", &auth, &event).await,
         200
     );
-    wait_image(&env, "ha", &format!("{host}/team/ha:1.1.0@{}", new.digest)).await;
+    env.wait_image("ha", &format!("{host}/team/ha:1.1.0@{}", new.digest))
+        .await;
     assert_eq!(metric(admin_1, "watch_cluster_updates_total").await, 1.0);
     assert_eq!(metric(admin_2, "watch_cluster_updates_total").await, 0.0);
     assert_eq!(
