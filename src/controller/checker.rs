@@ -124,6 +124,12 @@ pub enum CheckFailure {
     Refused(UpdateError),
 }
 
+/// Every registry failure is a 404: what a check woken by a push meets while the registry finishes writing
+/// the tag.
+pub fn not_served_yet(failures: &[RegistryFailure]) -> bool {
+    !failures.is_empty() && failures.iter().all(|f| f.reason == "NotFound")
+}
+
 fn join(failures: &[RegistryFailure]) -> String {
     let parts: Vec<String> = failures.iter().map(ToString::to_string).collect();
     parts.join("; ")
@@ -146,7 +152,7 @@ pub async fn check<K: ManagedKind>(
     }
     let registry = ctx.registry.with_max_age(answer_max_age(settings, trigger));
     let checked = match ctx.checks.acquire().await {
-        Ok(_permit) => check_once::<K>(ctx, key, settings, &registry).await,
+        Ok(_permit) => check_once::<K>(ctx, key, settings, &registry, trigger).await,
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
@@ -254,6 +260,7 @@ async fn check_once<K: ManagedKind>(
     key: &WorkloadKey,
     settings: &Settings,
     registry: &RegistryClient,
+    trigger: Trigger,
 ) -> Checked {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     for _ in 0..ATTEMPTS {
@@ -266,7 +273,7 @@ async fn check_once<K: ManagedKind>(
         if let Some(skip) = guard::<K>(ctx, key, &workload).await {
             return Checked::Skipped(skip);
         }
-        let plan = match plan::<K>(ctx, key, &workload, settings, registry).await {
+        let plan = match plan::<K>(ctx, key, &workload, settings, registry, trigger).await {
             Ok(plan) => plan,
             Err(failure) => return Checked::Failed(failure),
         };
@@ -500,6 +507,7 @@ async fn plan<K: ManagedKind>(
     workload: &Workload,
     settings: &Settings,
     registry: &RegistryClient,
+    trigger: Trigger,
 ) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
     let known_revert = ctx.with_memory(key, |m| m.reverted.clone());
@@ -547,6 +555,10 @@ async fn plan<K: ManagedKind>(
     }
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
+    } else if trigger == Trigger::Push && not_served_yet(&findings.registry_errors) {
+        // distribution notifies while it is still linking the tag: a check woken by the push can list the
+        // tag and get 404 for it. Retried shortly by reconcile; a Warning would only be noise.
+        tracing::debug!(errors = %join(&findings.registry_errors), "the pushed tag is not served yet");
     } else {
         report_registry_errors(ctx, &reference, &findings.registry_errors).await;
         if findings.changes.is_empty() {

@@ -183,6 +183,8 @@ pub struct WorkloadMemory {
     pub recheck_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The repositories its managed containers use, for push events.
     pub repositories: Vec<crate::registry::Repository>,
+    /// Checks a push woke that found the pushed tag not served yet, in a row.
+    pub push_not_found: u8,
     /// The `UpdateHeld` reasons reported while they keep holding (gate and candidate).
     pub held_reported: std::collections::BTreeSet<String>,
 }

@@ -38,6 +38,9 @@ pub enum ReconcileError {
     },
 }
 
+/// Checks woken by one push that may find the pushed tag not served yet before it counts as a failure.
+const PUSH_NOT_FOUND_RETRIES: u8 = 5;
+
 /// How soon a deferred `check-now` is looked at again if no status change arrives first.
 const CHECK_NOW_RETRY: Duration = Duration::from_secs(1);
 
@@ -217,6 +220,15 @@ async fn schedule_and_check<K: ManagedKind>(
         }
         None
     };
+    // A wake-up that meets a backoff is kept for when the backoff ends, not dropped: the push it stands for
+    // would otherwise wait for the next cron tick.
+    let mut backoff_ends = None;
+    if trigger.is_none()
+        && let Some(wake) = woken
+    {
+        ctx.with_memory(key, |m| m.woken = Some(wake));
+        backoff_ends = ctx.with_memory(key, |m| m.backoff.resumes_at());
+    }
     let mut recheck_at = recheck_at;
     let mut rearmed = false;
     if let Some(trigger) = trigger {
@@ -244,7 +256,24 @@ async fn schedule_and_check<K: ManagedKind>(
                 _ => false,
             };
         }
-        let failed = matches!(outcome, checker::Checked::Failed(_));
+        let mut failed = matches!(outcome, checker::Checked::Failed(_));
+        let not_served_yet = trigger == checker::Trigger::Push
+            && matches!(&outcome, checker::Checked::Failed(checker::CheckFailure::Registry(f)) if checker::not_served_yet(f));
+        let retry_push = ctx.with_memory(key, |m| {
+            if not_served_yet && m.push_not_found < PUSH_NOT_FOUND_RETRIES {
+                m.push_not_found += 1;
+                m.woken = Some(Wake::Push);
+                true
+            } else {
+                m.push_not_found = 0;
+                false
+            }
+        });
+        if retry_push {
+            // Not a failure of the registry: the pushed tag is being written. Checked again in a moment.
+            failed = false;
+            rearmed = true;
+        }
         // A gate that holds with a known end: the workload is checked again right then (SPEC: a held
         // update is decided again when its gate opens, not at the next tick).
         let until = match &outcome {
@@ -257,7 +286,7 @@ async fn schedule_and_check<K: ManagedKind>(
             m.recheck_at = until;
         });
     }
-    let wait = match recheck_at {
+    let wait = match recheck_at.into_iter().chain(backoff_ends).min() {
         Some(at) => wait.min((at - Utc::now()).to_std().unwrap_or_default()),
         None => wait,
     };

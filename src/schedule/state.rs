@@ -82,6 +82,11 @@ impl FailureBackoff {
         self.not_before.is_none_or(|t| now >= t)
     }
 
+    /// When checks may run again, while backing off.
+    pub fn resumes_at(&self) -> Option<DateTime<Utc>> {
+        self.not_before
+    }
+
     /// Records a check's result at `now`.
     pub fn record(&mut self, failed: bool, now: DateTime<Utc>) {
         if !failed {
