@@ -1,0 +1,573 @@
+//! `watch-cluster-bench push`: what a registry push costs and how quickly it lands, measured with the real
+//! registry (Debian's `docker-registry`) sending its own notifications to the controller's listener.
+//!
+//! Input: [`PushSettings`]. Output: a [`PushReport`], rendered by [`crate::push_table`]. The world is the
+//! simulated cluster in this process (its kubelet resolves tags against the real registry over HTTP, as
+//! containerd would), a notifying registry, and the built controller as its own process with `EVENTS_ADDR`,
+//! a `@yearly` cron and strategy `version` on every workload, so pushes are the only cause of checks.
+//!
+//! Two phases, each framed by quiet snapshots of the controller's `/metrics`:
+//! - **latency**: one Deployment on `bench/app`; each push of `1.0.i` is timed from the return of its
+//!   manifest PUT to the Deployment's template image becoming `…:1.0.i@<digest>` on the store's change
+//!   stream. The next push waits until the rollout is complete and the controller removed its rollout
+//!   record (it skips checks while its own rollout is in flight).
+//! - **storm**: K Deployments on `bench/storm`; a burst of pushes of new tags from concurrent tasks, then a
+//!   wait until every Deployment runs the highest tag and is quiet, or until nothing moves any more.
+//!
+//! Why: push events exist to cut the wait for a new image from a cron period to about a check, and a storm
+//! of pushes must not cost a request storm. The bench reports; it never fails on a figure. It fails only when
+//! the harness broke (a server did not start, the controller died, a workload never settled).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+use watch_cluster_sim::controllers::{ControllerConfig, HttpResolver, RolloutControl};
+use watch_cluster_sim::{ApiConfig, Change, Kind, SimCluster, SimOptions, Store};
+use watch_cluster_testkit::{ImageKind, Notify, RealRegistry, RegistryAuth};
+
+use crate::controller::{Controller, body_of, free_admin_addr};
+use crate::counts::Counts;
+use crate::observe::rollout_complete;
+use crate::stats::{Summary, summarize};
+
+/// The listener's token for distribution (at least 24 characters).
+const TOKEN: &str = "watch-cluster-bench-push-events-token";
+/// The namespace of the bench's Deployments.
+const NAMESPACE: &str = "bench-push";
+/// The repository of the latency phase and its Deployment.
+const LATENCY_REPO: &str = "bench/app";
+const LATENCY_NAME: &str = "latency";
+/// The repository of the storm.
+const STORM_REPO: &str = "bench/storm";
+/// The controller's rollout record annotation.
+const ROLLOUT: &str = "watch-cluster.io/rollout";
+/// Setup steps and settling after a rollout may take this long before the harness counts as broken.
+const SETUP_LIMIT: Duration = Duration::from_secs(300);
+/// How long a push may take to be patched before it counts as missed.
+const PATCH_LIMIT: Duration = Duration::from_secs(30);
+/// How long the storm may take to settle on the highest tag.
+const STORM_LIMIT: Duration = Duration::from_secs(120);
+/// The storm counts as over when every workload is quiet and the controller's counters stand still this long.
+const STILL: Duration = Duration::from_secs(5);
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// The controller binary.
+    pub binary: PathBuf,
+    /// Pushes of the latency phase.
+    pub pushes: usize,
+    /// Pushes of the storm.
+    pub storm_pushes: usize,
+    /// Deployments on the storm's repository.
+    pub storm_workloads: usize,
+    /// Concurrent pushing tasks of the storm.
+    pub storm_tasks: usize,
+    /// Where logs go.
+    pub dir: PathBuf,
+}
+
+/// What the latency phase measured.
+#[derive(Debug, Clone)]
+pub struct LatencyReport {
+    /// Push returned → template patched, over the pushes that were patched.
+    pub summary: Option<Summary>,
+    /// Pushes not patched within [`PATCH_LIMIT`].
+    pub missed: usize,
+    /// The controller's counters over the phase.
+    pub counts: Counts,
+}
+
+/// What the storm measured.
+#[derive(Debug, Clone)]
+pub struct StormReport {
+    /// First push started → last push returned.
+    pub push_time: Duration,
+    /// First push started → every workload patched to the highest tag (when all got there).
+    pub all_patched: Option<Duration>,
+    /// Workloads by the tag they run at the end.
+    pub final_tags: BTreeMap<String, usize>,
+    /// The controller's counters over the storm, until it was quiet.
+    pub counts: Counts,
+}
+
+/// Both phases.
+#[derive(Debug, Clone)]
+pub struct PushReport {
+    /// Process start to `/readyz` 200.
+    pub ready: Duration,
+    /// The latency phase.
+    pub latency: LatencyReport,
+    /// The storm.
+    pub storm: StormReport,
+}
+
+/// The servers and the controller of one push bench.
+struct Bench {
+    sim: SimCluster,
+    registry: RealRegistry,
+    host: String,
+    admin: String,
+    controller: Controller,
+}
+
+/// Runs both phases.
+pub async fn run(settings: &PushSettings) -> anyhow::Result<PushReport> {
+    let events = free_admin_addr()?;
+    let registry = RealRegistry::start_notifying(
+        RegistryAuth::None,
+        Notify {
+            url: format!("http://{events}/events/distribution"),
+            token: TOKEN.to_owned(),
+        },
+    )
+    .await
+    .context("failed to start the notifying registry")?;
+    let host = registry.host();
+    for repository in [LATENCY_REPO, STORM_REPO] {
+        registry
+            .push(repository, "1.0.0", ImageKind::OciIndex, "initial")
+            .await
+            .with_context(|| format!("failed to push {repository}:1.0.0"))?;
+    }
+    let sim = start_sim().await?;
+    let names = create_objects(sim.store(), &host, settings.storm_workloads)?;
+    let kubeconfig = settings.dir.join("kubeconfig-push");
+    sim.write_kubeconfig(&kubeconfig, "bench-token")?;
+    let admin = free_admin_addr()?;
+    let env = environment(&kubeconfig, &host, &events);
+    let started = Instant::now();
+    let log = settings.dir.join("controller-push.log");
+    let mut controller = Controller::spawn(&settings.binary, &env, &admin, log)?;
+    let ready = controller.wait_ready(started, SETUP_LIMIT).await?;
+    wait_quiet(sim.store(), &names, &mut controller, true).await?;
+    let mut bench = Bench {
+        sim,
+        registry,
+        host,
+        admin,
+        controller,
+    };
+    let latency = latency(&mut bench, settings.pushes).await?;
+    eprintln!("push latency phase done; storm next");
+    let storm = storm(&mut bench, settings, &names[1..]).await?;
+    bench.controller.ensure_alive()?;
+    bench.controller.stop().await;
+    Ok(PushReport {
+        ready,
+        latency,
+        storm,
+    })
+}
+
+/// The simulated cluster; its kubelet resolves tags at the real registry (a loopback host, reached directly).
+async fn start_sim() -> anyhow::Result<SimCluster> {
+    let resolver = HttpResolver::new(Default::default(), None)
+        .context("failed to build the simulated kubelet's resolver")?;
+    let controllers = ControllerConfig {
+        pod_start_delay: Duration::from_millis(20),
+        pod_ready_delay: Duration::from_millis(30),
+        image_pull_backoff: Duration::from_millis(500),
+        time_scale: 1.0,
+        resolver: std::sync::Arc::new(resolver),
+        control: RolloutControl::new(),
+    };
+    SimCluster::start(SimOptions {
+        api: ApiConfig {
+            bookmark_interval: Duration::from_secs(5),
+            ..ApiConfig::default()
+        },
+        controllers: Some(controllers),
+        ..SimOptions::default()
+    })
+    .await
+}
+
+/// The namespaces and the Deployments: the latency one first, then the storm's. Returns their names.
+fn create_objects(store: &Store, host: &str, storm: usize) -> anyhow::Result<Vec<String>> {
+    for namespace in ["watch-cluster", NAMESPACE] {
+        store
+            .create(Kind::Namespace, json!({"metadata": {"name": namespace}}))
+            .context("failed to create a namespace")?;
+    }
+    store
+        .create(
+            Kind::ServiceAccount,
+            json!({"metadata": {"name": "default", "namespace": NAMESPACE}}),
+        )
+        .context("failed to create the service account")?;
+    let mut names = vec![LATENCY_NAME.to_owned()];
+    names.extend((0..storm).map(|i| format!("storm-{i:03}")));
+    for name in &names {
+        let repository = if name == LATENCY_NAME {
+            LATENCY_REPO
+        } else {
+            STORM_REPO
+        };
+        store
+            .create(
+                Kind::Deployment,
+                deployment(name, &format!("{host}/{repository}:1.0.0")),
+            )
+            .with_context(|| format!("failed to create Deployment {name}"))?;
+    }
+    Ok(names)
+}
+
+/// An enabled Deployment with one container, checked once a year by its cron, on strategy `version`.
+fn deployment(name: &str, image: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NAMESPACE, "annotations": {
+            "watch-cluster.io/enabled": "true",
+            "watch-cluster.io/cron": "@yearly",
+            "watch-cluster.io/strategy": "version",
+        }},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                         "spec": {"containers": [{"name": "app", "image": image}]}},
+        },
+    })
+}
+
+fn environment(kubeconfig: &std::path::Path, host: &str, events: &str) -> Vec<(String, String)> {
+    [
+        ("KUBECONFIG", kubeconfig.to_string_lossy().into_owned()),
+        ("INSECURE_REGISTRIES", host.to_owned()),
+        ("EVENTS_ADDR", events.to_owned()),
+        ("EVENTS_TOKEN_DISTRIBUTION", TOKEN.to_owned()),
+        ("LEADER_ELECTION", "false".into()),
+        ("LOG_FORMAT", "json".into()),
+        ("RUST_LOG", "info".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Pushes `1.0.1` … `1.0.n` of the latency repository one at a time and times each to its patch.
+async fn latency(bench: &mut Bench, n: usize) -> anyhow::Result<LatencyReport> {
+    let before = settle(&bench.admin, &mut bench.controller).await?;
+    let mut delays = Vec::new();
+    let mut missed = 0;
+    for i in 1..=n {
+        let tag = format!("1.0.{i}");
+        // Subscribed before the push, so the patch cannot slip by unseen.
+        let mut changes = bench.sim.store().subscribe();
+        let pushed = bench
+            .registry
+            .push(LATENCY_REPO, &tag, ImageKind::OciIndex, &tag)
+            .await
+            .with_context(|| format!("failed to push {LATENCY_REPO}:{tag}"))?;
+        let returned = Instant::now();
+        let wanted = format!("{}/{LATENCY_REPO}:{tag}@{}", bench.host, pushed.digest);
+        let patched = wait_image(
+            bench.sim.store(),
+            &mut changes,
+            &wanted,
+            returned + PATCH_LIMIT,
+            &mut bench.controller,
+        )
+        .await?;
+        match patched {
+            Some(at) => delays.push(at.saturating_duration_since(returned)),
+            None => missed += 1,
+        }
+        drop(changes);
+        wait_quiet(
+            bench.sim.store(),
+            &[LATENCY_NAME.to_owned()],
+            &mut bench.controller,
+            false,
+        )
+        .await?;
+    }
+    let after = settle(&bench.admin, &mut bench.controller).await?;
+    Ok(LatencyReport {
+        summary: summarize(delays),
+        missed,
+        counts: after.since(&before),
+    })
+}
+
+/// Waits until the latency Deployment's image is `wanted`; the instant the change was seen, or `None` at
+/// `deadline`.
+async fn wait_image(
+    store: &Store,
+    changes: &mut Receiver<Change>,
+    wanted: &str,
+    deadline: Instant,
+    controller: &mut Controller,
+) -> anyhow::Result<Option<Instant>> {
+    let stored = || {
+        store
+            .get_arc(Kind::Deployment, Some(NAMESPACE), LATENCY_NAME)
+            .is_some_and(|d| image_of(&d) == Some(wanted))
+    };
+    let mut alive_at = Instant::now();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(50), changes.recv()).await {
+            Ok(Ok(change)) => {
+                if change.kind == Kind::Deployment
+                    && change.object["metadata"]["name"] == LATENCY_NAME
+                    && image_of(&change.object) == Some(wanted)
+                {
+                    return Ok(Some(Instant::now()));
+                }
+            }
+            Ok(Err(RecvError::Closed)) => bail!("the simulated cluster's change stream closed"),
+            // Fell behind the stream, or nothing happened: look at the store itself.
+            Ok(Err(RecvError::Lagged(_))) | Err(_) => {
+                if stored() {
+                    return Ok(Some(Instant::now()));
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        if alive_at.elapsed() > Duration::from_secs(1) {
+            controller.ensure_alive()?;
+            alive_at = Instant::now();
+        }
+    }
+}
+
+/// The first container's image of a Deployment.
+fn image_of(object: &Value) -> Option<&str> {
+    object["spec"]["template"]["spec"]["containers"][0]["image"].as_str()
+}
+
+/// The Deployment runs its template (rollout complete), carries no rollout record, and, when `detected`,
+/// was detected by the controller.
+fn is_quiet(object: &Value, detected: bool) -> bool {
+    let annotations = &object["metadata"]["annotations"];
+    annotations[ROLLOUT].is_null()
+        && (!detected || !annotations["watch-cluster.io/detected"].is_null())
+        && rollout_complete(
+            object,
+            object["metadata"]["generation"].as_i64().unwrap_or(1),
+        )
+}
+
+/// Waits until every named Deployment is quiet; fails after [`SETUP_LIMIT`] (a stuck rollout record or
+/// rollout means the run cannot go on).
+async fn wait_quiet(
+    store: &Store,
+    names: &[String],
+    controller: &mut Controller,
+    detected: bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + SETUP_LIMIT;
+    loop {
+        let pending: Vec<&String> = names
+            .iter()
+            .filter(|name| {
+                store
+                    .get_arc(Kind::Deployment, Some(NAMESPACE), name)
+                    .is_none_or(|d| !is_quiet(&d, detected))
+            })
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        controller.ensure_alive()?;
+        if Instant::now() > deadline {
+            bail!(
+                "Deployments {pending:?} did not settle (rollout complete, no rollout record) within \
+                 {SETUP_LIMIT:?}; last controller log lines:\n{}",
+                controller.log_tail(20)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The tags each of `tasks` concurrent pushers pushes, in order: task `t` takes `t+1`, `t+1+tasks`, … so
+/// the versions go up roughly together and the highest is among the last.
+pub fn assignments(pushes: usize, tasks: usize) -> Vec<Vec<usize>> {
+    let tasks = tasks.clamp(1, pushes.max(1));
+    (0..tasks)
+        .map(|t| (1..=pushes).skip(t).step_by(tasks).collect())
+        .filter(|tags: &Vec<usize>| !tags.is_empty())
+        .collect()
+}
+
+/// The storm: `storm_pushes` new tags of the storm repository from concurrent tasks, then the wait.
+async fn storm(
+    bench: &mut Bench,
+    settings: &PushSettings,
+    names: &[String],
+) -> anyhow::Result<StormReport> {
+    let before = settle(&bench.admin, &mut bench.controller).await?;
+    let registry = &bench.registry;
+    let started = Instant::now();
+    let tasks = assignments(settings.storm_pushes, settings.storm_tasks);
+    let pushers = tasks.iter().map(|tags| async move {
+        for j in tags {
+            let tag = format!("1.1.{j}");
+            registry
+                .push(STORM_REPO, &tag, ImageKind::OciIndex, "storm")
+                .await
+                .with_context(|| format!("failed to push {STORM_REPO}:{tag}"))?;
+        }
+        anyhow::Ok(())
+    });
+    for result in futures::future::join_all(pushers).await {
+        result?;
+    }
+    let push_time = started.elapsed();
+    let highest = format!("{}/{STORM_REPO}:1.1.{}@", bench.host, settings.storm_pushes);
+    let all_patched = wait_storm(bench, names, &highest, started).await?;
+    let after = settle(&bench.admin, &mut bench.controller).await?;
+    let mut final_tags = BTreeMap::new();
+    for name in names {
+        let tag = bench
+            .sim
+            .store()
+            .get_arc(Kind::Deployment, Some(NAMESPACE), name)
+            .and_then(|d| image_of(&d).map(tag_of))
+            .unwrap_or_else(|| "?".into());
+        *final_tags.entry(tag).or_insert(0) += 1;
+    }
+    Ok(StormReport {
+        push_time,
+        all_patched,
+        final_tags,
+        counts: after.since(&before),
+    })
+}
+
+/// Waits until every storm workload runs `highest…` and is quiet: the time from `started` to the last of
+/// them being patched. `None` when they stopped short (every one quiet and the controller's counters still
+/// for [`STILL`]) or [`STORM_LIMIT`] passed.
+async fn wait_storm(
+    bench: &mut Bench,
+    names: &[String],
+    highest: &str,
+    started: Instant,
+) -> anyhow::Result<Option<Duration>> {
+    let deadline = Instant::now() + STORM_LIMIT;
+    let mut patched: BTreeMap<&str, Duration> = BTreeMap::new();
+    let mut still: Option<(Counts, Instant)> = None;
+    let mut looked_at = Instant::now();
+    loop {
+        let mut all_quiet = true;
+        for name in names {
+            let Some(d) = bench
+                .sim
+                .store()
+                .get_arc(Kind::Deployment, Some(NAMESPACE), name)
+            else {
+                bail!("Deployment {name} disappeared");
+            };
+            if image_of(&d).is_some_and(|i| i.starts_with(highest)) {
+                patched
+                    .entry(name.as_str())
+                    .or_insert_with(|| started.elapsed());
+            }
+            all_quiet &= is_quiet(&d, false);
+        }
+        if all_quiet && patched.len() == names.len() {
+            return Ok(patched.values().max().copied());
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        if looked_at.elapsed() >= Duration::from_secs(1) {
+            looked_at = Instant::now();
+            bench.controller.ensure_alive()?;
+            let now = read_counts(&bench.admin).await?;
+            still = match still {
+                Some((counts, since)) if all_quiet && counts == now => {
+                    if since.elapsed() >= STILL {
+                        return Ok(None);
+                    }
+                    Some((counts, since))
+                }
+                _ => Some((now, Instant::now())),
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// `1.1.7` of `host/repo:1.1.7@sha256:…`.
+fn tag_of(image: &str) -> String {
+    let named = image.split_once('@').map_or(image, |(n, _)| n);
+    let name = named.rsplit_once('/').map_or(named, |(_, n)| n);
+    name.split_once(':').map_or("(none)", |(_, t)| t).to_owned()
+}
+
+/// The controller's counters now.
+async fn read_counts(admin: &str) -> anyhow::Result<Counts> {
+    let text = body_of(admin, "/metrics")
+        .await
+        .context("the controller's /metrics did not answer 200")?;
+    Ok(Counts::parse(&text))
+}
+
+/// The counters once they stood still for a second (late events and queued checks included), at most 30 s.
+async fn settle(admin: &str, controller: &mut Controller) -> anyhow::Result<Counts> {
+    let mut last = read_counts(admin).await?;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        controller.ensure_alive()?;
+        let now = read_counts(admin).await?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_share_the_tags_in_rising_order_and_push_each_once() {
+        let a = assignments(100, 10);
+        assert_eq!(a.len(), 10);
+        assert_eq!(a[0][..3], [1, 11, 21]);
+        assert_eq!(a[9].last(), Some(&100));
+        let mut all: Vec<usize> = a.into_iter().flatten().collect();
+        all.sort_unstable();
+        assert_eq!(all, (1..=100).collect::<Vec<_>>());
+        assert_eq!(assignments(3, 10), vec![vec![1], vec![2], vec![3]]);
+        assert_eq!(assignments(5, 0), vec![vec![1, 2, 3, 4, 5]]);
+    }
+
+    #[test]
+    fn the_tag_is_read_from_a_pinned_reference() {
+        assert_eq!(
+            tag_of("127.0.0.1:5000/bench/storm:1.1.7@sha256:ab"),
+            "1.1.7"
+        );
+        assert_eq!(tag_of("127.0.0.1:5000/bench/storm:1.0.0"), "1.0.0");
+        assert_eq!(tag_of("127.0.0.1:5000/bench/storm"), "(none)");
+    }
+
+    #[test]
+    fn quiet_means_rolled_out_without_a_record() {
+        let mut d = json!({"metadata": {"generation": 2, "annotations": {}},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+        assert!(is_quiet(&d, false));
+        assert!(!is_quiet(&d, true), "not detected yet");
+        d["metadata"]["annotations"]["watch-cluster.io/detected"] = json!("{}");
+        d["metadata"]["annotations"][ROLLOUT] = json!("sealed");
+        assert!(!is_quiet(&d, true), "a rollout record");
+        d["metadata"]["annotations"][ROLLOUT] = Value::Null;
+        d["metadata"]["generation"] = json!(3);
+        assert!(!is_quiet(&d, true), "the new template is not observed yet");
+    }
+}
