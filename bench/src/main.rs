@@ -77,6 +77,10 @@ struct PushArgs {
     /// Concurrent pushing tasks of the storm.
     #[arg(long, default_value_t = 10)]
     storm_tasks: usize,
+    /// Storm pushes upload whole images (blobs, platform manifests, index) at once, like CI jobs pushing
+    /// together, instead of tagging images staged beforehand.
+    #[arg(long)]
+    storm_whole: bool,
 }
 
 fn main() -> ExitCode {
@@ -203,6 +207,7 @@ async fn push_bench(push: &PushArgs, args: &Args) -> anyhow::Result<String> {
         storm_pushes: push.storm,
         storm_workloads: push.storm_workloads,
         storm_tasks: push.storm_tasks,
+        storm_whole: push.storm_whole,
         dir,
     };
     eprintln!(

@@ -116,11 +116,16 @@ pub fn render(report: &PushReport, settings: &PushSettings) -> String {
         latency.missed.to_string(),
         "".into(),
     ));
-    rows.push((
-        "time to push them all".into(),
-        "".into(),
-        secs(storm.push_time),
-    ));
+    let push_time = if settings.storm_whole {
+        format!("{} (whole images)", secs(storm.push_time))
+    } else {
+        format!(
+            "{} (tag PUTs, after {} staging blobs and platform manifests)",
+            secs(storm.push_time),
+            secs(storm.staging)
+        )
+    };
+    rows.push(("time to push them all".into(), "".into(), push_time));
     let at_highest = storm
         .final_tags
         .get(&format!("1.1.{}", settings.storm_pushes))
