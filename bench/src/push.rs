@@ -25,11 +25,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
-use watch_cluster_sim::controllers::{ControllerConfig, HttpResolver, RolloutControl};
-use watch_cluster_sim::{ApiConfig, Change, Kind, SimCluster, SimOptions, Store};
+use watch_cluster_sim::{Change, Kind, SimCluster, Store};
 use watch_cluster_testkit::{ImageKind, Notify, RealRegistry, RegistryAuth};
+
+mod storm;
+mod world;
 
 use crate::controller::{Controller, body_of, free_admin_addr};
 use crate::counts::Counts;
@@ -141,12 +143,12 @@ pub async fn run(settings: &PushSettings) -> anyhow::Result<PushReport> {
             .await
             .with_context(|| format!("failed to push {repository}:1.0.0"))?;
     }
-    let sim = start_sim().await?;
-    let names = create_objects(sim.store(), &host, settings.storm_workloads)?;
+    let sim = world::start_sim().await?;
+    let names = world::create_objects(sim.store(), &host, settings.storm_workloads)?;
     let kubeconfig = settings.dir.join("kubeconfig-push");
     sim.write_kubeconfig(&kubeconfig, "bench-token")?;
     let admin = free_admin_addr()?;
-    let env = environment(&kubeconfig, &host, &events);
+    let env = world::environment(&kubeconfig, &host, &events);
     let started = Instant::now();
     let log = settings.dir.join("controller-push.log");
     let mut controller = Controller::spawn(&settings.binary, &env, &admin, log)?;
@@ -161,7 +163,7 @@ pub async fn run(settings: &PushSettings) -> anyhow::Result<PushReport> {
     };
     let latency = latency(&mut bench, settings.pushes).await?;
     eprintln!("push latency phase done; storm next");
-    let storm = storm(&mut bench, settings, &names[1..]).await?;
+    let storm = storm::storm(&mut bench, settings, &names[1..]).await?;
     bench.controller.ensure_alive()?;
     bench.controller.stop().await;
     Ok(PushReport {
@@ -169,93 +171,6 @@ pub async fn run(settings: &PushSettings) -> anyhow::Result<PushReport> {
         latency,
         storm,
     })
-}
-
-/// The simulated cluster; its kubelet resolves tags at the real registry (a loopback host, reached directly).
-async fn start_sim() -> anyhow::Result<SimCluster> {
-    let resolver = HttpResolver::new(Default::default(), None)
-        .context("failed to build the simulated kubelet's resolver")?;
-    let controllers = ControllerConfig {
-        pod_start_delay: Duration::from_millis(20),
-        pod_ready_delay: Duration::from_millis(30),
-        image_pull_backoff: Duration::from_millis(500),
-        time_scale: 1.0,
-        resolver: std::sync::Arc::new(resolver),
-        control: RolloutControl::new(),
-    };
-    SimCluster::start(SimOptions {
-        api: ApiConfig {
-            bookmark_interval: Duration::from_secs(5),
-            ..ApiConfig::default()
-        },
-        controllers: Some(controllers),
-        ..SimOptions::default()
-    })
-    .await
-}
-
-/// The namespaces and the Deployments: the latency one first, then the storm's. Returns their names.
-fn create_objects(store: &Store, host: &str, storm: usize) -> anyhow::Result<Vec<String>> {
-    for namespace in ["watch-cluster", NAMESPACE] {
-        store
-            .create(Kind::Namespace, json!({"metadata": {"name": namespace}}))
-            .context("failed to create a namespace")?;
-    }
-    store
-        .create(
-            Kind::ServiceAccount,
-            json!({"metadata": {"name": "default", "namespace": NAMESPACE}}),
-        )
-        .context("failed to create the service account")?;
-    let mut names = vec![LATENCY_NAME.to_owned()];
-    names.extend((0..storm).map(|i| format!("storm-{i:03}")));
-    for name in &names {
-        let repository = if name == LATENCY_NAME {
-            LATENCY_REPO
-        } else {
-            STORM_REPO
-        };
-        store
-            .create(
-                Kind::Deployment,
-                deployment(name, &format!("{host}/{repository}:1.0.0")),
-            )
-            .with_context(|| format!("failed to create Deployment {name}"))?;
-    }
-    Ok(names)
-}
-
-/// An enabled Deployment with one container, checked once a year by its cron, on strategy `version`.
-fn deployment(name: &str, image: &str) -> Value {
-    json!({
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE, "annotations": {
-            "watch-cluster.io/enabled": "true",
-            "watch-cluster.io/cron": "@yearly",
-            "watch-cluster.io/strategy": "version",
-        }},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}},
-                         "spec": {"containers": [{"name": "app", "image": image}]}},
-        },
-    })
-}
-
-fn environment(kubeconfig: &std::path::Path, host: &str, events: &str) -> Vec<(String, String)> {
-    [
-        ("KUBECONFIG", kubeconfig.to_string_lossy().into_owned()),
-        ("INSECURE_REGISTRIES", host.to_owned()),
-        ("EVENTS_ADDR", events.to_owned()),
-        ("EVENTS_TOKEN_DISTRIBUTION", TOKEN.to_owned()),
-        ("LEADER_ELECTION", "false".into()),
-        ("LOG_FORMAT", "json".into()),
-        ("RUST_LOG", "info".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
 }
 
 /// Pushes `1.0.1` … `1.0.n` of the latency repository one at a time and times each to its patch.
@@ -396,142 +311,6 @@ async fn wait_quiet(
     }
 }
 
-/// The tags each of `tasks` concurrent pushers pushes, in order: task `t` takes `t+1`, `t+1+tasks`, … so
-/// the versions go up roughly together and the highest is among the last.
-pub fn assignments(pushes: usize, tasks: usize) -> Vec<Vec<usize>> {
-    let tasks = tasks.clamp(1, pushes.max(1));
-    (0..tasks)
-        .map(|t| (1..=pushes).skip(t).step_by(tasks).collect())
-        .filter(|tags: &Vec<usize>| !tags.is_empty())
-        .collect()
-}
-
-/// The storm: `storm_pushes` new tags of the storm repository from concurrent tasks, then the wait.
-async fn storm(
-    bench: &mut Bench,
-    settings: &PushSettings,
-    names: &[String],
-) -> anyhow::Result<StormReport> {
-    // Blobs and platform manifests first (their events are ignored): the storm itself is the tag PUTs.
-    // With `whole`, each task pushes whole images instead, as CI jobs pushing at once do.
-    let staging = Instant::now();
-    let mut staged = Vec::with_capacity(settings.storm_pushes);
-    for j in (1..=settings.storm_pushes).filter(|_| !settings.storm_whole) {
-        let tag = format!("1.1.{j}");
-        let image = bench
-            .registry
-            .stage(STORM_REPO, &tag, ImageKind::OciIndex, "storm")
-            .await
-            .with_context(|| format!("failed to stage {STORM_REPO}:{tag}"))?;
-        staged.push(image);
-    }
-    let staging = staging.elapsed();
-    let before = settle(&bench.admin, &mut bench.controller).await?;
-    let started = Instant::now();
-    let tasks = assignments(settings.storm_pushes, settings.storm_tasks);
-    let (staged, registry) = (&staged, &bench.registry);
-    let pushers = tasks.iter().map(|tags| async move {
-        for j in tags {
-            let tag = format!("1.1.{j}");
-            let pushed = match staged.get(j - 1) {
-                Some(image) => image.tag().await,
-                None => {
-                    registry
-                        .push(STORM_REPO, &tag, ImageKind::OciIndex, "storm")
-                        .await
-                }
-            };
-            pushed.with_context(|| format!("failed to push {STORM_REPO}:{tag}"))?;
-        }
-        anyhow::Ok(())
-    });
-    for result in futures::future::join_all(pushers).await {
-        result?;
-    }
-    let push_time = started.elapsed();
-    let highest = format!("{}/{STORM_REPO}:1.1.{}@", bench.host, settings.storm_pushes);
-    let all_patched = wait_storm(bench, names, &highest, started).await?;
-    let after = settle(&bench.admin, &mut bench.controller).await?;
-    let mut final_tags = BTreeMap::new();
-    for name in names {
-        let tag = bench
-            .sim
-            .store()
-            .get_arc(Kind::Deployment, Some(NAMESPACE), name)
-            .and_then(|d| image_of(&d).map(tag_of))
-            .unwrap_or_else(|| "?".into());
-        *final_tags.entry(tag).or_insert(0) += 1;
-    }
-    Ok(StormReport {
-        staging,
-        push_time,
-        all_patched,
-        final_tags,
-        counts: after.since(&before),
-    })
-}
-
-/// Waits until every storm workload runs `highest…` and is quiet: the time from `started` to the last of
-/// them being patched. `None` when they stopped short (every one quiet and the controller's counters still
-/// for [`STILL`]) or [`STORM_LIMIT`] passed.
-async fn wait_storm(
-    bench: &mut Bench,
-    names: &[String],
-    highest: &str,
-    started: Instant,
-) -> anyhow::Result<Option<Duration>> {
-    let deadline = Instant::now() + STORM_LIMIT;
-    let mut patched: BTreeMap<&str, Duration> = BTreeMap::new();
-    let mut still: Option<(Counts, Instant)> = None;
-    let mut looked_at = Instant::now();
-    loop {
-        let mut all_quiet = true;
-        for name in names {
-            let Some(d) = bench
-                .sim
-                .store()
-                .get_arc(Kind::Deployment, Some(NAMESPACE), name)
-            else {
-                bail!("Deployment {name} disappeared");
-            };
-            if image_of(&d).is_some_and(|i| i.starts_with(highest)) {
-                patched
-                    .entry(name.as_str())
-                    .or_insert_with(|| started.elapsed());
-            }
-            all_quiet &= is_quiet(&d, false);
-        }
-        if all_quiet && patched.len() == names.len() {
-            return Ok(patched.values().max().copied());
-        }
-        if Instant::now() > deadline {
-            return Ok(None);
-        }
-        if looked_at.elapsed() >= Duration::from_secs(1) {
-            looked_at = Instant::now();
-            bench.controller.ensure_alive()?;
-            let now = read_counts(&bench.admin).await?;
-            still = match still {
-                Some((counts, since)) if all_quiet && counts == now => {
-                    if since.elapsed() >= STILL {
-                        return Ok(None);
-                    }
-                    Some((counts, since))
-                }
-                _ => Some((now, Instant::now())),
-            };
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// `1.1.7` of `host/repo:1.1.7@sha256:…`.
-fn tag_of(image: &str) -> String {
-    let named = image.split_once('@').map_or(image, |(n, _)| n);
-    let name = named.rsplit_once('/').map_or(named, |(_, n)| n);
-    name.split_once(':').map_or("(none)", |(_, t)| t).to_owned()
-}
-
 /// The controller's counters now.
 async fn read_counts(admin: &str) -> anyhow::Result<Counts> {
     let text = body_of(admin, "/metrics")
@@ -558,30 +337,9 @@ async fn settle(admin: &str, controller: &mut Controller) -> anyhow::Result<Coun
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
-
-    #[test]
-    fn tasks_share_the_tags_in_rising_order_and_push_each_once() {
-        let a = assignments(100, 10);
-        assert_eq!(a.len(), 10);
-        assert_eq!(a[0][..3], [1, 11, 21]);
-        assert_eq!(a[9].last(), Some(&100));
-        let mut all: Vec<usize> = a.into_iter().flatten().collect();
-        all.sort_unstable();
-        assert_eq!(all, (1..=100).collect::<Vec<_>>());
-        assert_eq!(assignments(3, 10), vec![vec![1], vec![2], vec![3]]);
-        assert_eq!(assignments(5, 0), vec![vec![1, 2, 3, 4, 5]]);
-    }
-
-    #[test]
-    fn the_tag_is_read_from_a_pinned_reference() {
-        assert_eq!(
-            tag_of("127.0.0.1:5000/bench/storm:1.1.7@sha256:ab"),
-            "1.1.7"
-        );
-        assert_eq!(tag_of("127.0.0.1:5000/bench/storm:1.0.0"), "1.0.0");
-        assert_eq!(tag_of("127.0.0.1:5000/bench/storm"), "(none)");
-    }
 
     #[test]
     fn quiet_means_rolled_out_without_a_record() {
