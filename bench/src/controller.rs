@@ -56,6 +56,31 @@ pub async fn status_of(addr: &str, path: &str) -> Option<u16> {
         .flatten()
 }
 
+/// The body of `GET path` on `addr` when it answers 200, by a one-shot HTTP/1.0 request (the admin server
+/// closes the connection after the response, so the body is everything after the head).
+pub async fn body_of(addr: &str, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await.ok()?;
+        split_response(&response)
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The body of a whole HTTP/1.0 response with status 200.
+fn split_response(response: &[u8]) -> Option<String> {
+    (parse_status(response)? == 200).then_some(())?;
+    let text = std::str::from_utf8(response).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
 /// The status code of an HTTP response's first line.
 pub fn parse_status(head: &[u8]) -> Option<u16> {
     let line = std::str::from_utf8(head).ok()?.lines().next()?;
@@ -178,5 +203,13 @@ mod tests {
         assert_eq!(parse_status(b"HTTP/1.0 503 Service Unavailable"), Some(503));
         assert_eq!(parse_status(b"garbage"), None);
         assert_eq!(parse_status(b""), None);
+    }
+
+    #[test]
+    fn the_body_follows_the_head_of_a_200() {
+        let ok = b"HTTP/1.0 200 OK\r\ncontent-type: text/plain\r\n\r\na 1\nb 2\n";
+        assert_eq!(split_response(ok).as_deref(), Some("a 1\nb 2\n"));
+        assert_eq!(split_response(b"HTTP/1.0 503 Unavailable\r\n\r\nno"), None);
+        assert_eq!(split_response(b"HTTP/1.0 200 OK\r\nno end of head"), None);
     }
 }

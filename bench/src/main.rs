@@ -5,11 +5,17 @@
 //! disabled (the naive baseline: one lookup per workload and container, no cache, no coalescing). Targets
 //! are printed beside the measurements and never fail the run; the exit code is non-zero only when the
 //! harness itself broke (controller crashed, never became ready, a server failed).
+//!
+//! `watch-cluster-bench push` is another mode: registry push events with the real registry (push → patch
+//! latency, and what a storm of pushes of one repository costs); see [`push`].
 
 mod cluster;
 mod controller;
+mod counts;
 mod observe;
 mod procfs;
+mod push;
+mod push_table;
 mod run;
 mod scenario;
 mod stats;
@@ -19,12 +25,15 @@ mod window;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Benchmarks the watch-cluster controller (registry requests, CPU, memory, latency).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
+    /// Another benchmark than the default check windows.
+    #[command(subcommand)]
+    mode: Option<Mode>,
     /// Annotated workloads (Deployments with two containers). 100 is the CI smoke scenario.
     #[arg(long, default_value_t = 1000)]
     workloads: usize,
@@ -41,11 +50,37 @@ struct Args {
     #[arg(long)]
     period: Option<u64>,
     /// The controller binary (default: `watch-cluster` next to this executable, i.e. the same profile).
-    #[arg(long)]
+    #[arg(long, global = true)]
     controller: Option<PathBuf>,
     /// Keep the controller logs in this directory instead of a temporary one.
-    #[arg(long)]
+    #[arg(long, global = true)]
     keep_logs: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Mode {
+    /// Registry push events with the real registry: push → patch latency, and a storm of pushes.
+    Push(PushArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PushArgs {
+    /// Pushes of the latency phase, one at a time, each timed to its patch.
+    #[arg(long, default_value_t = 50)]
+    pushes: usize,
+    /// Pushes of new tags of one repository in the storm.
+    #[arg(long, default_value_t = 100)]
+    storm: usize,
+    /// Deployments using the storm's repository.
+    #[arg(long, default_value_t = 10)]
+    storm_workloads: usize,
+    /// Concurrent pushing tasks of the storm.
+    #[arg(long, default_value_t = 10)]
+    storm_tasks: usize,
+    /// Storm pushes upload whole images (blobs, platform manifests, index) at once, like CI jobs pushing
+    /// together, instead of tagging images staged beforehand.
+    #[arg(long)]
+    storm_whole: bool,
 }
 
 fn main() -> ExitCode {
@@ -61,7 +96,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bench(args)) {
+    let result = match args.mode {
+        Some(Mode::Push(ref push)) => runtime.block_on(push_bench(push, &args)),
+        None => runtime.block_on(bench(args)),
+    };
+    match result {
         Ok(table) => {
             println!("{table}");
             ExitCode::SUCCESS
@@ -147,8 +186,54 @@ async fn bench(args: Args) -> anyhow::Result<String> {
     Ok(out)
 }
 
-/// The machine and the settings, printed above the table.
-fn machine(settings: &run::RunSettings, binary: &std::path::Path) -> String {
+/// The push-events mode.
+async fn push_bench(push: &PushArgs, args: &Args) -> anyhow::Result<String> {
+    if push.pushes == 0 || push.storm == 0 || push.storm_workloads == 0 || push.storm_tasks == 0 {
+        anyhow::bail!("--pushes, --storm, --storm-workloads and --storm-tasks must be at least 1");
+    }
+    let binary = match &args.controller {
+        Some(path) => path.clone(),
+        None => controller::default_binary()?,
+    };
+    let temp = run::work_dir()?;
+    let dir = args
+        .keep_logs
+        .clone()
+        .unwrap_or_else(|| temp.path().to_owned());
+    std::fs::create_dir_all(&dir)?;
+    let settings = push::PushSettings {
+        binary: binary.clone(),
+        pushes: push.pushes,
+        storm_pushes: push.storm,
+        storm_workloads: push.storm_workloads,
+        storm_tasks: push.storm_tasks,
+        storm_whole: push.storm_whole,
+        dir,
+    };
+    eprintln!(
+        "watch-cluster-bench push: controller {}, {} timed pushes, a storm of {} pushes from {} tasks on {} \
+         Deployments",
+        binary.display(),
+        settings.pushes,
+        settings.storm_pushes,
+        settings.storm_tasks,
+        settings.storm_workloads
+    );
+    let report = push::run(&settings).await?;
+    let (cpus, memory, profile) = machine_facts(&binary);
+    Ok(format!(
+        "machine: {cpus} CPUs, {memory} memory; controller profile: {profile}\n\
+         scenario: real registry (docker-registry) notifying EVENTS_ADDR; cron @yearly, strategy version; \
+         latency on 1 Deployment of {}, storm on {} Deployments of {}\n\n{}",
+        "bench/app",
+        settings.storm_workloads,
+        "bench/storm",
+        push_table::render(&report, &settings)
+    ))
+}
+
+/// CPUs, total memory and the controller's cargo profile.
+fn machine_facts(binary: &std::path::Path) -> (usize, String, String) {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -162,6 +247,12 @@ fn machine(settings: &run::RunSettings, binary: &std::path::Path) -> String {
         .parent()
         .and_then(|p| p.file_name())
         .map_or("?".into(), |p| p.to_string_lossy().into_owned());
+    (cpus, memory, profile)
+}
+
+/// The machine and the settings, printed above the table.
+fn machine(settings: &run::RunSettings, binary: &std::path::Path) -> String {
+    let (cpus, memory, profile) = machine_facts(binary);
     format!(
         "machine: {cpus} CPUs, {memory} memory; controller profile: {profile}\n\
          scenario: {} annotated Deployments (2 containers, {} repositories) in {} Deployments; \

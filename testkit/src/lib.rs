@@ -35,5 +35,5 @@ pub mod webhook;
 
 pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
-pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth};
+pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth, Staged};
 pub use webhook::{ReceivedRequest, Response, WebhookReceiver};

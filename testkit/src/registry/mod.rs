@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 pub(crate) use push::digest_of;
-pub use push::{DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ImageKind, OCI_INDEX, OCI_MANIFEST, Pushed};
+pub use push::{
+    DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, ImageKind, OCI_INDEX, OCI_MANIFEST, Pushed, Staged,
+};
 pub use read::ManifestAnswer;
 
 /// The registry binary (Debian package `docker-registry`).

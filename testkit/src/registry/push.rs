@@ -8,6 +8,9 @@
 //! `push_manifest_raw` sends our bytes and media type untouched, so the digest we compute is the one the registry
 //! stores. Manifests are built here as JSON because oci-client's typed manifests cannot express a Docker
 //! manifest list's media types for children.
+//!
+//! [`RealRegistry::stage`] uploads all but the tagged manifest, and [`Staged::tag`] PUTs it: a burst of
+//! tag pushes then costs one request each (the push-events bench's storm).
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -95,6 +98,33 @@ struct Built {
     blobs: Vec<Bytes>,
 }
 
+/// An image whose blobs (and, for an index or manifest list, platform manifests) are in the registry, but
+/// not its tag: [`Staged::tag`] PUTs the one manifest that makes the push, so a test can push many tags in a
+/// burst, as a CI pipeline's last step does.
+pub struct Staged {
+    client: Client,
+    tagged: Reference,
+    manifest: Built,
+    pushed: Pushed,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("reference", &self.tagged.to_string())
+            .field("digest", &self.pushed.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Staged {
+    /// PUTs the tagged manifest: the push a registry reports. Returns what [`RealRegistry::push`] returns.
+    pub async fn tag(&self) -> anyhow::Result<Pushed> {
+        put_manifest(&self.client, &self.tagged, &self.manifest).await?;
+        Ok(self.pushed.clone())
+    }
+}
+
 impl RealRegistry {
     /// Pushes a synthetic image of `kind` as `repo:tag`; content depends on (repo, tag, arch, salt).
     pub async fn push(
@@ -104,6 +134,17 @@ impl RealRegistry {
         kind: ImageKind,
         salt: &str,
     ) -> anyhow::Result<Pushed> {
+        self.stage(repo, tag, kind, salt).await?.tag().await
+    }
+
+    /// Uploads everything [`RealRegistry::push`] uploads except the tagged manifest itself.
+    pub async fn stage(
+        &self,
+        repo: &str,
+        tag: &str,
+        kind: ImageKind,
+        salt: &str,
+    ) -> anyhow::Result<Staged> {
         let client = self.oci_client();
         let tagged = Reference::with_tag(self.host(), repo.to_owned(), tag.to_owned());
         let auth = match self.credentials() {
@@ -116,12 +157,18 @@ impl RealRegistry {
             .with_context(|| format!("failed to authorize a push to {repo}"))?;
         if !kind.is_multi_arch() {
             let image = single(repo, tag, ARCHES[0], salt, kind.is_docker())?;
-            upload(&client, &tagged, &image).await?;
-            return Ok(Pushed {
-                digest: image.digest,
+            upload_blobs(&client, &tagged, &image).await?;
+            let pushed = Pushed {
+                digest: image.digest.clone(),
                 media_type: kind.media_type().to_owned(),
                 size: image.body.len(),
                 children: vec![],
+            };
+            return Ok(Staged {
+                client,
+                tagged,
+                manifest: image,
+                pushed,
             });
         }
         let mut entries = Vec::new();
@@ -148,12 +195,17 @@ impl RealRegistry {
             media_type: kind.media_type(),
             blobs: vec![],
         };
-        upload(&client, &tagged, &list).await?;
-        Ok(Pushed {
-            digest: list.digest,
+        let pushed = Pushed {
+            digest: list.digest.clone(),
             media_type: kind.media_type().to_owned(),
             size: list.body.len(),
             children,
+        };
+        Ok(Staged {
+            client,
+            tagged,
+            manifest: list,
+            pushed,
         })
     }
 
@@ -183,12 +235,23 @@ impl RealRegistry {
 
 /// Pushes the blobs of `image`, then its manifest under `reference`; checks the registry stored our digest.
 async fn upload(client: &Client, reference: &Reference, image: &Built) -> anyhow::Result<()> {
+    upload_blobs(client, reference, image).await?;
+    put_manifest(client, reference, image).await
+}
+
+/// Pushes the blobs of `image`.
+async fn upload_blobs(client: &Client, reference: &Reference, image: &Built) -> anyhow::Result<()> {
     for blob in &image.blobs {
         client
             .push_blob(reference, blob.clone(), &digest_of(blob))
             .await
             .with_context(|| format!("failed to push a blob to {reference}"))?;
     }
+    Ok(())
+}
+
+/// PUTs the manifest of `image` under `reference`; checks the registry stored our digest.
+async fn put_manifest(client: &Client, reference: &Reference, image: &Built) -> anyhow::Result<()> {
     let media_type = http::HeaderValue::from_static(image.media_type);
     let location = client
         .push_manifest_raw(reference, image.body.clone(), media_type)
