@@ -185,6 +185,8 @@ pub struct WorkloadMemory {
     pub repositories: Vec<crate::registry::Repository>,
     /// Checks a push woke that found the pushed tag not served yet, in a row.
     pub push_not_found: u8,
+    /// A check a push woke found nothing new and one more look is pending.
+    pub push_confirmed: bool,
     /// The `UpdateHeld` reasons reported while they keep holding (gate and candidate).
     pub held_reported: std::collections::BTreeSet<String>,
 }

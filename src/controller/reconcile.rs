@@ -259,13 +259,22 @@ async fn schedule_and_check<K: ManagedKind>(
         let mut failed = matches!(outcome, checker::Checked::Failed(_));
         let not_served_yet = trigger == checker::Trigger::Push
             && matches!(&outcome, checker::Checked::Failed(checker::CheckFailure::Registry(f)) if checker::not_served_yet(f));
+        // distribution may also notify before the tag is listed at all: a check woken by a push that finds
+        // nothing new looks once more, a moment later, before the push counts as seen.
+        let found_nothing =
+            trigger == checker::Trigger::Push && matches!(&outcome, checker::Checked::UpToDate(_));
         let retry_push = ctx.with_memory(key, |m| {
             if not_served_yet && m.push_not_found < PUSH_NOT_FOUND_RETRIES {
                 m.push_not_found += 1;
                 m.woken = Some(Wake::Push);
                 true
+            } else if found_nothing && !m.push_confirmed {
+                m.push_confirmed = true;
+                m.woken = Some(Wake::Push);
+                true
             } else {
                 m.push_not_found = 0;
+                m.push_confirmed = false;
                 false
             }
         });
