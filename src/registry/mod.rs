@@ -33,6 +33,7 @@
 mod auth;
 mod cache;
 pub mod client;
+pub mod cloud;
 pub mod credentials;
 pub mod error;
 mod http;

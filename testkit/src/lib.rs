@@ -6,6 +6,8 @@
 //! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
 //! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
+//! - [`cloud_gcp_azure`]: fakes of the GKE metadata server, Entra ID and ACR; [`pyclients`]: the providers'
+//!   Python clients that check them.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //!
 //! ```no_run
@@ -27,12 +29,15 @@
 
 pub mod admin;
 pub mod annotations;
+pub mod cloud_gcp_azure;
 pub mod cluster;
 pub mod fake;
+pub mod pyclients;
 pub mod registry;
 mod serve;
 pub mod webhook;
 
+pub use cloud_gcp_azure::{FakeAcr, FakeEntraId, FakeGkeMetadata, TestCa};
 pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth, Staged};
