@@ -182,6 +182,7 @@ async fn google_auth_compute_engine_credentials_refresh_against_the_fake_metadat
     .await
     .unwrap();
 
+    assert_eq!(got["ping"], true, "{got}");
     assert_eq!(got["token"], "ya29.testkit-1");
     assert_eq!(got["email"], EMAIL);
     assert!(
