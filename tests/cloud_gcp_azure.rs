@@ -651,3 +651,48 @@ async fn azure_identity_reports_the_fake_entra_ids_aadsts_refusal() {
     assert!(error.contains("AADSTS700016"), "{got}");
     assert!(azure.entra.issued_tokens().is_empty());
 }
+
+// ---- the examples of docs/cloud-registries.md ----
+
+fn example(name: &str) -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("k8s/examples")
+        .join(name);
+    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn document<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    let found = docs.iter().find(|d| d["kind"] == kind);
+    let doc = found.unwrap_or_else(|| panic!("the example has no {kind}"));
+    assert_eq!(doc["metadata"]["name"], "watch-cluster");
+    assert_eq!(doc["metadata"]["namespace"], "watch-cluster");
+    doc
+}
+
+#[test]
+fn the_gcp_example_binds_the_service_account_and_opts_in() {
+    let docs = example("cloud-gcp.yaml");
+    let sa = document(&docs, "ServiceAccount");
+    assert!(
+        sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(".iam.gserviceaccount.com"))
+    );
+    assert_eq!(
+        document(&docs, "ConfigMap")["data"]["CLOUD_REGISTRY_AUTH"],
+        "gcp"
+    );
+}
+
+#[test]
+fn the_azure_example_labels_the_pod_annotates_the_service_account_and_opts_in() {
+    let docs = example("cloud-azure.yaml");
+    let sa = document(&docs, "ServiceAccount");
+    assert!(sa["metadata"]["annotations"]["azure.workload.identity/client-id"].is_string());
+    let pod_labels = &document(&docs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["azure.workload.identity/use"], "true");
+    assert_eq!(
+        document(&docs, "ConfigMap")["data"]["CLOUD_REGISTRY_AUTH"],
+        "azure"
+    );
+}
