@@ -230,7 +230,7 @@ mod tests {
             "localhost:1",
             "[::1]:9",
             "metadata.google.internal",
-            "169.254.169.254:80",
+            "169.254.169.254",
         ] {
             let server = MetadataServer::at(Some(host)).unwrap();
             assert_eq!(server.base().as_str(), format!("http://{host}/"));
