@@ -6,6 +6,8 @@
 //! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
 //! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
+//! - [`fake::aws`]: in-process HTTPS fakes of STS, ECR (API and registry) and the EKS Pod Identity agent.
+//! - [`pyclients`]: the providers' Python clients (botocore…) that check those fakes.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //!
 //! ```no_run
@@ -29,6 +31,7 @@ pub mod admin;
 pub mod annotations;
 pub mod cluster;
 pub mod fake;
+pub mod pyclients;
 pub mod registry;
 mod serve;
 pub mod webhook;

@@ -61,3 +61,57 @@ impl Server {
         self.addr
     }
 }
+
+impl Server {
+    /// As [`Server::spawn`], serving HTTPS (HTTP/1.1) with the given PEM certificate chain and key.
+    pub(crate) async fn spawn_tls(
+        app: Router,
+        stop: (watch::Sender<()>, Stopped),
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> anyhow::Result<Self> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .context("failed to read the test certificate")?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .context("failed to read the test key")?;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .context("failed to choose TLS versions")?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .context("failed to load the test certificate")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("failed to bind 127.0.0.1:0")?;
+        let addr = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
+        let (tx, stopped) = stop;
+        tokio::spawn(async move {
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    () = stopped.clone().wait() => return,
+                };
+                let Ok((tcp, _)) = accepted else { continue };
+                let (acceptor, service, stopped) = (acceptor.clone(), service.clone(), stopped.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let connection = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                    tokio::select! {
+                        _ = connection => {}
+                        () = stopped.wait() => {}
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, _stop: tx })
+    }
+}

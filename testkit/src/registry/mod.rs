@@ -8,7 +8,7 @@
 //! The process is killed and reaped when the harness is dropped, which also happens while a failing test unwinds.
 //! (A test process killed by SIGKILL cannot run destructors; nextest's timeouts are the only such case.)
 
-mod certs;
+pub(crate) mod certs;
 mod config;
 pub use config::Notify;
 mod push;
