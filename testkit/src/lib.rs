@@ -7,7 +7,8 @@
 //! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
 //! - [`fake::aws`]: in-process HTTPS fakes of STS, ECR (API and registry) and the EKS Pod Identity agent.
-//! - [`pyclients`]: the providers' Python clients (botocore…) that check those fakes.
+//! - [`cloud_gcp_azure`]: fakes of the GKE metadata server, Entra ID and ACR; [`pyclients`]: the providers'
+//!   Python clients that check them.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //!
 //! ```no_run
@@ -29,6 +30,7 @@
 
 pub mod admin;
 pub mod annotations;
+pub mod cloud_gcp_azure;
 pub mod cluster;
 pub mod fake;
 pub mod pyclients;
@@ -36,6 +38,7 @@ pub mod registry;
 mod serve;
 pub mod webhook;
 
+pub use cloud_gcp_azure::{FakeAcr, FakeEntraId, FakeGkeMetadata, TestCa};
 pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth, Staged};

@@ -1,45 +1,86 @@
-//! The providers' Python clients (pinned botocore, azure-identity, google-auth), to check the cloud fakes
-//! against code we did not write (docs/cloud-registries.md#how-it-is-tested).
+//! The providers' own Python clients (testbed/pyclients), to check our cloud fakes against code we did not write.
 //!
-//! Input: the virtualenv `testbed/pyclients/build` makes. Output: the interpreter's path, and a helper that
-//! runs one of testkit's scripts (`testkit/py/`) with JSON on stdin and JSON on stdout.
+//! Input: a script path, its arguments and environment. Output: the JSON object the script printed last on
+//! stdout, or an error holding its stderr. The virtualenv is built by `testbed/pyclients/build` (pinned
+//! versions, cached outside git); a missing one is an error naming that command.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use anyhow::{Context as _, bail};
 
-/// The Python interpreter of the providers' clients; fails naming the command that installs them.
+/// The interpreter of the providers' clients: `testbed/pyclients/venv/bin/python`.
 pub fn python() -> anyhow::Result<PathBuf> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let python = root.join("testbed/pyclients/venv/bin/python");
-    if !python.exists() {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testbed/pyclients/venv/bin/python");
+    if !path.exists() {
         bail!(
-            "{} is missing: run testbed/pyclients/build once (it installs the pinned clients of \
-             testbed/pyclients/requirements.txt into a cached virtualenv)",
-            python.display()
+            "the providers' Python clients are not installed ({} is missing): run testbed/pyclients/build",
+            path.display()
         );
     }
-    Ok(python)
+    Ok(path)
 }
 
-/// Runs `testkit/py/<script>` with `input` as JSON on stdin and `env` set; returns its stdout parsed as JSON.
+/// Runs `script` with `args` and `envs` (on top of a cleared environment keeping only `PATH` and `HOME`, so the
+/// developer's cloud settings cannot leak in), and returns the JSON object it printed last.
+pub async fn run_json(
+    script: &std::path::Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<serde_json::Value> {
+    let mut command = tokio::process::Command::new(python()?);
+    command
+        .arg(script)
+        .args(args)
+        .env_clear()
+        .envs(
+            ["PATH", "HOME"]
+                .iter()
+                .filter_map(|k| Some((*k, std::env::var(k).ok()?))),
+        )
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), command.output())
+        .await
+        .with_context(|| format!("{} did not finish within 60 s", script.display()))?
+        .with_context(|| format!("failed to run {}", script.display()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("{} failed ({}): {stderr}", script.display(), output.status);
+    }
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default();
+    serde_json::from_str(last).with_context(|| {
+        format!(
+            "{} printed no JSON (stdout: {stdout}; stderr: {stderr})",
+            script.display()
+        )
+    })
+}
+
+/// Runs `testkit/py/<script>` with `input` as JSON on stdin and `env` set (on a cleared environment, with AWS's
+/// profile files and instance metadata off); returns its stdout parsed as JSON.
 pub fn run_script(
     script: &str,
     input: &serde_json::Value,
     env: &[(&str, String)],
 ) -> anyhow::Result<serde_json::Value> {
+    use std::io::Write as _;
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("py")
         .join(script);
-    let mut command = Command::new(python()?);
+    let mut command = std::process::Command::new(python()?);
     command
         .arg(&path)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // The clients must reach only what the test gives them, never a real cloud or a user's profile.
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("AWS_CONFIG_FILE", "/dev/null")
@@ -64,6 +105,10 @@ pub fn run_script(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    serde_json::from_slice(&output.stdout)
-        .with_context(|| format!("{script} printed no JSON: {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "{script} printed no JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
 }

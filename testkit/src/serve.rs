@@ -2,7 +2,8 @@
 //!
 //! Shared by the webhook receiver, the token server and the fake registry. Dropping the handle closes a watch
 //! channel: the listener stops accepting, and handlers that wait on [`Server::stopped`] (scripted hangs) return,
-//! so no test leaves a task or a held connection behind.
+//! so no test leaves a task or a held connection behind. [`Server::spawn_tls`] serves the same over HTTPS with a
+//! certificate of the test CA, for fakes of endpoints that clients only reach over TLS (Entra ID, ACR).
 
 use std::net::SocketAddr;
 
@@ -56,34 +57,27 @@ impl Server {
         Ok(Self { addr, _stop: tx })
     }
 
-    /// The bound address.
-    pub(crate) fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-}
-
-impl Server {
-    /// As [`Server::spawn`], serving HTTPS (HTTP/1.1) with the given PEM certificate chain and key.
+    /// Like [`Server::spawn`], over HTTPS (HTTP/1.1) with `tls`'s server certificate for 127.0.0.1/localhost.
     pub(crate) async fn spawn_tls(
         app: Router,
         stop: (watch::Sender<()>, Stopped),
-        cert_pem: &str,
-        key_pem: &str,
+        tls: &crate::registry::certs::TlsMaterial,
     ) -> anyhow::Result<Self> {
         use rustls::pki_types::pem::PemObject as _;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+
+        let certs = CertificateDer::pem_slice_iter(tls.cert_pem.as_bytes())
             .collect::<Result<Vec<_>, _>>()
-            .context("failed to read the test certificate")?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
-            .context("failed to read the test key")?;
+            .context("failed to read the server certificate PEM")?;
+        let key = PrivateKeyDer::from_pem_slice(tls.key_pem.as_bytes())
+            .context("failed to read the server key PEM")?;
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .context("failed to choose TLS versions")?
             .with_no_client_auth()
             .with_single_cert(certs, key)
-            .context("failed to load the test certificate")?;
+            .context("failed to load the server certificate")?;
         let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -93,18 +87,26 @@ impl Server {
             .context("failed to read the bound address")?;
         let (tx, stopped) = stop;
         tokio::spawn(async move {
-            let service = hyper_util::service::TowerToHyperService::new(app);
             loop {
-                let accepted = tokio::select! {
-                    accepted = listener.accept() => accepted,
+                let (tcp, _) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "test TLS server failed to accept");
+                            continue;
+                        }
+                    },
                     () = stopped.clone().wait() => return,
                 };
-                let Ok((tcp, _)) = accepted else { continue };
-                let (acceptor, service, stopped) = (acceptor.clone(), service.clone(), stopped.clone());
+                let (acceptor, app, stopped) = (acceptor.clone(), app.clone(), stopped.clone());
                 tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    // A client that rejects our certificate ends its handshake: nothing to serve.
+                    let Ok(stream) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
                     let connection = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service);
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                     tokio::select! {
                         _ = connection => {}
                         () = stopped.wait() => {}
@@ -113,5 +115,10 @@ impl Server {
             }
         });
         Ok(Self { addr, _stop: tx })
+    }
+
+    /// The bound address.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }

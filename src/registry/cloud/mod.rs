@@ -16,6 +16,8 @@
 //! HTTP only to a loopback override or to the link-local addresses the providers define.
 
 pub mod aws;
+pub mod azure;
+pub mod gcp;
 pub mod sigv4;
 
 use std::collections::HashMap;
@@ -367,17 +369,19 @@ impl CloudIdentity {
             return None;
         }
         let provider = self.config.provider_for(registry)?;
-        Some(self.issue_cached(provider, &host_of(registry), SystemTime::now()).await)
+        Some(self.issue_cached(provider, registry, SystemTime::now()).await)
     }
 
-    /// The cached credential of the identity serving `host`, or a fresh one. Callers asking at the same time
-    /// wait for one fetch.
+    /// The cached credential of the identity serving `registry` (`host[:port]`), or a fresh one. Callers
+    /// asking at the same time wait for one fetch.
     pub async fn issue_cached(
         &self,
         provider: Provider,
-        host: &str,
+        registry: &str,
         now: SystemTime,
     ) -> Result<Credential, CloudError> {
+        let host = host_of(registry);
+        let host = host.as_str();
         let identity = self.identity(provider, host)?;
         let slot = {
             let mut slots = self
@@ -391,7 +395,10 @@ impl CloudIdentity {
             return Ok(issued.credential.clone());
         }
         let span = tracing::info_span!("cloud_credential", provider = %provider, registry = host, identity = %identity);
-        let issued = tracing::Instrument::instrument(self.issue(provider, host), span).await?;
+        let mut issued = tracing::Instrument::instrument(self.issue(provider, registry), span).await?;
+        // Whatever the provider built, the transport must know it is this cloud's: that is what keeps it
+        // to the cloud's own HTTPS hosts.
+        issued.credential.origin = super::Origin::Cloud(provider);
         tracing::info!(provider = %provider, registry = host, identity = %identity,
             expires_at = %httpdate::fmt_http_date(issued.expires_at), "issued a registry credential from cloud identity");
         let credential = issued.credential.clone();
@@ -417,13 +424,11 @@ impl CloudIdentity {
         })
     }
 
-    async fn issue(&self, provider: Provider, host: &str) -> Result<Issued, CloudError> {
+    async fn issue(&self, provider: Provider, registry: &str) -> Result<Issued, CloudError> {
         match provider {
-            Provider::Aws => aws::issue_with(&self.http, host, &self.config.env).await,
-            Provider::Gcp | Provider::Azure => Err(CloudError::new(
-                "provider",
-                format!("{provider} registries are not supported by this build yet"),
-            )),
+            Provider::Aws => aws::issue_with(&self.http, registry, &self.config.env).await,
+            Provider::Gcp => gcp::issue(&self.http).await,
+            Provider::Azure => azure::issue(&self.http, registry).await,
         }
     }
 }

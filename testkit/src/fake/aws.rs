@@ -110,7 +110,7 @@ impl FakeAws {
             log: Vec::new(),
         }));
         let app = Router::new().fallback(dispatch).with_state(Arc::clone(&state));
-        let server = Server::spawn_tls(app, stop_signal(), &tls.cert_pem, &tls.key_pem).await?;
+        let server = Server::spawn_tls(app, stop_signal(), &tls).await?;
         Ok(Self {
             server,
             state,
