@@ -99,6 +99,13 @@ pub struct RunArgs {
         default_value = "workload"
     )]
     pub quarantine_scope: Option<String>,
+    /// Comma-separated clouds whose identity the controller may use for registries without a matching pull
+    /// secret: `aws`, `gcp`, `azure` (docs/cloud-registries.md). Unset: off.
+    #[arg(long, env = "CLOUD_REGISTRY_AUTH", value_name = "aws,gcp,azure")]
+    pub cloud_registry_auth: Option<String>,
+    /// Comma-separated namespaces whose workloads may use the controller's cloud identity; unset: all watched.
+    #[arg(long, env = "CLOUD_REGISTRY_NAMESPACES", value_name = "NS,NS")]
+    pub cloud_registry_namespaces: Option<String>,
     /// The registry push-event listener (`EVENTS_*`).
     #[command(flatten)]
     pub events: EventsArgs,
@@ -162,6 +169,10 @@ pub struct Config {
     pub events: Option<EventsConfig>,
     /// Where a failed image is quarantined.
     pub quarantine_scope: QuarantineScope,
+    /// Clouds whose identity is used for registries without a pull secret; empty: off.
+    pub cloud_registry_auth: Vec<crate::registry::cloud::Provider>,
+    /// Namespaces allowed to use cloud identity; empty: every watched namespace.
+    pub cloud_registry_namespaces: Vec<String>,
 }
 
 /// `QUARANTINE_SCOPE`: where a failed image is quarantined.
@@ -194,7 +205,7 @@ impl FromStr for QuarantineScope {
 impl Config {
     /// Validates the raw settings.
     pub fn from_args(args: &RunArgs) -> Result<Self, ConfigError> {
-        Ok(Self {
+        Self {
             watch_namespaces: parse_list(
                 List {
                     variable: "WATCH_NAMESPACES",
@@ -256,7 +267,51 @@ impl Config {
                 .transpose()?
                 .unwrap_or(0),
             events: events::parse(&args.events)?,
-        })
+            cloud_registry_auth: Vec::new(),
+            cloud_registry_namespaces: Vec::new(),
+        }
+        .with_cloud(args)
+    }
+
+    /// Reads `CLOUD_REGISTRY_AUTH` and `CLOUD_REGISTRY_NAMESPACES`, checked against `INSECURE_REGISTRIES`.
+    fn with_cloud(mut self, args: &RunArgs) -> Result<Self, ConfigError> {
+        self.cloud_registry_auth = parse_cloud_providers(&args.cloud_registry_auth)?;
+        self.cloud_registry_namespaces = parse_list(
+            List {
+                variable: "CLOUD_REGISTRY_NAMESPACES",
+                example: "team-a,team-b",
+                unset_means: "let every watched namespace use cloud identity",
+                validate: validate_namespace,
+            },
+            &args.cloud_registry_namespaces,
+        )?;
+        if !self.cloud_registry_namespaces.is_empty() && self.cloud_registry_auth.is_empty() {
+            return Err(ConfigError {
+                variable: "CLOUD_REGISTRY_NAMESPACES",
+                value: self.cloud_registry_namespaces.join(","),
+                problem: "has no effect without CLOUD_REGISTRY_AUTH; set CLOUD_REGISTRY_AUTH too, or unset this"
+                    .into(),
+                example: "team-a",
+            });
+        }
+        // A cloud credential never goes over plain HTTP: listing such a host as insecure is a mistake to
+        // report now, not at the first check.
+        let insecure_cloud = self.insecure_registries.iter().find(|host| {
+            crate::registry::cloud::provider_for(host)
+                .is_some_and(|p| self.cloud_registry_auth.contains(&p))
+        });
+        if let Some(host) = insecure_cloud {
+            return Err(ConfigError {
+                variable: "INSECURE_REGISTRIES",
+                value: self.insecure_registries.join(","),
+                problem: format!(
+                    "lists the cloud registry {host}, but CLOUD_REGISTRY_AUTH credentials go only over HTTPS; \
+                     remove {host} from INSECURE_REGISTRIES"
+                ),
+                example: "registry.local:5000",
+            });
+        }
+        Ok(self)
     }
 }
 
@@ -416,6 +471,37 @@ fn validate_host(host: &str) -> Result<(), String> {
     } else {
         Err("is not a host name or IPv4 address".into())
     }
+}
+
+/// `aws,gcp,azure` in any order; an unknown word is named.
+fn parse_cloud_providers(
+    value: &Option<String>,
+) -> Result<Vec<crate::registry::cloud::Provider>, ConfigError> {
+    use crate::registry::cloud::Provider;
+    let Some(raw) = set(value) else {
+        return Ok(Vec::new());
+    };
+    let mut providers = Vec::new();
+    for word in raw.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        let provider = Provider::parse(word).ok_or_else(|| ConfigError {
+            variable: "CLOUD_REGISTRY_AUTH",
+            value: raw.to_owned(),
+            problem: format!("{word:?} is not a cloud; expected aws, gcp or azure"),
+            example: "aws,gcp",
+        })?;
+        if !providers.contains(&provider) {
+            providers.push(provider);
+        }
+    }
+    if providers.is_empty() {
+        return Err(ConfigError {
+            variable: "CLOUD_REGISTRY_AUTH",
+            value: raw.to_owned(),
+            problem: "lists no cloud; leave it unset to turn cloud identity off".into(),
+            example: "aws",
+        });
+    }
+    Ok(providers)
 }
 
 fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {

@@ -17,7 +17,7 @@ use crate::{
     annotations::{self, InvalidAnnotation, Settings},
     gate::{Pending, PendingError},
     image::ImageRef,
-    registry::{RegistryClient, credentials::DockerConfig},
+    registry::{Credential, RegistryClient, RegistryError, credentials::DockerConfig},
     resolve::{self, CandidateGates, Resolution, Target},
     strategy::{ClusterQuarantine, Decision, Quarantine, Strategy},
     update::{ContainerChange, per_container},
@@ -121,6 +121,8 @@ pub struct Findings {
     pub pending_error: Option<String>,
     /// Containers whose best candidate waits for `min-age`.
     pub held: Vec<HeldByAge>,
+    /// `imagePullSecrets` entries naming a Secret that does not exist (skipped; report them).
+    pub missing_secrets: Vec<String>,
 }
 
 /// A container whose best candidate waits for `min-age` (a lower one may still be taken meanwhile).
@@ -249,12 +251,19 @@ pub async fn decide(
     let mut new_pending = Pending::default();
     let revert = findings.reverted.as_ref().map(|r| r.ours.clone());
     let revert = revert.as_deref().or(known_revert);
-    let configs = pull_secrets(client, workload).await;
+    let secrets = pull_secrets(client, workload).await;
+    findings.missing_secrets = secrets.missing;
     for (container, image) in managed.containers {
-        let credential = configs
-            .iter()
-            .find_map(|c| c.credential_for(image.registry()))
-            .cloned();
+        let chosen =
+            choose_credential(registry, &workload.namespace, &secrets.found, image.registry()).await;
+        let (credential, secret) = match chosen {
+            Ok(chosen) => chosen,
+            Err(error) => {
+                new_pending.set(&container.name, pending.entries(&container.name).to_vec());
+                push_failure(&mut findings, &container.name, &image, error.reason(), &error);
+                continue;
+            }
+        };
         let current_digest = if settings.strategy == Strategy::Latest && image.digest().is_none() {
             running_digest(client, workload, &container.name).await
         } else {
@@ -274,7 +283,14 @@ pub async fn decide(
             now,
         };
         let resolution =
-            resolve::resolve(registry, settings.strategy, target, &quarantine, gates).await;
+            resolve::resolve(registry, settings.strategy, target, &quarantine, gates)
+                .await
+                .map_err(|error| match error {
+                    resolve::ResolveError::Registry(e) => {
+                        resolve::ResolveError::Registry(name_refused_secret(e, secret.as_deref()))
+                    }
+                    other => other,
+                });
         match resolution {
             Ok(mut resolution) => {
                 if let Some(age) = resolution.age.take() {
@@ -293,13 +309,7 @@ pub async fn decide(
             Err(error) => {
                 // A registry failure must not reset the ages of this container's candidates.
                 new_pending.set(&container.name, pending.entries(&container.name).to_vec());
-                let failure = RegistryFailure {
-                    container: container.name.clone(),
-                    reason: error.reason(),
-                    message: error.to_string(),
-                };
-                tracing::warn!(image = %image, reason = failure.reason, "{failure}");
-                findings.registry_errors.push(failure);
+                push_failure(&mut findings, &container.name, &image, error.reason(), &error);
             }
         }
     }
@@ -310,6 +320,59 @@ pub async fn decide(
         hold_for_invalid_gates(settings, &mut findings);
     }
     Ok(findings)
+}
+
+fn push_failure(
+    findings: &mut Findings,
+    container: &str,
+    image: &ImageRef,
+    reason: &'static str,
+    error: &dyn std::fmt::Display,
+) {
+    let failure = RegistryFailure {
+        container: container.to_owned(),
+        reason,
+        message: error.to_string(),
+    };
+    tracing::warn!(image = %image, reason = failure.reason, "{failure}");
+    findings.registry_errors.push(failure);
+}
+
+/// The credential for `registry` and the Secret it came from (docs/cloud-registries.md): a matching pull
+/// secret wins; without one, the controller's cloud identity when enabled and allowed in `namespace`;
+/// otherwise anonymous.
+async fn choose_credential(
+    registry: &RegistryClient,
+    namespace: &str,
+    secrets: &[(String, DockerConfig)],
+    host: &str,
+) -> Result<(Option<Credential>, Option<String>), RegistryError> {
+    let from_secret = secrets
+        .iter()
+        .find_map(|(name, config)| config.credential_for(host).map(|c| (c.clone(), name.clone())));
+    if let Some((credential, secret)) = from_secret {
+        return Ok((Some(credential), Some(secret)));
+    }
+    match registry.cloud_credential(namespace, host).await {
+        Some(Ok(credential)) => Ok((Some(credential), None)),
+        Some(Err(error)) => Err(error),
+        None => Ok((None, None)),
+    }
+}
+
+/// A registry that refuses a pull secret's credentials is reported naming the Secret; no other credential
+/// (cloud identity, anonymous) is tried, so a wrong secret is fixed rather than silently bypassed.
+fn name_refused_secret(error: RegistryError, secret: Option<&str>) -> RegistryError {
+    match (error, secret) {
+        (RegistryError::Unauthorized { target, detail }, Some(secret)) => {
+            RegistryError::SecretRefused {
+                target,
+                secret: format!("Secret {secret}"),
+                detail,
+            }
+        }
+        (error, _) => error,
+    }
 }
 
 /// The new `pending` value when it differs (by content, not spelling) from the current one.
@@ -494,8 +557,14 @@ fn managed_containers(
     Ok(managed)
 }
 
+/// The pull secrets of a workload: those read (`namespace/name`, config) and the names that do not exist.
+struct PullSecrets {
+    found: Vec<(String, DockerConfig)>,
+    missing: Vec<String>,
+}
+
 /// Credentials of the workload's `imagePullSecrets` and its ServiceAccount's, read by name (`get` only).
-async fn pull_secrets(client: &Client, workload: &Workload) -> Vec<DockerConfig> {
+async fn pull_secrets(client: &Client, workload: &Workload) -> PullSecrets {
     let mut names = workload.image_pull_secrets.clone();
     let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &workload.namespace);
     match accounts.get_opt(&workload.service_account).await {
@@ -512,22 +581,32 @@ async fn pull_secrets(client: &Client, workload: &Workload) -> Vec<DockerConfig>
         }
     }
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &workload.namespace);
-    let mut configs = Vec::new();
+    let mut found = PullSecrets {
+        found: Vec::new(),
+        missing: Vec::new(),
+    };
     for name in names {
         match secrets.get_opt(&name).await {
             Ok(Some(secret)) => match DockerConfig::from_secret(&secret) {
-                Ok(config) => configs.push(config),
+                Ok(config) => found
+                    .found
+                    .push((format!("{}/{name}", workload.namespace), config)),
                 Err(error) => {
                     tracing::warn!(secret = %name, %error, "imagePullSecret is not usable")
                 }
             },
-            Ok(None) => tracing::warn!(secret = %name, "imagePullSecret does not exist"),
+            Ok(None) => {
+                tracing::warn!(secret = %name, "imagePullSecret does not exist; skipped");
+                if !found.missing.contains(&name) {
+                    found.missing.push(name);
+                }
+            }
             Err(error) => {
                 tracing::warn!(secret = %name, %error, "failed to read an imagePullSecret")
             }
         }
     }
-    configs
+    found
 }
 
 /// The digest every ready pod reports for `container`, if they agree (docs/annotations.md#strategy).

@@ -302,3 +302,37 @@ fn quarantine_scope_is_workload_unless_cluster_is_asked_for() {
         "invalid QUARANTINE_SCOPE=\"namespace\": expected `workload` or `cluster` (example: QUARANTINE_SCOPE=cluster)"
     );
 }
+
+#[test]
+fn cloud_registry_auth_lists_known_clouds_and_names_an_unknown_word() {
+    use crate::registry::cloud::Provider;
+    let given = |auth: Option<&str>, namespaces: Option<&str>, insecure: Option<&str>| {
+        Config::from_args(&RunArgs {
+            cloud_registry_auth: auth.map(str::to_owned),
+            cloud_registry_namespaces: namespaces.map(str::to_owned),
+            insecure_registries: insecure.map(str::to_owned),
+            ..args()
+        })
+    };
+    let config = given(Some("aws, GCP,aws"), Some("team-a"), None).unwrap();
+    assert_eq!(config.cloud_registry_auth, vec![Provider::Aws, Provider::Gcp]);
+    assert_eq!(config.cloud_registry_namespaces, vec!["team-a".to_owned()]);
+    assert!(given(None, None, None).unwrap().cloud_registry_auth.is_empty());
+    let unknown = given(Some("aws,ibm"), None, None).unwrap_err();
+    assert_eq!(unknown.variable, "CLOUD_REGISTRY_AUTH");
+    assert!(unknown.problem.contains("\"ibm\""), "{unknown}");
+    let alone = given(None, Some("team-a"), None).unwrap_err();
+    assert_eq!(alone.variable, "CLOUD_REGISTRY_NAMESPACES");
+    let bad_ns = given(Some("aws"), Some("Team_A"), None).unwrap_err();
+    assert_eq!(bad_ns.variable, "CLOUD_REGISTRY_NAMESPACES");
+    let insecure = given(
+        Some("aws"),
+        None,
+        Some("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+    )
+    .unwrap_err();
+    assert_eq!(insecure.variable, "INSECURE_REGISTRIES");
+    assert!(insecure.problem.contains("remove 123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+    // Without AWS enabled, an ECR host may be insecure (it is reached with pull secrets only).
+    assert!(given(Some("gcp"), None, Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")).is_ok());
+}

@@ -532,6 +532,19 @@ async fn plan<K: ManagedKind>(
             return Err(CheckFailure::Undecidable(undecidable));
         }
     };
+    if findings.missing_secrets.is_empty() {
+        ctx.events.clear(&reference, Reason::PullSecretMissing);
+    } else {
+        let note = format!(
+            "imagePullSecrets {} do not exist in namespace {}; skipped (cloud identity may apply to their registries)",
+            findings.missing_secrets.join(", "),
+            key.namespace
+        );
+        tracing::warn!("{note}");
+        ctx.events
+            .publish_once(&reference, Reason::PullSecretMissing, note)
+            .await;
+    }
     if !findings.skipped.is_empty() {
         ctx.events
             .publish_once(

@@ -533,6 +533,11 @@ pub fn registry_config(config: &Config) -> crate::registry::RegistryConfig {
         ca_file: config.registry_ca_file.clone(),
         cache_ttl: config.registry_cache_ttl,
         sharing: config.registry_sharing,
+        cloud: crate::registry::cloud::CloudConfig {
+            providers: config.cloud_registry_auth.clone(),
+            namespaces: config.cloud_registry_namespaces.clone(),
+            env: crate::registry::cloud::Env::process(),
+        },
         ..crate::registry::RegistryConfig::default()
     }
 }

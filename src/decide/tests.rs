@@ -120,3 +120,18 @@ fn no_update_is_proposed_while_a_gate_annotation_is_invalid() {
         "app: app:1.1.0@sha256:a is not applied while watch-cluster.io/hold is invalid"
     );
 }
+
+#[test]
+fn a_refused_pull_secret_is_named_and_other_errors_pass_through() {
+    let refused = RegistryError::Unauthorized {
+        target: "list tags of r/app".into(),
+        detail: "the registry refused the credentials".into(),
+    };
+    let named = name_refused_secret(refused.clone(), Some("team-a/pull"));
+    assert_eq!(named.reason(), "PullSecretRefused");
+    assert!(named.to_string().contains("Secret team-a/pull"), "{named}");
+    // Without a secret (anonymous or cloud identity) the error stays as it was.
+    assert_eq!(name_refused_secret(refused, None).reason(), "Unauthorized");
+    let missing = RegistryError::NotFound { target: "t".into() };
+    assert_eq!(name_refused_secret(missing, Some("s")).reason(), "NotFound");
+}

@@ -64,6 +64,9 @@ pub enum Reason {
     UpdateHeld,
     /// Normal: the workload is managed by Argo CD or Flux (once per workload).
     ManagedByGitOps,
+    /// Warning: an `imagePullSecrets` entry names a Secret that does not exist; it is skipped
+    /// (docs/cloud-registries.md).
+    PullSecretMissing,
 }
 
 impl Reason {
@@ -91,6 +94,7 @@ impl Reason {
             Reason::QuarantineUnreadable => "QuarantineUnreadable",
             Reason::UpdateHeld => "UpdateHeld",
             Reason::ManagedByGitOps => "ManagedByGitOps",
+            Reason::PullSecretMissing => "PullSecretMissing",
         }
     }
 

@@ -46,6 +46,7 @@ impl LookupKey {
 
 struct Inner {
     transport: Transport,
+    cloud: Option<super::cloud::CloudIdentity>,
     tags: Coalescing<LookupKey, Arc<[String]>>,
     digests: Coalescing<LookupKey, String>,
     children: Coalescing<LookupKey, Arc<[String]>>,
@@ -85,16 +86,43 @@ impl RegistryClient {
         config: RegistryConfig,
         metrics: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, RegistryError> {
+        let cloud = if config.cloud.providers.is_empty() {
+            None
+        } else {
+            Some(super::cloud::CloudIdentity::new(
+                config.cloud.clone(),
+                config.ca_file.as_deref(),
+            )?)
+        };
         let transport = Transport::new(config, Metrics::register(metrics))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 transport,
+                cloud,
                 tags: Coalescing::new(MAX_ENTRIES),
                 digests: Coalescing::new(MAX_ENTRIES),
                 children: Coalescing::new(MAX_ENTRIES),
             }),
             max_age: None,
         })
+    }
+
+    /// The controller's cloud credential for `registry` (`host[:port]` as in image references) on behalf of a
+    /// workload in `namespace`: `None` when cloud identity is off, not allowed there, or no enabled cloud
+    /// serves the host (docs/cloud-registries.md). A failure names the step.
+    pub async fn cloud_credential(
+        &self,
+        namespace: &str,
+        registry: &str,
+    ) -> Option<Result<Credential, RegistryError>> {
+        let cloud = self.inner.cloud.as_ref()?;
+        let provider = cloud.config().provider_for(registry)?;
+        let outcome = cloud.credential_for(namespace, registry).await?;
+        Some(outcome.map_err(|error| RegistryError::CloudIdentity {
+            target: format!("authenticate to {registry}"),
+            provider: provider.name(),
+            error,
+        }))
     }
 
     /// Every tag of `repo`, in the registry's order, following pagination.

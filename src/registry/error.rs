@@ -39,6 +39,24 @@ pub enum RegistryError {
         "failed to {target}: {detail}; plain HTTP is used only for hosts listed in INSECURE_REGISTRIES"
     )]
     Insecure { target: String, detail: String },
+    /// A cloud credential would go somewhere it must not: plain HTTP, or a host outside its cloud's
+    /// registry patterns (docs/cloud-registries.md).
+    #[error("failed to {target}: {detail}")]
+    CloudRefused { target: String, detail: String },
+    /// The controller's cloud identity yielded no credential; `error` names the step that failed.
+    #[error("failed to {target}: no registry credential from the controller's {provider} identity: {error}")]
+    CloudIdentity {
+        target: String,
+        provider: &'static str,
+        error: super::cloud::CloudError,
+    },
+    /// The registry refused the credentials of a pull secret; no other credential is tried.
+    #[error("failed to {target}: the registry refused the credentials of {secret} ({detail})")]
+    SecretRefused {
+        target: String,
+        secret: String,
+        detail: String,
+    },
     /// The client could not be built from its configuration.
     #[error("failed to build the registry client: {detail}")]
     Config {
@@ -60,6 +78,9 @@ impl RegistryError {
             Self::Malformed { .. } => "Malformed",
             Self::Insecure { .. } => "Insecure",
             Self::Config { .. } => "Config",
+            Self::CloudRefused { .. } => "CloudCredentialRefused",
+            Self::CloudIdentity { .. } => "CloudIdentity",
+            Self::SecretRefused { .. } => "PullSecretRefused",
         }
     }
 

@@ -64,6 +64,9 @@ impl Http {
         if let Some(path) = &config.ca_file {
             builder = builder.tls_certs_merge(read_ca_file(path)?);
         }
+        for (host, addr) in &config.resolve {
+            builder = builder.resolve(host, *addr);
+        }
         let client = builder.build().map_err(|e| RegistryError::Config {
             detail: "the HTTP client could not be built".to_owned(),
             source: Some(std::sync::Arc::new(e)),
@@ -203,7 +206,7 @@ fn normalize_host(entry: &str) -> String {
     api_host(entry.split('/').next().unwrap_or_default())
 }
 
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, RegistryError> {
+pub(crate) fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, RegistryError> {
     let config =
         |detail: String, source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>| {
             RegistryError::Config { detail, source }

@@ -28,6 +28,8 @@
 //! - `auth`: `WWW-Authenticate` parsing and token answers (the handshake and token cache are in `transport`).
 //! - `tags`, `manifest`: decoding tag lists (with pagination) and manifests.
 //! - [`credentials`]: Docker config Secrets → [`Credential`]s.
+//! - [`cloud`]: credentials from the controller's own cloud identity (ECR, GAR/GCR, ACR), and the hosts they
+//!   may be sent to.
 //! - `cache`, `ratelimit`, `metrics`, [`error`].
 
 mod auth;
@@ -83,6 +85,11 @@ pub struct RegistryConfig {
     pub page_size: usize,
     /// Hard cap on tag-list pages per lookup.
     pub max_pages: usize,
+    /// Cloud identity for registries without a pull secret (`CLOUD_REGISTRY_AUTH`); off by default.
+    pub cloud: cloud::CloudConfig,
+    /// Host names resolved to fixed addresses instead of DNS, as `curl --resolve` (tests reach a fake
+    /// `…dkr.ecr…amazonaws.com` on loopback this way). The port of the URL is kept.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for RegistryConfig {
@@ -99,6 +106,8 @@ impl Default for RegistryConfig {
             retry_base_delay: Duration::from_millis(250),
             page_size: 1000,
             max_pages: 50,
+            cloud: cloud::CloudConfig::default(),
+            resolve: Vec::new(),
         }
     }
 }
@@ -135,6 +144,19 @@ pub struct Credential {
     pub username: String,
     /// The password or access token.
     pub password: String,
+    /// Where it came from: what decides which hosts it may be sent to.
+    pub origin: Origin,
+}
+
+/// Where a [`Credential`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// A pull secret or the command line: sent to the registry and its token realm (docs/guarantees.md#registries).
+    #[default]
+    Configured,
+    /// The controller's own identity at a cloud (`cloud:<provider>`): sent only over HTTPS to that cloud's
+    /// registry hosts and token realms (docs/cloud-registries.md).
+    Cloud(cloud::Provider),
 }
 
 impl Credential {
@@ -143,6 +165,27 @@ impl Credential {
         Self {
             username: username.into(),
             password: password.into(),
+            origin: Origin::Configured,
+        }
+    }
+
+    /// A credential issued by `provider` for the controller's identity.
+    pub fn cloud(
+        provider: cloud::Provider,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        Self {
+            origin: Origin::Cloud(provider),
+            ..Self::new(username, password)
+        }
+    }
+
+    /// The cloud that issued it, if one did.
+    pub fn cloud_provider(&self) -> Option<cloud::Provider> {
+        match self.origin {
+            Origin::Cloud(provider) => Some(provider),
+            Origin::Configured => None,
         }
     }
 
@@ -166,6 +209,7 @@ impl fmt::Debug for Credential {
         f.debug_struct("Credential")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .field("origin", &self.origin)
             .finish()
     }
 }

@@ -87,6 +87,7 @@ impl Transport {
     /// Sends `call`, authenticating as the registry asks, and returns its successful reply.
     pub(crate) async fn send(&self, call: &Call<'_>) -> Result<Reply, RegistryError> {
         let host = api_host(&call.repo.registry);
+        refuse_cloud_credential(call, &call.url, "registry")?;
         let mut auth = self.authorization(call, &host).await?;
         let (mut challenged, mut failures, mut limited) = (false, 0u32, 0u32);
         loop {
@@ -303,6 +304,7 @@ impl Transport {
             }
             query.append_pair("scope", scope);
         }
+        refuse_cloud_credential(call, &url, "token realm")?;
         let token_call = Call {
             method: Method::GET,
             url: url.clone(),
@@ -342,6 +344,25 @@ fn token_key(call: &Call<'_>, host: &str) -> TokenKey {
         scope: format!("repository:{}:pull", call.repo.name),
         credential: Credential::cache_key(call.credential),
     }
+}
+
+/// A cloud credential goes only over HTTPS to its cloud's registry hosts, for the registry and its token
+/// realm alike (docs/cloud-registries.md); `INSECURE_REGISTRIES` never applies to it.
+fn refuse_cloud_credential(call: &Call<'_>, url: &Url, what: &str) -> Result<(), RegistryError> {
+    let Some(provider) = call.credential.and_then(Credential::cloud_provider) else {
+        return Ok(());
+    };
+    if super::cloud::may_carry(provider, url) {
+        return Ok(());
+    }
+    let host = url.host_str().unwrap_or_default();
+    Err(RegistryError::CloudRefused {
+        target: call.target.to_owned(),
+        detail: format!(
+            "refusing to send the controller's {provider} credential to the {what} {}://{host}: only https:// to              {provider} registry hosts is allowed (remove the host from INSECURE_REGISTRIES, or give the workload a              pull secret for it)",
+            url.scheme()
+        ),
+    })
 }
 
 fn unauthorized(call: &Call<'_>, detail: &str) -> RegistryError {

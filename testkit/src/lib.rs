@@ -6,6 +6,7 @@
 //! - [`fake`]: an in-process fake registry for what the real one cannot do: paginate, rate-limit, fail, stall.
 //! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
+//! - [`fake::aws`]: in-process HTTPS fakes of STS, ECR (API and registry) and the EKS Pod Identity agent.
 //! - [`cloud_gcp_azure`]: fakes of the GKE metadata server, Entra ID and ACR; [`pyclients`]: the providers'
 //!   Python clients that check them.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.

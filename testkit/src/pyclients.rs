@@ -63,3 +63,52 @@ pub async fn run_json(
         )
     })
 }
+
+/// Runs `testkit/py/<script>` with `input` as JSON on stdin and `env` set (on a cleared environment, with AWS's
+/// profile files and instance metadata off); returns its stdout parsed as JSON.
+pub fn run_script(
+    script: &str,
+    input: &serde_json::Value,
+    env: &[(&str, String)],
+) -> anyhow::Result<serde_json::Value> {
+    use std::io::Write as _;
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("py")
+        .join(script);
+    let mut command = std::process::Command::new(python()?);
+    command
+        .arg(&path)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("failed to start {}", path.display()))?;
+    child
+        .stdin
+        .take()
+        .context("no stdin")?
+        .write_all(input.to_string().as_bytes())?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "{script} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "{script} printed no JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}

@@ -12,6 +12,7 @@
 
 mod fault;
 mod routes;
+pub mod aws;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

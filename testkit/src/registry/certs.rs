@@ -26,6 +26,11 @@ pub(crate) struct TlsMaterial {
 
 /// Makes a fresh CA and a server certificate for `127.0.0.1` and `localhost` signed by it.
 pub(crate) fn tls_material() -> anyhow::Result<TlsMaterial> {
+    tls_material_for(&[])
+}
+
+/// As [`tls_material`], the certificate also naming `extra` DNS names (a fake cloud registry's host).
+pub(crate) fn tls_material_for(extra: &[&str]) -> anyhow::Result<TlsMaterial> {
     let ca_key = KeyPair::generate().context("failed to generate the CA key")?;
     let mut ca_params =
         CertificateParams::new(Vec::<String>::new()).context("failed to make CA params")?;
@@ -40,8 +45,9 @@ pub(crate) fn tls_material() -> anyhow::Result<TlsMaterial> {
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
 
     let leaf_key = KeyPair::generate().context("failed to generate the server key")?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .context("failed to make leaf params")?;
+    let mut names = vec!["localhost".to_owned()];
+    names.extend(extra.iter().map(|n| (*n).to_owned()));
+    let mut leaf = CertificateParams::new(names).context("failed to make leaf params")?;
     leaf.subject_alt_names
         .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
     leaf.distinguished_name
