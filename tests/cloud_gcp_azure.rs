@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus_client::registry::Registry;
 use watch_cluster::registry::cloud::azure::{self, WorkloadIdentity};
 use watch_cluster::registry::cloud::gcp::{self, MetadataServer};
-use watch_cluster::registry::cloud::{CloudError, Issued};
+use watch_cluster::registry::cloud::{CloudError, Env, Issued};
 use watch_cluster::registry::{
     Credential, RegistryClient, RegistryConfig, RegistryError, Repository,
 };
@@ -87,6 +87,23 @@ async fn the_metadata_token_is_the_password_of_oauth2accesstoken_until_it_expire
         "/computeMetadata/v1/instance/service-accounts/default/token"
     );
     assert_eq!(requests[0].header("metadata-flavor"), Some("Google"));
+}
+
+#[tokio::test]
+async fn the_metadata_server_is_found_through_gce_metadata_host() {
+    let (fake, _) = metadata().await;
+    let env = Env::from_pairs([("GCE_METADATA_HOST", fake.host())]);
+    let issued = gcp::issue_with(&http(None), &env).await.unwrap();
+    assert_eq!(issued.credential.password, "ya29.testkit-1");
+
+    let env = Env::from_pairs([("GCE_METADATA_HOST", "metadata.evil.example")]);
+    let err = refused(gcp::issue_with(&http(None), &env).await);
+    assert!(
+        err.message
+            .starts_with("GCE_METADATA_HOST=`metadata.evil.example`"),
+        "{err}"
+    );
+    assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -386,6 +403,31 @@ async fn a_rotated_federated_token_is_read_again_on_the_next_fetch() {
     assert_ne!(sent[0], rotated);
     assert_eq!(sent[1], rotated);
     assert_eq!(issued.credential.password, azure.acr.refresh_tokens()[1]);
+}
+
+#[tokio::test]
+async fn the_identity_is_read_from_the_variables_the_webhook_injects() {
+    let azure = Azure::start().await;
+    let token_file = azure.identity.token_file.to_str().unwrap().to_owned();
+    let env = Env::from_pairs([
+        ("AZURE_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+        ("AZURE_AUTHORITY_HOST", azure.entra.authority()),
+    ]);
+    let issued = azure::issue_with(&azure.http, &azure.acr.host(), &env)
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.password, azure.acr.refresh_tokens()[0]);
+
+    let plain = Env::from_pairs([
+        ("AZURE_CLIENT_ID", CLIENT_ID),
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
+        ("AZURE_AUTHORITY_HOST", "http://login.example/"),
+    ]);
+    let err = refused(azure::issue_with(&azure.http, &azure.acr.host(), &plain).await);
+    assert!(err.message.contains("AZURE_AUTHORITY_HOST"), "{err}");
 }
 
 #[tokio::test]
