@@ -1,7 +1,7 @@
 //! `watch-cluster check IMAGE [--strategy S]` (docs/settings.md#commands): ask the registry what a strategy would choose.
 //!
 //! Input: an image reference, a strategy, and the registry settings the controller uses (flags mirroring
-//! `INSECURE_REGISTRIES` and `REGISTRY_CA_FILE`) plus optional credentials. Output on stdout: the decision
+//! `INSECURE_REGISTRIES`, `REGISTRY_CA_FILE` and `CLOUD_REGISTRY_AUTH`) plus optional credentials. Output on stdout: the decision
 //! (the image pinned as `repo:tag@sha256:…`, or that there is no update), the candidates considered and why
 //! each other tag was ruled out. A registry or input error is one line on stderr and exit code 1 (via `main`).
 //!
@@ -24,6 +24,7 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
+use crate::registry::cloud::{CloudConfig, Provider};
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
 use crate::resolve::{CandidateGates, Resolution, Target, resolve};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
@@ -65,6 +66,11 @@ pub struct CheckArgs {
     /// so the report shows when each would ripen.
     #[arg(long, value_name = "DURATION")]
     pub min_age: Option<String>,
+    /// Clouds whose identity (this process's: IRSA, EKS Pod Identity, GKE metadata, Azure Workload Identity)
+    /// authenticates to their registries when no --username/--docker-config credential matches:
+    /// comma-separated `aws`, `gcp`, `azure` (docs/cloud-registries.md).
+    #[arg(long, env = "CLOUD_REGISTRY_AUTH", value_name = "aws,gcp,azure")]
+    pub cloud_registry_auth: Option<String>,
 }
 
 /// Runs the check and prints the decision.
@@ -88,9 +94,18 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::duration::parse)
         .transpose()?;
-    let credential = credential(&args, image.registry())?;
-    let client = RegistryClient::new(registry_config(&args), &mut Default::default())
+    let config = registry_config(&args)?;
+    let client = RegistryClient::new(config, &mut Default::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let credential = match credential(&args, image.registry())? {
+        Some(credential) => Some(credential),
+        // `check` runs as one user of one namespace-less identity: the namespace limit does not apply.
+        None => client
+            .cloud_credential("", image.registry())
+            .await
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
     let target = Target {
         container: CONTAINER,
         image: &image,
@@ -149,8 +164,32 @@ fn render_latest(image: &ImageRef, resolution: &Resolution) -> String {
     out
 }
 
-fn registry_config(args: &CheckArgs) -> RegistryConfig {
-    RegistryConfig {
+fn registry_config(args: &CheckArgs) -> anyhow::Result<RegistryConfig> {
+    let providers = args
+        .cloud_registry_auth
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|w| !w.is_empty())
+                .map(|w| {
+                    Provider::parse(w).ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--cloud-registry-auth: {w:?} is not a cloud; expected aws, gcp or azure"
+                        )
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    Ok(RegistryConfig {
+        cloud: CloudConfig {
+            providers,
+            ..CloudConfig::default()
+        },
         insecure_registries: args
             .insecure_registries
             .iter()
@@ -162,7 +201,7 @@ fn registry_config(args: &CheckArgs) -> RegistryConfig {
             .clone()
             .filter(|p| !p.as_os_str().is_empty()),
         ..RegistryConfig::default()
-    }
+    })
 }
 
 fn credential(args: &CheckArgs, registry: &str) -> anyhow::Result<Option<Credential>> {
@@ -360,6 +399,7 @@ mod tests {
             tag_filter: None,
             skip: None,
             min_age: None,
+            cloud_registry_auth: None,
         };
         assert_eq!(
             credential(&args, "registry:5000").unwrap(),
@@ -368,6 +408,15 @@ mod tests {
         assert_eq!(credential(&args, "docker.io").unwrap(), None);
         args.docker_config = None;
         assert_eq!(credential(&args, "registry:5000").unwrap(), None);
+        assert!(registry_config(&args).unwrap().cloud.providers.is_empty());
+        args.cloud_registry_auth = Some("aws, azure".into());
+        assert_eq!(
+            registry_config(&args).unwrap().cloud.providers,
+            vec![Provider::Aws, Provider::Azure]
+        );
+        args.cloud_registry_auth = Some("aws,oracle".into());
+        let err = registry_config(&args).unwrap_err().to_string();
+        assert!(err.contains("\"oracle\" is not a cloud"), "{err}");
     }
 
     #[test]

@@ -135,3 +135,93 @@ fn a_refused_pull_secret_is_named_and_other_errors_pass_through() {
     let missing = RegistryError::NotFound { target: "t".into() };
     assert_eq!(name_refused_secret(missing, Some("s")).reason(), "NotFound");
 }
+
+mod credential_choice {
+    use super::*;
+    use crate::registry::cloud::{CloudConfig, Env, Provider};
+    use crate::registry::{Credential, RegistryConfig};
+    use watch_cluster_testkit::fake::aws::{ECR_HOST, FakeAws, Step};
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/watch-cluster";
+
+    async fn bed() -> (FakeAws, tempfile::TempDir, RegistryClient) {
+        crate::install_crypto_provider();
+        let fake = FakeAws::start(ROLE, "web-identity").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), fake.ca_pem()).unwrap();
+        std::fs::write(dir.path().join("token"), "web-identity").unwrap();
+        let env = Env::from_pairs([
+            ("AWS_ROLE_ARN", ROLE.to_owned()),
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", dir.path().join("token").display().to_string()),
+            ("AWS_ENDPOINT_URL", fake.endpoint()),
+        ]);
+        let config = RegistryConfig {
+            ca_file: Some(dir.path().join("ca.pem")),
+            cloud: CloudConfig {
+                providers: vec![Provider::Aws],
+                namespaces: vec!["team-a".into()],
+                env,
+            },
+            resolve: vec![(ECR_HOST.to_owned(), fake.addr())],
+            ..RegistryConfig::default()
+        };
+        let client =
+            RegistryClient::new(config, &mut prometheus_client::registry::Registry::default())
+                .unwrap();
+        (fake, dir, client)
+    }
+
+    fn secret_for(host: &str) -> (String, DockerConfig) {
+        let json = format!(r#"{{"auths":{{"{host}":{{"username":"u","password":"p"}}}}}}"#);
+        let config = DockerConfig::from_config_json(json.as_bytes(), "test").unwrap();
+        ("team-a/pull".to_owned(), config)
+    }
+
+    #[tokio::test]
+    async fn a_matching_pull_secret_wins_and_cloud_identity_is_not_asked() {
+        let (fake, _dir, client) = bed().await;
+        let secrets = [secret_for(&fake.registry())];
+        let (credential, secret) = choose_credential(&client, "team-a", &secrets, &fake.registry())
+            .await
+            .unwrap();
+        assert_eq!(credential, Some(Credential::new("u", "p")));
+        assert_eq!(secret.as_deref(), Some("team-a/pull"));
+        assert!(fake.requests().is_empty());
+    }
+
+    #[tokio::test]
+    async fn without_a_matching_secret_an_allowed_namespace_gets_the_cloud_credential() {
+        let (fake, _dir, client) = bed().await;
+        let other = [secret_for("ghcr.io")];
+        let (credential, secret) = choose_credential(&client, "team-a", &other, &fake.registry())
+            .await
+            .unwrap();
+        let credential = credential.unwrap();
+        assert_eq!(credential.cloud_provider(), Some(Provider::Aws));
+        assert_eq!(credential.password, fake.password());
+        assert_eq!(secret, None);
+        // Another namespace goes anonymous: it may not borrow the controller's identity.
+        let (credential, _) = choose_credential(&client, "team-b", &other, &fake.registry())
+            .await
+            .unwrap();
+        assert_eq!(credential, None);
+        // A registry no enabled cloud serves goes anonymous too.
+        let (credential, _) = choose_credential(&client, "team-a", &[], "quay.io").await.unwrap();
+        assert_eq!(credential, None);
+    }
+
+    #[tokio::test]
+    async fn a_cloud_failure_is_a_registry_error_naming_the_step() {
+        let (fake, _dir, client) = bed().await;
+        fake.fail(Step::Sts, 403, "AccessDenied", "not allowed");
+        let err = choose_credential(&client, "team-a", &[], &fake.registry())
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "CloudIdentity");
+        assert!(
+            err.to_string()
+                .contains("STS AssumeRoleWithWebIdentity: AccessDenied: not allowed"),
+            "{err}"
+        );
+    }
+}

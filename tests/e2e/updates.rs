@@ -69,6 +69,63 @@ async fn a_private_registry_is_read_with_the_workloads_image_pull_secret() {
     );
 }
 
+/// SPEC §14: a named pull secret that does not exist is skipped with a Warning Event, and the check goes on
+/// without it (here anonymously: the registry needs no credentials).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_pull_secret_is_skipped_with_a_warning_and_the_check_goes_on() {
+    let mut env = Env::start().await;
+    env.push("open/app", "1.0.0", "a").await;
+    let newer = env.push("open/app", "1.0.1", "a").await;
+    let current = env.image("open/app", "1.0.0");
+    env.create(Kind::Deployment, "open", &[("app", &current)], &as_pairs(&enabled("version")));
+    env.edit(Kind::Deployment, "open", |d| {
+        d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "gone"}]);
+    });
+    env.spawn_controller(env.base_settings());
+    let (kind, _, note) = env.wait_for_event("open", "PullSecretMissing").await;
+    assert_eq!(kind, "Warning");
+    assert!(note.contains("gone"), "{note}");
+    let expected = format!("{}@{}", env.image("open/app", "1.0.1"), newer.digest);
+    env.wait_for(Kind::Deployment, "open", "updated without the missing secret", |d| {
+        d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str()
+    })
+    .await;
+}
+
+/// SPEC §14: a matching pull secret the registry refuses is a `RegistryError` naming the secret; nothing
+/// else (anonymous, cloud identity) is tried in its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_secret_the_registry_refuses_is_a_registry_error_naming_the_secret() {
+    use base64::Engine as _;
+    let mut env = Env::start_with(watch_cluster_testkit::RegistryAuth::basic("ci", "s3cret")).await;
+    env.push("private/app", "1.0.0", "a").await;
+    env.push("private/app", "1.0.1", "a").await;
+    let auth = base64::engine::general_purpose::STANDARD.encode("ci:wrong");
+    let config = json!({"auths": {env.registry.host(): {"auth": auth}}}).to_string();
+    env.sim
+        .store()
+        .create(
+            Kind::Secret,
+            json!({
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                "metadata": {"name": "stale", "namespace": NS},
+                "data": {".dockerconfigjson": base64::engine::general_purpose::STANDARD.encode(config)},
+            }),
+        )
+        .expect("secret");
+    let current = env.image("private/app", "1.0.0");
+    env.create(Kind::Deployment, "private", &[("app", &current)], &as_pairs(&enabled("version")));
+    env.edit(Kind::Deployment, "private", |d| {
+        d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "stale"}]);
+    });
+    env.spawn_controller(env.base_settings());
+    let (kind, _, note) = env.wait_for_event("private", "RegistryError").await;
+    assert_eq!(kind, "Warning");
+    assert!(note.contains(&format!("Secret {NS}/stale")), "{note}");
+    assert_eq!(env.image_of(Kind::Deployment, "private", "app"), current);
+    assert!(!env.log_reveals(0, "wrong"), "credentials never logged");
+}
+
 /// The controller's own Secret (the key that seals its records), read or made once at start.
 fn is_record_key_call(call: &str) -> bool {
     call == "GET /api/v1/namespaces/watch-cluster/secrets/watch-cluster-record-key"
