@@ -166,7 +166,10 @@ fn host_of(registry: &str) -> String {
 /// The environment a credential flow reads (the providers' standard variables). Tests hand in a map; the
 /// controller reads the process environment, which kubelet and the providers' webhooks populate.
 #[derive(Clone)]
-pub struct Env(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct Env(Arc<Lookup>);
+
+/// Reads one variable.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Env {
     /// The process environment.
