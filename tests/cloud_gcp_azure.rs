@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus_client::registry::Registry;
 use watch_cluster::registry::cloud::azure::{self, WorkloadIdentity};
 use watch_cluster::registry::cloud::gcp::{self, MetadataServer};
-use watch_cluster::registry::cloud::{CloudError, Env, Issued};
+use watch_cluster::registry::cloud::{CloudConfig, CloudError, Env, Issued, Provider};
 use watch_cluster::registry::{
     Credential, RegistryClient, RegistryConfig, RegistryError, Repository,
 };
@@ -381,6 +381,75 @@ async fn the_acr_credential_lists_tags_through_the_registry_token_flow() {
     assert!(
         matches!(anonymous, Err(RegistryError::Unauthorized { .. })),
         "{anonymous:?}"
+    );
+}
+
+/// The controller's path: the cloud dispatch of `RegistryClient` chooses Azure by the host pattern, issues the
+/// credential from the environment, caches it, and the transport lets it go only to the ACR host over HTTPS.
+#[tokio::test]
+async fn the_controllers_cloud_dispatch_lists_acr_tags_with_workload_identity() {
+    const ACR: &str = "watchcluster.azurecr.io";
+    let ca = TestCa::with_names(&[ACR]).unwrap();
+    let assertion = federated_token(FEDERATED_AUDIENCE, SUBJECT, 1);
+    let entra = FakeEntraId::start(&ca, TENANT, CLIENT_ID, &assertion)
+        .await
+        .unwrap();
+    let acr = FakeAcr::start_named(&ca, TENANT, ACR).await.unwrap();
+    acr.set_tags("team/app", &["2.0", "2.1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_file, token_file) = (dir.path().join("ca.pem"), dir.path().join("token"));
+    std::fs::write(&ca_file, ca.ca_pem()).unwrap();
+    std::fs::write(&token_file, &assertion).unwrap();
+    watch_cluster::install_crypto_provider();
+    let config = RegistryConfig {
+        ca_file: Some(ca_file),
+        cloud: CloudConfig {
+            providers: vec![Provider::Azure],
+            namespaces: vec!["team-a".to_owned()],
+            env: Env::from_pairs([
+                ("AZURE_CLIENT_ID", CLIENT_ID.to_owned()),
+                ("AZURE_TENANT_ID", TENANT.to_owned()),
+                (
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                ("AZURE_AUTHORITY_HOST", entra.authority()),
+            ]),
+        },
+        resolve: vec![(ACR.to_owned(), acr.addr())],
+        ..RegistryConfig::default()
+    };
+    let client = RegistryClient::new(config, &mut Registry::default()).unwrap();
+
+    let credential = client
+        .cloud_credential("team-a", ACR)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credential.username, "00000000-0000-0000-0000-000000000000");
+    assert_eq!(credential.cloud_provider(), Some(Provider::Azure));
+    let tags = client
+        .list_tags(&Repository::new(ACR, "team/app"), Some(&credential))
+        .await
+        .unwrap();
+    assert_eq!(tags.as_ref(), ["2.0", "2.1"]);
+    let again = client
+        .cloud_credential("team-a", ACR)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, credential);
+    assert_eq!(entra.issued_tokens().len(), 1, "the credential is cached");
+    assert_eq!(acr.refresh_tokens().len(), 1);
+    let token = acr
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/oauth2/token")
+        .unwrap();
+    assert_eq!(token.query_param("service"), Some(ACR));
+    assert!(
+        client.cloud_credential("team-b", ACR).await.is_none(),
+        "team-b may not borrow the identity"
     );
 }
 

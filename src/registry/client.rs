@@ -92,6 +92,7 @@ impl RegistryClient {
             Some(super::cloud::CloudIdentity::new(
                 config.cloud.clone(),
                 config.ca_file.as_deref(),
+                &config.resolve,
             )?)
         };
         let transport = Transport::new(config, Metrics::register(metrics))?;

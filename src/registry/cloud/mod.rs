@@ -335,9 +335,13 @@ impl fmt::Debug for CloudIdentity {
 impl CloudIdentity {
     /// The credential-source client and an empty cache. `ca_file` is `REGISTRY_CA_FILE`, trusted besides the
     /// platform roots (docs/cloud-registries.md: for overridden endpoints in tests and sovereign clouds).
+    ///
+    /// `resolve` is `RegistryConfig::resolve`: ACR's `/oauth2/exchange` is on the registry host itself, so a
+    /// test reaching a fake registry by name must reach its exchange the same way.
     pub fn new(
         config: CloudConfig,
         ca_file: Option<&std::path::Path>,
+        resolve: &[(String, std::net::SocketAddr)],
     ) -> Result<Self, RegistryError> {
         crate::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
@@ -348,6 +352,9 @@ impl CloudIdentity {
             .user_agent(concat!("watch-cluster/", env!("CARGO_PKG_VERSION")));
         if let Some(path) = ca_file {
             builder = builder.tls_certs_merge(super::http::read_ca_file(path)?);
+        }
+        for (host, addr) in resolve {
+            builder = builder.resolve(host, *addr);
         }
         let http = builder.build().map_err(|e| RegistryError::Config {
             detail: "the HTTP client for cloud credential sources could not be built".to_owned(),

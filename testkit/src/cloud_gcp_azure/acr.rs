@@ -49,8 +49,18 @@ struct Programmed {
 }
 
 impl FakeAcr {
-    /// Starts a registry in Entra ID tenant `tenant`.
+    /// Starts a registry in Entra ID tenant `tenant`, named by its address `127.0.0.1:<port>`.
     pub async fn start(ca: &TestCa, tenant: &str) -> anyhow::Result<Self> {
+        Self::start_inner(ca, tenant, None).await
+    }
+
+    /// Starts a registry named `name` (`<registry>.azurecr.io`), which clients reach through
+    /// `RegistryConfig::resolve` to [`FakeAcr::addr`]; `ca` must name it ([`TestCa::with_names`]).
+    pub async fn start_named(ca: &TestCa, tenant: &str, name: &str) -> anyhow::Result<Self> {
+        Self::start_inner(ca, tenant, Some(name)).await
+    }
+
+    async fn start_inner(ca: &TestCa, tenant: &str, name: Option<&str>) -> anyhow::Result<Self> {
         let state = Arc::new(Mutex::new(Programmed {
             host: String::new(),
             tenant: tenant.to_owned(),
@@ -65,13 +75,18 @@ impl FakeAcr {
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let server = Server::spawn_tls(app, stop_signal(), &ca.tls).await?;
-        lock(&state).host = server.addr().to_string();
+        lock(&state).host = name.map_or_else(|| server.addr().to_string(), str::to_owned);
         Ok(Self { server, state })
     }
 
-    /// `127.0.0.1:<port>`: the registry host, also its `service` name.
+    /// The registry host, also its `service` name: its name, or `127.0.0.1:<port>`.
     pub fn host(&self) -> String {
-        self.server.addr().to_string()
+        lock(&self.state).host.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
     }
 
     /// Serves `tags` for repository `name`.

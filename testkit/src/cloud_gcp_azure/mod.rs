@@ -41,6 +41,14 @@ impl TestCa {
         })
     }
 
+    /// As [`TestCa::new`], the server certificate also naming `names` (a fake registry reached by its cloud
+    /// host name, e.g. `watchcluster.azurecr.io`, through `RegistryConfig::resolve`).
+    pub fn with_names(names: &[&str]) -> anyhow::Result<Self> {
+        Ok(Self {
+            tls: certs::tls_material_for(names)?,
+        })
+    }
+
     /// The CA certificate, PEM: what a client must trust to reach the fakes.
     pub fn ca_pem(&self) -> &str {
         &self.tls.ca_pem
