@@ -254,13 +254,24 @@ pub async fn decide(
     let secrets = pull_secrets(client, workload).await;
     findings.missing_secrets = secrets.missing;
     for (container, image) in managed.containers {
-        let chosen =
-            choose_credential(registry, &workload.namespace, &secrets.found, image.registry()).await;
+        let chosen = choose_credential(
+            registry,
+            &workload.namespace,
+            &secrets.found,
+            image.registry(),
+        )
+        .await;
         let (credential, secret) = match chosen {
             Ok(chosen) => chosen,
             Err(error) => {
                 new_pending.set(&container.name, pending.entries(&container.name).to_vec());
-                push_failure(&mut findings, &container.name, &image, error.reason(), &error);
+                push_failure(
+                    &mut findings,
+                    &container.name,
+                    &image,
+                    error.reason(),
+                    &error,
+                );
                 continue;
             }
         };
@@ -282,15 +293,14 @@ pub async fn decide(
             pending: pending.entries(&container.name),
             now,
         };
-        let resolution =
-            resolve::resolve(registry, settings.strategy, target, &quarantine, gates)
-                .await
-                .map_err(|error| match error {
-                    resolve::ResolveError::Registry(e) => {
-                        resolve::ResolveError::Registry(name_refused_secret(e, secret.as_deref()))
-                    }
-                    other => other,
-                });
+        let resolution = resolve::resolve(registry, settings.strategy, target, &quarantine, gates)
+            .await
+            .map_err(|error| match error {
+                resolve::ResolveError::Registry(e) => {
+                    resolve::ResolveError::Registry(name_refused_secret(e, secret.as_deref()))
+                }
+                other => other,
+            });
         match resolution {
             Ok(mut resolution) => {
                 if let Some(age) = resolution.age.take() {
@@ -309,7 +319,13 @@ pub async fn decide(
             Err(error) => {
                 // A registry failure must not reset the ages of this container's candidates.
                 new_pending.set(&container.name, pending.entries(&container.name).to_vec());
-                push_failure(&mut findings, &container.name, &image, error.reason(), &error);
+                push_failure(
+                    &mut findings,
+                    &container.name,
+                    &image,
+                    error.reason(),
+                    &error,
+                );
             }
         }
     }
@@ -347,9 +363,11 @@ async fn choose_credential(
     secrets: &[(String, DockerConfig)],
     host: &str,
 ) -> Result<(Option<Credential>, Option<String>), RegistryError> {
-    let from_secret = secrets
-        .iter()
-        .find_map(|(name, config)| config.credential_for(host).map(|c| (c.clone(), name.clone())));
+    let from_secret = secrets.iter().find_map(|(name, config)| {
+        config
+            .credential_for(host)
+            .map(|c| (c.clone(), name.clone()))
+    });
     if let Some((credential, secret)) = from_secret {
         return Ok((Some(credential), Some(secret)));
     }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use watch_cluster::registry::cloud::{CloudConfig, Env, Provider};
-use watch_cluster::registry::{Credential, RegistryClient, RegistryConfig, RegistryError, Repository};
+use watch_cluster::registry::{
+    Credential, RegistryClient, RegistryConfig, RegistryError, Repository,
+};
 use watch_cluster_testkit::fake::aws::{ECR_HOST, FakeAws, Step};
 use watch_cluster_testkit::pyclients;
 
@@ -42,7 +44,12 @@ impl Bed {
         ]
     }
 
-    fn client(&self, env: Vec<(&'static str, String)>, namespaces: &[&str], insecure: &[String]) -> RegistryClient {
+    fn client(
+        &self,
+        env: Vec<(&'static str, String)>,
+        namespaces: &[&str],
+        insecure: &[String],
+    ) -> RegistryClient {
         let config = RegistryConfig {
             ca_file: Some(self.dir.path().join("ca.pem")),
             insecure_registries: insecure.to_vec(),
@@ -56,7 +63,11 @@ impl Bed {
             max_attempts: 1,
             ..RegistryConfig::default()
         };
-        RegistryClient::new(config, &mut prometheus_client::registry::Registry::default()).unwrap()
+        RegistryClient::new(
+            config,
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap()
     }
 
     fn repo(&self) -> Repository {
@@ -64,7 +75,11 @@ impl Bed {
     }
 }
 
-async fn credential(client: &RegistryClient, bed: &Bed, namespace: &str) -> Result<Credential, RegistryError> {
+async fn credential(
+    client: &RegistryClient,
+    bed: &Bed,
+    namespace: &str,
+) -> Result<Credential, RegistryError> {
     client
         .cloud_credential(namespace, &bed.fake.registry())
         .await
@@ -78,16 +93,29 @@ async fn irsa_credentials_list_tags_of_the_ecr_registry() {
     let credential = credential(&client, &bed, "team-a").await.unwrap();
     assert_eq!(credential.username, "AWS");
     assert_eq!(credential.cloud_provider(), Some(Provider::Aws));
-    let tags = client.list_tags(&bed.repo(), Some(&credential)).await.unwrap();
+    let tags = client
+        .list_tags(&bed.repo(), Some(&credential))
+        .await
+        .unwrap();
     assert_eq!(&*tags, ["1.0.0", "1.1.0"]);
 
     let sts = bed.fake.requests_to("sts");
     assert_eq!(sts.len(), 1);
     assert_eq!(sts[0].form("RoleArn").as_deref(), Some(ROLE));
-    assert_eq!(sts[0].form("WebIdentityToken").as_deref(), Some("web-identity-1"));
-    assert_eq!(sts[0].form("RoleSessionName").as_deref(), Some("watch-cluster"));
+    assert_eq!(
+        sts[0].form("WebIdentityToken").as_deref(),
+        Some("web-identity-1")
+    );
+    assert_eq!(
+        sts[0].form("RoleSessionName").as_deref(),
+        Some("watch-cluster")
+    );
     let ecr = bed.fake.requests_to("ecr");
-    assert_eq!(ecr.len(), 1, "the fake verified the SigV4 signature and session token");
+    assert_eq!(
+        ecr.len(),
+        1,
+        "the fake verified the SigV4 signature and session token"
+    );
     assert_eq!(ecr[0].body.as_ref(), b"{}");
 }
 
@@ -95,8 +123,14 @@ async fn irsa_credentials_list_tags_of_the_ecr_registry() {
 async fn eks_pod_identity_credentials_work_too() {
     let bed = Bed::start().await;
     let env = vec![
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v1/credentials", bed.fake.endpoint())),
-        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", bed.path("pod-token")),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            format!("{}/v1/credentials", bed.fake.endpoint()),
+        ),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+            bed.path("pod-token"),
+        ),
         ("AWS_ENDPOINT_URL_ECR", bed.fake.endpoint()),
     ];
     let client = bed.client(env, &[], &[]);
@@ -148,41 +182,94 @@ async fn a_credential_near_expiry_is_renewed_with_the_rotated_token_file() {
 async fn a_refusal_at_each_step_names_the_step() {
     let bed = Bed::start().await;
     let client = bed.client(bed.irsa_env(), &[], &[]);
-    bed.fake.fail(Step::Sts, 403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+    bed.fake.fail(
+        Step::Sts,
+        403,
+        "AccessDenied",
+        "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    );
     let err = credential(&client, &bed, "team-a").await.unwrap_err();
     assert_eq!(err.reason(), "CloudIdentity");
-    assert!(err.to_string().contains("STS AssumeRoleWithWebIdentity: AccessDenied: Not authorized"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("STS AssumeRoleWithWebIdentity: AccessDenied: Not authorized"),
+        "{err}"
+    );
     bed.fake.heal();
-    bed.fake.fail(Step::Ecr, 403, "AccessDeniedException", "not authorized to perform: ecr:GetAuthorizationToken");
+    bed.fake.fail(
+        Step::Ecr,
+        403,
+        "AccessDeniedException",
+        "not authorized to perform: ecr:GetAuthorizationToken",
+    );
     let err = credential(&client, &bed, "team-a").await.unwrap_err();
-    assert!(err.to_string().contains("ECR GetAuthorizationToken: AccessDeniedException: not authorized"), "{err}");
-    assert!(!err.to_string().contains("fake/secret"), "no secret in errors: {err}");
+    assert!(
+        err.to_string()
+            .contains("ECR GetAuthorizationToken: AccessDeniedException: not authorized"),
+        "{err}"
+    );
+    assert!(
+        !err.to_string().contains("fake/secret"),
+        "no secret in errors: {err}"
+    );
 
     let pod = bed.client(
         vec![
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", format!("{}/v1/credentials", bed.fake.endpoint())),
-            ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", bed.path("pod-token")),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{}/v1/credentials", bed.fake.endpoint()),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                bed.path("pod-token"),
+            ),
             ("AWS_ENDPOINT_URL_ECR", bed.fake.endpoint()),
         ],
         &[],
         &[],
     );
-    bed.fake.fail(Step::PodIdentity, 403, "AccessDeniedException", "no association");
+    bed.fake.fail(
+        Step::PodIdentity,
+        403,
+        "AccessDeniedException",
+        "no association",
+    );
     let err = credential(&pod, &bed, "team-a").await.unwrap_err();
-    assert!(err.to_string().contains("EKS Pod Identity: AccessDeniedException: no association"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("EKS Pod Identity: AccessDeniedException: no association"),
+        "{err}"
+    );
 
-    let missing = bed.client(vec![("AWS_ENDPOINT_URL_ECR", bed.fake.endpoint())], &[], &[]);
+    let missing = bed.client(
+        vec![("AWS_ENDPOINT_URL_ECR", bed.fake.endpoint())],
+        &[],
+        &[],
+    );
     let err = credential(&missing, &bed, "team-a").await.unwrap_err();
-    assert!(err.to_string().contains("eks.amazonaws.com/role-arn"), "{err}");
+    assert!(
+        err.to_string().contains("eks.amazonaws.com/role-arn"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn only_allowed_namespaces_borrow_the_identity() {
     let bed = Bed::start().await;
     let client = bed.client(bed.irsa_env(), &["team-a"], &[]);
-    assert!(client.cloud_credential("team-b", &bed.fake.registry()).await.is_none());
+    assert!(
+        client
+            .cloud_credential("team-b", &bed.fake.registry())
+            .await
+            .is_none()
+    );
     assert!(client.cloud_credential("team-a", "ghcr.io").await.is_none());
-    assert!(client.cloud_credential("team-a", &bed.fake.registry()).await.is_some());
+    assert!(
+        client
+            .cloud_credential("team-a", &bed.fake.registry())
+            .await
+            .is_some()
+    );
     assert!(bed.fake.requests_to("sts").len() == 1);
 }
 
@@ -191,17 +278,35 @@ async fn a_cloud_credential_is_never_sent_over_http_or_to_another_realm_host() {
     let bed = Bed::start().await;
     let insecure = bed.client(bed.irsa_env(), &[], &[bed.fake.registry()]);
     let credential = credential(&insecure, &bed, "team-a").await.unwrap();
-    let err = insecure.list_tags(&bed.repo(), Some(&credential)).await.unwrap_err();
+    let err = insecure
+        .list_tags(&bed.repo(), Some(&credential))
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), "CloudCredentialRefused", "{err}");
     assert!(err.to_string().contains("http://"), "{err}");
-    assert!(bed.fake.requests_to("registry").is_empty(), "nothing was sent");
+    assert!(
+        bed.fake.requests_to("registry").is_empty(),
+        "nothing was sent"
+    );
 
     let client = bed.client(bed.irsa_env(), &[], &[]);
-    bed.fake.set_bearer_realm(&format!("{}/token", bed.fake.endpoint()));
-    let err = client.list_tags(&bed.repo(), Some(&credential)).await.unwrap_err();
+    bed.fake
+        .set_bearer_realm(&format!("{}/token", bed.fake.endpoint()));
+    let err = client
+        .list_tags(&bed.repo(), Some(&credential))
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), "CloudCredentialRefused", "{err}");
-    assert!(err.to_string().contains("token realm https://localhost"), "{err}");
-    let to_realm = bed.fake.requests().iter().filter(|r| r.uri.starts_with("/token")).count();
+    assert!(
+        err.to_string().contains("token realm https://localhost"),
+        "{err}"
+    );
+    let to_realm = bed
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.uri.starts_with("/token"))
+        .count();
     assert_eq!(to_realm, 0);
 }
 
@@ -217,15 +322,26 @@ async fn botocore_gets_an_ecr_token_from_the_fakes() {
         ("AWS_CA_BUNDLE", bed.path("ca.pem")),
     ];
     let input = json!({"role_arn": ROLE, "token": "web-identity-1", "region": "us-east-1"});
-    let out = tokio::task::spawn_blocking(move || pyclients::run_script("aws_ecr_token.py", &input, &env))
-        .await
-        .unwrap()
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        pyclients::run_script("aws_ecr_token.py", &input, &env)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(out["user"], "AWS");
     assert_eq!(out["password"], fake.password());
-    assert!(out["access_key_id"].as_str().unwrap().starts_with("ASIAFAKE"));
+    assert!(
+        out["access_key_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ASIAFAKE")
+    );
     assert!(out["expires_in"].as_f64().unwrap() > 11.0 * 3600.0);
-    assert_eq!(fake.requests_to("ecr").len(), 1, "botocore's signature verified");
+    assert_eq!(
+        fake.requests_to("ecr").len(),
+        1,
+        "botocore's signature verified"
+    );
 }
 
 /// Our signer and botocore's agree on requests of every shape we could think of.
@@ -233,17 +349,36 @@ async fn botocore_gets_an_ecr_token_from_the_fakes() {
 fn our_sigv4_signatures_equal_botocores() {
     use watch_cluster::registry::cloud::sigv4::{Keys, Request, Scope, sign};
     let methods = ["GET", "POST", "PUT"];
-    let paths = ["/", "/a/b", "/a b/c%2Fd", "/~user/x-y_z.", "/é/ü", "/a/./b/../c"];
+    let paths = [
+        "/",
+        "/a/b",
+        "/a b/c%2Fd",
+        "/~user/x-y_z.",
+        "/é/ü",
+        "/a/./b/../c",
+    ];
     let params: [&[(&str, &str)]; 4] = [
         &[],
         &[("Param2", "value2"), ("Param1", "value1")],
         &[("a b", "c&d=e"), ("z", ""), ("~", "*'()")],
-        &[("Action", "GetAuthorizationToken"), ("Version", "2015-09-21")],
+        &[
+            ("Action", "GetAuthorizationToken"),
+            ("Version", "2015-09-21"),
+        ],
     ];
     let headers: [&[(&str, &str)]; 3] = [
         &[],
-        &[("Content-Type", "application/x-amz-json-1.1"), ("X-Amz-Target", "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken")],
-        &[("My-Header1", "  value1   with  spaces "), ("x-custom", "b")],
+        &[
+            ("Content-Type", "application/x-amz-json-1.1"),
+            (
+                "X-Amz-Target",
+                "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken",
+            ),
+        ],
+        &[
+            ("My-Header1", "  value1   with  spaces "),
+            ("x-custom", "b"),
+        ],
     ];
     let bodies = ["", "{}", "Param1=value1&x=%20"];
     let mut cases = Vec::new();
@@ -255,8 +390,9 @@ fn our_sigv4_signatures_equal_botocores() {
                 for (hi, head) in headers.iter().enumerate() {
                     n += 1;
                     let body = bodies[n % bodies.len()];
-                    let token = (n % 2 == 0).then(|| format!("session+/token{n}="));
-                    let mut url = url::Url::parse("https://api.ecr.eu-west-1.amazonaws.com").unwrap();
+                    let token = n.is_multiple_of(2).then(|| format!("session+/token{n}="));
+                    let mut url =
+                        url::Url::parse("https://api.ecr.eu-west-1.amazonaws.com").unwrap();
                     url.set_path(path);
                     for (k, v) in query.iter() {
                         url.query_pairs_mut().append_pair(k, v);
@@ -266,9 +402,23 @@ fn our_sigv4_signatures_equal_botocores() {
                         secret_access_key: format!("secret/+{n}"),
                         session_token: token.clone(),
                     };
-                    let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64 * 3_600, 0).unwrap();
-                    let scope = Scope { region: "eu-west-1", service: "ecr" };
-                    let signed = sign(&Request { method, url: &url, headers: head, body: body.as_bytes() }, &keys, scope, at);
+                    let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64 * 3_600, 0)
+                        .unwrap();
+                    let scope = Scope {
+                        region: "eu-west-1",
+                        service: "ecr",
+                    };
+                    let signed = sign(
+                        &Request {
+                            method,
+                            url: &url,
+                            headers: head,
+                            body: body.as_bytes(),
+                        },
+                        &keys,
+                        scope,
+                        at,
+                    );
                     ours.push(signed.last().unwrap().1.clone());
                     cases.push(json!({
                         "method": method,
@@ -293,9 +443,21 @@ fn our_sigv4_signatures_equal_botocores() {
     let mut differ = Vec::new();
     for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
         if Some(a.as_str()) != b["authorization"].as_str() {
-            differ.push(format!("case {i} {}: ours {a}\n botocore {}", cases[i], b["authorization"]));
+            differ.push(format!(
+                "case {i} {}: ours {a}\n botocore {}",
+                cases[i], b["authorization"]
+            ));
         }
     }
-    assert!(differ.is_empty(), "{} of {} differ:\n{}", differ.len(), ours.len(), differ.join("\n"));
-    eprintln!("{} requests signed identically by ours and botocore", ours.len());
+    assert!(
+        differ.is_empty(),
+        "{} of {} differ:\n{}",
+        differ.len(),
+        ours.len(),
+        differ.join("\n")
+    );
+    eprintln!(
+        "{} requests signed identically by ours and botocore",
+        ours.len()
+    );
 }

@@ -315,9 +315,17 @@ fn cloud_registry_auth_lists_known_clouds_and_names_an_unknown_word() {
         })
     };
     let config = given(Some("aws, GCP,aws"), Some("team-a"), None).unwrap();
-    assert_eq!(config.cloud_registry_auth, vec![Provider::Aws, Provider::Gcp]);
+    assert_eq!(
+        config.cloud_registry_auth,
+        vec![Provider::Aws, Provider::Gcp]
+    );
     assert_eq!(config.cloud_registry_namespaces, vec!["team-a".to_owned()]);
-    assert!(given(None, None, None).unwrap().cloud_registry_auth.is_empty());
+    assert!(
+        given(None, None, None)
+            .unwrap()
+            .cloud_registry_auth
+            .is_empty()
+    );
     let unknown = given(Some("aws,ibm"), None, None).unwrap_err();
     assert_eq!(unknown.variable, "CLOUD_REGISTRY_AUTH");
     assert!(unknown.problem.contains("\"ibm\""), "{unknown}");
@@ -332,7 +340,18 @@ fn cloud_registry_auth_lists_known_clouds_and_names_an_unknown_word() {
     )
     .unwrap_err();
     assert_eq!(insecure.variable, "INSECURE_REGISTRIES");
-    assert!(insecure.problem.contains("remove 123456789012.dkr.ecr.us-east-1.amazonaws.com"));
+    assert!(
+        insecure
+            .problem
+            .contains("remove 123456789012.dkr.ecr.us-east-1.amazonaws.com")
+    );
     // Without AWS enabled, an ECR host may be insecure (it is reached with pull secrets only).
-    assert!(given(Some("gcp"), None, Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")).is_ok());
+    assert!(
+        given(
+            Some("gcp"),
+            None,
+            Some("123456789012.dkr.ecr.us-east-1.amazonaws.com")
+        )
+        .is_ok()
+    );
 }

@@ -44,7 +44,9 @@ pub enum RegistryError {
     #[error("failed to {target}: {detail}")]
     CloudRefused { target: String, detail: String },
     /// The controller's cloud identity yielded no credential; `error` names the step that failed.
-    #[error("failed to {target}: no registry credential from the controller's {provider} identity: {error}")]
+    #[error(
+        "failed to {target}: no registry credential from the controller's {provider} identity: {error}"
+    )]
     CloudIdentity {
         target: String,
         provider: &'static str,

@@ -48,7 +48,9 @@ impl Region {
         if !Provider::Aws.serves(&host) {
             return Err(CloudError::new(
                 STEP_IDENTITY,
-                format!("{host} is not an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com)"),
+                format!(
+                    "{host} is not an ECR registry host (<account>.dkr.ecr.<region>.amazonaws.com)"
+                ),
             ));
         }
         let mut labels = host.split('.').skip(2);
@@ -78,7 +80,10 @@ impl Region {
 
 /// Who the controller is to AWS, for the cache identity: the role ARN (IRSA), or `pod-identity`.
 pub fn principal(env: &Env) -> String {
-    match (env.get("AWS_ROLE_ARN"), env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI")) {
+    match (
+        env.get("AWS_ROLE_ARN"),
+        env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    ) {
         (Some(role), _) => role,
         (None, Some(_)) => "pod-identity".to_owned(),
         (None, None) => "none".to_owned(),
@@ -115,9 +120,10 @@ async fn temporary_keys(
     region: &Region,
     env: &Env,
 ) -> Result<Temporary, CloudError> {
-    if let (Some(role), Some(token_file)) =
-        (env.get("AWS_ROLE_ARN"), env.get("AWS_WEB_IDENTITY_TOKEN_FILE"))
-    {
+    if let (Some(role), Some(token_file)) = (
+        env.get("AWS_ROLE_ARN"),
+        env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+    ) {
         let sts = override_or(env, "AWS_ENDPOINT_URL_STS", &region.sts_default())?;
         let session = env
             .get("AWS_ROLE_SESSION_NAME")
@@ -162,14 +168,20 @@ pub async fn assume_role_with_web_identity(
         .finish();
     let request = http
         .post(sts.clone())
-        .header("content-type", "application/x-www-form-urlencoded; charset=utf-8")
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
         .header("accept", "text/xml")
         .body(body);
     let (status, answer) = send(STEP_STS, request).await?;
     if !(200..300).contains(&status) {
         let code = xml_text(&answer, "Code").unwrap_or_else(|| format!("HTTP {status}"));
         let message = xml_text(&answer, "Message").unwrap_or_default();
-        return Err(CloudError::new(STEP_STS, format!("{code}: {message} (role {role_arn})")));
+        return Err(CloudError::new(
+            STEP_STS,
+            format!("{code}: {message} (role {role_arn})"),
+        ));
     }
     let field = |name: &str| {
         xml_text(&answer, name).ok_or_else(|| {
@@ -210,9 +222,14 @@ pub async fn pod_identity(
     })?;
     check_source(STEP_POD, &url)?;
     let authorization = match env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE") {
-        Some(file) => {
-            Some(read_token(STEP_POD_TOKEN, "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", &file).await?)
-        }
+        Some(file) => Some(
+            read_token(
+                STEP_POD_TOKEN,
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                &file,
+            )
+            .await?,
+        ),
         None => env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
     };
     let mut request = http.get(url).header("accept", "application/json");
@@ -280,7 +297,11 @@ pub async fn get_authorization_token(
     };
     let signed = sigv4::sign(&request, keys, scope, DateTime::<Utc>::from(now));
     let mut builder = http.post(ecr.clone()).body(body.as_slice());
-    for (name, value) in headers.iter().map(|(n, v)| (*n, (*v).to_owned())).chain(signed) {
+    for (name, value) in headers
+        .iter()
+        .map(|(n, v)| (*n, (*v).to_owned()))
+        .chain(signed)
+    {
         builder = builder.header(name, value);
     }
     let (status, answer) = send(STEP_ECR, builder).await?;
@@ -288,14 +309,22 @@ pub async fn get_authorization_token(
         return Err(CloudError::new(STEP_ECR, json_error(status, &answer)));
     }
     let parsed: AuthorizationAnswer = serde_json::from_slice(&answer).map_err(|e| {
-        CloudError::new(STEP_ECR, format!("the answer is not GetAuthorizationToken JSON: {e}"))
+        CloudError::new(
+            STEP_ECR,
+            format!("the answer is not GetAuthorizationToken JSON: {e}"),
+        )
     })?;
     let data = parsed
         .authorization_data
         .into_iter()
         .next()
         .ok_or_else(|| CloudError::new(STEP_ECR, "the answer has no authorizationData"))?;
-    let bad_token = || CloudError::new(STEP_ECR, "authorizationToken is not base64 of AWS:<password>");
+    let bad_token = || {
+        CloudError::new(
+            STEP_ECR,
+            "authorizationToken is not base64 of AWS:<password>",
+        )
+    };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(data.authorization_token.trim())
         .map_err(|_| bad_token())?;
@@ -386,7 +415,12 @@ fn xml_text(body: &[u8], name: &str) -> Option<String> {
 fn parse_time(step: &'static str, value: &str) -> Result<SystemTime, CloudError> {
     DateTime::parse_from_rfc3339(value)
         .map(SystemTime::from)
-        .map_err(|e| CloudError::new(step, format!("Expiration {value:?} is not an RFC 3339 time: {e}")))
+        .map_err(|e| {
+            CloudError::new(
+                step,
+                format!("Expiration {value:?} is not an RFC 3339 time: {e}"),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -397,20 +431,31 @@ mod tests {
     #[test]
     fn region_partition_and_fips_come_from_the_host() {
         let r = Region::of_host("123456789012.dkr.ecr.eu-west-3.amazonaws.com").unwrap();
-        assert_eq!((r.name.as_str(), r.dns_suffix, r.fips), ("eu-west-3", "amazonaws.com", false));
+        assert_eq!(
+            (r.name.as_str(), r.dns_suffix, r.fips),
+            ("eu-west-3", "amazonaws.com", false)
+        );
         assert_eq!(r.ecr_default(), "https://api.ecr.eu-west-3.amazonaws.com");
         assert_eq!(r.sts_default(), "https://sts.eu-west-3.amazonaws.com");
         let cn = Region::of_host("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn:443").unwrap();
-        assert_eq!(cn.ecr_default(), "https://api.ecr.cn-north-1.amazonaws.com.cn");
-        let fips = Region::of_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com").unwrap();
-        assert_eq!(fips.ecr_default(), "https://ecr-fips.us-gov-west-1.amazonaws.com");
+        assert_eq!(
+            cn.ecr_default(),
+            "https://api.ecr.cn-north-1.amazonaws.com.cn"
+        );
+        let fips =
+            Region::of_host("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com").unwrap();
+        assert_eq!(
+            fips.ecr_default(),
+            "https://ecr-fips.us-gov-west-1.amazonaws.com"
+        );
         let err = Region::of_host("ecr.example.com").unwrap_err();
         assert!(err.to_string().contains("not an ECR registry host"));
     }
 
     #[test]
     fn sts_answers_are_read_with_entities_decoded() {
-        let body = br#"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>
+        let body =
+            br#"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>
             <SessionToken>a&amp;b</SessionToken><AccessKeyId>ASIA1</AccessKeyId></Credentials>
             </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"#;
         assert_eq!(xml_text(body, "SessionToken").as_deref(), Some("a&b"));
@@ -420,8 +465,12 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_exception_without_its_namespace() {
-        let body = br#"{"__type":"com.amazonaws.ecr#AccessDeniedException","message":"not authorized"}"#;
-        assert_eq!(json_error(400, body), "AccessDeniedException: not authorized");
+        let body =
+            br#"{"__type":"com.amazonaws.ecr#AccessDeniedException","message":"not authorized"}"#;
+        assert_eq!(
+            json_error(400, body),
+            "AccessDeniedException: not authorized"
+        );
         assert_eq!(json_error(502, b"<html>"), "HTTP 502");
     }
 
@@ -432,22 +481,40 @@ mod tests {
             ("AWS_ENDPOINT_URL_ECR", "https://ecr.example:8443"),
         ]);
         assert_eq!(
-            override_or(&env, "AWS_ENDPOINT_URL_ECR", "https://d").unwrap().as_str(),
+            override_or(&env, "AWS_ENDPOINT_URL_ECR", "https://d")
+                .unwrap()
+                .as_str(),
             "https://ecr.example:8443/"
         );
         assert_eq!(
-            override_or(&env, "AWS_ENDPOINT_URL_STS", "https://d").unwrap().as_str(),
+            override_or(&env, "AWS_ENDPOINT_URL_STS", "https://d")
+                .unwrap()
+                .as_str(),
             "https://shared.example/"
         );
         let none = Env::from_pairs([("X", "y")]);
-        assert_eq!(override_or(&none, "AWS_ENDPOINT_URL_STS", "https://d").unwrap().as_str(), "https://d/");
+        assert_eq!(
+            override_or(&none, "AWS_ENDPOINT_URL_STS", "https://d")
+                .unwrap()
+                .as_str(),
+            "https://d/"
+        );
     }
 
     #[test]
     fn the_principal_is_the_role_or_pod_identity() {
-        assert_eq!(principal(&Env::from_pairs([("AWS_ROLE_ARN", "arn:aws:iam::1:role/r")])), "arn:aws:iam::1:role/r");
         assert_eq!(
-            principal(&Env::from_pairs([("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials")])),
+            principal(&Env::from_pairs([(
+                "AWS_ROLE_ARN",
+                "arn:aws:iam::1:role/r"
+            )])),
+            "arn:aws:iam::1:role/r"
+        );
+        assert_eq!(
+            principal(&Env::from_pairs([(
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://169.254.170.23/v1/credentials"
+            )])),
             "pod-identity"
         );
     }

@@ -120,9 +120,8 @@ impl fmt::Display for Provider {
 
 // The exact patterns of docs/cloud-registries.md (SPEC §14). Anchored: a suffix or prefix match would hand
 // the identity to `123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.com`.
-static ECR: LazyLock<Regex> = LazyLock::new(|| {
-    pattern(r"^[0-9]{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
-});
+static ECR: LazyLock<Regex> =
+    LazyLock::new(|| pattern(r"^[0-9]{12}\.dkr\.ecr(-fips)?\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"));
 static GAR: LazyLock<Regex> = LazyLock::new(|| pattern(r"^[a-z0-9-]+-docker\.pkg\.dev$"));
 static GCR: LazyLock<Regex> = LazyLock::new(|| pattern(r"^([a-z]+\.)?gcr\.io$"));
 static ACR: LazyLock<Regex> = LazyLock::new(|| pattern(r"^[a-z0-9]+\.azurecr\.(io|cn|us)$"));
@@ -167,7 +166,10 @@ fn host_of(registry: &str) -> String {
 /// The environment a credential flow reads (the providers' standard variables). Tests hand in a map; the
 /// controller reads the process environment, which kubelet and the providers' webhooks populate.
 #[derive(Clone)]
-pub struct Env(Arc<dyn Fn(&str) -> Option<String> + Send + Sync>);
+pub struct Env(Arc<Lookup>);
+
+/// Reads one variable.
+type Lookup = dyn Fn(&str) -> Option<String> + Send + Sync;
 
 impl Env {
     /// The process environment.
@@ -268,9 +270,12 @@ fn is_loopback(host: &url::Host<&str>) -> bool {
 pub fn is_provider_link_local(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("metadata.google.internal"),
-        Some(url::Host::Ipv4(ip)) => {
-            [[169, 254, 170, 23], [169, 254, 170, 2], [169, 254, 169, 254]].contains(&ip.octets())
-        }
+        Some(url::Host::Ipv4(ip)) => [
+            [169, 254, 170, 23],
+            [169, 254, 170, 2],
+            [169, 254, 169, 254],
+        ]
+        .contains(&ip.octets()),
         Some(url::Host::Ipv6(ip)) => ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23),
         None => false,
     }
@@ -330,7 +335,10 @@ impl fmt::Debug for CloudIdentity {
 impl CloudIdentity {
     /// The credential-source client and an empty cache. `ca_file` is `REGISTRY_CA_FILE`, trusted besides the
     /// platform roots (docs/cloud-registries.md: for overridden endpoints in tests and sovereign clouds).
-    pub fn new(config: CloudConfig, ca_file: Option<&std::path::Path>) -> Result<Self, RegistryError> {
+    pub fn new(
+        config: CloudConfig,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<Self, RegistryError> {
         crate::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             // A credential source that redirects is not followed: the next host could be anyone's.
@@ -365,11 +373,18 @@ impl CloudIdentity {
         registry: &str,
     ) -> Option<Result<Credential, CloudError>> {
         if !self.config.allows_namespace(namespace) {
-            tracing::debug!(namespace, registry, "cloud identity is not allowed in this namespace");
+            tracing::debug!(
+                namespace,
+                registry,
+                "cloud identity is not allowed in this namespace"
+            );
             return None;
         }
         let provider = self.config.provider_for(registry)?;
-        Some(self.issue_cached(provider, registry, SystemTime::now()).await)
+        Some(
+            self.issue_cached(provider, registry, SystemTime::now())
+                .await,
+        )
     }
 
     /// The cached credential of the identity serving `registry` (`host[:port]`), or a fresh one. Callers
@@ -395,7 +410,8 @@ impl CloudIdentity {
             return Ok(issued.credential.clone());
         }
         let span = tracing::info_span!("cloud_credential", provider = %provider, registry = host, identity = %identity);
-        let mut issued = tracing::Instrument::instrument(self.issue(provider, registry), span).await?;
+        let mut issued =
+            tracing::Instrument::instrument(self.issue(provider, registry), span).await?;
         // Whatever the provider built, the transport must know it is this cloud's: that is what keeps it
         // to the cloud's own HTTPS hosts.
         issued.credential.origin = super::Origin::Cloud(provider);

@@ -304,8 +304,10 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        let (canonical, signed) =
-            canonical_request(&request, &[("My-Header1", "  value1   a  b "), ("host", "h")]);
+        let (canonical, signed) = canonical_request(
+            &request,
+            &[("My-Header1", "  value1   a  b "), ("host", "h")],
+        );
         assert_eq!(signed, "host;my-header1");
         assert!(canonical.starts_with("GET\n/a/c/\n\nhost:h\nmy-header1:value1 a b\n\n"));
     }

@@ -6,13 +6,31 @@ use super::*;
 #[test]
 fn registry_hosts_match_the_exact_patterns_only() {
     let table = [
-        ("123456789012.dkr.ecr.us-east-1.amazonaws.com", Some(Provider::Aws)),
-        ("123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com", Some(Provider::Aws)),
-        ("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn", Some(Provider::Aws)),
-        ("123456789012.dkr.ecr.us-east-1.amazonaws.com:8443", Some(Provider::Aws)),
-        ("123456789012.DKR.ECR.us-east-1.amazonaws.com", Some(Provider::Aws)),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com",
+            Some(Provider::Aws),
+        ),
+        (
+            "123456789012.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
+            Some(Provider::Aws),
+        ),
+        (
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn",
+            Some(Provider::Aws),
+        ),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com:8443",
+            Some(Provider::Aws),
+        ),
+        (
+            "123456789012.DKR.ECR.us-east-1.amazonaws.com",
+            Some(Provider::Aws),
+        ),
         ("12345678901.dkr.ecr.us-east-1.amazonaws.com", None),
-        ("123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.com", None),
+        (
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.com",
+            None,
+        ),
         ("evil123456789012.dkr.ecr.us-east-1.amazonaws.com", None),
         ("123456789012.dkr.ecr.us_east_1.amazonaws.com", None),
         ("public.ecr.aws", None),
@@ -39,24 +57,60 @@ fn registry_hosts_match_the_exact_patterns_only() {
 #[test]
 fn a_credential_goes_only_over_https_to_its_own_clouds_hosts() {
     let url = |s: &str| Url::parse(s).unwrap();
-    assert!(may_carry(Provider::Aws, &url("https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/")));
-    assert!(may_carry(Provider::Aws, &url("https://123456789012.dkr.ecr.us-east-1.amazonaws.com:8443/v2/")));
-    assert!(!may_carry(Provider::Aws, &url("http://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/")));
-    assert!(!may_carry(Provider::Aws, &url("https://auth.example.com/token")));
-    assert!(!may_carry(Provider::Aws, &url("https://eu.gcr.io/v2/token")));
-    assert!(may_carry(Provider::Gcp, &url("https://europe-west1-docker.pkg.dev/v2/token")));
-    assert!(may_carry(Provider::Azure, &url("https://myregistry.azurecr.io/oauth2/token")));
+    assert!(may_carry(
+        Provider::Aws,
+        &url("https://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/")
+    ));
+    assert!(may_carry(
+        Provider::Aws,
+        &url("https://123456789012.dkr.ecr.us-east-1.amazonaws.com:8443/v2/")
+    ));
+    assert!(!may_carry(
+        Provider::Aws,
+        &url("http://123456789012.dkr.ecr.us-east-1.amazonaws.com/v2/")
+    ));
+    assert!(!may_carry(
+        Provider::Aws,
+        &url("https://auth.example.com/token")
+    ));
+    assert!(!may_carry(
+        Provider::Aws,
+        &url("https://eu.gcr.io/v2/token")
+    ));
+    assert!(may_carry(
+        Provider::Gcp,
+        &url("https://europe-west1-docker.pkg.dev/v2/token")
+    ));
+    assert!(may_carry(
+        Provider::Azure,
+        &url("https://myregistry.azurecr.io/oauth2/token")
+    ));
 }
 
 #[test]
 fn endpoint_overrides_need_https_or_a_loopback_host() {
     let env = |v: &str| Env::from_pairs([("AWS_ENDPOINT_URL_STS", v)]);
     let get = |v: &str| endpoint_in(&env(v), "AWS_ENDPOINT_URL_STS", "https://sts.amazonaws.com");
-    assert_eq!(get("https://sts.example:8443").unwrap().as_str(), "https://sts.example:8443/");
-    assert_eq!(get("http://127.0.0.1:9000").unwrap().as_str(), "http://127.0.0.1:9000/");
-    assert_eq!(get("http://[::1]:9000").unwrap().as_str(), "http://[::1]:9000/");
-    assert_eq!(get("http://localhost:9000").unwrap().as_str(), "http://localhost:9000/");
-    assert_eq!(get("127.0.0.1:9000").unwrap().as_str(), "http://127.0.0.1:9000/");
+    assert_eq!(
+        get("https://sts.example:8443").unwrap().as_str(),
+        "https://sts.example:8443/"
+    );
+    assert_eq!(
+        get("http://127.0.0.1:9000").unwrap().as_str(),
+        "http://127.0.0.1:9000/"
+    );
+    assert_eq!(
+        get("http://[::1]:9000").unwrap().as_str(),
+        "http://[::1]:9000/"
+    );
+    assert_eq!(
+        get("http://localhost:9000").unwrap().as_str(),
+        "http://localhost:9000/"
+    );
+    assert_eq!(
+        get("127.0.0.1:9000").unwrap().as_str(),
+        "http://127.0.0.1:9000/"
+    );
     assert_eq!(get("sts.example").unwrap().as_str(), "https://sts.example/");
     let refused = get("http://sts.example").unwrap_err().to_string();
     assert!(refused.contains("AWS_ENDPOINT_URL_STS"), "{refused}");
@@ -65,7 +119,9 @@ fn endpoint_overrides_need_https_or_a_loopback_host() {
     assert!(get("https://").is_err());
     let unset = Env::from_pairs([("AWS_ENDPOINT_URL_STS", " ")]);
     assert_eq!(
-        endpoint_in(&unset, "AWS_ENDPOINT_URL_STS", "https://sts.amazonaws.com").unwrap().as_str(),
+        endpoint_in(&unset, "AWS_ENDPOINT_URL_STS", "https://sts.amazonaws.com")
+            .unwrap()
+            .as_str(),
         "https://sts.amazonaws.com/"
     );
 }
@@ -107,15 +163,24 @@ fn namespaces_limit_who_borrows_the_identity() {
     };
     assert!(config.allows_namespace("team-a"));
     assert!(!config.allows_namespace("team-b"));
-    assert_eq!(config.provider_for("123456789012.dkr.ecr.us-east-1.amazonaws.com"), Some(Provider::Aws));
+    assert_eq!(
+        config.provider_for("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+        Some(Provider::Aws)
+    );
     assert_eq!(config.provider_for("gcr.io"), None, "gcp is not enabled");
-    let all = CloudConfig { namespaces: vec![], ..config };
+    let all = CloudConfig {
+        namespaces: vec![],
+        ..config
+    };
     assert!(all.allows_namespace("anything"));
 }
 
 #[test]
 fn errors_name_the_step_and_escape_server_text() {
-    let e = CloudError::new("STS AssumeRoleWithWebIdentity", "AccessDenied: \u{1b}[31mno");
+    let e = CloudError::new(
+        "STS AssumeRoleWithWebIdentity",
+        "AccessDenied: \u{1b}[31mno",
+    );
     let shown = e.to_string();
     assert!(shown.starts_with("STS AssumeRoleWithWebIdentity: AccessDenied"));
     assert!(!shown.contains('\u{1b}'));

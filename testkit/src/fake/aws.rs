@@ -109,7 +109,9 @@ impl FakeAws {
             tags: vec!["1.0.0".to_owned(), "1.1.0".to_owned()],
             log: Vec::new(),
         }));
-        let app = Router::new().fallback(dispatch).with_state(Arc::clone(&state));
+        let app = Router::new()
+            .fallback(dispatch)
+            .with_state(Arc::clone(&state));
         let server = Server::spawn_tls(app, stop_signal(), &tls).await?;
         Ok(Self {
             server,
@@ -194,7 +196,9 @@ impl FakeAws {
 }
 
 fn lock(state: &Mutex<FakeState>) -> MutexGuard<'_, FakeState> {
-    state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 async fn dispatch(
@@ -257,17 +261,28 @@ fn sts_error(code: u16, kind: &str, message: &str) -> Response {
 fn sts(st: &mut FakeState, method: &Method, body: &Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(body).into_owned().collect();
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
-    if *method != Method::POST || field("Action") != "AssumeRoleWithWebIdentity" || field("Version") != "2011-06-15" {
+    if *method != Method::POST
+        || field("Action") != "AssumeRoleWithWebIdentity"
+        || field("Version") != "2011-06-15"
+    {
         return sts_error(400, "InvalidAction", "Could not find operation");
     }
     if let Some((code, kind, message)) = failure(st, Step::Sts) {
         return sts_error(code, &kind, &message);
     }
     if field("RoleArn") != st.role_arn {
-        return sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+        return sts_error(
+            403,
+            "AccessDenied",
+            "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+        );
     }
     if field("WebIdentityToken") != st.web_identity_token {
-        return sts_error(400, "InvalidIdentityToken", "The web identity token is not valid");
+        return sts_error(
+            400,
+            "InvalidIdentityToken",
+            "The web identity token is not valid",
+        );
     }
     if field("RoleSessionName").is_empty() {
         return sts_error(400, "ValidationError", "RoleSessionName is required");
@@ -335,15 +350,29 @@ fn ecr_error(code: u16, kind: &str, message: &str) -> Response {
     let body = serde_json::json!({"__type": kind, "message": message});
     (
         status(code),
-        [("content-type", "application/x-amz-json-1.1"), ("x-amzn-errortype", kind)],
+        [
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amzn-errortype", kind),
+        ],
         body.to_string(),
     )
         .into_response()
 }
 
 /// ECR `GetAuthorizationToken` (JSON 1.1): the SigV4 signature must verify with keys the fake issued.
-fn ecr(st: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+fn ecr(
+    st: &mut FakeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
     if header("x-amz-target") != "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
         || !header("content-type").starts_with("application/x-amz-json-1.1")
     {
@@ -366,15 +395,32 @@ fn ecr(st: &mut FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body
         "expiresAt": expires_at,
         "proxyEndpoint": format!("https://{ECR_HOST}"),
     }]});
-    ([("content-type", "application/x-amz-json-1.1")], body.to_string()).into_response()
+    (
+        [("content-type", "application/x-amz-json-1.1")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 /// Checks an `AWS4-HMAC-SHA256` signature: credential scope (region, `ecr`), the session token, and the
 /// signature over the headers it lists (AWS "Signature Version 4 signing process").
-fn verify_sigv4(st: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), String> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default();
+fn verify_sigv4(
+    st: &FakeState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), String> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    };
     let auth = header("authorization");
-    let rest = auth.strip_prefix("AWS4-HMAC-SHA256 ").ok_or("not AWS4-HMAC-SHA256")?;
+    let rest = auth
+        .strip_prefix("AWS4-HMAC-SHA256 ")
+        .ok_or("not AWS4-HMAC-SHA256")?;
     let part = |name: &str| {
         rest.split(", ")
             .find_map(|p| p.strip_prefix(name))
@@ -391,7 +437,10 @@ fn verify_sigv4(st: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap,
     if region != REGION || service != "ecr" {
         return Err(format!("scope {region}/{service} is not {REGION}/ecr"));
     }
-    let keys = st.keys.get(key_id).ok_or("The security token included in the request is invalid")?;
+    let keys = st
+        .keys
+        .get(key_id)
+        .ok_or("The security token included in the request is invalid")?;
     if header("x-amz-security-token") != keys.token {
         return Err("The security token included in the request is invalid".into());
     }
@@ -403,7 +452,10 @@ fn verify_sigv4(st: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap,
     }
     let mut canonical_headers = String::new();
     for name in &names {
-        let value = header(name).split_whitespace().collect::<Vec<_>>().join(" ");
+        let value = header(name)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         canonical_headers.push_str(&format!("{name}:{value}\n"));
     }
     let canonical = format!(
@@ -422,7 +474,9 @@ fn verify_sigv4(st: &FakeState, method: &Method, uri: &Uri, headers: &HeaderMap,
         key = hmac(&key, part.as_bytes());
     }
     if hex::encode(hmac(&key, to_sign.as_bytes())) != signature {
-        return Err("The request signature we calculated does not match the signature you provided".into());
+        return Err(
+            "The request signature we calculated does not match the signature you provided".into(),
+        );
     }
     Ok(())
 }
@@ -450,14 +504,22 @@ fn registry(st: &FakeState, uri: &Uri, authorization: &str) -> Response {
         };
         return (
             StatusCode::UNAUTHORIZED,
-            [("www-authenticate", challenge), ("docker-distribution-api-version", "registry/2.0".into())],
+            [
+                ("www-authenticate", challenge),
+                ("docker-distribution-api-version", "registry/2.0".into()),
+            ],
             r#"{"errors":[{"code":"DENIED","message":"Not Authorized"}]}"#,
         )
             .into_response();
     }
     let path = uri.path();
-    match path.strip_prefix("/v2/").and_then(|p| p.strip_suffix("/tags/list")) {
-        Some(name) => axum::Json(serde_json::json!({"name": name, "tags": st.tags})).into_response(),
+    match path
+        .strip_prefix("/v2/")
+        .and_then(|p| p.strip_suffix("/tags/list"))
+    {
+        Some(name) => {
+            axum::Json(serde_json::json!({"name": name, "tags": st.tags})).into_response()
+        }
         None if path == "/v2/" => "{}".into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }

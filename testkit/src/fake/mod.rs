@@ -10,9 +10,9 @@
 //! The real registry (see [`crate::registry`]) is the reference for behaviour; this fake exists for what the real
 //! one cannot do: paginate tags, rate-limit, fail, stall, or lie.
 
+pub mod aws;
 mod fault;
 mod routes;
-pub mod aws;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
