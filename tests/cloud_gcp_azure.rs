@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use prometheus_client::registry::Registry;
 use watch_cluster::registry::cloud::azure::{self, WorkloadIdentity};
 use watch_cluster::registry::cloud::gcp::{self, MetadataServer};
-use watch_cluster::registry::cloud::{CloudError, Issued};
+use watch_cluster::registry::cloud::{CloudError, Env, Issued};
 use watch_cluster::registry::{
     Credential, RegistryClient, RegistryConfig, RegistryError, Repository,
 };
@@ -87,6 +87,23 @@ async fn the_metadata_token_is_the_password_of_oauth2accesstoken_until_it_expire
         "/computeMetadata/v1/instance/service-accounts/default/token"
     );
     assert_eq!(requests[0].header("metadata-flavor"), Some("Google"));
+}
+
+#[tokio::test]
+async fn the_metadata_server_is_found_through_gce_metadata_host() {
+    let (fake, _) = metadata().await;
+    let env = Env::from_pairs([("GCE_METADATA_HOST", fake.host())]);
+    let issued = gcp::issue_with(&http(None), &env).await.unwrap();
+    assert_eq!(issued.credential.password, "ya29.testkit-1");
+
+    let env = Env::from_pairs([("GCE_METADATA_HOST", "metadata.evil.example")]);
+    let err = refused(gcp::issue_with(&http(None), &env).await);
+    assert!(
+        err.message
+            .starts_with("GCE_METADATA_HOST=`metadata.evil.example`"),
+        "{err}"
+    );
+    assert_eq!(fake.requests().len(), 1);
 }
 
 #[tokio::test]
@@ -182,6 +199,7 @@ async fn google_auth_compute_engine_credentials_refresh_against_the_fake_metadat
     .await
     .unwrap();
 
+    assert_eq!(got["ping"], true, "{got}");
     assert_eq!(got["token"], "ya29.testkit-1");
     assert_eq!(got["email"], EMAIL);
     assert!(
@@ -385,6 +403,31 @@ async fn a_rotated_federated_token_is_read_again_on_the_next_fetch() {
     assert_ne!(sent[0], rotated);
     assert_eq!(sent[1], rotated);
     assert_eq!(issued.credential.password, azure.acr.refresh_tokens()[1]);
+}
+
+#[tokio::test]
+async fn the_identity_is_read_from_the_variables_the_webhook_injects() {
+    let azure = Azure::start().await;
+    let token_file = azure.identity.token_file.to_str().unwrap().to_owned();
+    let env = Env::from_pairs([
+        ("AZURE_CLIENT_ID", CLIENT_ID.to_owned()),
+        ("AZURE_TENANT_ID", TENANT.to_owned()),
+        ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+        ("AZURE_AUTHORITY_HOST", azure.entra.authority()),
+    ]);
+    let issued = azure::issue_with(&azure.http, &azure.acr.host(), &env)
+        .await
+        .unwrap();
+    assert_eq!(issued.credential.password, azure.acr.refresh_tokens()[0]);
+
+    let plain = Env::from_pairs([
+        ("AZURE_CLIENT_ID", CLIENT_ID),
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_FEDERATED_TOKEN_FILE", "/nonexistent"),
+        ("AZURE_AUTHORITY_HOST", "http://login.example/"),
+    ]);
+    let err = refused(azure::issue_with(&azure.http, &azure.acr.host(), &plain).await);
+    assert!(err.message.contains("AZURE_AUTHORITY_HOST"), "{err}");
 }
 
 #[tokio::test]
@@ -649,4 +692,49 @@ async fn azure_identity_reports_the_fake_entra_ids_aadsts_refusal() {
     let error = got["error"].as_str().unwrap_or_default();
     assert!(error.contains("AADSTS700016"), "{got}");
     assert!(azure.entra.issued_tokens().is_empty());
+}
+
+// ---- the examples of docs/cloud-registries.md ----
+
+fn example(name: &str) -> Vec<serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("k8s/examples")
+        .join(name);
+    serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn document<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    let found = docs.iter().find(|d| d["kind"] == kind);
+    let doc = found.unwrap_or_else(|| panic!("the example has no {kind}"));
+    assert_eq!(doc["metadata"]["name"], "watch-cluster");
+    assert_eq!(doc["metadata"]["namespace"], "watch-cluster");
+    doc
+}
+
+#[test]
+fn the_gcp_example_binds_the_service_account_and_opts_in() {
+    let docs = example("cloud-gcp.yaml");
+    let sa = document(&docs, "ServiceAccount");
+    assert!(
+        sa["metadata"]["annotations"]["iam.gke.io/gcp-service-account"]
+            .as_str()
+            .is_some_and(|v| v.ends_with(".iam.gserviceaccount.com"))
+    );
+    assert_eq!(
+        document(&docs, "ConfigMap")["data"]["CLOUD_REGISTRY_AUTH"],
+        "gcp"
+    );
+}
+
+#[test]
+fn the_azure_example_labels_the_pod_annotates_the_service_account_and_opts_in() {
+    let docs = example("cloud-azure.yaml");
+    let sa = document(&docs, "ServiceAccount");
+    assert!(sa["metadata"]["annotations"]["azure.workload.identity/client-id"].is_string());
+    let pod_labels = &document(&docs, "Deployment")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["azure.workload.identity/use"], "true");
+    assert_eq!(
+        document(&docs, "ConfigMap")["data"]["CLOUD_REGISTRY_AUTH"],
+        "azure"
+    );
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use url::Url;
 
-use super::{CloudError, Issued};
+use super::{CloudError, Env, Issued};
 use crate::registry::Credential;
 
 /// The user name ACR expects with a refresh token as the password.
@@ -51,13 +51,13 @@ pub struct WorkloadIdentity {
 }
 
 impl WorkloadIdentity {
-    /// Reads the identity from the environment; a missing variable is an error naming it and the fix.
-    pub fn from_env() -> Result<Self, CloudError> {
-        let authority = match std::env::var("AZURE_AUTHORITY_HOST") {
-            Ok(v) if !v.trim().is_empty() => Some(super::endpoint("AZURE_AUTHORITY_HOST", "")?),
-            _ => None,
+    /// Reads the identity from `env`; a missing variable is an error naming it and the fix.
+    pub fn from_env(env: &Env) -> Result<Self, CloudError> {
+        let authority = match env.get("AZURE_AUTHORITY_HOST") {
+            Some(_) => Some(super::endpoint_in(env, "AZURE_AUTHORITY_HOST", "")?),
+            None => None,
         };
-        Self::from_vars(|name| std::env::var(name).ok(), authority)
+        Self::from_vars(|name| env.get(name), authority)
     }
 
     /// The identity from variables looked up by `var`, with `authority` already resolved.
@@ -106,9 +106,11 @@ impl WorkloadIdentity {
     fn token_url(&self, registry_host: &str) -> Result<Url, CloudError> {
         let mut authority = match &self.authority {
             Some(url) => url.clone(),
-            None => Url::parse(default_authority(registry_host)).map_err(|e| CloudError {
-                step: ENTRA_STEP,
-                message: format!("the default authority is not a URL: {e}"),
+            None => Url::parse(default_authority(registry_host)).map_err(|e| {
+                step_error(
+                    ENTRA_STEP,
+                    format!("the default authority is not a URL: {e}"),
+                )
             })?,
         };
         // `join` replaces the last segment unless the base ends with `/`; users write the host either way.
@@ -117,9 +119,11 @@ impl WorkloadIdentity {
         }
         authority
             .join(&format!("{}/oauth2/v2.0/token", self.tenant_id))
-            .map_err(|e| CloudError {
-                step: ENTRA_STEP,
-                message: format!("cannot build the token URL on {authority}: {e}"),
+            .map_err(|e| {
+                step_error(
+                    ENTRA_STEP,
+                    format!("cannot build the token URL on {authority}: {e}"),
+                )
             })
     }
 }
@@ -140,7 +144,16 @@ pub fn default_authority(registry_host: &str) -> &'static str {
 
 /// A credential for the ACR at `registry_host` from the Workload Identity in the environment.
 pub async fn issue(http: &reqwest::Client, registry_host: &str) -> Result<Issued, CloudError> {
-    issue_from(http, &WorkloadIdentity::from_env()?, registry_host).await
+    issue_with(http, registry_host, &Env::process()).await
+}
+
+/// As [`issue`], reading the identity from `env`.
+pub async fn issue_with(
+    http: &reqwest::Client,
+    registry_host: &str,
+    env: &Env,
+) -> Result<Issued, CloudError> {
+    issue_from(http, &WorkloadIdentity::from_env(env)?, registry_host).await
 }
 
 /// A credential for the ACR at `registry_host` (`host[:port]`, reached over HTTPS) from `identity`.
@@ -161,9 +174,11 @@ pub async fn issue_from(
 }
 
 async fn read_assertion(path: &Path) -> Result<String, CloudError> {
-    let fail = |why: String| CloudError {
-        step: TOKEN_FILE_STEP,
-        message: format!("AZURE_FEDERATED_TOKEN_FILE `{}` {why}", path.display()),
+    let fail = |why: String| {
+        step_error(
+            TOKEN_FILE_STEP,
+            format!("AZURE_FEDERATED_TOKEN_FILE `{}` {why}", path.display()),
+        )
     };
     let text = tokio::fs::read_to_string(path)
         .await
@@ -353,9 +368,10 @@ fn acr_reason(body: &[u8]) -> String {
     }
 }
 
+/// Server text on one line, escaped and cut short for logs and Events.
 fn one_line(text: &str) -> String {
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    line.chars().take(300).collect()
+    crate::untrusted::echo(&line).into_owned()
 }
 
 /// The `exp` claim of a JWT, read without verifying it: it only decides when we fetch a new one.
@@ -376,6 +392,7 @@ fn identity_error(message: String) -> CloudError {
     step_error(IDENTITY_STEP, message)
 }
 
+/// Our own guidance is kept whole; text quoted from Entra ID or the registry goes through [`one_line`].
 fn step_error(step: &'static str, message: String) -> CloudError {
     CloudError { step, message }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use url::Url;
 
-use super::{CloudError, Issued};
+use super::{CloudError, Env, Issued};
 use crate::registry::Credential;
 
 /// The user name that GAR and GCR accept with an OAuth access token as the password.
@@ -40,9 +40,9 @@ pub struct MetadataServer {
 }
 
 impl MetadataServer {
-    /// The server named by `GCE_METADATA_HOST`, else 169.254.169.254.
-    pub fn from_env() -> Result<Self, CloudError> {
-        Self::at(std::env::var(METADATA_HOST_VAR).ok().as_deref())
+    /// The server named by `GCE_METADATA_HOST` in `env`, else 169.254.169.254.
+    pub fn from_env(env: &Env) -> Result<Self, CloudError> {
+        Self::at(env.get(METADATA_HOST_VAR).as_deref())
     }
 
     /// The server at `host` (`host[:port]`, the value of `GCE_METADATA_HOST`), else 169.254.169.254.
@@ -54,12 +54,14 @@ impl MetadataServer {
             .map(str::trim)
             .filter(|h| !h.is_empty())
             .unwrap_or(DEFAULT_METADATA_HOST);
-        let bad = |why: &str| CloudError {
-            step: STEP,
-            message: format!(
-                "{METADATA_HOST_VAR}=`{host}` {why}; set it to `host[:port]` of the metadata server \
+        let bad = |why: &str| {
+            CloudError::new(
+                STEP,
+                format!(
+                    "{METADATA_HOST_VAR}=`{host}` {why}; set it to `host[:port]` of the metadata server \
                  (169.254.169.254, {METADATA_DNS_NAME}, or a loopback host for tests) or unset it"
-            ),
+                ),
+            )
         };
         if host.contains(['/', '?', '#', '@']) {
             return Err(bad("is not host[:port]"));
@@ -89,10 +91,9 @@ impl MetadataServer {
     }
 
     fn token_url(&self) -> Result<Url, CloudError> {
-        self.base.join(TOKEN_PATH).map_err(|e| CloudError {
-            step: STEP,
-            message: format!("cannot build the token URL on {}: {e}", self.base),
-        })
+        self.base
+            .join(TOKEN_PATH)
+            .map_err(|e| fail(format!("cannot build the token URL on {}: {e}", self.base)))
     }
 }
 
@@ -106,7 +107,12 @@ struct TokenAnswer {
 /// A credential for GAR and GCR from the metadata server that `GCE_METADATA_HOST` names (default
 /// 169.254.169.254).
 pub async fn issue(http: &reqwest::Client) -> Result<Issued, CloudError> {
-    issue_from(http, &MetadataServer::from_env()?).await
+    issue_with(http, &Env::process()).await
+}
+
+/// As [`issue`], reading `GCE_METADATA_HOST` from `env`.
+pub async fn issue_with(http: &reqwest::Client, env: &Env) -> Result<Issued, CloudError> {
+    issue_from(http, &MetadataServer::from_env(env)?).await
 }
 
 /// A credential for GAR and GCR from `server`'s token of the default service account.
@@ -164,6 +170,7 @@ pub async fn issue_from(
     })
 }
 
+/// Our own guidance is kept whole; text quoted from the server goes through [`excerpt`].
 fn fail(message: String) -> CloudError {
     CloudError {
         step: STEP,
@@ -188,11 +195,12 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CloudErro
     Ok(body)
 }
 
-/// The start of an error body, on one line: the metadata server explains refusals in plain text.
+/// An error body on one line, escaped and cut short for logs and Events: the metadata server explains refusals
+/// in plain text, and whatever answered may not be it.
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    line.chars().take(200).collect()
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    crate::untrusted::echo(&line).into_owned()
 }
 
 /// An error with its causes: reqwest's own message omits why a connection failed.
@@ -230,7 +238,7 @@ mod tests {
             "localhost:1",
             "[::1]:9",
             "metadata.google.internal",
-            "169.254.169.254:80",
+            "169.254.169.254",
         ] {
             let server = MetadataServer::at(Some(host)).unwrap();
             assert_eq!(server.base().as_str(), format!("http://{host}/"));
@@ -262,6 +270,7 @@ mod tests {
             excerpt(b"Missing\nMetadata-Flavor:Google header.\n"),
             "Missing Metadata-Flavor:Google header."
         );
-        assert_eq!(excerpt(&[b'x'; 500]).len(), 200);
+        assert!(excerpt(&[b'x'; 500]).ends_with("… (500 bytes)"));
+        assert_eq!(excerpt(b"a\x1b[31mb"), "a\\u{1b}[31mb");
     }
 }

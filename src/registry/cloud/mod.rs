@@ -443,8 +443,8 @@ impl CloudIdentity {
     async fn issue(&self, provider: Provider, registry: &str) -> Result<Issued, CloudError> {
         match provider {
             Provider::Aws => aws::issue_with(&self.http, registry, &self.config.env).await,
-            Provider::Gcp => gcp::issue(&self.http).await,
-            Provider::Azure => azure::issue(&self.http, registry).await,
+            Provider::Gcp => gcp::issue_with(&self.http, &self.config.env).await,
+            Provider::Azure => azure::issue_with(&self.http, registry, &self.config.env).await,
         }
     }
 }

@@ -127,7 +127,7 @@ async fn handle(
     if let Some((_, status, code, message)) = scripted.and_then(|i| state.refusals.remove(i)) {
         return error(status, &code, &message);
     }
-    let result = match (&request.method, request.path.as_str()) {
+    match (&request.method, request.path.as_str()) {
         (&Method::POST, "/oauth2/exchange") => exchange(&mut state, &request),
         (&Method::GET, "/oauth2/token") => {
             let refresh = basic_refresh_token(&request);
@@ -135,41 +135,36 @@ async fn handle(
         }
         (&Method::POST, "/oauth2/token") => {
             if request.form_field("grant_type") != Some("refresh_token") {
-                Err(error(
+                error(
                     StatusCode::BAD_REQUEST,
                     "UNSUPPORTED",
                     "grant_type must be refresh_token",
-                ))
+                )
             } else {
                 let refresh = request.form_field("refresh_token").map(str::to_owned);
                 access_token(&mut state, &request.form, refresh.as_deref())
             }
         }
         (&Method::GET, path) if path.starts_with("/v2/") => registry_api(&state, &request),
-        _ => Err(error(
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "no such endpoint",
-        )),
-    };
-    result.unwrap_or_else(|refusal| refusal)
+        _ => error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint"),
+    }
 }
 
-fn exchange(state: &mut Programmed, request: &CloudRequest) -> Result<Response, Response> {
+fn exchange(state: &mut Programmed, request: &CloudRequest) -> Response {
     let field = |name| request.form_field(name).unwrap_or_default();
     if field("grant_type") != "access_token" {
-        return Err(error(
+        return error(
             StatusCode::BAD_REQUEST,
             "UNSUPPORTED",
             "grant_type must be access_token",
-        ));
+        );
     }
     if field("service") != state.host {
-        return Err(error(
+        return error(
             StatusCode::BAD_REQUEST,
             "UNSUPPORTED",
             &format!("service `{}` is not this registry", field("service")),
-        ));
+        );
     }
     let claims = jwt_claims(field("access_token")).unwrap_or_default();
     let valid = claims["aud"] == ACR_RESOURCE
@@ -177,11 +172,11 @@ fn exchange(state: &mut Programmed, request: &CloudRequest) -> Result<Response, 
         && field("tenant") == state.tenant
         && claims["exp"].as_u64().is_some_and(|exp| exp > unix_now());
     if !valid {
-        return Err(error(
+        return error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "the access token is not an Entra ID token of this registry's tenant for https://containerregistry.azure.net",
-        ));
+        );
     }
     let now = unix_now();
     let refresh_token = unsigned_jwt(&json!({
@@ -197,10 +192,7 @@ fn exchange(state: &mut Programmed, request: &CloudRequest) -> Result<Response, 
         "tenant": state.tenant,
     }));
     state.refresh_tokens.push(refresh_token.clone());
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"refresh_token": refresh_token}),
-    ))
+    json_response(StatusCode::OK, &json!({"refresh_token": refresh_token}))
 }
 
 fn basic_refresh_token(request: &CloudRequest) -> Option<String> {
@@ -217,7 +209,7 @@ fn access_token(
     state: &mut Programmed,
     params: &[(String, String)],
     refresh: Option<&str>,
-) -> Result<Response, Response> {
+) -> Response {
     let param = |name: &str| {
         params
             .iter()
@@ -231,22 +223,19 @@ fn access_token(
         .and_then(|c| c["exp"].as_u64())
         .is_some_and(|exp| exp > unix_now());
     if !known || !unexpired || param("service") != state.host {
-        return Err(error(
+        return error(
             StatusCode::UNAUTHORIZED,
             "UNAUTHORIZED",
             "authentication required, visit https://aka.ms/acr/authorization for more information.",
-        ));
+        );
     }
     let scope = param("scope").to_owned();
     let token = format!("acr-access-{}", state.access_tokens.len() + 1);
     state.access_tokens.insert(token.clone(), scope);
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access_token": token}),
-    ))
+    json_response(StatusCode::OK, &json!({"access_token": token}))
 }
 
-fn registry_api(state: &Programmed, request: &CloudRequest) -> Result<Response, Response> {
+fn registry_api(state: &Programmed, request: &CloudRequest) -> Response {
     let name = request
         .path
         .strip_prefix("/v2/")
@@ -279,21 +268,18 @@ fn registry_api(state: &Programmed, request: &CloudRequest) -> Result<Response, 
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, value);
         }
-        return Err(response);
+        return response;
     }
     let Some(name) = name else {
-        return Ok(json_response(StatusCode::OK, &json!({})));
+        return json_response(StatusCode::OK, &json!({}));
     };
     match state.repositories.get(name) {
-        Some(tags) => Ok(json_response(
-            StatusCode::OK,
-            &json!({"name": name, "tags": tags}),
-        )),
-        None => Err(error(
+        Some(tags) => json_response(StatusCode::OK, &json!({"name": name, "tags": tags})),
+        None => error(
             StatusCode::NOT_FOUND,
             "NAME_UNKNOWN",
             &format!("repository name not known to registry: {name}"),
-        )),
+        ),
     }
 }
 
