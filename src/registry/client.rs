@@ -94,6 +94,9 @@ impl RegistryClient {
                 config.ca_file.as_deref(),
             )?)
         };
+        if let Some(cloud) = &cloud {
+            cloud.register_metrics(metrics);
+        }
         let transport = Transport::new(config, Metrics::register(metrics))?;
         Ok(Self {
             inner: Arc::new(Inner {
