@@ -95,8 +95,8 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
         .map(crate::duration::parse)
         .transpose()?;
     let config = registry_config(&args)?;
-    let client = RegistryClient::new(config, &mut Default::default())
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let client =
+        RegistryClient::new(config, &mut Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let credential = match credential(&args, image.registry())? {
         Some(credential) => Some(credential),
         // `check` runs as one user of one namespace-less identity: the namespace limit does not apply.

@@ -154,6 +154,39 @@ async fn a_credential_is_cached_per_identity_and_concurrent_fetches_are_one() {
 }
 
 #[tokio::test]
+async fn every_fetch_is_counted_by_provider_and_outcome() {
+    let bed = Bed::start().await;
+    let config = RegistryConfig {
+        ca_file: Some(bed.dir.path().join("ca.pem")),
+        cloud: CloudConfig {
+            providers: vec![Provider::Aws],
+            namespaces: vec![],
+            env: Env::from_pairs(bed.irsa_env()),
+        },
+        ..RegistryConfig::default()
+    };
+    let mut metrics = prometheus_client::registry::Registry::default();
+    let client = RegistryClient::new(config, &mut metrics).unwrap();
+    bed.fake.fail(Step::Ecr, 403, "AccessDeniedException", "no");
+    credential(&client, &bed, "a").await.unwrap_err();
+    bed.fake.heal();
+    credential(&client, &bed, "a").await.unwrap();
+    credential(&client, &bed, "a").await.unwrap();
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &metrics).unwrap();
+    assert!(
+        text.contains(r#"cloud_credential_fetches_total{provider="aws",outcome="issued"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"cloud_credential_fetches_total{provider="aws",outcome="ECR GetAuthorizationToken"} 1"#
+        ),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn a_credential_near_expiry_is_renewed_with_the_rotated_token_file() {
     let bed = Bed::start().await;
     // 4 minutes left at issue: inside the 5-minute margin, so every use fetches again.
@@ -390,7 +423,7 @@ fn our_sigv4_signatures_equal_botocores() {
                 for (hi, head) in headers.iter().enumerate() {
                     n += 1;
                     let body = bodies[n % bodies.len()];
-                    let token = (n % 2 == 0).then(|| format!("session+/token{n}="));
+                    let token = n.is_multiple_of(2).then(|| format!("session+/token{n}="));
                     let mut url =
                         url::Url::parse("https://api.ecr.eu-west-1.amazonaws.com").unwrap();
                     url.set_path(path);

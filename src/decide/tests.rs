@@ -152,7 +152,10 @@ mod credential_choice {
         std::fs::write(dir.path().join("token"), "web-identity").unwrap();
         let env = Env::from_pairs([
             ("AWS_ROLE_ARN", ROLE.to_owned()),
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", dir.path().join("token").display().to_string()),
+            (
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                dir.path().join("token").display().to_string(),
+            ),
             ("AWS_ENDPOINT_URL", fake.endpoint()),
         ]);
         let config = RegistryConfig {
@@ -165,9 +168,11 @@ mod credential_choice {
             resolve: vec![(ECR_HOST.to_owned(), fake.addr())],
             ..RegistryConfig::default()
         };
-        let client =
-            RegistryClient::new(config, &mut prometheus_client::registry::Registry::default())
-                .unwrap();
+        let client = RegistryClient::new(
+            config,
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap();
         (fake, dir, client)
     }
 
@@ -206,7 +211,9 @@ mod credential_choice {
             .unwrap();
         assert_eq!(credential, None);
         // A registry no enabled cloud serves goes anonymous too.
-        let (credential, _) = choose_credential(&client, "team-a", &[], "quay.io").await.unwrap();
+        let (credential, _) = choose_credential(&client, "team-a", &[], "quay.io")
+            .await
+            .unwrap();
         assert_eq!(credential, None);
     }
 

@@ -95,6 +95,9 @@ impl RegistryClient {
                 &config.resolve,
             )?)
         };
+        if let Some(cloud) = &cloud {
+            cloud.register_metrics(metrics);
+        }
         let transport = Transport::new(config, Metrics::register(metrics))?;
         Ok(Self {
             inner: Arc::new(Inner {

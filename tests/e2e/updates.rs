@@ -77,7 +77,12 @@ async fn a_missing_pull_secret_is_skipped_with_a_warning_and_the_check_goes_on()
     env.push("open/app", "1.0.0", "a").await;
     let newer = env.push("open/app", "1.0.1", "a").await;
     let current = env.image("open/app", "1.0.0");
-    env.create(Kind::Deployment, "open", &[("app", &current)], &as_pairs(&enabled("version")));
+    env.create(
+        Kind::Deployment,
+        "open",
+        &[("app", &current)],
+        &as_pairs(&enabled("version")),
+    );
     env.edit(Kind::Deployment, "open", |d| {
         d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "gone"}]);
     });
@@ -86,9 +91,12 @@ async fn a_missing_pull_secret_is_skipped_with_a_warning_and_the_check_goes_on()
     assert_eq!(kind, "Warning");
     assert!(note.contains("gone"), "{note}");
     let expected = format!("{}@{}", env.image("open/app", "1.0.1"), newer.digest);
-    env.wait_for(Kind::Deployment, "open", "updated without the missing secret", |d| {
-        d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str()
-    })
+    env.wait_for(
+        Kind::Deployment,
+        "open",
+        "updated without the missing secret",
+        |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str(),
+    )
     .await;
 }
 
@@ -114,7 +122,12 @@ async fn a_pull_secret_the_registry_refuses_is_a_registry_error_naming_the_secre
         )
         .expect("secret");
     let current = env.image("private/app", "1.0.0");
-    env.create(Kind::Deployment, "private", &[("app", &current)], &as_pairs(&enabled("version")));
+    env.create(
+        Kind::Deployment,
+        "private",
+        &[("app", &current)],
+        &as_pairs(&enabled("version")),
+    );
     env.edit(Kind::Deployment, "private", |d| {
         d["spec"]["template"]["spec"]["imagePullSecrets"] = json!([{"name": "stale"}]);
     });

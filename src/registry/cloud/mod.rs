@@ -26,6 +26,8 @@ use std::net::Ipv6Addr;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use regex::Regex;
 use url::Url;
 
@@ -314,6 +316,14 @@ impl CloudConfig {
     }
 }
 
+/// Labels of `cloud_credential_fetches_total`: bounded (three providers, a fixed list of step names).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct FetchLabels {
+    provider: &'static str,
+    /// `issued`, or the step that failed ("STS AssumeRoleWithWebIdentity").
+    outcome: &'static str,
+}
+
 /// One cached credential and the lock that makes concurrent fetches of it one.
 type Slot = Arc<tokio::sync::Mutex<Option<Issued>>>;
 
@@ -322,6 +332,7 @@ pub struct CloudIdentity {
     config: CloudConfig,
     http: reqwest::Client,
     slots: Mutex<HashMap<String, Slot>>,
+    fetches: Family<FetchLabels, Counter>,
 }
 
 impl fmt::Debug for CloudIdentity {
@@ -364,7 +375,18 @@ impl CloudIdentity {
             config,
             http,
             slots: Mutex::default(),
+            fetches: Family::default(),
         })
+    }
+
+    /// Registers `cloud_credential_fetches_total{provider, outcome}`: every fetch from a cloud (cache hits are
+    /// not fetches), `outcome` being `issued` or the step that failed.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "cloud_credential_fetches",
+            "Registry credentials fetched with the controller's cloud identity, by provider and outcome",
+            self.fetches.clone(),
+        );
     }
 
     /// The settings.
@@ -417,8 +439,13 @@ impl CloudIdentity {
             return Ok(issued.credential.clone());
         }
         let span = tracing::info_span!("cloud_credential", provider = %provider, registry = host, identity = %identity);
-        let mut issued =
-            tracing::Instrument::instrument(self.issue(provider, registry), span).await?;
+        let outcome = tracing::Instrument::instrument(self.issue(provider, registry), span).await;
+        let labels = FetchLabels {
+            provider: provider.name(),
+            outcome: outcome.as_ref().map_or_else(|e| e.step, |_| "issued"),
+        };
+        self.fetches.get_or_create(&labels).inc();
+        let mut issued = outcome?;
         // Whatever the provider built, the transport must know it is this cloud's: that is what keeps it
         // to the cloud's own HTTPS hosts.
         issued.credential.origin = super::Origin::Cloud(provider);
