@@ -511,6 +511,19 @@ async fn the_expiry_follows_the_refresh_token_lifetime() {
 }
 
 #[tokio::test]
+async fn an_opaque_refresh_token_expires_with_the_entra_id_token() {
+    let azure = Azure::start().await;
+    azure.acr.issue_opaque_refresh_tokens();
+    azure.entra.set_expires_in(900);
+    let issued = azure.issue().await.unwrap();
+    assert!(issued.credential.password.starts_with("opaque-refresh-1."));
+    assert_near(
+        issued.expires_at,
+        SystemTime::now() + Duration::from_secs(900),
+    );
+}
+
+#[tokio::test]
 async fn a_federated_token_for_another_audience_is_refused_by_entra_id() {
     let azure = Azure::start().await;
     azure.write_token(&federated_token("api://SomethingElse", SUBJECT, 1));

@@ -40,6 +40,7 @@ struct Programmed {
     host: String,
     tenant: String,
     refresh_lifetime: u64,
+    opaque_refresh: bool,
     repositories: HashMap<String, Vec<String>>,
     refresh_tokens: Vec<String>,
     /// Access token → the scope it was issued for.
@@ -65,6 +66,7 @@ impl FakeAcr {
             host: String::new(),
             tenant: tenant.to_owned(),
             refresh_lifetime: 3 * 3600,
+            opaque_refresh: false,
             repositories: HashMap::new(),
             refresh_tokens: Vec::new(),
             access_tokens: HashMap::new(),
@@ -100,6 +102,11 @@ impl FakeAcr {
     /// The lifetime of refresh tokens issued from now on.
     pub fn set_refresh_lifetime(&self, seconds: u64) {
         lock(&self.state).refresh_lifetime = seconds;
+    }
+
+    /// Issues refresh tokens that are not JWTs (clients then cannot read their expiry).
+    pub fn issue_opaque_refresh_tokens(&self) {
+        lock(&self.state).opaque_refresh = true;
     }
 
     /// The next request to `path` (`/oauth2/exchange`, `/oauth2/token`) is refused with `status` and the
@@ -194,8 +201,13 @@ fn exchange(state: &mut Programmed, request: &CloudRequest) -> Response {
         );
     }
     let now = unix_now();
-    let refresh_token = unsigned_jwt(&json!({
-        "jti": format!("acr-refresh-{}", state.refresh_tokens.len() + 1),
+    let serial = state.refresh_tokens.len() + 1;
+    let refresh_token = if state.opaque_refresh {
+        // Still expiring, so the token service's own check keeps working.
+        format!("opaque-refresh-{serial}.{}", now + state.refresh_lifetime)
+    } else {
+        unsigned_jwt(&json!({
+        "jti": format!("acr-refresh-{serial}"),
         "sub": claims["appid"],
         "nbf": now,
         "iat": now,
@@ -205,7 +217,8 @@ fn exchange(state: &mut Programmed, request: &CloudRequest) -> Response {
         "version": "1.0",
         "grant_type": "refresh_token",
         "tenant": state.tenant,
-    }));
+        }))
+    };
     state.refresh_tokens.push(refresh_token.clone());
     json_response(StatusCode::OK, &json!({"refresh_token": refresh_token}))
 }
@@ -234,8 +247,10 @@ fn access_token(
     };
     let known = refresh.is_some_and(|r| state.refresh_tokens.iter().any(|t| t == r));
     let unexpired = refresh
-        .and_then(jwt_claims)
-        .and_then(|c| c["exp"].as_u64())
+        .and_then(|r| match jwt_claims(r) {
+            Some(claims) => claims["exp"].as_u64(),
+            None => r.rsplit_once('.').and_then(|(_, exp)| exp.parse().ok()),
+        })
         .is_some_and(|exp| exp > unix_now());
     if !known || !unexpired || param("service") != state.host {
         return error(
