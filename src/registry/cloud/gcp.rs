@@ -121,8 +121,10 @@ pub async fn issue_from(
     http: &reqwest::Client,
     server: &MetadataServer,
 ) -> Result<Issued, CloudError> {
+    let url = server.token_url()?;
+    super::check_source(STEP, &url)?;
     let response = http
-        .get(server.token_url()?)
+        .get(url)
         .header(FLAVOR_HEADER, FLAVOR)
         .send()
         .await
@@ -131,7 +133,7 @@ pub async fn issue_from(
                 "cannot reach the metadata server at {}: {}; on GKE, enable Workload Identity on the \
                  cluster and node pool",
                 server.base,
-                describe(&e)
+                super::describe(&e)
             ))
         })?;
     let status = response.status();
@@ -180,11 +182,12 @@ fn fail(message: String) -> CloudError {
 
 async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, CloudError> {
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| fail(format!("reading the answer failed: {}", describe(&e))))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        fail(format!(
+            "reading the answer failed: {}",
+            super::describe(&e)
+        ))
+    })? {
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(fail(format!(
                 "the answer exceeds {MAX_BODY_BYTES} bytes: not a metadata server"
@@ -201,18 +204,6 @@ fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
     crate::untrusted::echo(&line).into_owned()
-}
-
-/// An error with its causes: reqwest's own message omits why a connection failed.
-fn describe(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
