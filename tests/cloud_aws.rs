@@ -494,3 +494,52 @@ fn our_sigv4_signatures_equal_botocores() {
         ours.len()
     );
 }
+
+/// A writer collecting what the subscriber formats, to read the log back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_key_or_password_reaches_the_log() {
+    let bed = Bed::start().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let client = bed.client(bed.irsa_env(), &[], &[]);
+    let credential = credential(&client, &bed, "team-a").await.unwrap();
+    client
+        .list_tags(&bed.repo(), Some(&credential))
+        .await
+        .unwrap();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        log.contains("issued a registry credential from cloud identity"),
+        "{log}"
+    );
+    assert!(log.contains(ROLE), "the identity is named: {log}");
+    for secret in [
+        bed.fake.password().as_str(),
+        "web-identity-1",
+        "fake/secret+1",
+        "FwoGZXIvYXdzEFake",
+    ] {
+        assert!(
+            !log.contains(secret),
+            "{secret} leaked into the log:\n{log}"
+        );
+    }
+}
