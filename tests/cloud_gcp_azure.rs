@@ -58,6 +58,47 @@ fn assert_near(actual: SystemTime, expected: SystemTime) {
     );
 }
 
+/// A writer collecting what the subscriber formats, to read the log back.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Captures every event of this thread (the tests' runtime is single-threaded) until the guard drops.
+    fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn assert_free_of(&self, secrets: &[&str]) {
+        let log = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            log.contains("issued a registry credential from cloud identity"),
+            "{log}"
+        );
+        for secret in secrets {
+            assert!(
+                !log.contains(secret),
+                "{secret} leaked into the log:\n{log}"
+            );
+        }
+    }
+}
+
 // ---- GKE metadata server ----
 
 async fn metadata() -> (FakeGkeMetadata, MetadataServer) {
@@ -104,6 +145,49 @@ async fn the_metadata_server_is_found_through_gce_metadata_host() {
         "{err}"
     );
     assert_eq!(fake.requests().len(), 1);
+}
+
+/// The controller's path for GAR and GCR: the dispatch chooses GCP by the host pattern, caches one token for
+/// both, and never logs it.
+#[tokio::test]
+async fn the_controllers_cloud_dispatch_issues_a_gar_credential_without_logging_it() {
+    let (fake, _) = metadata().await;
+    let (log, _guard) = Captured::start();
+    watch_cluster::install_crypto_provider();
+    let config = RegistryConfig {
+        cloud: CloudConfig {
+            providers: vec![Provider::Gcp],
+            namespaces: Vec::new(),
+            env: Env::from_pairs([("GCE_METADATA_HOST", fake.host())]),
+        },
+        ..RegistryConfig::default()
+    };
+    let client = RegistryClient::new(config, &mut Registry::default()).unwrap();
+    let credential = client
+        .cloud_credential("team-a", "europe-west1-docker.pkg.dev")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(credential.username, "oauth2accesstoken");
+    assert_eq!(credential.password, "ya29.testkit-1");
+    assert_eq!(credential.cloud_provider(), Some(Provider::Gcp));
+    let gcr = client
+        .cloud_credential("team-a", "eu.gcr.io")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        gcr, credential,
+        "one identity, one cached token for GAR and GCR"
+    );
+    assert_eq!(fake.issued_tokens().len(), 1);
+    assert!(
+        client
+            .cloud_credential("team-a", "gcr.io.evil.example")
+            .await
+            .is_none()
+    );
+    log.assert_free_of(&["ya29.testkit-1"]);
 }
 
 #[tokio::test]
@@ -420,6 +504,7 @@ async fn the_controllers_cloud_dispatch_lists_acr_tags_with_workload_identity() 
         ..RegistryConfig::default()
     };
     let client = RegistryClient::new(config, &mut Registry::default()).unwrap();
+    let (log, _guard) = Captured::start();
 
     let credential = client
         .cloud_credential("team-a", ACR)
@@ -451,6 +536,10 @@ async fn the_controllers_cloud_dispatch_lists_acr_tags_with_workload_identity() 
         client.cloud_credential("team-b", ACR).await.is_none(),
         "team-b may not borrow the identity"
     );
+    let mut secrets = vec![assertion.clone(), credential.password.clone()];
+    secrets.extend(entra.issued_tokens());
+    secrets.extend((1..=3).map(|n| format!("acr-access-{n}")));
+    log.assert_free_of(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 #[tokio::test]
