@@ -182,7 +182,7 @@ mod tests {
             {"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "size": 1, "digest": "sha256:aa",
              "annotations": {SIGNATURE_ANNOTATION: "not base64!"}}]});
         assert!(signature_layers(bad.to_string().as_bytes()).is_err());
-        assert!(signature_layers(b"[]").is_err());
+        assert!(signature_layers(b"\"a string\"").is_err());
     }
 
     #[test]
