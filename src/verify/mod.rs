@@ -145,6 +145,43 @@ pub struct VerifyConfig {
     pub required_for: RequiredFor,
 }
 
+/// What a check verifies: the [`Verifier`] (when keys are configured) and the images it must be used for.
+#[derive(Debug, Clone, Default)]
+pub struct SignaturePolicy {
+    verifier: Option<Verifier>,
+    required_for: RequiredFor,
+}
+
+impl SignaturePolicy {
+    /// The policy of `config`, verifying through `registry`; registers the verifier's metrics.
+    pub fn new(
+        config: &VerifyConfig,
+        registry: &RegistryClient,
+        metrics: &mut prometheus_client::registry::Registry,
+    ) -> Self {
+        Self {
+            verifier: config
+                .keys
+                .as_ref()
+                .map(|keys| Verifier::new(Arc::clone(keys), registry.clone(), metrics)),
+            required_for: config.required_for.clone(),
+        }
+    }
+
+    /// Whether `VERIFY_KEYS` is configured.
+    pub fn has_keys(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// The verifier for a container running `image`, when its candidates must be verified: the workload
+    /// asks for it (`verify: cosign`) or `VERIFY_REQUIRED_FOR` matches the image. `None` also when no key is
+    /// configured; `verify` then is an invalid annotation, which holds every update.
+    pub fn verifier_for(&self, annotated: bool, image: &crate::image::ImageRef) -> Option<&Verifier> {
+        let required = annotated || self.required_for.requires(image);
+        self.verifier.as_ref().filter(|_| required)
+    }
+}
+
 struct Inner {
     registry: RegistryClient,
     keys: Arc<KeySet>,
