@@ -27,7 +27,7 @@ use chrono::{SecondsFormat, Utc};
 use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
-use crate::resolve::{CandidateGates, Resolution, Target, resolve_signed};
+use crate::resolve::{CandidateGates, RejectedCandidate, Resolution, Target, resolve_signed};
 use crate::verify::{KeySet, Verifier};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
@@ -129,7 +129,8 @@ fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> Stri
     let mut out = match &resolution.evaluation {
         Some(evaluation) => {
             let listed = evaluation.accepted.len() + evaluation.rejected.len();
-            render_version(image, strategy, resolution, evaluation, listed)
+            let rejected = &resolution.signatures.rejected;
+            render_version_signed(image, strategy, &resolution.decision, evaluation, listed, rejected)
         }
         None => render_latest(image, resolution),
     };
@@ -251,15 +252,28 @@ fn render_signatures(out: &mut String, resolution: &Resolution) {
     }
 }
 
-/// The report of a version strategy: decision, newer candidates, then ruled-out tags grouped by reason.
+/// The report of a version strategy without signature verification.
+#[cfg(test)]
 fn render_version(
     image: &ImageRef,
     strategy: Strategy,
-    resolution: &Resolution,
+    decision: &Decision,
     evaluation: &Evaluation,
     listed: usize,
 ) -> String {
-    let decision = &resolution.decision;
+    render_version_signed(image, strategy, decision, evaluation, listed, &[])
+}
+
+/// The report of a version strategy: decision, newer candidates (each signature rejected marked), then
+/// ruled-out tags grouped by reason.
+fn render_version_signed(
+    image: &ImageRef,
+    strategy: Strategy,
+    decision: &Decision,
+    evaluation: &Evaluation,
+    listed: usize,
+    rejected: &[RejectedCandidate],
+) -> String {
     let mut out = header(image, strategy, decision);
     let chosen = match decision {
         Decision::Update { tag, .. } => Some(tag.as_str()),
@@ -268,11 +282,7 @@ fn render_version(
     let _ = writeln!(out, "tags listed: {listed}");
     let _ = writeln!(out, "newer candidates ({}):", evaluation.accepted.len());
     for candidate in &evaluation.accepted {
-        let signature_rejected = resolution
-            .signatures
-            .rejected
-            .iter()
-            .find(|r| r.tag == candidate.as_str());
+        let signature_rejected = rejected.iter().find(|r| r.tag == candidate.as_str());
         let note = match (chosen, signature_rejected) {
             (_, Some(r)) => format!("not chosen: signature rejected ({})", r.rejection.kind.as_str()),
             (Some(c), None) if c == candidate.as_str() => "chosen".to_owned(),
@@ -415,6 +425,8 @@ mod tests {
             tag_filter: None,
             skip: None,
             min_age: None,
+            verify: None,
+            verify_keys: None,
         };
         assert_eq!(
             credential(&args, "registry:5000").unwrap(),
@@ -449,6 +461,7 @@ mod tests {
                     ripens_at,
                 }],
             }),
+            signatures: Default::default(),
         };
         let report = render(&image, Strategy::Version, &resolution);
         assert!(

@@ -111,3 +111,6 @@ fn signature_rejected(rejected: &[RejectedCandidate]) -> KeepReason {
         why: best.rejection.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

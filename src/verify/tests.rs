@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde_json::json;
 use watch_cluster_testkit::{FakeRegistry, Fault};
@@ -63,21 +61,7 @@ impl Bed {
 
     /// cosign's `.sig` manifest for `digest`: one layer per (payload, signature).
     fn sig_tag(&self, digest: &str, layers: &[(Vec<u8>, Vec<u8>)]) {
-        let layers: Vec<_> = layers
-            .iter()
-            .map(|(payload, signature)| {
-                let blob = self.fake.set_blob(REPO, payload);
-                json!({"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "size": payload.len(), "digest": blob,
-                       "annotations": {SIGNATURE_ANNOTATION: STANDARD.encode(signature)}})
-            })
-            .collect();
-        let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
-                       "digest": self.fake.set_blob(REPO, b"{}")},
-            "layers": layers});
-        let tag = signature_tag(digest).unwrap();
-        self.fake
-            .set_manifest(REPO, Some(&tag), OCI_MANIFEST, body.to_string().as_bytes());
+        testing::publish_sig_tag(&self.fake, REPO, digest, layers);
     }
 
     /// A Sigstore bundle referrer of `subject` (the unsigned manifest subject) holding `bundle`.
