@@ -28,9 +28,9 @@ use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
 use crate::resolve::{CandidateGates, RejectedCandidate, Resolution, Target, resolve_signed};
-use crate::verify::{KeySet, Verifier};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
+use crate::verify::{KeySet, Verifier};
 
 /// The container name the strategies see; the quarantine is empty, so it never matters.
 const CONTAINER: &str = "check";
@@ -117,9 +117,16 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
     };
     // The same resolution as the controller's, with an empty quarantine and nothing pending.
     let quarantine = Quarantine::default();
-    let resolution = resolve_signed(&client, strategy, target, &quarantine, gates, verifier.as_ref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resolution = resolve_signed(
+        &client,
+        strategy,
+        target,
+        &quarantine,
+        gates,
+        verifier.as_ref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", render(&image, strategy, &resolution));
     Ok(())
 }
@@ -130,7 +137,14 @@ fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> Stri
         Some(evaluation) => {
             let listed = evaluation.accepted.len() + evaluation.rejected.len();
             let rejected = &resolution.signatures.rejected;
-            render_version_signed(image, strategy, &resolution.decision, evaluation, listed, rejected)
+            render_version_signed(
+                image,
+                strategy,
+                &resolution.decision,
+                evaluation,
+                listed,
+                rejected,
+            )
         }
         None => render_latest(image, resolution),
     };
@@ -169,7 +183,9 @@ fn verifier(args: &CheckArgs, client: &RegistryClient) -> anyhow::Result<Option<
         return Ok(None);
     };
     if !kind.trim().eq_ignore_ascii_case("cosign") {
-        anyhow::bail!("--verify {kind:?} is not supported: the only verification is --verify cosign");
+        anyhow::bail!(
+            "--verify {kind:?} is not supported: the only verification is --verify cosign"
+        );
     }
     let keys = KeySet::load(path).context("invalid --verify-keys")?;
     Ok(Some(Verifier::new(
@@ -284,7 +300,10 @@ fn render_version_signed(
     for candidate in &evaluation.accepted {
         let signature_rejected = rejected.iter().find(|r| r.tag == candidate.as_str());
         let note = match (chosen, signature_rejected) {
-            (_, Some(r)) => format!("not chosen: signature rejected ({})", r.rejection.kind.as_str()),
+            (_, Some(r)) => format!(
+                "not chosen: signature rejected ({})",
+                r.rejection.kind.as_str()
+            ),
             (Some(c), None) if c == candidate.as_str() => "chosen".to_owned(),
             (Some(c), None) => format!("not chosen: {c} is higher"),
             (None, None) => "not chosen".to_owned(),

@@ -454,7 +454,8 @@ fn parse_verify(
                 problem,
                 example: "ghcr.io/acme/**,registry.example.com/*/api",
             };
-            let parsed = crate::verify::RequiredFor::parse(value).map_err(|e| error(e.to_string()))?;
+            let parsed =
+                crate::verify::RequiredFor::parse(value).map_err(|e| error(e.to_string()))?;
             if !parsed.is_empty() && keys.is_none() {
                 return Err(error(
                     "set without VERIFY_KEYS: there is no key to verify with; set VERIFY_KEYS to the public keys too"

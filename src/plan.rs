@@ -164,7 +164,11 @@ async fn pending(scope: &Scope<'_>, workload: &Workload, settings: &Settings) ->
         },
         None => std::sync::Arc::default(),
     };
-    match decide(client, registry, workload, settings, None, &cluster, signatures).await {
+    match decide(
+        client, registry, workload, settings, None, &cluster, signatures,
+    )
+    .await
+    {
         Err(invalid) => format!("not checked: {invalid}"),
         Ok(findings) => describe(&findings, settings, Utc::now()),
     }

@@ -515,7 +515,16 @@ async fn plan<K: ManagedKind>(
         Ok(cluster) => {
             let revert = known_revert.as_deref();
             let signatures = &ctx.signatures;
-            decide(&ctx.client, registry, workload, settings, revert, &cluster, signatures).await
+            decide(
+                &ctx.client,
+                registry,
+                workload,
+                settings,
+                revert,
+                &cluster,
+                signatures,
+            )
+            .await
         }
         Err(unreadable) => Err(unreadable),
     };

@@ -129,7 +129,10 @@ impl RegistryClient {
     ) -> Result<Bytes, RegistryError> {
         let target = format!("read the blob {repo}@{digest}");
         if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+            return Err(RegistryError::malformed(
+                &target,
+                "not a sha256/sha512 digest",
+            ));
         }
         let transport = &self.inner.transport;
         let call = Call {
@@ -144,7 +147,10 @@ impl RegistryClient {
         if reply.body.len() > max_bytes {
             return Err(RegistryError::malformed(
                 &target,
-                format!("{} bytes, more than the {max_bytes} allowed", reply.body.len()),
+                format!(
+                    "{} bytes, more than the {max_bytes} allowed",
+                    reply.body.len()
+                ),
             ));
         }
         manifest::verify_body(digest, &reply.body)
@@ -161,7 +167,10 @@ impl RegistryClient {
     ) -> Result<Referrers, RegistryError> {
         let target = format!("list the referrers of {repo}@{digest}");
         if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+            return Err(RegistryError::malformed(
+                &target,
+                "not a sha256/sha512 digest",
+            ));
         }
         let transport = &self.inner.transport;
         let call = Call {
@@ -189,8 +198,7 @@ impl RegistryClient {
             }
             Err(other) => return Err(other),
         };
-        let referrers =
-            parse_referrers(&body).map_err(|d| RegistryError::malformed(&target, d))?;
+        let referrers = parse_referrers(&body).map_err(|d| RegistryError::malformed(&target, d))?;
         Ok(Referrers {
             source,
             listing_digest: Some(format!("sha256:{}", hex::encode(Sha256::digest(&body)))),

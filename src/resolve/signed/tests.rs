@@ -109,14 +109,23 @@ async fn an_unsigned_best_candidate_is_passed_over_for_the_next_lower_signed_one
     assert_eq!(r.signatures.rejected.len(), 1);
     let rejected = &r.signatures.rejected[0];
     assert_eq!(rejected.tag, "1.3.0");
-    assert_eq!(rejected.image, image.with_tag_and_digest("1.3.0", &digest('c')));
+    assert_eq!(
+        rejected.image,
+        image.with_tag_and_digest("1.3.0", &digest('c'))
+    );
     assert_eq!(rejected.rejection.kind, RejectionKind::Unsigned);
 }
 
 #[tokio::test]
 async fn at_most_three_candidates_are_verified_per_check() {
     let bed = bed().await;
-    bed.publish(&[("1.1.0", 'a'), ("1.2.0", 'b'), ("1.3.0", 'c'), ("1.4.0", 'd'), ("1.5.0", 'e')]);
+    bed.publish(&[
+        ("1.1.0", 'a'),
+        ("1.2.0", 'b'),
+        ("1.3.0", 'c'),
+        ("1.4.0", 'd'),
+        ("1.5.0", 'e'),
+    ]);
     bed.sign('a');
     let image = bed.image("1.0.0");
     let r = bed.run(Strategy::Version, &image, None).await;
@@ -126,10 +135,23 @@ async fn at_most_three_candidates_are_verified_per_check() {
         "{:?}",
         r.decision
     );
-    let tags: Vec<&str> = r.signatures.rejected.iter().map(|c| c.tag.as_str()).collect();
+    let tags: Vec<&str> = r
+        .signatures
+        .rejected
+        .iter()
+        .map(|c| c.tag.as_str())
+        .collect();
     assert_eq!(tags, ["1.5.0", "1.4.0", "1.3.0"]);
-    assert_eq!(bed.signature_reads(), MAX_VERIFIED, "1.2.0 and the signed 1.1.0 were not looked at");
-    assert!(r.decision.to_string().contains("Unsigned"), "{}", r.decision);
+    assert_eq!(
+        bed.signature_reads(),
+        MAX_VERIFIED,
+        "1.2.0 and the signed 1.1.0 were not looked at"
+    );
+    assert!(
+        r.decision.to_string().contains("Unsigned"),
+        "{}",
+        r.decision
+    );
 }
 
 #[tokio::test]
@@ -140,11 +162,17 @@ async fn latest_holds_an_unsigned_new_digest_and_takes_it_once_signed() {
     let current = digest('0');
     let r = bed.run(Strategy::Latest, &image, Some(&current)).await;
     assert!(
-        matches!(&r.decision, Decision::Keep(KeepReason::SignatureRejected { .. })),
+        matches!(
+            &r.decision,
+            Decision::Keep(KeepReason::SignatureRejected { .. })
+        ),
         "{:?}",
         r.decision
     );
-    assert_eq!(r.signatures.rejected[0].image, image.with_tag_and_digest("latest", &digest('e')));
+    assert_eq!(
+        r.signatures.rejected[0].image,
+        image.with_tag_and_digest("latest", &digest('e'))
+    );
     bed.sign('e');
     // The cached rejection is compared with the registry: the new .sig tag changes it.
     let r = bed.run(Strategy::Latest, &image, Some(&current)).await;
