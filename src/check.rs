@@ -497,4 +497,62 @@ mod tests {
         );
         assert!(report.contains("tags listed: 1"), "{report}");
     }
+
+    #[test]
+    fn a_candidate_whose_signature_was_rejected_is_marked_and_the_key_of_the_taken_one_printed() {
+        use crate::resolve::Signatures;
+        use crate::verify::{KeyName, Layout, Rejection, RejectionKind, Verified};
+        let image = ImageRef::parse("registry:5000/app:1.0.0").unwrap();
+        let tags = strings(&["1.1.0", "1.2.0"]);
+        let evaluation = rank_candidates(Strategy::Version, "1.0.0", &tags).unwrap();
+        let d1 = format!("sha256:{}", "1".repeat(64));
+        let decision = Decision::Update {
+            tag: "1.1.0".into(),
+            digest: d1.clone(),
+            reason: crate::strategy::UpdateReason::NewerVersion {
+                tag: "1.1.0".into(),
+            },
+        };
+        let rejected = RejectedCandidate {
+            tag: "1.2.0".into(),
+            image: format!("registry:5000/app:1.2.0@sha256:{}", "2".repeat(64)),
+            rejection: Rejection {
+                kind: RejectionKind::Unsigned,
+                message: "no signature found".into(),
+            },
+        };
+        let resolution = Resolution {
+            decision,
+            evaluation: Some(evaluation),
+            resolved: Vec::new(),
+            age: None,
+            signatures: Signatures {
+                verified: Some(Verified {
+                    key: KeyName {
+                        file: "release.pub".into(),
+                        fingerprint: format!("SHA256:{}", "a".repeat(64)),
+                    },
+                    layout: Layout::SignatureTag,
+                }),
+                rejected: vec![rejected],
+            },
+        };
+        let report = render(&image, Strategy::Version, &resolution);
+        assert!(
+            report.contains("1.2.0  not chosen: signature rejected (Unsigned)"),
+            "{report}"
+        );
+        assert!(report.contains("1.1.0  chosen"), "{report}");
+        assert!(
+            report.contains(&format!(
+                "signature: verified with release.pub (SHA256:{}) (cosign signature tag)",
+                "a".repeat(64)
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains("signature rejected: registry:5000/app:1.2.0@sha256:2222"),
+            "{report}"
+        );
+    }
 }
