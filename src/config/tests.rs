@@ -323,7 +323,13 @@ fn verify_keys_are_loaded_at_startup_and_a_bad_key_names_the_variable_and_file()
     let keys = config.verify.keys.unwrap();
     assert_eq!(keys.keys()[0].name.file, "release.pub");
     assert!(config.verify.required_for.matches("ghcr.io/acme/team/app"));
-    assert!(Config::from_args(&verify_args(Some(""), None)).unwrap().verify.keys.is_none());
+    assert!(
+        Config::from_args(&verify_args(Some(""), None))
+            .unwrap()
+            .verify
+            .keys
+            .is_none()
+    );
 
     std::fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
     let error = Config::from_args(&verify_args(dir.path().to_str(), None)).unwrap_err();
