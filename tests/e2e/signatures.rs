@@ -214,3 +214,75 @@ async fn verify_without_keys_is_an_invalid_annotation_and_nothing_is_updated() {
     env.more_checks(Kind::Deployment, "nokey", 2).await;
     assert_eq!(env.image_of(Kind::Deployment, "nokey", "app"), current);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_with_verify_prints_the_key_of_the_candidate_taken_and_each_rejection() {
+    let env = Env::start().await;
+    env.push("team/chk", "1.0.0", "a").await;
+    let signed = env.push("team/chk", "1.1.0", "a").await;
+    let unsigned = env.push("team/chk", "1.2.0", "a").await;
+    sign_with_sig_tag(&env, "team/chk", &signed.digest).await;
+    let keys = keys_dir();
+    let check = |extra: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"));
+        command
+            .args(["check", &env.image("team/chk", "1.0.0")])
+            .args(["--insecure-registries", &env.registry.host()])
+            .args(extra)
+            .env_clear();
+        command.output().expect("check runs")
+    };
+    let key = keys.path().join("release.pub");
+    let output = check(&[
+        "--verify",
+        "cosign",
+        "--verify-keys",
+        key.to_str().expect("utf-8"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let taken = format!(
+        "decision: update to {}@{}",
+        env.image("team/chk", "1.1.0"),
+        signed.digest
+    );
+    assert!(stdout.contains(&taken), "{stdout}");
+    assert!(
+        stdout.contains("signature: verified with release.pub (SHA256:"),
+        "{stdout}"
+    );
+    let rejected = format!(
+        "signature rejected: {}@{}: Unsigned",
+        env.image("team/chk", "1.2.0"),
+        unsigned.digest
+    );
+    assert!(stdout.contains(&rejected), "{stdout}");
+    assert!(
+        stdout.contains("1.2.0  not chosen: signature rejected (Unsigned)"),
+        "{stdout}"
+    );
+
+    let unverified = check(&[]);
+    let stdout = String::from_utf8_lossy(&unverified.stdout);
+    assert!(
+        stdout.contains("1.2.0"),
+        "without --verify the newest is taken: {stdout}"
+    );
+    let half = check(&["--verify", "cosign"]);
+    assert!(!half.status.success(), "--verify needs --verify-keys");
+    let bad_key = check(&[
+        "--verify",
+        "cosign",
+        "--verify-keys",
+        "/nonexistent/key.pub",
+    ]);
+    let stderr = String::from_utf8_lossy(&bad_key.stderr);
+    assert!(
+        !bad_key.status.success() && stderr.contains("/nonexistent/key.pub"),
+        "{stderr}"
+    );
+}
