@@ -89,9 +89,19 @@ impl RegistryClient {
             Err(other) => return Err(other),
         };
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&reply.body)));
-        if manifest::is_valid_digest(reference) {
-            manifest::verify_body(reference, &reply.body)
-                .map_err(|d| RegistryError::malformed(&target, d))?;
+        // By digest, the bytes must hash to it; by tag, to the digest the registry says it served, when it
+        // says one (a proxy or cache that altered the body is caught either way).
+        let claimed = reply
+            .headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|d| d.starts_with("sha256:") && !manifest::is_valid_digest(reference));
+        for expected in [Some(reference), claimed].into_iter().flatten() {
+            if manifest::is_valid_digest(expected) {
+                manifest::verify_body(expected, &reply.body)
+                    .map_err(|d| RegistryError::malformed(&target, d))?;
+            }
         }
         let media_type = reply
             .headers
@@ -183,7 +193,7 @@ impl RegistryClient {
         };
         let (source, body) = match transport.send(&call).await {
             Ok(reply) => (ReferrersSource::Api, reply.body),
-            Err(RegistryError::NotFound { .. }) => {
+            Err(error) if no_referrers_api(&error) => {
                 let tag = digest.replacen(':', "-", 1);
                 match self.get_manifest(repo, &tag, credential).await? {
                     Some(index) => (ReferrersSource::Tag, index.body),
@@ -204,6 +214,17 @@ impl RegistryClient {
             listing_digest: Some(format!("sha256:{}", hex::encode(Sha256::digest(&body)))),
             referrers,
         })
+    }
+}
+
+/// Whether an answer to the referrers API means the registry does not have one: 404 as the OCI
+/// distribution specification says (distribution 2.8), or the 400/405/501 some registries give for a path
+/// they do not route. Anything else (401, 429, 5xx) is a failure of the lookup.
+fn no_referrers_api(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::NotFound { .. } => true,
+        RegistryError::Status { status, .. } => matches!(status, 400 | 405 | 501),
+        _ => false,
     }
 }
 

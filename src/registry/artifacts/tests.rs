@@ -110,3 +110,33 @@ async fn referrers_come_from_the_api_and_else_from_the_sha256_tag() {
     assert_eq!(api.referrers, expected);
     assert_eq!(fake.count(Method::GET, "/v2/team/app/referrers/"), 3);
 }
+
+#[tokio::test]
+async fn a_registry_that_does_not_route_the_referrers_path_falls_back_and_a_failing_one_is_an_error()
+ {
+    let (fake, client, repo) = setup().await;
+    let subject = format!("sha256:{}", "2".repeat(64));
+    let path = format!("/v2/team/app/referrers/{subject}");
+    fake.fault(&path, Fault::status(405));
+    let listed = client.referrers(&repo, &subject, None).await.unwrap();
+    assert_eq!(listed.source, ReferrersSource::None);
+    fake.fault_always(&path, Fault::status(503));
+    let error = client.referrers(&repo, &subject, None).await.unwrap_err();
+    assert!(error.is_transient(), "{error}");
+}
+
+#[tokio::test]
+async fn a_manifest_read_by_tag_must_hash_to_the_digest_the_registry_claims() {
+    let (fake, client, repo) = setup().await;
+    fake.set_manifest("team/app", Some("sha256-ab.sig"), INDEX, b"{}");
+    let other = format!("sha256:{}", "3".repeat(64));
+    fake.fault_always(
+        "/v2/team/app/manifests/sha256-ab.sig",
+        Fault::ok().wrong_digest(&other),
+    );
+    let error = client
+        .get_manifest(&repo, "sha256-ab.sig", None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.reason(), "Malformed", "{error}");
+}
