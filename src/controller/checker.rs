@@ -600,7 +600,7 @@ async fn report_rejections(
         new
     });
     for rejection in new {
-        let note = format!("{rejection}; it is not taken");
+        let note = rejection.to_string();
         tracing::warn!(container = %rejection.container, image = %rejection.image, reason = rejection.rejection.kind.as_str(), "{note}");
         ctx.events
             .publish(reference, Reason::SignatureRejected, note)
