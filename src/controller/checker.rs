@@ -304,7 +304,8 @@ async fn check_once<K: ManagedKind>(
                 .await;
             return Checked::DryRun(change);
         }
-        match write::<K>(ctx, key, &api, &workload, &plan.changes).await {
+        let signed = plan.signed_note();
+        match write::<K>(ctx, key, &api, &workload, &plan.changes, &signed).await {
             Written::Conflict => continue,
             Written::Done(checked) => return checked,
         }
@@ -343,6 +344,7 @@ async fn write<K: ManagedKind>(
     api: &Api<K>,
     workload: &Workload,
     changes: &[ContainerChange],
+    signed: &str,
 ) -> Written {
     let change = Change::of(changes);
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
@@ -359,9 +361,13 @@ async fn write<K: ManagedKind>(
         Ok(_) => {
             ctx.with_memory(key, |m| m.refused = None);
             ctx.metrics.update();
-            tracing::info!(%change, "image updated");
+            tracing::info!(%change, "image updated{signed}");
             ctx.events
-                .publish(&reference, Reason::ImageUpdated, change.to_string())
+                .publish(
+                    &reference,
+                    Reason::ImageUpdated,
+                    format!("{change}{signed}"),
+                )
                 .await;
             ctx.notifier.try_notify(&Notification::new(
                 notify_ref(key),
