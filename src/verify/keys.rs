@@ -208,9 +208,19 @@ impl KeySet {
         &self.id
     }
 
-    /// `a.pub (SHA256:…), b.pub (SHA256:…)`.
+    /// `a.pub (SHA256:…), b.pub (SHA256:…)`: the first three keys, then how many more (an Event note is
+    /// cut at 1000 bytes).
     pub fn describe(&self) -> String {
-        let names: Vec<String> = self.keys.iter().map(|k| k.name.to_string()).collect();
+        const SHOWN: usize = 3;
+        let mut names: Vec<String> = self
+            .keys
+            .iter()
+            .take(SHOWN)
+            .map(|k| k.name.to_string())
+            .collect();
+        if self.keys.len() > SHOWN {
+            names.push(format!("{} more", self.keys.len() - SHOWN));
+        }
         names.join(", ")
     }
 }
