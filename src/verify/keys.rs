@@ -88,6 +88,9 @@ impl fmt::Debug for PublicKey {
 impl PublicKey {
     /// Reads one PEM `PUBLIC KEY`; `file` names it.
     pub fn from_pem(file: &str, pem_text: &[u8]) -> Result<Self, String> {
+        if !pem_text.trim_ascii_start().starts_with(b"-----BEGIN ") {
+            return Err("not a PEM document (it does not start with a -----BEGIN line)".to_owned());
+        }
         let (label, der) =
             pem::decode_vec(pem_text).map_err(|e| format!("not a PEM document ({e})"))?;
         if label != "PUBLIC KEY" {
