@@ -288,6 +288,7 @@ async fn check_once<K: ManagedKind>(
             return Checked::UpToDate(plan.kept);
         }
         let change = Change::of(&plan.changes);
+        let signed = plan.signed_note();
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
         let holds = settings.gates.holds_at(Utc::now(), settings.force);
         if !holds.is_empty() {
@@ -300,11 +301,14 @@ async fn check_once<K: ManagedKind>(
         }
         if ctx.config.dry_run {
             ctx.events
-                .publish_once(&reference, Reason::DryRunWouldUpdate, change.to_string())
+                .publish_once(
+                    &reference,
+                    Reason::DryRunWouldUpdate,
+                    format!("{change}{signed}"),
+                )
                 .await;
             return Checked::DryRun(change);
         }
-        let signed = plan.signed_note();
         match write::<K>(ctx, key, &api, &workload, &plan.changes, &signed).await {
             Written::Conflict => continue,
             Written::Done(checked) => return checked,
