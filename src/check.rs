@@ -7,7 +7,9 @@
 //!
 //! It runs the same resolution as the controller (`resolve`), with an empty quarantine and nothing pending:
 //! what it prints is what a newly watched workload with this image (and the `--tag-filter`, `--skip` and
-//! `--min-age` gates, mirroring the annotations) would get, including candidates held by `min-age`.
+//! `--min-age` gates, mirroring the annotations) would get, including candidates held by `min-age`. With
+//! `--verify cosign --verify-keys PATH` (the `verify` annotation and `VERIFY_KEYS`) the candidate is taken
+//! only with a verified signature: the key is printed, and each candidate rejected with its reason.
 //!
 //! Tag names come from the registry, so every one printed goes through [`escape`]: a tag carrying ANSI
 //! sequences or CR/LF must not repaint the terminal or forge a line of the report.
@@ -26,9 +28,10 @@ use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
 use crate::registry::cloud::{CloudConfig, Provider};
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
-use crate::resolve::{CandidateGates, Resolution, Target, resolve};
+use crate::resolve::{CandidateGates, RejectedCandidate, Resolution, Target, resolve_signed};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
+use crate::verify::{KeySet, Verifier};
 
 /// The container name the strategies see; the quarantine is empty, so it never matters.
 const CONTAINER: &str = "check";
@@ -71,6 +74,13 @@ pub struct CheckArgs {
     /// comma-separated `aws`, `gcp`, `azure` (docs/cloud-registries.md).
     #[arg(long, env = "CLOUD_REGISTRY_AUTH", value_name = "aws,gcp,azure")]
     pub cloud_registry_auth: Option<String>,
+    /// As the `verify` annotation: `cosign` takes a candidate only with a signature that verifies with
+    /// `--verify-keys`.
+    #[arg(long, value_name = "cosign", requires = "verify_keys")]
+    pub verify: Option<String>,
+    /// A PEM public key, or a directory of them, as `VERIFY_KEYS`.
+    #[arg(long, value_name = "PATH", requires = "verify")]
+    pub verify_keys: Option<PathBuf>,
 }
 
 /// Runs the check and prints the decision.
@@ -106,6 +116,7 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
             .transpose()
             .map_err(|e| anyhow::anyhow!("{e}"))?,
     };
+    let verifier = verifier(&args, &client)?;
     let target = Target {
         container: CONTAINER,
         image: &image,
@@ -120,9 +131,17 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
         now: Utc::now(),
     };
     // The same resolution as the controller's, with an empty quarantine and nothing pending.
-    let resolution = resolve(&client, strategy, target, &Quarantine::default(), gates)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let quarantine = Quarantine::default();
+    let resolution = resolve_signed(
+        &client,
+        strategy,
+        target,
+        &quarantine,
+        gates,
+        verifier.as_ref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", render(&image, strategy, &resolution));
     Ok(())
 }
@@ -132,10 +151,19 @@ fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> Stri
     let mut out = match &resolution.evaluation {
         Some(evaluation) => {
             let listed = evaluation.accepted.len() + evaluation.rejected.len();
-            render_version(image, strategy, &resolution.decision, evaluation, listed)
+            let rejected = &resolution.signatures.rejected;
+            render_version_signed(
+                image,
+                strategy,
+                &resolution.decision,
+                evaluation,
+                listed,
+                rejected,
+            )
         }
         None => render_latest(image, resolution),
     };
+    render_signatures(&mut out, resolution);
     for held in resolution.age.iter().flat_map(|age| &age.held) {
         let _ = writeln!(
             out,
@@ -162,6 +190,24 @@ fn render_latest(image: &ImageRef, resolution: &Resolution) -> String {
         .unwrap_or("unknown (not pinned in the reference)");
     let _ = writeln!(out, "current digest: {current}");
     out
+}
+
+/// The verifier `--verify cosign --verify-keys PATH` asks for.
+fn verifier(args: &CheckArgs, client: &RegistryClient) -> anyhow::Result<Option<Verifier>> {
+    let (Some(kind), Some(path)) = (&args.verify, &args.verify_keys) else {
+        return Ok(None);
+    };
+    if !kind.trim().eq_ignore_ascii_case("cosign") {
+        anyhow::bail!(
+            "--verify {kind:?} is not supported: the only verification is --verify cosign"
+        );
+    }
+    let keys = KeySet::load(path).context("invalid --verify-keys")?;
+    Ok(Some(Verifier::new(
+        std::sync::Arc::new(keys),
+        client.clone(),
+        &mut Default::default(),
+    )))
 }
 
 fn registry_config(args: &CheckArgs) -> anyhow::Result<RegistryConfig> {
@@ -242,13 +288,46 @@ fn header(image: &ImageRef, strategy: Strategy, decision: &Decision) -> String {
     out
 }
 
-/// The report of a version strategy: decision, newer candidates, then ruled-out tags grouped by reason.
+/// What signature verification found: the key of the candidate taken, and each candidate rejected.
+fn render_signatures(out: &mut String, resolution: &Resolution) {
+    if let Some(verified) = &resolution.signatures.verified {
+        let _ = writeln!(
+            out,
+            "signature: verified with {} ({})",
+            verified.key, verified.layout
+        );
+    }
+    for rejected in &resolution.signatures.rejected {
+        let _ = writeln!(
+            out,
+            "signature rejected: {}: {}",
+            escape(&rejected.image),
+            escape(&rejected.rejection.to_string())
+        );
+    }
+}
+
+/// The report of a version strategy without signature verification.
+#[cfg(test)]
 fn render_version(
     image: &ImageRef,
     strategy: Strategy,
     decision: &Decision,
     evaluation: &Evaluation,
     listed: usize,
+) -> String {
+    render_version_signed(image, strategy, decision, evaluation, listed, &[])
+}
+
+/// The report of a version strategy: decision, newer candidates (each signature rejected marked), then
+/// ruled-out tags grouped by reason.
+fn render_version_signed(
+    image: &ImageRef,
+    strategy: Strategy,
+    decision: &Decision,
+    evaluation: &Evaluation,
+    listed: usize,
+    rejected: &[RejectedCandidate],
 ) -> String {
     let mut out = header(image, strategy, decision);
     let chosen = match decision {
@@ -258,10 +337,15 @@ fn render_version(
     let _ = writeln!(out, "tags listed: {listed}");
     let _ = writeln!(out, "newer candidates ({}):", evaluation.accepted.len());
     for candidate in &evaluation.accepted {
-        let note = match chosen {
-            Some(c) if c == candidate.as_str() => "chosen".to_owned(),
-            Some(c) => format!("not chosen: {c} is higher"),
-            None => "not chosen".to_owned(),
+        let signature_rejected = rejected.iter().find(|r| r.tag == candidate.as_str());
+        let note = match (chosen, signature_rejected) {
+            (_, Some(r)) => format!(
+                "not chosen: signature rejected ({})",
+                r.rejection.kind.as_str()
+            ),
+            (Some(c), None) if c == candidate.as_str() => "chosen".to_owned(),
+            (Some(c), None) => format!("not chosen: {c} is higher"),
+            (None, None) => "not chosen".to_owned(),
         };
         let _ = writeln!(out, "  {}  {}", escape(candidate.as_str()), escape(&note));
     }
@@ -400,6 +484,8 @@ mod tests {
             skip: None,
             min_age: None,
             cloud_registry_auth: None,
+            verify: None,
+            verify_keys: None,
         };
         assert_eq!(
             credential(&args, "registry:5000").unwrap(),
@@ -443,6 +529,7 @@ mod tests {
                     ripens_at,
                 }],
             }),
+            signatures: Default::default(),
         };
         let report = render(&image, Strategy::Version, &resolution);
         assert!(
@@ -458,5 +545,63 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("tags listed: 1"), "{report}");
+    }
+
+    #[test]
+    fn a_candidate_whose_signature_was_rejected_is_marked_and_the_key_of_the_taken_one_printed() {
+        use crate::resolve::Signatures;
+        use crate::verify::{KeyName, Layout, Rejection, RejectionKind, Verified};
+        let image = ImageRef::parse("registry:5000/app:1.0.0").unwrap();
+        let tags = strings(&["1.1.0", "1.2.0"]);
+        let evaluation = rank_candidates(Strategy::Version, "1.0.0", &tags).unwrap();
+        let d1 = format!("sha256:{}", "1".repeat(64));
+        let decision = Decision::Update {
+            tag: "1.1.0".into(),
+            digest: d1.clone(),
+            reason: crate::strategy::UpdateReason::NewerVersion {
+                tag: "1.1.0".into(),
+            },
+        };
+        let rejected = RejectedCandidate {
+            tag: "1.2.0".into(),
+            image: format!("registry:5000/app:1.2.0@sha256:{}", "2".repeat(64)),
+            rejection: Rejection {
+                kind: RejectionKind::Unsigned,
+                message: "no signature found".into(),
+            },
+        };
+        let resolution = Resolution {
+            decision,
+            evaluation: Some(evaluation),
+            resolved: Vec::new(),
+            age: None,
+            signatures: Signatures {
+                verified: Some(Verified {
+                    key: KeyName {
+                        file: "release.pub".into(),
+                        fingerprint: format!("SHA256:{}", "a".repeat(64)),
+                    },
+                    layout: Layout::SignatureTag,
+                }),
+                rejected: vec![rejected],
+            },
+        };
+        let report = render(&image, Strategy::Version, &resolution);
+        assert!(
+            report.contains("1.2.0  not chosen: signature rejected (Unsigned)"),
+            "{report}"
+        );
+        assert!(report.contains("1.1.0  chosen"), "{report}");
+        assert!(
+            report.contains(&format!(
+                "signature: verified with release.pub (SHA256:{}) (cosign signature tag)",
+                "a".repeat(64)
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains("signature rejected: registry:5000/app:1.2.0@sha256:2222"),
+            "{report}"
+        );
     }
 }

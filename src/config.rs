@@ -109,6 +109,14 @@ pub struct RunArgs {
     /// The registry push-event listener (`EVENTS_*`).
     #[command(flatten)]
     pub events: EventsArgs,
+    /// A PEM public key, or a directory of them, that candidate signatures must verify with (cosign
+    /// `verify` annotation, `VERIFY_REQUIRED_FOR`).
+    #[arg(long, env = "VERIFY_KEYS", value_name = "PATH")]
+    pub verify_keys: Option<String>,
+    /// Comma-separated globs over `host/repository` (`*` within a path component, `**` across) whose
+    /// images must be verified whatever their annotations say; needs VERIFY_KEYS.
+    #[arg(long, env = "VERIFY_REQUIRED_FOR", value_name = "GLOB,GLOB")]
+    pub verify_required_for: Option<String>,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -173,6 +181,8 @@ pub struct Config {
     pub cloud_registry_auth: Vec<crate::registry::cloud::Provider>,
     /// Namespaces allowed to use cloud identity; empty: every watched namespace.
     pub cloud_registry_namespaces: Vec<String>,
+    /// Signature verification: `VERIFY_KEYS` loaded, `VERIFY_REQUIRED_FOR` parsed.
+    pub verify: crate::verify::VerifyConfig,
 }
 
 /// `QUARANTINE_SCOPE`: where a failed image is quarantined.
@@ -269,6 +279,7 @@ impl Config {
             events: events::parse(&args.events)?,
             cloud_registry_auth: Vec::new(),
             cloud_registry_namespaces: Vec::new(),
+            verify: verify::parse(&args.verify_keys, &args.verify_required_for)?,
         }
         .with_cloud(args)
     }
@@ -586,6 +597,7 @@ impl fmt::Display for LogFormat {
 
 mod ca_file;
 mod events;
+mod verify;
 
 pub use events::{EventsArgs, EventsConfig};
 

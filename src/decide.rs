@@ -21,6 +21,7 @@ use crate::{
     resolve::{self, CandidateGates, Resolution, Target},
     strategy::{ClusterQuarantine, Decision, Quarantine, Strategy},
     update::{ContainerChange, per_container},
+    verify::SignaturePolicy,
     workload::{Container, Workload},
 };
 
@@ -123,6 +124,51 @@ pub struct Findings {
     pub held: Vec<HeldByAge>,
     /// `imagePullSecrets` entries naming a Secret that does not exist (skipped; report them).
     pub missing_secrets: Vec<String>,
+    /// Candidates passed over because their signature was rejected (docs/signatures.md).
+    pub signature_rejections: Vec<SignatureRejection>,
+    /// The signature each verified change was taken with, by container.
+    pub signed: Vec<(String, crate::verify::Verified)>,
+}
+
+impl Findings {
+    /// `; container app: signature verified with release.pub (SHA256:…) (cosign signature tag)` for each
+    /// change taken with a verified signature: the key is named in the update's Event (docs/signatures.md).
+    pub fn signed_note(&self) -> String {
+        self.signed
+            .iter()
+            .filter(|(container, _)| self.changes.iter().any(|c| &c.container.name == container))
+            .map(|(container, v)| {
+                format!(
+                    "; container {container}: signature verified with {} ({})",
+                    v.key, v.layout
+                )
+            })
+            .collect()
+    }
+}
+
+/// A candidate of one container whose signature was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRejection {
+    /// The container.
+    pub container: String,
+    /// The candidate, pinned: `repo:tag@sha256:…`.
+    pub image: String,
+    /// Why.
+    pub rejection: crate::verify::Rejection,
+}
+
+impl std::fmt::Display for SignatureRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "container {}: {} not taken, signature rejected ({}): {}",
+            self.container,
+            self.image,
+            self.rejection.kind.as_str(),
+            self.rejection.message
+        )
+    }
 }
 
 /// A container whose best candidate waits for `min-age` (a lower one may still be taken meanwhile).
@@ -209,7 +255,8 @@ pub enum Undecidable {
 /// Decides for every managed container of `workload`.
 ///
 /// `known_revert` is an image another writer reverted earlier: it is not proposed again. `cluster` holds
-/// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`).
+/// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`). `signatures`
+/// says which containers' candidates must have a verified signature.
 pub async fn decide(
     client: &Client,
     registry: &RegistryClient,
@@ -217,6 +264,7 @@ pub async fn decide(
     settings: &Settings,
     known_revert: Option<&str>,
     cluster: &Arc<ClusterQuarantine>,
+    signatures: &SignaturePolicy,
 ) -> Result<Findings, Undecidable> {
     let managed = managed_containers(workload, settings)?;
     let quarantine = match workload.annotations.get(annotations::QUARANTINE) {
@@ -293,16 +341,36 @@ pub async fn decide(
             pending: pending.entries(&container.name),
             now,
         };
-        let resolution = resolve::resolve(registry, settings.strategy, target, &quarantine, gates)
-            .await
-            .map_err(|error| match error {
-                resolve::ResolveError::Registry(e) => {
-                    resolve::ResolveError::Registry(name_refused_secret(e, secret.as_deref()))
-                }
-                other => other,
-            });
+        let verifier = signatures.verifier_for(settings.gates.verify, &image);
+        let resolution = resolve::resolve_signed(
+            registry,
+            settings.strategy,
+            target,
+            &quarantine,
+            gates,
+            verifier,
+        )
+        .await
+        .map_err(|error| match error {
+            resolve::ResolveError::Registry(e) => {
+                resolve::ResolveError::Registry(name_refused_secret(e, secret.as_deref()))
+            }
+            other => other,
+        });
         match resolution {
             Ok(mut resolution) => {
+                if let Some(verified) = resolution.signatures.verified.take() {
+                    findings.signed.push((container.name.clone(), verified));
+                }
+                findings.signature_rejections.extend(
+                    std::mem::take(&mut resolution.signatures.rejected)
+                        .into_iter()
+                        .map(|r| SignatureRejection {
+                            container: container.name.clone(),
+                            image: r.image,
+                            rejection: r.rejection,
+                        }),
+                );
                 if let Some(age) = resolution.age.take() {
                     note_age(&container.name, &age, &mut findings);
                     new_pending.set(&container.name, age.pending);

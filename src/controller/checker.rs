@@ -15,7 +15,7 @@ use super::{Context, ManagedKind, WorkloadKey, notify_ref, observe::binding, ref
 use crate::{
     admit::Held,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
-    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
+    decide::{Findings, Kept, RegistryFailure, SignatureRejection, Undecidable, decide},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
@@ -288,6 +288,7 @@ async fn check_once<K: ManagedKind>(
             return Checked::UpToDate(plan.kept);
         }
         let change = Change::of(&plan.changes);
+        let signed = plan.signed_note();
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
         let holds = settings.gates.holds_at(Utc::now(), settings.force);
         if !holds.is_empty() {
@@ -300,11 +301,15 @@ async fn check_once<K: ManagedKind>(
         }
         if ctx.config.dry_run {
             ctx.events
-                .publish_once(&reference, Reason::DryRunWouldUpdate, change.to_string())
+                .publish_once(
+                    &reference,
+                    Reason::DryRunWouldUpdate,
+                    format!("{change}{signed}"),
+                )
                 .await;
             return Checked::DryRun(change);
         }
-        match write::<K>(ctx, key, &api, &workload, &plan.changes).await {
+        match write::<K>(ctx, key, &api, &workload, &plan.changes, &signed).await {
             Written::Conflict => continue,
             Written::Done(checked) => return checked,
         }
@@ -343,6 +348,7 @@ async fn write<K: ManagedKind>(
     api: &Api<K>,
     workload: &Workload,
     changes: &[ContainerChange],
+    signed: &str,
 ) -> Written {
     let change = Change::of(changes);
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
@@ -359,9 +365,13 @@ async fn write<K: ManagedKind>(
         Ok(_) => {
             ctx.with_memory(key, |m| m.refused = None);
             ctx.metrics.update();
-            tracing::info!(%change, "image updated");
+            tracing::info!(%change, "image updated{signed}");
             ctx.events
-                .publish(&reference, Reason::ImageUpdated, change.to_string())
+                .publish(
+                    &reference,
+                    Reason::ImageUpdated,
+                    format!("{change}{signed}"),
+                )
                 .await;
             ctx.notifier.try_notify(&Notification::new(
                 notify_ref(key),
@@ -514,7 +524,17 @@ async fn plan<K: ManagedKind>(
     let decided = match cluster_quarantine(ctx).await {
         Ok(cluster) => {
             let revert = known_revert.as_deref();
-            decide(&ctx.client, registry, workload, settings, revert, &cluster).await
+            let signatures = &ctx.signatures;
+            decide(
+                &ctx.client,
+                registry,
+                workload,
+                settings,
+                revert,
+                &cluster,
+                signatures,
+            )
+            .await
         }
         Err(unreadable) => Err(unreadable),
     };
@@ -566,6 +586,7 @@ async fn plan<K: ManagedKind>(
             .await;
         ctx.with_memory(key, |m| m.reverted = Some(revert.ours.clone()));
     }
+    report_rejections(ctx, key, &reference, &findings.signature_rejections).await;
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
     } else if trigger == Trigger::Push && not_served_yet(&findings.registry_errors) {
@@ -579,6 +600,35 @@ async fn plan<K: ManagedKind>(
         }
     }
     Ok(findings)
+}
+
+/// One Warning Event `SignatureRejected` per candidate and reason, not per tick: one reported already is
+/// not reported again while it keeps being rejected; one that stops and comes back is.
+async fn report_rejections(
+    ctx: &Context,
+    key: &WorkloadKey,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    rejections: &[SignatureRejection],
+) {
+    let identity = |r: &SignatureRejection| {
+        format!("{} {} {}", r.container, r.image, r.rejection.kind.as_str())
+    };
+    let current: std::collections::BTreeSet<String> = rejections.iter().map(identity).collect();
+    let new: Vec<&SignatureRejection> = ctx.with_memory(key, |m| {
+        let new = rejections
+            .iter()
+            .filter(|r| !m.rejections_reported.contains(&identity(r)))
+            .collect();
+        m.rejections_reported = current;
+        new
+    });
+    for rejection in new {
+        let note = rejection.to_string();
+        tracing::warn!(container = %rejection.container, image = %rejection.image, reason = rejection.rejection.kind.as_str(), "{note}");
+        ctx.events
+            .publish(reference, Reason::SignatureRejected, note)
+            .await;
+    }
 }
 
 /// One Event per distinct registry error, not per tick: the message may change every time (a rate limit's

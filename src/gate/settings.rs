@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use super::{SkipList, TagFilter, UpdateWindow};
 use crate::{
     admit::Held,
-    annotations::{HOLD, InvalidAnnotation, MIN_AGE, SKIP, TAG_FILTER, UPDATE_WINDOW, non_empty},
+    annotations::{
+        HOLD, InvalidAnnotation, MIN_AGE, SKIP, TAG_FILTER, UPDATE_WINDOW, VERIFY, non_empty,
+    },
     duration,
     strategy::Strategy,
 };
@@ -29,6 +31,8 @@ pub struct Gates {
     pub skip: SkipList,
     /// What candidate tags must match (version strategies only).
     pub tag_filter: Option<TagFilter>,
+    /// `verify: cosign`: candidates are taken only with a verifying signature (docs/signatures.md).
+    pub verify: bool,
 }
 
 impl Gates {
@@ -101,6 +105,18 @@ impl Gates {
                 invalid(TAG_FILTER, v, problem, r"1\.2\.[0-9]+")
             })?;
             gates.tag_filter = Some(filter);
+            Ok(())
+        }));
+        keep(read(annotations, VERIFY, |v| {
+            if !v.eq_ignore_ascii_case("cosign") {
+                return Err(invalid(
+                    VERIFY,
+                    v,
+                    "expected cosign (the only verification supported)",
+                    "cosign",
+                ));
+            }
+            gates.verify = true;
             Ok(())
         }));
         (gates, errors)
@@ -287,6 +303,21 @@ mod tests {
             .filter_map(|line| line.strip_prefix("| `"))
             .filter_map(|rest| rest.split_once('`').map(|(value, _)| value))
             .collect()
+    }
+
+    #[test]
+    fn verify_accepts_cosign_in_any_case_and_needs_a_key() {
+        let s = Settings::from_annotations(&annotations(&[(VERIFY, "Cosign")]), chrono_tz::UTC)
+            .unwrap();
+        assert!(s.gates.verify && s.gate_errors.is_empty());
+        assert!(s.clone().with_keys(true).gate_errors.is_empty());
+        let without = s.with_keys(false);
+        assert_eq!(without.gate_errors.len(), 1);
+        assert!(without.gate_errors[0].problem.contains("VERIFY_KEYS"));
+        let bad = gate_error(&[(VERIFY, "notary")]);
+        assert_eq!((bad.annotation, bad.example.as_str()), (VERIFY, "cosign"));
+        let off = Settings::from_annotations(&annotations(&[]), chrono_tz::UTC).unwrap();
+        assert!(!off.gates.verify && off.with_keys(false).gate_errors.is_empty());
     }
 
     #[test]

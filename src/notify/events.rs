@@ -67,6 +67,8 @@ pub enum Reason {
     /// Warning: an `imagePullSecrets` entry names a Secret that does not exist; it is skipped
     /// (docs/cloud-registries.md).
     PullSecretMissing,
+    /// Warning: a candidate's signature was rejected and it is not taken (once per candidate and reason).
+    SignatureRejected,
 }
 
 impl Reason {
@@ -95,6 +97,7 @@ impl Reason {
             Reason::UpdateHeld => "UpdateHeld",
             Reason::ManagedByGitOps => "ManagedByGitOps",
             Reason::PullSecretMissing => "PullSecretMissing",
+            Reason::SignatureRejected => "SignatureRejected",
         }
     }
 

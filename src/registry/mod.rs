@@ -27,11 +27,13 @@
 //!   never forward `Authorization`, bounded bodies, metrics.
 //! - `auth`: `WWW-Authenticate` parsing and token answers (the handshake and token cache are in `transport`).
 //! - `tags`, `manifest`: decoding tag lists (with pagination) and manifests.
+//! - [`artifacts`]: what is attached to an image (signature manifests, blobs, referrers), uncached.
 //! - [`credentials`]: Docker config Secrets → [`Credential`]s.
 //! - [`cloud`]: credentials from the controller's own cloud identity (ECR, GAR/GCR, ACR), and the hosts they
 //!   may be sent to.
 //! - `cache`, `ratelimit`, `metrics`, [`error`].
 
+pub mod artifacts;
 mod auth;
 mod cache;
 pub mod client;
@@ -51,7 +53,8 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-pub use client::RegistryClient;
+pub use artifacts::{Manifest, Referrer, Referrers, ReferrersSource};
+pub use client::{ForgetHook, RegistryClient};
 pub use credentials::{CredentialsError, DockerConfig};
 pub use error::RegistryError;
 
