@@ -18,6 +18,9 @@ use crate::{
 /// Candidates verified per check at most: each costs a few registry requests.
 pub const MAX_VERIFIED: usize = 3;
 
+/// How old an answer a later pass of the same check may reuse: longer than any one check takes.
+const SAME_CHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A candidate whose signature was rejected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RejectedCandidate {
@@ -53,12 +56,16 @@ pub async fn resolve_signed(
     let repository = repository_of(target.image);
     let mut skip = gates.skip.clone();
     let mut rejected: Vec<RejectedCandidate> = Vec::new();
+    // The first pass reads as fresh as the caller asked; the passes after a rejection reuse what it has
+    // just read, so a push-woken or `check-now` check (max age 0) lists the tags once, not once per pass.
+    let mut client = registry.clone();
     loop {
         let gates = CandidateGates {
             skip: &skip,
             ..gates
         };
-        let mut resolution = resolve(registry, strategy, target, quarantine, gates).await?;
+        let mut resolution = resolve(&client, strategy, target, quarantine, gates).await?;
+        client = registry.with_max_age(SAME_CHECK);
         let Decision::Update { tag, digest, .. } = &resolution.decision else {
             return Ok(finish(resolution, rejected));
         };

@@ -65,6 +65,16 @@ impl Bed {
     }
 
     async fn run(&self, strategy: Strategy, image: &ImageRef, current: Option<&str>) -> Resolution {
+        self.run_with(&self.registry, strategy, image, current).await
+    }
+
+    async fn run_with(
+        &self,
+        registry: &RegistryClient,
+        strategy: Strategy,
+        image: &ImageRef,
+        current: Option<&str>,
+    ) -> Resolution {
         let target = Target {
             container: "app",
             image,
@@ -73,7 +83,7 @@ impl Bed {
         };
         let gates = CandidateGates::open(Utc::now());
         resolve_signed(
-            &self.registry,
+            registry,
             strategy,
             target,
             &Quarantine::default(),
@@ -114,6 +124,27 @@ async fn an_unsigned_best_candidate_is_passed_over_for_the_next_lower_signed_one
         image.with_tag_and_digest("1.3.0", &digest('c'))
     );
     assert_eq!(rejected.rejection.kind, RejectionKind::Unsigned);
+}
+
+/// A push-woken or `check-now` check asks for answers no older than now; passing over a rejected
+/// candidate must not list the tags again.
+#[tokio::test]
+async fn a_fresh_check_lists_the_tags_once_however_many_candidates_it_passes_over() {
+    let bed = bed().await;
+    bed.publish(&[("1.1.0", 'a'), ("1.2.0", 'b'), ("1.3.0", 'c')]);
+    bed.sign('a');
+    let image = bed.image("1.0.0");
+    let fresh = bed.registry.with_max_age(std::time::Duration::ZERO);
+    let r = bed.run_with(&fresh, Strategy::Version, &image, None).await;
+    assert_eq!(r.signatures.rejected.len(), 2);
+    assert!(r.signatures.verified.is_some());
+    let listings = bed
+        .fake
+        .requests()
+        .iter()
+        .filter(|req| req.path.ends_with("/tags/list"))
+        .count();
+    assert_eq!(listings, 1);
 }
 
 #[tokio::test]
