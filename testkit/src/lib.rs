@@ -7,6 +7,8 @@
 //! - [`admin`], [`annotations`]: the controller's admin server (ports, metrics) and its opt-in annotations.
 //! - [`cluster`]: the real control plane of the test bed (`testbed/up`): install, namespaces, controller tokens.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
+//! - [`cosign`]: the real cosign (`testbed/cosign/`) signing offline in the harness registry, both layouts,
+//!   and forgeries of what it writes.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -28,12 +30,14 @@
 pub mod admin;
 pub mod annotations;
 pub mod cluster;
+pub mod cosign;
 pub mod fake;
 pub mod registry;
 mod serve;
 pub mod webhook;
 
 pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
+pub use cosign::{Cosign, KeyKind, KeyPair, Layout};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth, Staged};
 pub use webhook::{ReceivedRequest, Response, WebhookReceiver};
