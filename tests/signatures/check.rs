@@ -11,9 +11,7 @@ pub fn expected_kind(forgery: Forgery) -> &'static str {
         Forgery::Signed => unreachable!("a signed candidate is not rejected"),
         Forgery::Unsigned => "Unsigned",
         // A changed payload no longer matches its signature: the same as a signature by another key.
-        Forgery::OtherKey | Forgery::TamperedSignature | Forgery::TamperedPayload => {
-            "BadSignature"
-        }
+        Forgery::OtherKey | Forgery::TamperedSignature | Forgery::TamperedPayload => "BadSignature",
         Forgery::OtherDigest | Forgery::ClaimedSubject => "WrongDigest",
     }
 }
@@ -98,7 +96,8 @@ async fn every_forgery(kind: KeyKind, layout: Layout) {
         let pinned = format!("{host}/{repo}:1.1.0@{}", candidate.digest);
         if forgery == Forgery::Signed {
             assert!(
-                out.stdout.contains(&format!("decision: update to {pinned}")),
+                out.stdout
+                    .contains(&format!("decision: update to {pinned}")),
                 "{what}"
             );
             let line = candidate_line(&out.stdout, "1.1.0").expect(&what);
@@ -118,10 +117,7 @@ async fn every_forgery(kind: KeyKind, layout: Layout) {
             assert!(!out.stdout.contains(&pinned), "never offered: {what}");
             let line = candidate_line(&out.stdout, "1.1.0").expect(&what);
             assert!(
-                line.contains(&format!(
-                    "signature rejected: {}: ",
-                    expected_kind(forgery)
-                )),
+                line.contains(&format!("signature rejected: {}: ", expected_kind(forgery))),
                 "{what}"
             );
         }

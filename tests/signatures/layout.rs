@@ -116,7 +116,10 @@ async fn layouts_as_written(kind: KeyKind) {
         payload["critical"]["image"]["docker-manifest-digest"],
         image.digest
     );
-    assert_eq!(payload["critical"]["type"], "cosign container image signature");
+    assert_eq!(
+        payload["critical"]["type"],
+        "cosign container image signature"
+    );
     let raw = base64::engine::general_purpose::STANDARD
         .decode(signature)
         .unwrap();
@@ -184,11 +187,21 @@ async fn layout_forgeries_change_what_they_claim() {
         for (i, forgery) in Forgery::rejected(layout).into_iter().enumerate() {
             let salt = format!("{}-{i}", layout.name());
             let donor = registry
-                .push(repo, &format!("donor-{salt}"), ImageKind::OciManifest, &salt)
+                .push(
+                    repo,
+                    &format!("donor-{salt}"),
+                    ImageKind::OciManifest,
+                    &salt,
+                )
                 .await
                 .unwrap();
             let target = registry
-                .push(repo, &format!("target-{salt}"), ImageKind::OciManifest, &salt)
+                .push(
+                    repo,
+                    &format!("target-{salt}"),
+                    ImageKind::OciManifest,
+                    &salt,
+                )
                 .await
                 .unwrap();
             signer
@@ -214,8 +227,7 @@ async fn layout_forgeries_change_what_they_claim() {
                 (Layout::Sig, Forgery::OtherDigest) => {
                     let sigs = sig_layers(&registry, repo, &target.digest).await;
                     assert_eq!(
-                        sigs[0].0["critical"]["image"]["docker-manifest-digest"],
-                        donor.digest,
+                        sigs[0].0["critical"]["image"]["docker-manifest-digest"], donor.digest,
                         "{what}"
                     );
                     assert_eq!(
@@ -253,7 +265,11 @@ async fn layout_forgeries_change_what_they_claim() {
                         payload["critical"]["image"]["docker-manifest-digest"],
                         target.digest
                     );
-                    assert_eq!(payload["optional"], Value::Null, "{what}: payload as signed");
+                    assert_eq!(
+                        payload["optional"],
+                        Value::Null,
+                        "{what}: payload as signed"
+                    );
                     assert!(
                         base64::engine::general_purpose::STANDARD
                             .decode(signature)
@@ -263,8 +279,7 @@ async fn layout_forgeries_change_what_they_claim() {
                 (Layout::Sig, Forgery::TamperedPayload) => {
                     let (payload, _) = sig_layers(&registry, repo, &target.digest).await.remove(0);
                     assert_eq!(
-                        payload["critical"]["image"]["docker-manifest-digest"],
-                        target.digest,
+                        payload["critical"]["image"]["docker-manifest-digest"], target.digest,
                         "{what}: still names the image"
                     );
                     assert_eq!(payload["optional"]["tampered"], "yes", "{what}");
@@ -289,13 +304,13 @@ async fn layout_forgeries_change_what_they_claim() {
                     // Signed for the right digest: only the key is wrong.
                     match layout {
                         Layout::Sig => assert_eq!(
-                            sig_layers(&registry, repo, &target.digest).await[0].0["critical"]
-                                ["image"]["docker-manifest-digest"],
+                            sig_layers(&registry, repo, &target.digest).await[0].0["critical"]["image"]
+                                ["docker-manifest-digest"],
                             target.digest
                         ),
                         Layout::Bundle => assert_eq!(
-                            bundles(&registry, repo, &target.digest).await[0].2["subject"][0]
-                                ["digest"]["sha256"],
+                            bundles(&registry, repo, &target.digest).await[0].2["subject"][0]["digest"]
+                                ["sha256"],
                             hex(&target.digest)
                         ),
                     }
@@ -318,7 +333,9 @@ async fn layout_tampered_signature_differs_by_one_bit() {
         .await
         .unwrap();
     for layout in Layout::ALL {
-        signer.sign(&registry, "team/bit", &image.digest, layout).await;
+        signer
+            .sign(&registry, "team/bit", &image.digest, layout)
+            .await;
     }
     let before_sig = sig_layers(&registry, "team/bit", &image.digest).await[0]
         .1
