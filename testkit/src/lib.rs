@@ -9,6 +9,7 @@
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
 //! - [`cosign`]: the real cosign (`testbed/cosign/`) signing offline in the harness registry, both layouts,
 //!   and forgeries of what it writes.
+//! - [`counting`]: a reverse proxy in front of the real registry that records every request.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -31,6 +32,7 @@ pub mod admin;
 pub mod annotations;
 pub mod cluster;
 pub mod cosign;
+pub mod counting;
 pub mod fake;
 pub mod registry;
 mod serve;

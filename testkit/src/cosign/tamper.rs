@@ -184,9 +184,7 @@ async fn tamper_bundle_referrer(
 
 /// The base64 signature with the lowest bit of its last byte flipped.
 fn flip_bit(signature: &str) -> anyhow::Result<String> {
-    let mut raw = B64
-        .decode(signature)
-        .context("a signature is not base64")?;
+    let mut raw = B64.decode(signature).context("a signature is not base64")?;
     let last = raw.last_mut().context("an empty signature")?;
     *last ^= 1;
     Ok(B64.encode(raw))
@@ -338,8 +336,8 @@ impl Api {
         } else {
             location.to_owned()
         };
-        let mut upload = url::Url::parse(&location)
-            .with_context(|| format!("upload location {location}"))?;
+        let mut upload =
+            url::Url::parse(&location).with_context(|| format!("upload location {location}"))?;
         upload.query_pairs_mut().append_pair("digest", &digest);
         let response = self
             .http
