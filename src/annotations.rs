@@ -52,6 +52,8 @@ pub const HOLD: &str = "watch-cluster.io/hold";
 pub const SKIP: &str = "watch-cluster.io/skip";
 /// A regular expression candidate tags must match.
 pub const TAG_FILTER: &str = "watch-cluster.io/tag-filter";
+/// `cosign`: a candidate is taken only if its signature verifies with `VERIFY_KEYS` (docs/signatures.md).
+pub const VERIFY: &str = "watch-cluster.io/verify";
 /// Written: candidates waiting for `min-age`, as JSON.
 pub const PENDING: &str = "watch-cluster.io/pending";
 
@@ -107,6 +109,21 @@ pub struct InvalidAnnotation {
 }
 
 impl Settings {
+    /// These settings where the controller has `VERIFY_KEYS` or not: `verify` without a key is an invalid
+    /// gate annotation (no update starts until a key is configured or the annotation removed).
+    pub fn with_keys(mut self, keys_configured: bool) -> Self {
+        if self.gates.verify && !keys_configured {
+            self.gate_errors.push(InvalidAnnotation {
+                annotation: VERIFY,
+                value: "cosign".into(),
+                problem: "the controller has no key to verify with: set VERIFY_KEYS (docs/signatures.md)"
+                    .into(),
+                example: "cosign".into(),
+            });
+        }
+        self
+    }
+
     /// Reads the user's annotations of an enabled workload.
     pub fn from_annotations(
         annotations: &BTreeMap<String, String>,

@@ -7,7 +7,9 @@
 //!
 //! It runs the same resolution as the controller (`resolve`), with an empty quarantine and nothing pending:
 //! what it prints is what a newly watched workload with this image (and the `--tag-filter`, `--skip` and
-//! `--min-age` gates, mirroring the annotations) would get, including candidates held by `min-age`.
+//! `--min-age` gates, mirroring the annotations) would get, including candidates held by `min-age`. With
+//! `--verify cosign --verify-keys PATH` (the `verify` annotation and `VERIFY_KEYS`) the candidate is taken
+//! only with a verified signature: the key is printed, and each candidate rejected with its reason.
 //!
 //! Tag names come from the registry, so every one printed goes through [`escape`]: a tag carrying ANSI
 //! sequences or CR/LF must not repaint the terminal or forge a line of the report.
@@ -25,7 +27,8 @@ use chrono::{SecondsFormat, Utc};
 use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
-use crate::resolve::{CandidateGates, Resolution, Target, resolve};
+use crate::resolve::{CandidateGates, Resolution, Target, resolve_signed};
+use crate::verify::{KeySet, Verifier};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
 
@@ -65,6 +68,13 @@ pub struct CheckArgs {
     /// so the report shows when each would ripen.
     #[arg(long, value_name = "DURATION")]
     pub min_age: Option<String>,
+    /// As the `verify` annotation: `cosign` takes a candidate only with a signature that verifies with
+    /// `--verify-keys`.
+    #[arg(long, value_name = "cosign", requires = "verify_keys")]
+    pub verify: Option<String>,
+    /// A PEM public key, or a directory of them, as `VERIFY_KEYS`.
+    #[arg(long, value_name = "PATH", requires = "verify")]
+    pub verify_keys: Option<PathBuf>,
 }
 
 /// Runs the check and prints the decision.
@@ -91,6 +101,7 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
     let credential = credential(&args, image.registry())?;
     let client = RegistryClient::new(registry_config(&args), &mut Default::default())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let verifier = verifier(&args, &client)?;
     let target = Target {
         container: CONTAINER,
         image: &image,
@@ -105,7 +116,8 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
         now: Utc::now(),
     };
     // The same resolution as the controller's, with an empty quarantine and nothing pending.
-    let resolution = resolve(&client, strategy, target, &Quarantine::default(), gates)
+    let quarantine = Quarantine::default();
+    let resolution = resolve_signed(&client, strategy, target, &quarantine, gates, verifier.as_ref())
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", render(&image, strategy, &resolution));
@@ -117,10 +129,11 @@ fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> Stri
     let mut out = match &resolution.evaluation {
         Some(evaluation) => {
             let listed = evaluation.accepted.len() + evaluation.rejected.len();
-            render_version(image, strategy, &resolution.decision, evaluation, listed)
+            render_version(image, strategy, resolution, evaluation, listed)
         }
         None => render_latest(image, resolution),
     };
+    render_signatures(&mut out, resolution);
     for held in resolution.age.iter().flat_map(|age| &age.held) {
         let _ = writeln!(
             out,
@@ -147,6 +160,22 @@ fn render_latest(image: &ImageRef, resolution: &Resolution) -> String {
         .unwrap_or("unknown (not pinned in the reference)");
     let _ = writeln!(out, "current digest: {current}");
     out
+}
+
+/// The verifier `--verify cosign --verify-keys PATH` asks for.
+fn verifier(args: &CheckArgs, client: &RegistryClient) -> anyhow::Result<Option<Verifier>> {
+    let (Some(kind), Some(path)) = (&args.verify, &args.verify_keys) else {
+        return Ok(None);
+    };
+    if !kind.trim().eq_ignore_ascii_case("cosign") {
+        anyhow::bail!("--verify {kind:?} is not supported: the only verification is --verify cosign");
+    }
+    let keys = KeySet::load(path).context("invalid --verify-keys")?;
+    Ok(Some(Verifier::new(
+        std::sync::Arc::new(keys),
+        client.clone(),
+        &mut Default::default(),
+    )))
 }
 
 fn registry_config(args: &CheckArgs) -> RegistryConfig {
@@ -203,14 +232,34 @@ fn header(image: &ImageRef, strategy: Strategy, decision: &Decision) -> String {
     out
 }
 
+/// What signature verification found: the key of the candidate taken, and each candidate rejected.
+fn render_signatures(out: &mut String, resolution: &Resolution) {
+    if let Some(verified) = &resolution.signatures.verified {
+        let _ = writeln!(
+            out,
+            "signature: verified with {} ({})",
+            verified.key, verified.layout
+        );
+    }
+    for rejected in &resolution.signatures.rejected {
+        let _ = writeln!(
+            out,
+            "signature rejected: {}: {}",
+            escape(&rejected.image),
+            escape(&rejected.rejection.to_string())
+        );
+    }
+}
+
 /// The report of a version strategy: decision, newer candidates, then ruled-out tags grouped by reason.
 fn render_version(
     image: &ImageRef,
     strategy: Strategy,
-    decision: &Decision,
+    resolution: &Resolution,
     evaluation: &Evaluation,
     listed: usize,
 ) -> String {
+    let decision = &resolution.decision;
     let mut out = header(image, strategy, decision);
     let chosen = match decision {
         Decision::Update { tag, .. } => Some(tag.as_str()),
@@ -219,10 +268,16 @@ fn render_version(
     let _ = writeln!(out, "tags listed: {listed}");
     let _ = writeln!(out, "newer candidates ({}):", evaluation.accepted.len());
     for candidate in &evaluation.accepted {
-        let note = match chosen {
-            Some(c) if c == candidate.as_str() => "chosen".to_owned(),
-            Some(c) => format!("not chosen: {c} is higher"),
-            None => "not chosen".to_owned(),
+        let signature_rejected = resolution
+            .signatures
+            .rejected
+            .iter()
+            .find(|r| r.tag == candidate.as_str());
+        let note = match (chosen, signature_rejected) {
+            (_, Some(r)) => format!("not chosen: signature rejected ({})", r.rejection.kind.as_str()),
+            (Some(c), None) if c == candidate.as_str() => "chosen".to_owned(),
+            (Some(c), None) => format!("not chosen: {c} is higher"),
+            (None, None) => "not chosen".to_owned(),
         };
         let _ = writeln!(out, "  {}  {}", escape(candidate.as_str()), escape(&note));
     }

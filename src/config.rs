@@ -102,6 +102,14 @@ pub struct RunArgs {
     /// The registry push-event listener (`EVENTS_*`).
     #[command(flatten)]
     pub events: EventsArgs,
+    /// A PEM public key, or a directory of them, that candidate signatures must verify with (cosign
+    /// `verify` annotation, `VERIFY_REQUIRED_FOR`).
+    #[arg(long, env = "VERIFY_KEYS", value_name = "PATH")]
+    pub verify_keys: Option<String>,
+    /// Comma-separated globs over `host/repository` (`*` within a path component, `**` across) whose
+    /// images must be verified whatever their annotations say; needs VERIFY_KEYS.
+    #[arg(long, env = "VERIFY_REQUIRED_FOR", value_name = "GLOB,GLOB")]
+    pub verify_required_for: Option<String>,
 }
 
 /// Flags and environment variables of logging, shared by every command.
@@ -162,6 +170,8 @@ pub struct Config {
     pub events: Option<EventsConfig>,
     /// Where a failed image is quarantined.
     pub quarantine_scope: QuarantineScope,
+    /// Signature verification: `VERIFY_KEYS` loaded, `VERIFY_REQUIRED_FOR` parsed.
+    pub verify: crate::verify::VerifyConfig,
 }
 
 /// `QUARANTINE_SCOPE`: where a failed image is quarantined.
@@ -256,6 +266,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or(0),
             events: events::parse(&args.events)?,
+            verify: parse_verify(&args.verify_keys, &args.verify_required_for)?,
         })
     }
 }
@@ -416,6 +427,47 @@ fn validate_host(host: &str) -> Result<(), String> {
     } else {
         Err("is not a host name or IPv4 address".into())
     }
+}
+
+/// `VERIFY_KEYS` is loaded now, so a bad key stops startup rather than rejecting every signature later.
+fn parse_verify(
+    keys: &Option<String>,
+    required_for: &Option<String>,
+) -> Result<crate::verify::VerifyConfig, ConfigError> {
+    let keys = set(keys)
+        .map(|path| {
+            crate::verify::KeySet::load(std::path::Path::new(path)).map_err(|e| ConfigError {
+                variable: "VERIFY_KEYS",
+                value: path.to_owned(),
+                problem: e.to_string(),
+                example: "/etc/watch-cluster/verify-keys",
+            })
+        })
+        .transpose()?
+        .map(std::sync::Arc::new);
+    let required = match set(required_for) {
+        None => crate::verify::RequiredFor::default(),
+        Some(value) => {
+            let error = |problem: String| ConfigError {
+                variable: "VERIFY_REQUIRED_FOR",
+                value: value.to_owned(),
+                problem,
+                example: "ghcr.io/acme/**,registry.example.com/*/api",
+            };
+            let parsed = crate::verify::RequiredFor::parse(value).map_err(|e| error(e.to_string()))?;
+            if !parsed.is_empty() && keys.is_none() {
+                return Err(error(
+                    "set without VERIFY_KEYS: there is no key to verify with; set VERIFY_KEYS to the public keys too"
+                        .into(),
+                ));
+            }
+            parsed
+        }
+    };
+    Ok(crate::verify::VerifyConfig {
+        keys,
+        required_for: required,
+    })
 }
 
 fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {

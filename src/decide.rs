@@ -21,6 +21,7 @@ use crate::{
     resolve::{self, CandidateGates, Resolution, Target},
     strategy::{ClusterQuarantine, Decision, Quarantine, Strategy},
     update::{ContainerChange, per_container},
+    verify::SignaturePolicy,
     workload::{Container, Workload},
 };
 
@@ -121,6 +122,29 @@ pub struct Findings {
     pub pending_error: Option<String>,
     /// Containers whose best candidate waits for `min-age`.
     pub held: Vec<HeldByAge>,
+    /// Candidates passed over because their signature was rejected (docs/signatures.md).
+    pub signature_rejections: Vec<SignatureRejection>,
+}
+
+/// A candidate of one container whose signature was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRejection {
+    /// The container.
+    pub container: String,
+    /// The candidate, pinned: `repo:tag@sha256:…`.
+    pub image: String,
+    /// Why.
+    pub rejection: crate::verify::Rejection,
+}
+
+impl std::fmt::Display for SignatureRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} rejected: {}",
+            self.container, self.image, self.rejection
+        )
+    }
 }
 
 /// A container whose best candidate waits for `min-age` (a lower one may still be taken meanwhile).
@@ -207,7 +231,8 @@ pub enum Undecidable {
 /// Decides for every managed container of `workload`.
 ///
 /// `known_revert` is an image another writer reverted earlier: it is not proposed again. `cluster` holds
-/// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`).
+/// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`). `signatures`
+/// says which containers' candidates must have a verified signature.
 pub async fn decide(
     client: &Client,
     registry: &RegistryClient,
@@ -215,6 +240,7 @@ pub async fn decide(
     settings: &Settings,
     known_revert: Option<&str>,
     cluster: &Arc<ClusterQuarantine>,
+    signatures: &SignaturePolicy,
 ) -> Result<Findings, Undecidable> {
     let managed = managed_containers(workload, settings)?;
     let quarantine = match workload.annotations.get(annotations::QUARANTINE) {
@@ -273,10 +299,27 @@ pub async fn decide(
             pending: pending.entries(&container.name),
             now,
         };
-        let resolution =
-            resolve::resolve(registry, settings.strategy, target, &quarantine, gates).await;
+        let verifier = signatures.verifier_for(settings.gates.verify, &image);
+        let resolution = resolve::resolve_signed(
+            registry,
+            settings.strategy,
+            target,
+            &quarantine,
+            gates,
+            verifier,
+        )
+        .await;
         match resolution {
             Ok(mut resolution) => {
+                findings.signature_rejections.extend(
+                    std::mem::take(&mut resolution.signatures.rejected)
+                        .into_iter()
+                        .map(|r| SignatureRejection {
+                            container: container.name.clone(),
+                            image: r.image,
+                            rejection: r.rejection,
+                        }),
+                );
                 if let Some(age) = resolution.age.take() {
                     note_age(&container.name, &age, &mut findings);
                     new_pending.set(&container.name, age.pending);

@@ -51,6 +51,7 @@ pub mod strategy;
 pub mod telemetry;
 pub mod untrusted;
 pub mod update;
+pub mod verify;
 pub mod version;
 pub mod workload;
 

@@ -18,6 +18,7 @@ use crate::{
     decide::{Findings, Undecidable, decide},
     quarantine_store::QuarantineStore,
     registry::RegistryClient,
+    verify::SignaturePolicy,
     workload::{Progress, Workload},
 };
 
@@ -51,6 +52,13 @@ pub async fn plan(
     registry: &RegistryClient,
     config: &Config,
 ) -> anyhow::Result<Vec<Row>> {
+    let signatures = SignaturePolicy::new(&config.verify, registry, &mut Registry::default());
+    let scope = Scope {
+        client,
+        registry,
+        config,
+        signatures: &signatures,
+    };
     let mut rows = Vec::new();
     let namespaces: Vec<Option<&str>> = if config.watch_namespaces.is_empty() {
         vec![None]
@@ -62,19 +70,26 @@ pub async fn plan(
             .collect()
     };
     for namespace in namespaces {
-        rows.extend(plan_kind::<Deployment>(client, registry, config, namespace).await?);
-        rows.extend(plan_kind::<StatefulSet>(client, registry, config, namespace).await?);
-        rows.extend(plan_kind::<DaemonSet>(client, registry, config, namespace).await?);
+        rows.extend(plan_kind::<Deployment>(&scope, namespace).await?);
+        rows.extend(plan_kind::<StatefulSet>(&scope, namespace).await?);
+        rows.extend(plan_kind::<DaemonSet>(&scope, namespace).await?);
     }
     Ok(rows)
 }
 
+/// What every row is computed with.
+struct Scope<'a> {
+    client: &'a Client,
+    registry: &'a RegistryClient,
+    config: &'a Config,
+    signatures: &'a SignaturePolicy,
+}
+
 async fn plan_kind<K: ManagedKind>(
-    client: &Client,
-    registry: &RegistryClient,
-    config: &Config,
+    scope: &Scope<'_>,
     namespace: Option<&str>,
 ) -> anyhow::Result<Vec<Row>> {
+    let client = scope.client;
     let api: Api<K> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -85,20 +100,15 @@ async fn plan_kind<K: ManagedKind>(
         if !annotations::is_enabled(&workload.annotations) {
             continue;
         }
-        rows.push(row(client, registry, config, &workload).await);
+        rows.push(row(scope, &workload).await);
     }
     Ok(rows)
 }
 
-async fn row(
-    client: &Client,
-    registry: &RegistryClient,
-    config: &Config,
-    workload: &Workload,
-) -> Row {
+async fn row(scope: &Scope<'_>, workload: &Workload) -> Row {
     let name = format!("{} {}/{}", workload.kind, workload.namespace, workload.name);
-    let settings = match Settings::from_annotations(&workload.annotations, config.time_zone) {
-        Ok(settings) => settings,
+    let settings = match Settings::from_annotations(&workload.annotations, scope.config.time_zone) {
+        Ok(settings) => settings.with_keys(scope.signatures.has_keys()),
         Err(invalid) => {
             return Row {
                 workload: name,
@@ -118,17 +128,17 @@ async fn row(
         strategy: settings.strategy.to_string(),
         cron: settings.cron.clone(),
         next_check,
-        decision: pending(client, registry, config, workload, &settings).await,
+        decision: pending(scope, workload, &settings).await,
     }
 }
 
-async fn pending(
-    client: &Client,
-    registry: &RegistryClient,
-    config: &Config,
-    workload: &Workload,
-    settings: &Settings,
-) -> String {
+async fn pending(scope: &Scope<'_>, workload: &Workload, settings: &Settings) -> String {
+    let Scope {
+        client,
+        registry,
+        config,
+        signatures,
+    } = *scope;
     if workload.annotations.contains_key(annotations::ROLLOUT) {
         return "waiting: an update is being rolled out".into();
     }
@@ -154,7 +164,7 @@ async fn pending(
         },
         None => std::sync::Arc::default(),
     };
-    match decide(client, registry, workload, settings, None, &cluster).await {
+    match decide(client, registry, workload, settings, None, &cluster, signatures).await {
         Err(invalid) => format!("not checked: {invalid}"),
         Ok(findings) => describe(&findings, settings, Utc::now()),
     }
@@ -186,6 +196,12 @@ fn describe(findings: &Findings, settings: &Settings, now: DateTime<Utc>) -> Str
         .collect();
     parts.extend(findings.kept.iter().map(ToString::to_string));
     parts.extend(findings.held.iter().map(ToString::to_string));
+    parts.extend(
+        findings
+            .signature_rejections
+            .iter()
+            .map(|r| format!("signature rejected: {r}")),
+    );
     parts.extend(
         findings
             .registry_errors

@@ -15,7 +15,7 @@ use super::{Context, ManagedKind, WorkloadKey, notify_ref, observe::binding, ref
 use crate::{
     admit::Held,
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
-    decide::{Findings, Kept, RegistryFailure, Undecidable, decide},
+    decide::{Findings, Kept, RegistryFailure, SignatureRejection, Undecidable, decide},
     metrics::CheckOutcome,
     notify::{Event, Notification, events::Reason},
     record,
@@ -514,7 +514,8 @@ async fn plan<K: ManagedKind>(
     let decided = match cluster_quarantine(ctx).await {
         Ok(cluster) => {
             let revert = known_revert.as_deref();
-            decide(&ctx.client, registry, workload, settings, revert, &cluster).await
+            let signatures = &ctx.signatures;
+            decide(&ctx.client, registry, workload, settings, revert, &cluster, signatures).await
         }
         Err(unreadable) => Err(unreadable),
     };
@@ -553,6 +554,7 @@ async fn plan<K: ManagedKind>(
             .await;
         ctx.with_memory(key, |m| m.reverted = Some(revert.ours.clone()));
     }
+    report_rejections(ctx, key, &reference, &findings.signature_rejections).await;
     if findings.registry_errors.is_empty() {
         ctx.events.clear(&reference, Reason::RegistryError);
     } else if trigger == Trigger::Push && not_served_yet(&findings.registry_errors) {
@@ -566,6 +568,35 @@ async fn plan<K: ManagedKind>(
         }
     }
     Ok(findings)
+}
+
+/// One Warning Event `SignatureRejected` per candidate and reason, not per tick: one reported already is
+/// not reported again while it keeps being rejected; one that stops and comes back is.
+async fn report_rejections(
+    ctx: &Context,
+    key: &WorkloadKey,
+    reference: &k8s_openapi::api::core::v1::ObjectReference,
+    rejections: &[SignatureRejection],
+) {
+    let identity = |r: &SignatureRejection| {
+        format!("{} {} {}", r.container, r.image, r.rejection.kind.as_str())
+    };
+    let current: std::collections::BTreeSet<String> = rejections.iter().map(identity).collect();
+    let new: Vec<&SignatureRejection> = ctx.with_memory(key, |m| {
+        let new = rejections
+            .iter()
+            .filter(|r| !m.rejections_reported.contains(&identity(r)))
+            .collect();
+        m.rejections_reported = current;
+        new
+    });
+    for rejection in new {
+        let note = format!("{rejection}; it is not taken");
+        tracing::warn!(container = %rejection.container, image = %rejection.image, reason = rejection.rejection.kind.as_str(), "{note}");
+        ctx.events
+            .publish(reference, Reason::SignatureRejected, note)
+            .await;
+    }
 }
 
 /// One Event per distinct registry error, not per tick: the message may change every time (a rate limit's

@@ -189,6 +189,8 @@ pub struct WorkloadMemory {
     pub push_confirmed: bool,
     /// The `UpdateHeld` reasons reported while they keep holding (gate and candidate).
     pub held_reported: std::collections::BTreeSet<String>,
+    /// The `SignatureRejected` reasons reported while they keep rejecting (container, candidate, kind).
+    pub rejections_reported: std::collections::BTreeSet<String>,
 }
 
 /// Everything reconcile needs, shared by every controller. Its parts are the crate's own: the edges get
@@ -231,6 +233,8 @@ pub struct Context {
     pub(crate) inventory: wake::Inventory,
     /// How to reconcile a workload now (push events, gates that opened, freed slots).
     pub(crate) wakers: wake::Wakers,
+    /// Which candidates must have a verified signature, and the verifier (docs/signatures.md).
+    pub(crate) signatures: crate::verify::SignaturePolicy,
 }
 
 impl Context {
@@ -334,7 +338,9 @@ impl Context {
         let registry =
             RegistryClient::new(registry_config(&config), metrics).map_err(BuildError::Registry)?;
         let notifier = Notifier::start(webhook, metrics).map_err(BuildError::Webhooks)?;
+        let signatures = crate::verify::SignaturePolicy::new(&config.verify, &registry, metrics);
         Ok(Self {
+            signatures,
             events: EventRecorder::new(client.clone(), Some(instance)),
             client,
             registry,

@@ -137,7 +137,9 @@ async fn valid_settings(
     own: &std::collections::BTreeMap<String, String>,
     reference: &k8s_openapi::api::core::v1::ObjectReference,
 ) -> Option<Settings> {
-    match Settings::from_annotations(own, ctx.config.time_zone) {
+    let settings = Settings::from_annotations(own, ctx.config.time_zone)
+        .map(|s| s.with_keys(ctx.signatures.has_keys()));
+    match settings {
         Ok(settings) if !settings.gate_errors.is_empty() => {
             // Checks go on and report what they would do; no update starts until the gate is fixed.
             let note = settings

@@ -157,6 +157,17 @@ impl SkipList {
         })
     }
 
+    /// This list plus `tag@digest`: a candidate whose signature was rejected is passed over like a
+    /// skipped one while the next lower is considered (docs/signatures.md).
+    pub fn with_digest(&self, tag: &str, digest: &str) -> SkipList {
+        let mut entries = self.entries.clone();
+        entries.push(SkipEntry::Digest {
+            tag: tag.to_owned(),
+            digest: digest.to_owned(),
+        });
+        SkipList { entries }
+    }
+
     /// Whether nothing is skipped.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

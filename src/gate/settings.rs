@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use super::{SkipList, TagFilter, UpdateWindow};
 use crate::{
     admit::Held,
-    annotations::{HOLD, InvalidAnnotation, MIN_AGE, SKIP, TAG_FILTER, UPDATE_WINDOW, non_empty},
+    annotations::{
+        HOLD, InvalidAnnotation, MIN_AGE, SKIP, TAG_FILTER, UPDATE_WINDOW, VERIFY, non_empty,
+    },
     duration,
     strategy::Strategy,
 };
@@ -29,6 +31,8 @@ pub struct Gates {
     pub skip: SkipList,
     /// What candidate tags must match (version strategies only).
     pub tag_filter: Option<TagFilter>,
+    /// `verify: cosign`: candidates are taken only with a verifying signature (docs/signatures.md).
+    pub verify: bool,
 }
 
 impl Gates {
@@ -101,6 +105,18 @@ impl Gates {
                 invalid(TAG_FILTER, v, problem, r"1\.2\.[0-9]+")
             })?;
             gates.tag_filter = Some(filter);
+            Ok(())
+        }));
+        keep(read(annotations, VERIFY, |v| {
+            if !v.eq_ignore_ascii_case("cosign") {
+                return Err(invalid(
+                    VERIFY,
+                    v,
+                    "expected cosign (the only verification supported)",
+                    "cosign",
+                ));
+            }
+            gates.verify = true;
             Ok(())
         }));
         (gates, errors)

@@ -64,6 +64,8 @@ pub enum Reason {
     UpdateHeld,
     /// Normal: the workload is managed by Argo CD or Flux (once per workload).
     ManagedByGitOps,
+    /// Warning: a candidate's signature was rejected and it is not taken (once per candidate and reason).
+    SignatureRejected,
 }
 
 impl Reason {
@@ -91,6 +93,7 @@ impl Reason {
             Reason::QuarantineUnreadable => "QuarantineUnreadable",
             Reason::UpdateHeld => "UpdateHeld",
             Reason::ManagedByGitOps => "ManagedByGitOps",
+            Reason::SignatureRejected => "SignatureRejected",
         }
     }
 

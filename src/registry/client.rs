@@ -44,17 +44,23 @@ impl LookupKey {
     }
 }
 
-struct Inner {
-    transport: Transport,
+pub(super) struct Inner {
+    pub(super) transport: Transport,
     tags: Coalescing<LookupKey, Arc<[String]>>,
     digests: Coalescing<LookupKey, String>,
     children: Coalescing<LookupKey, Arc<[String]>>,
+    /// Called by [`RegistryClient::forget_repository`]: caches kept elsewhere about a repository
+    /// (signature rejections, docs/signatures.md#cache) are dropped with the client's own answers.
+    forget_hooks: std::sync::Mutex<Vec<ForgetHook>>,
 }
+
+/// Something to drop when a repository is forgotten.
+pub type ForgetHook = Box<dyn Fn(&Repository) + Send + Sync>;
 
 /// A registry client shared by every check of the process. Cheap to clone.
 #[derive(Clone)]
 pub struct RegistryClient {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
     /// The oldest shared answer this handle accepts (tags and tag digests), besides `cache_ttl`.
     max_age: Option<Duration>,
 }
@@ -92,6 +98,7 @@ impl RegistryClient {
                 tags: Coalescing::new(MAX_ENTRIES),
                 digests: Coalescing::new(MAX_ENTRIES),
                 children: Coalescing::new(MAX_ENTRIES),
+                forget_hooks: std::sync::Mutex::default(),
             }),
             max_age: None,
         })
@@ -153,13 +160,31 @@ impl RegistryClient {
         }
     }
 
-    /// Drops the shared tag lists and tag digests of `repo` for every credential: a push event says they
+    /// Drops the shared tag lists and tag digests of `repo` for every credential, and whatever the
+    /// [`RegistryClient::on_forget`] hooks keep about it (signature rejections): a push event says they
     /// are stale (SPEC §12). Child digests stay: digests are immutable.
     pub fn forget_repository(&self, repo: &Repository) {
         let registry = api_host(&repo.registry);
         let of_repo = |key: &LookupKey| key.registry == registry && key.name == repo.name;
         self.inner.tags.invalidate_where(of_repo);
         self.inner.digests.invalidate_where(of_repo);
+        let hooks = self
+            .inner
+            .forget_hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for hook in hooks.iter() {
+            hook(repo);
+        }
+    }
+
+    /// Registers `hook` to run on every [`RegistryClient::forget_repository`].
+    pub fn on_forget(&self, hook: ForgetHook) {
+        self.inner
+            .forget_hooks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
     }
 
     /// The child manifest digests of the index `index_digest` (empty for a single-image manifest).
@@ -234,7 +259,7 @@ impl Inner {
         Ok(pager.into_tags().into())
     }
 
-    async fn fetch_digest(
+    pub(super) async fn fetch_digest(
         &self,
         repo: &Repository,
         tag: &str,

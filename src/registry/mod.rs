@@ -27,9 +27,11 @@
 //!   never forward `Authorization`, bounded bodies, metrics.
 //! - `auth`: `WWW-Authenticate` parsing and token answers (the handshake and token cache are in `transport`).
 //! - `tags`, `manifest`: decoding tag lists (with pagination) and manifests.
+//! - [`artifacts`]: what is attached to an image (signature manifests, blobs, referrers), uncached.
 //! - [`credentials`]: Docker config Secrets → [`Credential`]s.
 //! - `cache`, `ratelimit`, `metrics`, [`error`].
 
+pub mod artifacts;
 mod auth;
 mod cache;
 pub mod client;
@@ -48,7 +50,8 @@ use std::time::Duration;
 
 use sha2::{Digest as _, Sha256};
 
-pub use client::RegistryClient;
+pub use artifacts::{Manifest, Referrer, Referrers, ReferrersSource};
+pub use client::{ForgetHook, RegistryClient};
 pub use credentials::{CredentialsError, DockerConfig};
 pub use error::RegistryError;
 

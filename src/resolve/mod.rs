@@ -10,7 +10,8 @@
 //! candidates actually considered (best first, stopping at the first one that may be taken; with
 //! `min-age`, at most [`PENDING_LIMIT`] + 1 candidates that are not excluded), a HEAD by digest for an
 //! older `latest` digest before pinning it, and a child-manifest GET only when a pod reports a platform
-//! digest.
+//! digest. [`resolve_signed`] adds signature verification (docs/signatures.md): the candidate that would
+//! be taken is verified first, and a rejected one is passed over for the next lower.
 
 use std::time::Duration;
 
@@ -89,6 +90,8 @@ pub struct Resolution {
     pub resolved: Vec<ResolvedCandidate>,
     /// With `min-age`: the new pending entries and what waits.
     pub age: Option<AgeOutcome>,
+    /// With signature verification: what was verified or rejected ([`resolve_signed`]).
+    pub signatures: Signatures,
 }
 
 /// Why resolving failed.
@@ -149,6 +152,7 @@ pub async fn resolve(
             evaluation: None,
             resolved: Vec::new(),
             age: None,
+            signatures: Signatures::default(),
         });
     };
     if strategy.is_version() {
@@ -206,6 +210,7 @@ async fn resolve_version(
         evaluation: Some(evaluation),
         resolved,
         age,
+        signatures: Signatures::default(),
     })
 }
 
@@ -305,6 +310,7 @@ async fn resolve_latest(
             evaluation: None,
             resolved,
             age: None,
+            signatures: Signatures::default(),
         });
     };
     let mut candidates =
@@ -338,6 +344,7 @@ async fn resolve_latest(
         evaluation: None,
         resolved,
         age: Some(age_outcome(&candidates, selection)),
+        signatures: Signatures::default(),
     })
 }
 
@@ -469,6 +476,10 @@ async fn effective_current_digest(
         _ => Some(current.to_owned()),
     }
 }
+
+mod signed;
+
+pub use signed::{MAX_VERIFIED, RejectedCandidate, Signatures, resolve_signed};
 
 #[cfg(test)]
 mod tests;

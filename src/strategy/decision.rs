@@ -150,6 +150,9 @@ pub enum KeepReason {
         image: String,
         ripens_at: DateTime<Utc>,
     },
+    /// `verify`: the best candidate (`repo:tag@sha256:…`) and every lower one considered were rejected by
+    /// signature verification; `why` is the best one's rejection (docs/signatures.md).
+    SignatureRejected { image: String, why: String },
 }
 
 impl KeepReason {
@@ -165,6 +168,7 @@ impl KeepReason {
             KeepReason::CandidatesSkipped { .. } => "CandidatesSkipped",
             KeepReason::DigestSkipped { .. } => "DigestSkipped",
             KeepReason::HeldByMinAge { .. } => "HeldByMinAge",
+            KeepReason::SignatureRejected { .. } => "SignatureRejected",
         }
     }
 }
@@ -217,6 +221,9 @@ impl fmt::Display for KeepReason {
                 "{image} is held by min-age until {}",
                 ripens_at.to_rfc3339_opts(SecondsFormat::Secs, true)
             ),
+            KeepReason::SignatureRejected { image, why } => {
+                write!(f, "{image} is not taken: its signature was rejected ({why})")
+            }
         }
     }
 }

@@ -81,6 +81,8 @@ pub(crate) struct Repo {
     pub(crate) digests: HashMap<String, (String, String)>,
     /// Digest → (media type, body) for GET.
     pub(crate) manifests: HashMap<String, (String, bytes::Bytes)>,
+    /// Digest → body for `GET /v2/<repo>/blobs/<digest>`.
+    pub(crate) blobs: HashMap<String, bytes::Bytes>,
 }
 
 /// Authentication the fake demands.
@@ -106,6 +108,9 @@ pub(crate) struct Programmed {
     pub(crate) faults: Vec<QueuedFault>,
     /// Issued Bearer token → when it expires.
     pub(crate) tokens: HashMap<String, Instant>,
+    /// Whether `GET /v2/<repo>/referrers/<digest>` is served (OCI distribution 1.1); off answers 404,
+    /// as distribution 2.8 does.
+    pub(crate) referrers_api: bool,
 }
 
 #[derive(Debug)]
@@ -203,6 +208,23 @@ impl FakeRegistry {
         }
         r.digests
             .insert(tag.to_owned(), (digest.to_owned(), media_type.to_owned()));
+    }
+
+    /// Stores `body` as a blob of `repo`; returns its SHA-256 digest.
+    pub fn set_blob(&self, repo: &str, body: &[u8]) -> String {
+        let digest = crate::registry::digest_of(body);
+        let mut p = lock(&self.shared.programmed);
+        p.repos
+            .entry(repo.to_owned())
+            .or_default()
+            .blobs
+            .insert(digest.clone(), bytes::Bytes::copy_from_slice(body));
+        digest
+    }
+
+    /// Serves the referrers API: an OCI index of the stored manifests whose `subject` is the digest.
+    pub fn set_referrers_api(&self, enabled: bool) {
+        lock(&self.shared.programmed).referrers_api = enabled;
     }
 
     /// Chooses how `tags/list` treats `n` and `last`.

@@ -167,6 +167,8 @@ fn repo_of(path: &str) -> Option<&str> {
     let rest = path.strip_prefix("/v2/")?;
     rest.strip_suffix("/tags/list")
         .or_else(|| rest.rsplit_once("/manifests/").map(|(repo, _)| repo))
+        .or_else(|| rest.rsplit_once("/blobs/").map(|(repo, _)| repo))
+        .or_else(|| rest.rsplit_once("/referrers/").map(|(repo, _)| repo))
 }
 
 fn api(p: &mut Programmed, head: bool, path: &str, query: Option<&str>) -> Response {
@@ -182,11 +184,74 @@ fn api(p: &mut Programmed, head: bool, path: &str, query: Option<&str>) -> Respo
     if let Some((repo, reference)) = rest.rsplit_once("/manifests/") {
         return manifest(p, head, repo, reference);
     }
+    if let Some((repo, digest)) = rest.rsplit_once("/blobs/") {
+        return blob(p, head, repo, digest);
+    }
+    if let Some((repo, digest)) = rest.rsplit_once("/referrers/")
+        && p.referrers_api
+    {
+        return referrers(p, repo, digest);
+    }
     error(
         StatusCode::NOT_FOUND,
         "UNSUPPORTED",
-        "the fake registry serves tags and manifests only",
+        "the fake registry serves tags, manifests, blobs and (when enabled) referrers only",
     )
+}
+
+fn blob(p: &Programmed, head: bool, repo: &str, digest: &str) -> Response {
+    let Some(body) = p.repos.get(repo).and_then(|r| r.blobs.get(digest)) else {
+        return error(StatusCode::NOT_FOUND, "BLOB_UNKNOWN", "blob unknown");
+    };
+    let mut response = if head {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(body.clone()))
+    };
+    if let Ok(v) = HeaderValue::from_str(digest) {
+        response.headers_mut().insert("docker-content-digest", v);
+    }
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+/// The OCI 1.1 referrers index of `digest`: every stored manifest whose `subject.digest` is it, in
+/// digest order (the API promises no order).
+fn referrers(p: &Programmed, repo: &str, digest: &str) -> Response {
+    let mut manifests: Vec<serde_json::Value> = p
+        .repos
+        .get(repo)
+        .map(|r| {
+            r.manifests
+                .iter()
+                .filter_map(|(d, (media_type, body))| {
+                    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+                    (json["subject"]["digest"] == digest).then(|| {
+                        let artifact_type = json["artifactType"]
+                            .as_str()
+                            .or_else(|| json["config"]["mediaType"].as_str())
+                            .unwrap_or_default()
+                            .to_owned();
+                        json!({"mediaType": media_type, "digest": d, "size": body.len(),
+                               "artifactType": artifact_type})
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    manifests.sort_by(|a, b| a["digest"].as_str().cmp(&b["digest"].as_str()));
+    let body = json!({"schemaVersion": 2, "mediaType": crate::registry::OCI_INDEX,
+                      "manifests": manifests})
+    .to_string();
+    let mut response = json_response(StatusCode::OK, body);
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/vnd.oci.image.index.v1+json"),
+    );
+    response
 }
 
 fn tags(p: &Programmed, repo: &str, query: Option<&str>) -> Response {
