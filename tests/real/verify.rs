@@ -230,7 +230,13 @@ async fn verify_component_mounts_the_keys_the_controller_checks_with() {
     let repo = "team/verified";
     env.push(repo, "1.0.0").await;
     let signed = env.push(repo, "1.1.0").await;
-    env.push(repo, "1.2.0").await;
+    let unsigned = env.push(repo, "1.2.0").await;
+    let rejected = format!(
+        "app: {}@{} rejected: Unsigned: no signature of {} found",
+        env.image(repo, "1.2.0"),
+        unsigned.digest,
+        unsigned.digest
+    );
     signer
         .sign(&env.registry, repo, &signed.digest, Layout::Bundle)
         .await;

@@ -33,23 +33,24 @@ async fn watch(env: &mut Env, signer: &Signer, name: &str, repo: &str) {
     env.spawn_controller(&settings);
 }
 
-/// Waits until the `SignatureRejected` Events about `name` name each of `tags` with its rejection kind;
-/// returns the notes.
-async fn wait_rejected(env: &Env, name: &str, expected: &[(&str, &str)]) -> Vec<String> {
+/// Waits until the `SignatureRejected` Events about `name` say, for each `(image, kind)`, that container
+/// `app`'s candidate `image` (pinned) was rejected as `kind`; returns the notes.
+async fn wait_rejected(env: &Env, name: &str, expected: &[(String, &str)]) -> Vec<String> {
     let deadline = tokio::time::Instant::now() + crate::env::WAIT;
     loop {
         let notes = env.event_notes(name, "SignatureRejected").await;
-        let found = |tag: &str, kind: &str| {
+        let found = |image: &str, kind: &str| {
+            let prefix = format!("app: {image} rejected: {kind}: ");
             notes
                 .iter()
-                .any(|n| n.contains(&format!(":{tag}@")) && n.contains(kind))
+                .any(|n| n.starts_with(&prefix) && n.ends_with("; it is not taken"))
         };
-        if expected.iter().all(|(tag, kind)| found(tag, kind)) {
+        if expected.iter().all(|(image, kind)| found(image, kind)) {
             return notes;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no SignatureRejected naming each of {expected:?} about {name}; notes: {notes:#?}; \
+            "no SignatureRejected for each of {expected:?} about {name}; notes: {notes:#?}; \
              all reasons: {:?}",
             env.reasons(name).await
         );
@@ -75,9 +76,14 @@ pub async fn signed_taken_unsigned_refused(backend: Backend, kind: KeyKind, layo
 
     env.wait_image("signed", &pinned(&env, repo, "1.1.0", &signed))
         .await;
-    let notes = wait_rejected(&env, "signed", &[("1.2.0", "Unsigned")]).await;
+    let notes = wait_rejected(
+        &env,
+        "signed",
+        &[(pinned(&env, repo, "1.2.0", &unsigned), "Unsigned")],
+    )
+    .await;
     assert!(
-        notes.iter().all(|n| !n.contains(":1.1.0@")),
+        notes.iter().all(|n| !n.contains(&signed.digest)),
         "the signed tag is never rejected: {notes:#?}"
     );
     assert_eq!(
@@ -133,9 +139,9 @@ pub async fn wrongly_signed_refused(backend: Backend, kind: KeyKind, layout: Lay
         &env,
         "wrong",
         &[
-            ("1.3.0", "BadSignature"),
-            ("1.2.0", "WrongDigest"),
-            ("1.1.0", "BadSignature"),
+            (pinned(&env, repo, "1.3.0", &other_key), "BadSignature"),
+            (pinned(&env, repo, "1.2.0", &other_digest), "WrongDigest"),
+            (pinned(&env, repo, "1.1.0", &tampered), "BadSignature"),
         ],
     )
     .await;

@@ -94,30 +94,64 @@ async fn every_forgery(kind: KeyKind, layout: Layout) {
         );
         assert!(out.success, "check exits 0 on a decision: {what}");
         let pinned = format!("{host}/{repo}:1.1.0@{}", candidate.digest);
+        let lines: Vec<&str> = out.stdout.lines().collect();
         if forgery == Forgery::Signed {
             assert!(
                 out.stdout
-                    .contains(&format!("decision: update to {pinned}")),
+                    .contains(&format!("decision: update to {pinned} (")),
                 "{what}"
             );
-            let line = candidate_line(&out.stdout, "1.1.0").expect(&what);
+            let verified = format!(
+                "signature: verified with {} ({})",
+                signer.trusted_key_name(),
+                match layout {
+                    Layout::Sig => "cosign signature tag",
+                    Layout::Bundle => "Sigstore bundle referrer",
+                }
+            );
             assert!(
-                line.contains(&format!(
-                    "signed by {}",
-                    signer
-                        .trusted_key_file()
-                        .file_name()
-                        .unwrap()
-                        .to_string_lossy()
-                )),
-                "{what}"
+                lines.contains(&verified.as_str()),
+                "expected `{verified}`: {what}"
             );
+            assert!(!out.stdout.contains("signature rejected"), "{what}");
         } else {
             assert!(out.stdout.contains("decision: no update"), "{what}");
-            assert!(!out.stdout.contains(&pinned), "never offered: {what}");
-            let line = candidate_line(&out.stdout, "1.1.0").expect(&what);
             assert!(
-                line.contains(&format!("signature rejected: {}: ", expected_kind(forgery))),
+                !out.stdout.contains("decision: update to"),
+                "never offered: {what}"
+            );
+            let digest = &candidate.digest;
+            let line = format!(
+                "signature rejected: {host}/{repo}:1.1.0@{digest}: {}: {}",
+                expected_kind(forgery),
+                match forgery {
+                    Forgery::Unsigned => format!(
+                        "no signature of {digest} found (neither a cosign .sig tag nor a Sigstore bundle referrer)"
+                    ),
+                    Forgery::OtherDigest | Forgery::ClaimedSubject => format!(
+                        "a signature by {} signs {}, not {digest}",
+                        signer.trusted_key_name(),
+                        donor.digest
+                    ),
+                    // The key set's description follows; the line is checked up to it.
+                    _ => format!(
+                        "1 signature(s) of {digest} found, none verifies with a key of VERIFY_KEYS ("
+                    ),
+                }
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| *l == line || (l.starts_with(&line) && line.ends_with('('))),
+                "expected `{line}`: {what}"
+            );
+            let candidate = candidate_line(&out.stdout, "1.1.0").expect(&what);
+            assert_eq!(
+                candidate.trim(),
+                format!(
+                    "1.1.0  not chosen: signature rejected ({})",
+                    expected_kind(forgery)
+                ),
                 "{what}"
             );
         }
@@ -183,5 +217,17 @@ async fn check_takes_the_signed_older_candidate_under_an_unsigned_newest() {
         "{what}"
     );
     let newest = candidate_line(&out.stdout, "1.2.0").expect(&what);
-    assert!(newest.contains("signature rejected: Unsigned: "), "{what}");
+    assert_eq!(
+        newest.trim(),
+        "1.2.0  not chosen: signature rejected (Unsigned)",
+        "{what}"
+    );
+    assert!(
+        out.stdout.lines().any(|l| l
+            == format!(
+                "signature: verified with {} (Sigstore bundle referrer)",
+                signer.trusted_key_name()
+            )),
+        "{what}"
+    );
 }

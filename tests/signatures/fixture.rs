@@ -86,6 +86,23 @@ impl Signer {
         self.keys_dir.join(pub_name(&self.key))
     }
 
+    /// How the controller names the trusted key: its file name and the SHA-256 of its SPKI DER
+    /// (docs/signatures.md), computed here from the PEM.
+    pub fn trusted_key_name(&self) -> String {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let pem = self.key.public_pem().unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap();
+        format!(
+            "{} (SHA256:{})",
+            pub_name(&self.key),
+            hex::encode(sha2::Sha256::digest(&der))
+        )
+    }
+
     /// Signs `repo@digest` with the trusted key.
     pub async fn sign(&self, registry: &RealRegistry, repo: &str, digest: &str, layout: Layout) {
         self.cosign
