@@ -43,6 +43,9 @@ struct Row {
     kinds: String,
     extra: Duration,
     verdict: String,
+    /// `verified`, or the kind the candidate was rejected as: a "signed" row that says `Unsigned` measured
+    /// a verifier that did not find the signature.
+    outcome: String,
 }
 
 /// Runs every case; returns the table.
@@ -145,6 +148,7 @@ async fn measure(
         .find(|l| l.starts_with("decision:"))
         .unwrap_or("(no decision line)")
         .to_owned();
+    let outcome = outcome(&stdout);
     Ok(Row {
         case,
         candidates,
@@ -152,7 +156,26 @@ async fn measure(
         kinds: breakdown(&added),
         extra: verified.saturating_sub(plain),
         verdict,
+        outcome,
     })
+}
+
+/// What `check` printed about the newest candidate's signature.
+fn outcome(stdout: &str) -> String {
+    if stdout
+        .lines()
+        .any(|l| l.starts_with("signature: verified with "))
+    {
+        return "verified".to_owned();
+    }
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("signature rejected: "))
+        .and_then(|rest| rest.split(": ").nth(1))
+        .map_or_else(
+            || "(nothing printed)".to_owned(),
+            |kind| format!("rejected: {kind}"),
+        )
 }
 
 /// `N× METHOD kind` per kind of request, e.g. `2× GET manifests, 1× GET blobs`.
@@ -232,14 +255,21 @@ fn render(version: &str, runs: usize, rows: &[Row]) -> String {
          median; `check --verify cosign` minus `check`)\n"
     );
     out.push_str(&format!(
-        "{:<34} {:>10} {:>9} {:>13} {:>14}  {}\n",
-        "case", "candidates", "requests", "req/candidate", "ms/candidate", "requests added"
+        "{:<34} {:<22} {:>10} {:>9} {:>13} {:>14}  {}\n",
+        "case",
+        "outcome",
+        "candidates",
+        "requests",
+        "req/candidate",
+        "ms/candidate",
+        "requests added"
     ));
     for row in rows {
         let per = row.candidates.max(1);
         out.push_str(&format!(
-            "{:<34} {:>10} {:>9} {:>13.1} {:>14.1}  {}\n",
+            "{:<34} {:<22} {:>10} {:>9} {:>13.1} {:>14.1}  {}\n",
             row.case,
+            row.outcome,
             row.candidates,
             row.requests,
             row.requests as f64 / per as f64,

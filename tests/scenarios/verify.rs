@@ -135,6 +135,19 @@ pub async fn wrongly_signed_refused(backend: Backend, kind: KeyKind, layout: Lay
     }
     watch(&mut env, &signer, "wrong", repo).await;
 
+    // The newest is verified first: once it is refused, the current image must still be in place.
+    wait_rejected(
+        &env,
+        "wrong",
+        &[(pinned(&env, repo, "1.3.0", &other_key), "BadSignature")],
+    )
+    .await;
+    assert_eq!(
+        env.image_of(Kind::Deployment, "wrong", "app").await,
+        env.image(repo, "1.0.0"),
+        "a candidate signed by another key is not applied"
+    );
+    // Each rejected candidate has its own Event with its own reason, not one merged into the first.
     wait_rejected(
         &env,
         "wrong",
