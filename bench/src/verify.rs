@@ -42,6 +42,8 @@ struct Row {
     requests: usize,
     kinds: String,
     extra: Duration,
+    /// Median time the registry took to answer, verifying minus plain.
+    registry: Duration,
     verdict: String,
     /// `verified`, or the kind the candidate was rejected as: a "signed" row that says `Unsigned` measured
     /// a verifier that did not find the signature.
@@ -127,19 +129,25 @@ async fn measure(
     candidates: usize,
 ) -> anyhow::Result<Row> {
     let image = format!("{}/{repo}:1.0.0", proxy.host());
-    let (plain_requests, plain, _) = timed(settings, proxy, &image, None).await?;
-    let (verify_requests, verified, stdout) =
-        timed(settings, proxy, &image, Some(&key.public_key)).await?;
+    let plain = timed(settings, proxy, &image, None).await?;
+    let verifying = timed(settings, proxy, &image, Some(&key.public_key)).await?;
+    let stdout = verifying.stdout;
     // The requests of the verifying run that the plain run did not make (a multiset difference).
-    let mut unmatched = plain_requests.clone();
-    let added: Vec<&Forwarded> = verify_requests
+    let mut unmatched = plain.requests.clone();
+    let added: Vec<&Forwarded> = verifying
+        .requests
         .iter()
-        .filter(|r| match unmatched.iter().position(|p| p == *r) {
-            Some(i) => {
-                unmatched.swap_remove(i);
-                false
+        .filter(|r| {
+            match unmatched
+                .iter()
+                .position(|p| p.method == r.method && p.path == r.path)
+            {
+                Some(i) => {
+                    unmatched.swap_remove(i);
+                    false
+                }
+                None => true,
             }
-            None => true,
         })
         .collect();
     let requests = added.len();
@@ -154,7 +162,8 @@ async fn measure(
         candidates,
         requests,
         kinds: breakdown(&added),
-        extra: verified.saturating_sub(plain),
+        extra: verifying.wall.saturating_sub(plain.wall),
+        registry: verifying.registry.saturating_sub(plain.registry),
         verdict,
         outcome,
     })
@@ -202,14 +211,27 @@ fn breakdown(requests: &[&Forwarded]) -> String {
         .join(", ")
 }
 
-/// Runs `check` `runs` times; returns the requests of the last run, the median time and its stdout.
+/// What `runs` runs of one `check` command took.
+struct Timed {
+    /// The requests of the last run.
+    requests: Vec<Forwarded>,
+    /// Median wall time of the process.
+    wall: Duration,
+    /// Median of the summed time of each run's registry requests.
+    registry: Duration,
+    /// The last run's report.
+    stdout: String,
+}
+
+/// Runs `check` `runs` times.
 async fn timed(
     settings: &VerifySettings,
     proxy: &CountingProxy,
     image: &str,
     key: Option<&Path>,
-) -> anyhow::Result<(Vec<Forwarded>, Duration, String)> {
-    let mut times = Vec::new();
+) -> anyhow::Result<Timed> {
+    let mut walls = Vec::new();
+    let mut registry = Vec::new();
     let mut last = (Vec::new(), String::new());
     for _ in 0..settings.runs {
         proxy.reset();
@@ -235,7 +257,7 @@ async fn timed(
             .output()
             .await
             .with_context(|| format!("failed to run {}", settings.binary.display()))?;
-        times.push(start.elapsed());
+        walls.push(start.elapsed());
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             bail!(
@@ -243,36 +265,46 @@ async fn timed(
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        last = (proxy.requests(), stdout);
+        let requests = proxy.requests();
+        registry.push(requests.iter().map(|r| r.elapsed).sum());
+        last = (requests, stdout);
     }
-    let median = summarize(times).map_or(Duration::ZERO, |s| s.p50);
-    Ok((last.0, median, last.1))
+    let median = |values: Vec<Duration>| summarize(values).map_or(Duration::ZERO, |s| s.p50);
+    Ok(Timed {
+        requests: last.0,
+        wall: median(walls),
+        registry: median(registry),
+        stdout: last.1,
+    })
 }
 
 fn render(version: &str, runs: usize, rows: &[Row]) -> String {
     let mut out = format!(
         "signature verification per check (cosign {version}, distribution 2.8, {runs} runs each, \
-         median; `check --verify cosign` minus `check`)\n"
+         median; `check --verify cosign` minus `check`; registry ms/c: the registry's answers, summed; \
+         wall ms/c: the whole process, noisy on a shared machine)\n"
     );
     out.push_str(&format!(
-        "{:<34} {:<22} {:>10} {:>9} {:>13} {:>14}  {}\n",
+        "{:<34} {:<22} {:>10} {:>9} {:>13} {:>13} {:>13}  {}\n",
         "case",
         "outcome",
         "candidates",
         "requests",
         "req/candidate",
-        "ms/candidate",
+        "registry ms/c",
+        "wall ms/c",
         "requests added"
     ));
     for row in rows {
         let per = row.candidates.max(1);
         out.push_str(&format!(
-            "{:<34} {:<22} {:>10} {:>9} {:>13.1} {:>14.1}  {}\n",
+            "{:<34} {:<22} {:>10} {:>9} {:>13.1} {:>13.2} {:>13.1}  {}\n",
             row.case,
             row.outcome,
             row.candidates,
             row.requests,
             row.requests as f64 / per as f64,
+            row.registry.as_secs_f64() * 1000.0 / per as f64,
             row.extra.as_secs_f64() * 1000.0 / per as f64,
             row.kinds
         ));

@@ -2,7 +2,7 @@
 //!
 //! Input: the upstream's base URL (plain HTTP, e.g. [`crate::RealRegistry::base_url`]). Output: a
 //! [`CountingProxy`] on `127.0.0.1:<port>` forwarding method, path, query, headers and body untouched, and
-//! the `(method, path)` of each request. Used where the registry's real answers matter and only the
+//! the method, path and time of each request. Used where the registry's real answers matter and only the
 //! requests need counting (signature verification reads real cosign output: the fake registry cannot
 //! serve it). `Location` headers are passed as the registry wrote them, so uploads go around the proxy:
 //! count reads with it.
@@ -24,6 +24,8 @@ pub struct Forwarded {
     pub method: String,
     /// The path, without the query.
     pub path: String,
+    /// From its arrival to the upstream's whole answer (the registry's share of the caller's time).
+    pub elapsed: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -96,13 +98,9 @@ async fn forward(State(shared): State<Shared>, request: Request) -> Response {
 }
 
 async fn relay(shared: &Shared, request: Request) -> anyhow::Result<Response> {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    if let Ok(mut log) = shared.log.lock() {
-        log.push(Forwarded {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-        });
-    }
+    let (method, logged_path) = (parts.method.to_string(), parts.uri.path().to_owned());
     let path = parts
         .uri
         .path_and_query()
@@ -132,6 +130,13 @@ async fn relay(shared: &Shared, request: Request) -> anyhow::Result<Response> {
         .bytes()
         .await
         .context("failed to read the upstream body")?;
+    if let Ok(mut log) = shared.log.lock() {
+        log.push(Forwarded {
+            method,
+            path: logged_path,
+            elapsed: started.elapsed(),
+        });
+    }
     response
         .body(Body::from(bytes))
         .context("failed to build the response")
