@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! Signature verification (docs/annotations.md#verify) against the real signer: cosign v2.6.5 built by
+//! Signature verification (docs/signatures.md) against the real signer: cosign v2.6.5 built by
 //! `testbed/cosign/build` (which `.ci/test` runs), signing offline in Debian's docker-registry
 //! (distribution 2.8), in both layouts, with a P-256 and an Ed25519 key. Without the binary every test here
 //! fails naming the build script; none skips.

@@ -1,4 +1,4 @@
-//! Signature verification by the controller (docs/annotations.md#verify), end to end on both backends, with
+//! Signature verification by the controller (docs/signatures.md), end to end on both backends, with
 //! signatures made by the real cosign (`testbed/cosign/`) in both layouts, with a P-256 and an Ed25519 key.
 //! Every wait is on the cluster's state or the controller's Events.
 
