@@ -116,8 +116,9 @@ impl Settings {
             self.gate_errors.push(InvalidAnnotation {
                 annotation: VERIFY,
                 value: "cosign".into(),
-                problem: "the controller has no key to verify with: set VERIFY_KEYS (docs/signatures.md)"
-                    .into(),
+                problem:
+                    "the controller has no key to verify with: set VERIFY_KEYS (docs/signatures.md)"
+                        .into(),
                 example: "cosign".into(),
             });
         }

@@ -27,10 +27,10 @@ use chrono::{SecondsFormat, Utc};
 use crate::gate::{SkipList, TagFilter};
 use crate::image::ImageRef;
 use crate::registry::{Credential, DockerConfig, RegistryClient, RegistryConfig};
-use crate::resolve::{CandidateGates, Resolution, Target, resolve_signed};
-use crate::verify::{KeySet, Verifier};
+use crate::resolve::{CandidateGates, RejectedCandidate, Resolution, Target, resolve_signed};
 use crate::strategy::{Decision, Evaluation, Quarantine, Strategy};
 use crate::untrusted::escape;
+use crate::verify::{KeySet, Verifier};
 
 /// The container name the strategies see; the quarantine is empty, so it never matters.
 const CONTAINER: &str = "check";
@@ -117,9 +117,16 @@ pub async fn report(args: CheckArgs) -> anyhow::Result<()> {
     };
     // The same resolution as the controller's, with an empty quarantine and nothing pending.
     let quarantine = Quarantine::default();
-    let resolution = resolve_signed(&client, strategy, target, &quarantine, gates, verifier.as_ref())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resolution = resolve_signed(
+        &client,
+        strategy,
+        target,
+        &quarantine,
+        gates,
+        verifier.as_ref(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     print!("{}", render(&image, strategy, &resolution));
     Ok(())
 }
@@ -129,7 +136,15 @@ fn render(image: &ImageRef, strategy: Strategy, resolution: &Resolution) -> Stri
     let mut out = match &resolution.evaluation {
         Some(evaluation) => {
             let listed = evaluation.accepted.len() + evaluation.rejected.len();
-            render_version(image, strategy, resolution, evaluation, listed)
+            let rejected = &resolution.signatures.rejected;
+            render_version_signed(
+                image,
+                strategy,
+                &resolution.decision,
+                evaluation,
+                listed,
+                rejected,
+            )
         }
         None => render_latest(image, resolution),
     };
@@ -168,7 +183,9 @@ fn verifier(args: &CheckArgs, client: &RegistryClient) -> anyhow::Result<Option<
         return Ok(None);
     };
     if !kind.trim().eq_ignore_ascii_case("cosign") {
-        anyhow::bail!("--verify {kind:?} is not supported: the only verification is --verify cosign");
+        anyhow::bail!(
+            "--verify {kind:?} is not supported: the only verification is --verify cosign"
+        );
     }
     let keys = KeySet::load(path).context("invalid --verify-keys")?;
     Ok(Some(Verifier::new(
@@ -251,15 +268,28 @@ fn render_signatures(out: &mut String, resolution: &Resolution) {
     }
 }
 
-/// The report of a version strategy: decision, newer candidates, then ruled-out tags grouped by reason.
+/// The report of a version strategy without signature verification.
+#[cfg(test)]
 fn render_version(
     image: &ImageRef,
     strategy: Strategy,
-    resolution: &Resolution,
+    decision: &Decision,
     evaluation: &Evaluation,
     listed: usize,
 ) -> String {
-    let decision = &resolution.decision;
+    render_version_signed(image, strategy, decision, evaluation, listed, &[])
+}
+
+/// The report of a version strategy: decision, newer candidates (each signature rejected marked), then
+/// ruled-out tags grouped by reason.
+fn render_version_signed(
+    image: &ImageRef,
+    strategy: Strategy,
+    decision: &Decision,
+    evaluation: &Evaluation,
+    listed: usize,
+    rejected: &[RejectedCandidate],
+) -> String {
     let mut out = header(image, strategy, decision);
     let chosen = match decision {
         Decision::Update { tag, .. } => Some(tag.as_str()),
@@ -268,13 +298,12 @@ fn render_version(
     let _ = writeln!(out, "tags listed: {listed}");
     let _ = writeln!(out, "newer candidates ({}):", evaluation.accepted.len());
     for candidate in &evaluation.accepted {
-        let signature_rejected = resolution
-            .signatures
-            .rejected
-            .iter()
-            .find(|r| r.tag == candidate.as_str());
+        let signature_rejected = rejected.iter().find(|r| r.tag == candidate.as_str());
         let note = match (chosen, signature_rejected) {
-            (_, Some(r)) => format!("not chosen: signature rejected ({})", r.rejection.kind.as_str()),
+            (_, Some(r)) => format!(
+                "not chosen: signature rejected ({})",
+                r.rejection.kind.as_str()
+            ),
             (Some(c), None) if c == candidate.as_str() => "chosen".to_owned(),
             (Some(c), None) => format!("not chosen: {c} is higher"),
             (None, None) => "not chosen".to_owned(),
@@ -415,6 +444,8 @@ mod tests {
             tag_filter: None,
             skip: None,
             min_age: None,
+            verify: None,
+            verify_keys: None,
         };
         assert_eq!(
             credential(&args, "registry:5000").unwrap(),
@@ -449,6 +480,7 @@ mod tests {
                     ripens_at,
                 }],
             }),
+            signatures: Default::default(),
         };
         let report = render(&image, Strategy::Version, &resolution);
         assert!(
@@ -464,5 +496,63 @@ mod tests {
             "{report}"
         );
         assert!(report.contains("tags listed: 1"), "{report}");
+    }
+
+    #[test]
+    fn a_candidate_whose_signature_was_rejected_is_marked_and_the_key_of_the_taken_one_printed() {
+        use crate::resolve::Signatures;
+        use crate::verify::{KeyName, Layout, Rejection, RejectionKind, Verified};
+        let image = ImageRef::parse("registry:5000/app:1.0.0").unwrap();
+        let tags = strings(&["1.1.0", "1.2.0"]);
+        let evaluation = rank_candidates(Strategy::Version, "1.0.0", &tags).unwrap();
+        let d1 = format!("sha256:{}", "1".repeat(64));
+        let decision = Decision::Update {
+            tag: "1.1.0".into(),
+            digest: d1.clone(),
+            reason: crate::strategy::UpdateReason::NewerVersion {
+                tag: "1.1.0".into(),
+            },
+        };
+        let rejected = RejectedCandidate {
+            tag: "1.2.0".into(),
+            image: format!("registry:5000/app:1.2.0@sha256:{}", "2".repeat(64)),
+            rejection: Rejection {
+                kind: RejectionKind::Unsigned,
+                message: "no signature found".into(),
+            },
+        };
+        let resolution = Resolution {
+            decision,
+            evaluation: Some(evaluation),
+            resolved: Vec::new(),
+            age: None,
+            signatures: Signatures {
+                verified: Some(Verified {
+                    key: KeyName {
+                        file: "release.pub".into(),
+                        fingerprint: format!("SHA256:{}", "a".repeat(64)),
+                    },
+                    layout: Layout::SignatureTag,
+                }),
+                rejected: vec![rejected],
+            },
+        };
+        let report = render(&image, Strategy::Version, &resolution);
+        assert!(
+            report.contains("1.2.0  not chosen: signature rejected (Unsigned)"),
+            "{report}"
+        );
+        assert!(report.contains("1.1.0  chosen"), "{report}");
+        assert!(
+            report.contains(&format!(
+                "signature: verified with release.pub (SHA256:{}) (cosign signature tag)",
+                "a".repeat(64)
+            )),
+            "{report}"
+        );
+        assert!(
+            report.contains("signature rejected: registry:5000/app:1.2.0@sha256:2222"),
+            "{report}"
+        );
     }
 }

@@ -266,7 +266,7 @@ impl Config {
                 .transpose()?
                 .unwrap_or(0),
             events: events::parse(&args.events)?,
-            verify: parse_verify(&args.verify_keys, &args.verify_required_for)?,
+            verify: verify::parse(&args.verify_keys, &args.verify_required_for)?,
         })
     }
 }
@@ -429,47 +429,6 @@ fn validate_host(host: &str) -> Result<(), String> {
     }
 }
 
-/// `VERIFY_KEYS` is loaded now, so a bad key stops startup rather than rejecting every signature later.
-fn parse_verify(
-    keys: &Option<String>,
-    required_for: &Option<String>,
-) -> Result<crate::verify::VerifyConfig, ConfigError> {
-    let keys = set(keys)
-        .map(|path| {
-            crate::verify::KeySet::load(std::path::Path::new(path)).map_err(|e| ConfigError {
-                variable: "VERIFY_KEYS",
-                value: path.to_owned(),
-                problem: e.to_string(),
-                example: "/etc/watch-cluster/verify-keys",
-            })
-        })
-        .transpose()?
-        .map(std::sync::Arc::new);
-    let required = match set(required_for) {
-        None => crate::verify::RequiredFor::default(),
-        Some(value) => {
-            let error = |problem: String| ConfigError {
-                variable: "VERIFY_REQUIRED_FOR",
-                value: value.to_owned(),
-                problem,
-                example: "ghcr.io/acme/**,registry.example.com/*/api",
-            };
-            let parsed = crate::verify::RequiredFor::parse(value).map_err(|e| error(e.to_string()))?;
-            if !parsed.is_empty() && keys.is_none() {
-                return Err(error(
-                    "set without VERIFY_KEYS: there is no key to verify with; set VERIFY_KEYS to the public keys too"
-                        .into(),
-                ));
-            }
-            parsed
-        }
-    };
-    Ok(crate::verify::VerifyConfig {
-        keys,
-        required_for: required,
-    })
-}
-
 fn parse_ca_file(value: &Option<String>) -> Result<Option<PathBuf>, ConfigError> {
     set(value).map(ca_file::parse).transpose()
 }
@@ -552,6 +511,7 @@ impl fmt::Display for LogFormat {
 
 mod ca_file;
 mod events;
+mod verify;
 
 pub use events::{EventsArgs, EventsConfig};
 

@@ -141,8 +141,11 @@ impl std::fmt::Display for SignatureRejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{}: {} rejected: {}",
-            self.container, self.image, self.rejection
+            "container {}: {} not taken, signature rejected ({}): {}",
+            self.container,
+            self.image,
+            self.rejection.kind.as_str(),
+            self.rejection.message
         )
     }
 }

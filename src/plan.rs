@@ -164,7 +164,11 @@ async fn pending(scope: &Scope<'_>, workload: &Workload, settings: &Settings) ->
         },
         None => std::sync::Arc::default(),
     };
-    match decide(client, registry, workload, settings, None, &cluster, signatures).await {
+    match decide(
+        client, registry, workload, settings, None, &cluster, signatures,
+    )
+    .await
+    {
         Err(invalid) => format!("not checked: {invalid}"),
         Ok(findings) => describe(&findings, settings, Utc::now()),
     }
@@ -200,7 +204,7 @@ fn describe(findings: &Findings, settings: &Settings, now: DateTime<Utc>) -> Str
         findings
             .signature_rejections
             .iter()
-            .map(|r| format!("signature rejected: {r}")),
+            .map(ToString::to_string),
     );
     parts.extend(
         findings
@@ -319,6 +323,28 @@ mod tests {
         assert_eq!(
             text,
             "app: app:1.2.0@sha256:bb held by min-age until 2026-01-02T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn a_candidate_whose_signature_was_rejected_is_shown_with_the_reason() {
+        let findings = Findings {
+            changes: vec![change()],
+            signature_rejections: vec![crate::decide::SignatureRejection {
+                container: "app".into(),
+                image: "app:1.2.0@sha256:bb".into(),
+                rejection: crate::verify::Rejection {
+                    kind: crate::verify::RejectionKind::BadSignature,
+                    message: "1 signature(s) of sha256:bb found, none verifies".into(),
+                },
+            }],
+            ..Findings::default()
+        };
+        let text = describe(&findings, &settings(&[]), at("2026-01-01T06:00:00Z"));
+        assert_eq!(
+            text,
+            "update app: app:1.0.0 -> app:1.1.0@sha256:aa; container app: app:1.2.0@sha256:bb not taken, \
+             signature rejected (BadSignature): 1 signature(s) of sha256:bb found, none verifies"
         );
     }
 

@@ -19,6 +19,8 @@ mod operations;
 mod records;
 #[path = "e2e/safety.rs"]
 mod safety;
+#[path = "e2e/signatures.rs"]
+mod signatures;
 #[path = "e2e/updates.rs"]
 mod updates;
 

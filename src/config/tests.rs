@@ -302,3 +302,54 @@ fn quarantine_scope_is_workload_unless_cluster_is_asked_for() {
         "invalid QUARANTINE_SCOPE=\"namespace\": expected `workload` or `cluster` (example: QUARANTINE_SCOPE=cluster)"
     );
 }
+
+#[test]
+fn verify_keys_are_loaded_at_startup_and_a_bad_key_names_the_variable_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("release.pub");
+    // A P-256 SPKI (the public half of a throwaway key).
+    std::fs::write(
+        &key,
+        "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEvj9QSU4O2J9GjoJOEnsVgMby3Naq\n\
+         wsuMPJaaF/5biww760n0lu7OtM+ciJ8MTtjNRRbWiQDY3c5BK3gTnff2cQ==\n-----END PUBLIC KEY-----\n",
+    )
+    .unwrap();
+    let verify_args = |keys: Option<&str>, required: Option<&str>| RunArgs {
+        verify_keys: keys.map(str::to_owned),
+        verify_required_for: required.map(str::to_owned),
+        ..args()
+    };
+    let config = Config::from_args(&verify_args(key.to_str(), Some("ghcr.io/acme/**"))).unwrap();
+    let keys = config.verify.keys.unwrap();
+    assert_eq!(keys.keys()[0].name.file, "release.pub");
+    assert!(config.verify.required_for.matches("ghcr.io/acme/team/app"));
+    assert!(
+        Config::from_args(&verify_args(Some(""), None))
+            .unwrap()
+            .verify
+            .keys
+            .is_none()
+    );
+
+    std::fs::write(dir.path().join("notes.txt"), "not a key").unwrap();
+    let error = Config::from_args(&verify_args(dir.path().to_str(), None)).unwrap_err();
+    assert_eq!(error.variable, "VERIFY_KEYS");
+    assert!(error.problem.contains("notes.txt"), "{error}");
+}
+
+#[test]
+fn verify_required_for_without_keys_or_with_a_bad_glob_is_refused() {
+    let error = Config::from_args(&RunArgs {
+        verify_required_for: Some("ghcr.io/acme/**".into()),
+        ..args()
+    })
+    .unwrap_err();
+    assert_eq!(error.variable, "VERIFY_REQUIRED_FOR");
+    assert!(error.problem.contains("VERIFY_KEYS"), "{error}");
+    let error = Config::from_args(&RunArgs {
+        verify_required_for: Some("nginx".into()),
+        ..args()
+    })
+    .unwrap_err();
+    assert!(error.problem.contains("host/repository"), "{error}");
+}

@@ -515,7 +515,16 @@ async fn plan<K: ManagedKind>(
         Ok(cluster) => {
             let revert = known_revert.as_deref();
             let signatures = &ctx.signatures;
-            decide(&ctx.client, registry, workload, settings, revert, &cluster, signatures).await
+            decide(
+                &ctx.client,
+                registry,
+                workload,
+                settings,
+                revert,
+                &cluster,
+                signatures,
+            )
+            .await
         }
         Err(unreadable) => Err(unreadable),
     };
@@ -591,7 +600,7 @@ async fn report_rejections(
         new
     });
     for rejection in new {
-        let note = format!("{rejection}; it is not taken");
+        let note = rejection.to_string();
         tracing::warn!(container = %rejection.container, image = %rejection.image, reason = rejection.rejection.kind.as_str(), "{note}");
         ctx.events
             .publish(reference, Reason::SignatureRejected, note)

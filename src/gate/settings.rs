@@ -306,6 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn verify_accepts_cosign_in_any_case_and_needs_a_key() {
+        let s = Settings::from_annotations(&annotations(&[(VERIFY, "Cosign")]), chrono_tz::UTC)
+            .unwrap();
+        assert!(s.gates.verify && s.gate_errors.is_empty());
+        assert!(s.clone().with_keys(true).gate_errors.is_empty());
+        let without = s.with_keys(false);
+        assert_eq!(without.gate_errors.len(), 1);
+        assert!(without.gate_errors[0].problem.contains("VERIFY_KEYS"));
+        let bad = gate_error(&[(VERIFY, "notary")]);
+        assert_eq!((bad.annotation, bad.example.as_str()), (VERIFY, "cosign"));
+        let off = Settings::from_annotations(&annotations(&[]), chrono_tz::UTC).unwrap();
+        assert!(!off.gates.verify && off.with_keys(false).gate_errors.is_empty());
+    }
+
+    #[test]
     fn the_documented_examples_are_valid() {
         let yaml: Vec<(String, String)> = doc_section("## Safety gates")
             .lines()

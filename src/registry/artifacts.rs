@@ -89,9 +89,19 @@ impl RegistryClient {
             Err(other) => return Err(other),
         };
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&reply.body)));
-        if manifest::is_valid_digest(reference) {
-            manifest::verify_body(reference, &reply.body)
-                .map_err(|d| RegistryError::malformed(&target, d))?;
+        // By digest, the bytes must hash to it; by tag, to the digest the registry says it served, when it
+        // says one (a proxy or cache that altered the body is caught either way).
+        let claimed = reply
+            .headers
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|d| d.starts_with("sha256:") && !manifest::is_valid_digest(reference));
+        for expected in [Some(reference), claimed].into_iter().flatten() {
+            if manifest::is_valid_digest(expected) {
+                manifest::verify_body(expected, &reply.body)
+                    .map_err(|d| RegistryError::malformed(&target, d))?;
+            }
         }
         let media_type = reply
             .headers
@@ -129,7 +139,10 @@ impl RegistryClient {
     ) -> Result<Bytes, RegistryError> {
         let target = format!("read the blob {repo}@{digest}");
         if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+            return Err(RegistryError::malformed(
+                &target,
+                "not a sha256/sha512 digest",
+            ));
         }
         let transport = &self.inner.transport;
         let call = Call {
@@ -144,7 +157,10 @@ impl RegistryClient {
         if reply.body.len() > max_bytes {
             return Err(RegistryError::malformed(
                 &target,
-                format!("{} bytes, more than the {max_bytes} allowed", reply.body.len()),
+                format!(
+                    "{} bytes, more than the {max_bytes} allowed",
+                    reply.body.len()
+                ),
             ));
         }
         manifest::verify_body(digest, &reply.body)
@@ -161,7 +177,10 @@ impl RegistryClient {
     ) -> Result<Referrers, RegistryError> {
         let target = format!("list the referrers of {repo}@{digest}");
         if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(&target, "not a sha256/sha512 digest"));
+            return Err(RegistryError::malformed(
+                &target,
+                "not a sha256/sha512 digest",
+            ));
         }
         let transport = &self.inner.transport;
         let call = Call {
@@ -174,7 +193,7 @@ impl RegistryClient {
         };
         let (source, body) = match transport.send(&call).await {
             Ok(reply) => (ReferrersSource::Api, reply.body),
-            Err(RegistryError::NotFound { .. }) => {
+            Err(error) if no_referrers_api(&error) => {
                 let tag = digest.replacen(':', "-", 1);
                 match self.get_manifest(repo, &tag, credential).await? {
                     Some(index) => (ReferrersSource::Tag, index.body),
@@ -189,13 +208,23 @@ impl RegistryClient {
             }
             Err(other) => return Err(other),
         };
-        let referrers =
-            parse_referrers(&body).map_err(|d| RegistryError::malformed(&target, d))?;
+        let referrers = parse_referrers(&body).map_err(|d| RegistryError::malformed(&target, d))?;
         Ok(Referrers {
             source,
             listing_digest: Some(format!("sha256:{}", hex::encode(Sha256::digest(&body)))),
             referrers,
         })
+    }
+}
+
+/// Whether an answer to the referrers API means the registry does not have one: 404 as the OCI
+/// distribution specification says (distribution 2.8), or the 400/405/501 some registries give for a path
+/// they do not route. Anything else (401, 429, 5xx) is a failure of the lookup.
+fn no_referrers_api(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::NotFound { .. } => true,
+        RegistryError::Status { status, .. } => matches!(status, 400 | 405 | 501),
+        _ => false,
     }
 }
 

@@ -68,7 +68,10 @@ pub async fn resolve_signed(
             resolution.decision = Decision::Keep(signature_rejected(&rejected));
             return Ok(finish(resolution, rejected));
         }
-        match verifier.verify(&repository, digest, target.credential).await? {
+        match verifier
+            .verify(&repository, digest, target.credential)
+            .await?
+        {
             Verdict::Verified(verified) => {
                 tracing::debug!(container = target.container, image = %image, key = %verified.key, "candidate signature verified");
                 resolution.signatures.verified = Some(verified);
@@ -111,3 +114,6 @@ fn signature_rejected(rejected: &[RejectedCandidate]) -> KeepReason {
         why: best.rejection.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -222,7 +222,10 @@ impl fmt::Display for KeepReason {
                 ripens_at.to_rfc3339_opts(SecondsFormat::Secs, true)
             ),
             KeepReason::SignatureRejected { image, why } => {
-                write!(f, "{image} is not taken: its signature was rejected ({why})")
+                write!(
+                    f,
+                    "{image} is not taken: its signature was rejected ({why})"
+                )
             }
         }
     }

@@ -45,7 +45,10 @@ struct Layer {
 pub(crate) fn bundle_layers(manifest: &[u8]) -> Result<Vec<(String, u64)>, String> {
     let manifest: Manifest = serde_json::from_slice(manifest)
         .map_err(|e| format!("the referrer manifest is not an OCI manifest: {e}"))?;
-    let typed_bundle = manifest.artifact_type.as_deref().is_some_and(is_bundle_type);
+    let typed_bundle = manifest
+        .artifact_type
+        .as_deref()
+        .is_some_and(is_bundle_type);
     Ok(manifest
         .layers
         .into_iter()
@@ -187,7 +190,10 @@ mod tests {
         let statement = testing::statement("registry/app", HEX);
         let bundle = testing::bundle(&signer, &statement);
         let read = read_bundle(&bundle, &format!("sha256:{HEX}")).unwrap();
-        assert_eq!(read.signed, testing::pae("application/vnd.in-toto+json", &statement));
+        assert_eq!(
+            read.signed,
+            testing::pae("application/vnd.in-toto+json", &statement)
+        );
         assert_eq!(read.signatures.len(), 1);
         assert_eq!(read.names_candidate, Ok(()));
         let other = format!("sha256:{}", "2".repeat(64));
@@ -220,6 +226,10 @@ mod tests {
         );
         let sbom = serde_json::json!({"artifactType": "application/spdx+json",
             "layers": [{"mediaType": "application/spdx+json", "size": 5, "digest": "sha256:cc"}]});
-        assert!(bundle_layers(sbom.to_string().as_bytes()).unwrap().is_empty());
+        assert!(
+            bundle_layers(sbom.to_string().as_bytes())
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -125,7 +125,10 @@ mod tests {
         cache.put(&app, "sha256:2", rejected());
         cache.put(&other, "sha256:3", rejected());
         cache.forget_rejections(&Repository::new("index.docker.io", "team/app"));
-        assert!(matches!(cache.get(&app, "sha256:1"), Some(Cached::Verified(_))));
+        assert!(matches!(
+            cache.get(&app, "sha256:1"),
+            Some(Cached::Verified(_))
+        ));
         assert!(cache.get(&app, "sha256:2").is_none());
         assert!(cache.get(&other, "sha256:3").is_some());
     }

@@ -66,7 +66,8 @@ mod tests {
     #[test]
     fn ed25519ph_verifies_the_rfc_8032_test_vector() {
         let public =
-            hex::decode("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf").unwrap();
+            hex::decode("ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf")
+                .unwrap();
         let signature = hex::decode(concat!(
             "98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae41",
             "31f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406"
@@ -106,7 +107,11 @@ mod tests {
         let raw = p256::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
         assert!(verifies(&key, b"payload", &raw));
         assert!(!verifies(&key, b"other payload", &der));
-        assert!(!verifies(&Signer::p256(4).public_key("other.pub"), b"payload", &der));
+        assert!(!verifies(
+            &Signer::p256(4).public_key("other.pub"),
+            b"payload",
+            &der
+        ));
         assert!(!verifies(&key, b"payload", b"\x30\x02\x01\x00"));
     }
 

@@ -75,7 +75,11 @@ impl Findings {
 }
 
 /// The first key that verifies `signature` over `message`.
-fn verifying_key<'k>(keys: &'k KeySet, message: &[u8], signature: &[u8]) -> Option<&'k super::PublicKey> {
+fn verifying_key<'k>(
+    keys: &'k KeySet,
+    message: &[u8],
+    signature: &[u8],
+) -> Option<&'k super::PublicKey> {
     keys.keys().iter().find(|k| verifies(k, message, signature))
 }
 
@@ -107,16 +111,36 @@ pub(crate) async fn examine(
 ) -> Result<(Verdict, Evidence), RegistryError> {
     let mut evidence = Evidence::default();
     let mut findings = Findings::default();
-    let found = signature_tag(registry, keys, repo, digest, credential, &mut evidence, &mut findings)
-        .await?;
+    let found = signature_tag(
+        registry,
+        keys,
+        repo,
+        digest,
+        credential,
+        &mut evidence,
+        &mut findings,
+    )
+    .await?;
     if let Some(verified) = found {
         return Ok((Verdict::Verified(verified), evidence));
     }
-    let found = bundles(registry, keys, repo, digest, credential, &mut evidence, &mut findings).await?;
+    let found = bundles(
+        registry,
+        keys,
+        repo,
+        digest,
+        credential,
+        &mut evidence,
+        &mut findings,
+    )
+    .await?;
     if let Some(verified) = found {
         return Ok((Verdict::Verified(verified), evidence));
     }
-    Ok((Verdict::Rejected(findings.rejection(keys, digest)), evidence))
+    Ok((
+        Verdict::Rejected(findings.rejection(keys, digest)),
+        evidence,
+    ))
 }
 
 /// A blob, with a digest mismatch or an oversize answer counted as malformed signature data (the
@@ -172,8 +196,15 @@ async fn signature_tag(
             findings.malformed(format!("payload {} is {} bytes", layer.digest, layer.size));
             continue;
         }
-        let Some(payload) =
-            blob(registry, repo, &layer.digest, MAX_PAYLOAD_BYTES, credential, findings).await?
+        let Some(payload) = blob(
+            registry,
+            repo,
+            &layer.digest,
+            MAX_PAYLOAD_BYTES,
+            credential,
+            findings,
+        )
+        .await?
         else {
             continue;
         };
@@ -212,10 +243,17 @@ async fn bundles(
     let candidates = listed
         .referrers
         .iter()
-        .filter(|r| r.artifact_type.as_deref().is_none_or(|t| t.is_empty() || bundle::is_bundle_type(t)))
+        .filter(|r| {
+            r.artifact_type
+                .as_deref()
+                .is_none_or(|t| t.is_empty() || bundle::is_bundle_type(t))
+        })
         .take(MAX_BUNDLES);
     for referrer in candidates {
-        let Some(manifest) = registry.get_manifest(repo, &referrer.digest, credential).await? else {
+        let Some(manifest) = registry
+            .get_manifest(repo, &referrer.digest, credential)
+            .await?
+        else {
             continue;
         };
         let layers = match bundle::bundle_layers(&manifest.body) {
@@ -230,8 +268,15 @@ async fn bundles(
                 findings.malformed(format!("bundle {layer} is {size} bytes"));
                 continue;
             }
-            let Some(body) =
-                blob(registry, repo, &layer, MAX_BUNDLE_BYTES, credential, findings).await?
+            let Some(body) = blob(
+                registry,
+                repo,
+                &layer,
+                MAX_BUNDLE_BYTES,
+                credential,
+                findings,
+            )
+            .await?
             else {
                 continue;
             };

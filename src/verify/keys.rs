@@ -252,7 +252,8 @@ fn read_key(path: &Path) -> Result<PublicKey, KeyError> {
         problem,
         fix,
     };
-    let unreadable_fix = "make the file readable by the controller (check the volume's defaultMode)";
+    let unreadable_fix =
+        "make the file readable by the controller (check the volume's defaultMode)";
     let size = std::fs::metadata(path)
         .map_err(|e| error(format!("cannot be read ({e})"), unreadable_fix))?
         .len();

@@ -176,7 +176,11 @@ impl SignaturePolicy {
     /// The verifier for a container running `image`, when its candidates must be verified: the workload
     /// asks for it (`verify: cosign`) or `VERIFY_REQUIRED_FOR` matches the image. `None` also when no key is
     /// configured; `verify` then is an invalid annotation, which holds every update.
-    pub fn verifier_for(&self, annotated: bool, image: &crate::image::ImageRef) -> Option<&Verifier> {
+    pub fn verifier_for(
+        &self,
+        annotated: bool,
+        image: &crate::image::ImageRef,
+    ) -> Option<&Verifier> {
         let required = annotated || self.required_for.requires(image);
         self.verifier.as_ref().filter(|_| required)
     }

@@ -39,10 +39,14 @@ impl RequiredFor {
                 ));
             }
             if parts.iter().any(String::is_empty) {
-                return Err(error("has an empty path component (`//` or a trailing `/`)"));
+                return Err(error(
+                    "has an empty path component (`//` or a trailing `/`)",
+                ));
             }
             if parts.iter().any(|p| p.contains("**") && p != "**") {
-                return Err(error("`**` must be a whole path component, as in ghcr.io/acme/**"));
+                return Err(error(
+                    "`**` must be a whole path component, as in ghcr.io/acme/**",
+                ));
             }
             required.globs.push(parts);
             required.written.push(glob.to_owned());

@@ -142,3 +142,41 @@ pub(crate) fn bundle(signer: &Signer, statement: &[u8]) -> Vec<u8> {
     .to_string()
     .into_bytes()
 }
+
+/// Publishes on `fake` cosign's `.sig` manifest for `repo@digest` with one simple-signing layer per
+/// (payload, signature).
+pub(crate) fn publish_sig_tag(
+    fake: &watch_cluster_testkit::FakeRegistry,
+    repo: &str,
+    digest: &str,
+    layers: &[(Vec<u8>, Vec<u8>)],
+) {
+    use super::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING_MEDIA_TYPE};
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|(payload, signature)| {
+            let blob = fake.set_blob(repo, payload);
+            serde_json::json!({"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "size": payload.len(),
+                "digest": blob, "annotations": {SIGNATURE_ANNOTATION: STANDARD.encode(signature)}})
+        })
+        .collect();
+    let body = serde_json::json!({"schemaVersion": 2, "mediaType": manifest_type,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
+                   "digest": fake.set_blob(repo, b"{}")},
+        "layers": layers});
+    let tag = super::signature_tag(digest).unwrap();
+    fake.set_manifest(repo, Some(&tag), manifest_type, body.to_string().as_bytes());
+}
+
+/// Signs `repo@digest` as `cosign sign` does by default (a `.sig` tag), with `signer`.
+pub(crate) fn sign_image(
+    fake: &watch_cluster_testkit::FakeRegistry,
+    repo: &str,
+    digest: &str,
+    signer: &Signer,
+) {
+    let payload = simple_signing_payload(&format!("{}/{repo}", fake.host()), digest);
+    let signature = signer.sign(&payload);
+    publish_sig_tag(fake, repo, digest, &[(payload, signature)]);
+}

@@ -2,8 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use http::Method;
 use serde_json::json;
 use watch_cluster_testkit::{FakeRegistry, Fault};
@@ -63,21 +61,7 @@ impl Bed {
 
     /// cosign's `.sig` manifest for `digest`: one layer per (payload, signature).
     fn sig_tag(&self, digest: &str, layers: &[(Vec<u8>, Vec<u8>)]) {
-        let layers: Vec<_> = layers
-            .iter()
-            .map(|(payload, signature)| {
-                let blob = self.fake.set_blob(REPO, payload);
-                json!({"mediaType": SIMPLE_SIGNING_MEDIA_TYPE, "size": payload.len(), "digest": blob,
-                       "annotations": {SIGNATURE_ANNOTATION: STANDARD.encode(signature)}})
-            })
-            .collect();
-        let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2,
-                       "digest": self.fake.set_blob(REPO, b"{}")},
-            "layers": layers});
-        let tag = signature_tag(digest).unwrap();
-        self.fake
-            .set_manifest(REPO, Some(&tag), OCI_MANIFEST, body.to_string().as_bytes());
+        testing::publish_sig_tag(&self.fake, REPO, digest, layers);
     }
 
     /// A Sigstore bundle referrer of `subject` (the unsigned manifest subject) holding `bundle`.
@@ -145,7 +129,10 @@ async fn a_cosign_sig_tag_signed_with_a_configured_ecdsa_key_verifies_and_names_
         })
     );
     assert!(verdict.to_string().contains(&key.to_string()));
-    assert!(bed.metric_text().contains("signature_verifications_total{result=\"verified\"} 1"));
+    assert!(
+        bed.metric_text()
+            .contains("signature_verifications_total{result=\"verified\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -156,7 +143,10 @@ async fn an_ed25519ph_bundle_found_through_the_referrers_api_verifies() {
     let verifier = bed.verifier(&[("ed.pub", &signer)]);
     let digest = bed.image("1.1.0", "b");
     let hex = digest.strip_prefix("sha256:").unwrap();
-    bed.bundle_referrer(&digest, &testing::bundle(&signer, &testing::statement("app", hex)));
+    bed.bundle_referrer(
+        &digest,
+        &testing::bundle(&signer, &testing::statement("app", hex)),
+    );
     let verdict = bed.verify(&verifier, &digest).await;
     assert!(
         matches!(&verdict, Verdict::Verified(v) if v.layout == Layout::Bundle),
@@ -173,10 +163,16 @@ async fn without_a_referrers_api_the_bundle_is_found_through_the_sha256_tag() {
     let verifier = bed.verifier(&[("ec.pub", &signer)]);
     let digest = bed.image("1.1.0", "c");
     let hex = digest.strip_prefix("sha256:").unwrap();
-    let referrer = bed.bundle_referrer(&digest, &testing::bundle(&signer, &testing::statement("app", hex)));
+    let referrer = bed.bundle_referrer(
+        &digest,
+        &testing::bundle(&signer, &testing::statement("app", hex)),
+    );
     bed.referrers_tag(&digest, &[referrer]);
     let verdict = bed.verify(&verifier, &digest).await;
-    assert!(matches!(&verdict, Verdict::Verified(v) if v.layout == Layout::Bundle), "{verdict:?}");
+    assert!(
+        matches!(&verdict, Verdict::Verified(v) if v.layout == Layout::Bundle),
+        "{verdict:?}"
+    );
 }
 
 #[tokio::test]
@@ -187,7 +183,10 @@ async fn an_unsigned_digest_is_rejected_as_unsigned() {
     let rejection = rejected(bed.verify(&verifier, &digest).await);
     assert_eq!(rejection.kind, RejectionKind::Unsigned);
     assert!(rejection.message.contains(&digest), "{rejection}");
-    assert!(bed.metric_text().contains("signature_verifications_total{result=\"rejected\"} 1"));
+    assert!(
+        bed.metric_text()
+            .contains("signature_verifications_total{result=\"rejected\"} 1")
+    );
 }
 
 #[tokio::test]
@@ -200,7 +199,10 @@ async fn a_signature_by_a_key_not_configured_is_rejected_naming_the_configured_k
     bed.sig_tag(&digest, &[(payload.clone(), stranger.sign(&payload))]);
     let rejection = rejected(bed.verify(&verifier, &digest).await);
     assert_eq!(rejection.kind, RejectionKind::BadSignature);
-    assert!(rejection.message.contains("release.pub (SHA256:"), "{rejection}");
+    assert!(
+        rejection.message.contains("release.pub (SHA256:"),
+        "{rejection}"
+    );
 }
 
 #[tokio::test]
@@ -235,7 +237,7 @@ async fn a_payload_edited_after_signing_is_rejected() {
 
 #[tokio::test]
 async fn a_bundle_whose_statement_names_another_digest_is_rejected_though_its_manifest_subject_is_the_candidate()
-{
+ {
     let mut bed = bed().await;
     bed.fake.set_referrers_api(true);
     let signer = Signer::p256(1);
@@ -257,7 +259,10 @@ async fn a_verified_digest_is_not_read_again() {
     bed.sig_tag(&digest, &[(payload.clone(), signer.sign(&payload))]);
     bed.verify(&verifier, &digest).await;
     let before = bed.fake.requests().len();
-    assert!(matches!(bed.verify(&verifier, &digest).await, Verdict::Verified(_)));
+    assert!(matches!(
+        bed.verify(&verifier, &digest).await,
+        Verdict::Verified(_)
+    ));
     assert_eq!(bed.fake.requests().len(), before);
 }
 
@@ -268,14 +273,31 @@ async fn a_rejection_is_kept_while_the_signatures_are_unchanged_and_dropped_when
     let verifier = bed.verifier(&[("release.pub", &signer)]);
     let digest = bed.image("1.1.0", "5");
     let payload = payload(&bed, &digest);
-    bed.sig_tag(&digest, &[(payload.clone(), Signer::p256(2).sign(&payload))]);
-    assert_eq!(rejected(bed.verify(&verifier, &digest).await).kind, RejectionKind::BadSignature);
+    bed.sig_tag(
+        &digest,
+        &[(payload.clone(), Signer::p256(2).sign(&payload))],
+    );
+    assert_eq!(
+        rejected(bed.verify(&verifier, &digest).await).kind,
+        RejectionKind::BadSignature
+    );
     let blobs = format!("/v2/{REPO}/blobs/");
     assert_eq!(bed.fake.count(Method::GET, &blobs), 1);
-    assert_eq!(rejected(bed.verify(&verifier, &digest).await).kind, RejectionKind::BadSignature);
-    assert_eq!(bed.fake.count(Method::GET, &blobs), 1, "an unchanged rejection reads no blob");
+    assert_eq!(
+        rejected(bed.verify(&verifier, &digest).await).kind,
+        RejectionKind::BadSignature
+    );
+    assert_eq!(
+        bed.fake.count(Method::GET, &blobs),
+        1,
+        "an unchanged rejection reads no blob"
+    );
     let sig = format!("/v2/{REPO}/manifests/{}", signature_tag(&digest).unwrap());
-    assert_eq!(bed.fake.count(Method::HEAD, &sig), 1, "the .sig tag is HEADed to see a change");
+    assert_eq!(
+        bed.fake.count(Method::HEAD, &sig),
+        1,
+        "the .sig tag is HEADed to see a change"
+    );
     // cosign sign appends a layer: the .sig manifest, and so its digest, changes.
     bed.sig_tag(
         &digest,
@@ -284,7 +306,10 @@ async fn a_rejection_is_kept_while_the_signatures_are_unchanged_and_dropped_when
             (payload.clone(), signer.sign(&payload)),
         ],
     );
-    assert!(matches!(bed.verify(&verifier, &digest).await, Verdict::Verified(_)));
+    assert!(matches!(
+        bed.verify(&verifier, &digest).await,
+        Verdict::Verified(_)
+    ));
 }
 
 #[tokio::test]
@@ -296,7 +321,11 @@ async fn a_push_event_for_the_repository_drops_its_cached_rejections() {
     bed.registry.forget_repository(&bed.repo);
     rejected(bed.verify(&verifier, &digest).await);
     let sig = format!("/v2/{REPO}/manifests/{}", signature_tag(&digest).unwrap());
-    assert_eq!(bed.fake.count(Method::HEAD, &sig), 0, "examined afresh, not compared");
+    assert_eq!(
+        bed.fake.count(Method::HEAD, &sig),
+        0,
+        "examined afresh, not compared"
+    );
     assert_eq!(bed.fake.count(Method::GET, &sig), 2);
 }
 
@@ -309,7 +338,10 @@ async fn a_registry_failure_while_reading_signatures_is_an_error_not_a_rejection
     bed.fake.fault_always(&sig, Fault::status(500));
     let error = verifier.verify(&bed.repo, &digest, None).await.unwrap_err();
     assert!(error.is_transient(), "{error}");
-    assert!(bed.metric_text().contains("signature_verifications_total{result=\"error\"} 1"));
+    assert!(
+        bed.metric_text()
+            .contains("signature_verifications_total{result=\"error\"} 1")
+    );
 }
 
 #[tokio::test]

@@ -60,10 +60,16 @@ fn other_key_types_private_keys_and_garbage_are_errors_naming_the_file_and_the_f
         assert_eq!(error.path, path);
         assert!(error.problem.contains(problem), "{name}: {}", error.problem);
         let shown = error.to_string();
-        assert!(shown.contains(name) && shown.contains("cosign.pub"), "{shown}");
+        assert!(
+            shown.contains(name) && shown.contains("cosign.pub"),
+            "{shown}"
+        );
     }
     let error = KeySet::load(dir.path()).unwrap_err();
-    assert!(error.to_string().contains("cosign.key"), "the first bad file of the directory is named: {error}");
+    assert!(
+        error.to_string().contains("cosign.key"),
+        "the first bad file of the directory is named: {error}"
+    );
 }
 
 #[test]

@@ -209,6 +209,46 @@ impl RealRegistry {
         })
     }
 
+    /// Pushes `blobs`, then `manifest` (of `media_type`) under `tag`, or by its digest when `tag` is
+    /// `None`: what a signing tool does to attach a signature. Returns the manifest digest.
+    pub async fn push_artifact(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        media_type: &'static str,
+        manifest: Vec<u8>,
+        blobs: &[Vec<u8>],
+    ) -> anyhow::Result<String> {
+        let client = self.oci_client();
+        let digest = digest_of(&manifest);
+        let reference = match tag {
+            Some(tag) => Reference::with_tag(self.host(), repo.to_owned(), tag.to_owned()),
+            None => Reference::with_digest(self.host(), repo.to_owned(), digest.clone()),
+        };
+        let auth = match self.credentials() {
+            Some((user, password)) => OciAuth::Basic(user, password),
+            None => OciAuth::Anonymous,
+        };
+        client
+            .auth(&reference, &auth, RegistryOperation::Push)
+            .await
+            .with_context(|| format!("failed to authorize a push to {repo}"))?;
+        for blob in blobs {
+            client
+                .push_blob(&reference, blob.clone(), &digest_of(blob))
+                .await
+                .with_context(|| format!("failed to push a blob to {reference}"))?;
+        }
+        let built = Built {
+            body: Bytes::from(manifest),
+            digest: digest.clone(),
+            media_type,
+            blobs: Vec::new(),
+        };
+        put_manifest(&client, &reference, &built).await?;
+        Ok(digest)
+    }
+
     fn oci_client(&self) -> Client {
         let tls_certs_only = self
             .ca_pem()
