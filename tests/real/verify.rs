@@ -28,7 +28,18 @@ fn k8s_dir() -> PathBuf {
 fn write_overlay(dir: &Path) -> PathBuf {
     let overlay = dir.join("overlay");
     std::fs::create_dir_all(&overlay).unwrap();
-    let k8s = k8s_dir();
+    // kustomize takes relative paths only: up to `/` from the overlay, then down to the workspace's k8s/.
+    let overlay = overlay.canonicalize().unwrap();
+    let up = "../".repeat(overlay.components().count() - 1);
+    let k8s = PathBuf::from(format!(
+        "{up}{}",
+        k8s_dir()
+            .canonicalize()
+            .unwrap()
+            .display()
+            .to_string()
+            .trim_start_matches('/')
+    ));
     std::fs::write(
         overlay.join("kustomization.yaml"),
         format!(
@@ -204,7 +215,7 @@ async fn mount_keys(
     volume.join(relative)
 }
 
-/// `k8s/` + `components/verify`: a signed newer tag is taken, an unsigned newest one refused with
+/// `k8s/` + `components/verify`: a newer tag signed (Ed25519, `.sig` layout) is taken, an unsigned newest one refused with
 /// `SignatureRejected`, with the key mounted as the component mounts it.
 #[tokio::test]
 async fn verify_component_mounts_the_keys_the_controller_checks_with() {
@@ -232,13 +243,13 @@ async fn verify_component_mounts_the_keys_the_controller_checks_with() {
     let signed = env.push(repo, "1.1.0").await;
     let unsigned = env.push(repo, "1.2.0").await;
     let rejected = format!(
-        "app: {}@{} rejected: Unsigned: no signature of {} found",
+        "container app: {}@{} not taken, signature rejected (Unsigned): no signature of {} found",
         env.image(repo, "1.2.0"),
         unsigned.digest,
         unsigned.digest
     );
     signer
-        .sign(&env.registry, repo, &signed.digest, Layout::Bundle)
+        .sign(&env.registry, repo, &signed.digest, Layout::Sig)
         .await;
     let mut annotations = enabled("version");
     annotations.push(("watch-cluster.io/verify", "cosign".to_owned()));
@@ -267,9 +278,10 @@ async fn verify_component_mounts_the_keys_the_controller_checks_with() {
     let deadline = tokio::time::Instant::now() + crate::env::WAIT;
     loop {
         let events = env.events("verified").await;
-        if events.iter().any(|(r, n)| {
-            r == "SignatureRejected" && n.contains(":1.2.0@") && n.contains("Unsigned")
-        }) {
+        if events
+            .iter()
+            .any(|(r, n)| r == "SignatureRejected" && n.starts_with(&rejected))
+        {
             break;
         }
         assert!(

@@ -40,10 +40,8 @@ async fn wait_rejected(env: &Env, name: &str, expected: &[(String, &str)]) -> Ve
     loop {
         let notes = env.event_notes(name, "SignatureRejected").await;
         let found = |image: &str, kind: &str| {
-            let prefix = format!("app: {image} rejected: {kind}: ");
-            notes
-                .iter()
-                .any(|n| n.starts_with(&prefix) && n.ends_with("; it is not taken"))
+            let prefix = format!("container app: {image} not taken, signature rejected ({kind}): ");
+            notes.iter().any(|n| n.starts_with(&prefix))
         };
         if expected.iter().all(|(image, kind)| found(image, kind)) {
             return notes;

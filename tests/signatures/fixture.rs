@@ -81,11 +81,6 @@ impl Signer {
         }
     }
 
-    /// The trusted public key's file in [`Signer::keys_dir`].
-    pub fn trusted_key_file(&self) -> PathBuf {
-        self.keys_dir.join(pub_name(&self.key))
-    }
-
     /// How the controller names the trusted key: its file name and the SHA-256 of its SPKI DER
     /// (docs/signatures.md), computed here from the PEM.
     pub fn trusted_key_name(&self) -> String {
