@@ -215,8 +215,8 @@ async fn mount_keys(
     volume.join(relative)
 }
 
-/// `k8s/` + `components/verify`: a newer tag signed (Ed25519, `.sig` layout) is taken, an unsigned newest one refused with
-/// `SignatureRejected`, with the key mounted as the component mounts it.
+/// `k8s/` + `components/verify`: a newer tag signed (Ed25519, `.sig` layout) is taken, an unsigned newest
+/// one refused with `SignatureRejected`, with the key mounted as the component mounts it.
 #[tokio::test]
 async fn verify_component_mounts_the_keys_the_controller_checks_with() {
     let mut env = RealEnv::start_in("verify-component", Mode::ClusterWide).await;
