@@ -166,22 +166,22 @@ pub fn candidate_line<'a>(stdout: &'a str, tag: &str) -> Option<&'a str> {
 }
 
 #[tokio::test]
-async fn check_p256_sig_layout() {
+async fn check_takes_the_signed_and_names_each_forgery_p256_sig_layout() {
     every_forgery(KeyKind::P256, Layout::Sig).await;
 }
 
 #[tokio::test]
-async fn check_p256_bundle_layout() {
+async fn check_takes_the_signed_and_names_each_forgery_p256_bundle_layout() {
     every_forgery(KeyKind::P256, Layout::Bundle).await;
 }
 
 #[tokio::test]
-async fn check_ed25519_sig_layout() {
+async fn check_takes_the_signed_and_names_each_forgery_ed25519_sig_layout() {
     every_forgery(KeyKind::Ed25519, Layout::Sig).await;
 }
 
 #[tokio::test]
-async fn check_ed25519_bundle_layout() {
+async fn check_takes_the_signed_and_names_each_forgery_ed25519_bundle_layout() {
     every_forgery(KeyKind::Ed25519, Layout::Bundle).await;
 }
 

@@ -11,9 +11,10 @@
 //!
 //! Offline: no Rekor upload (`--tlog-upload=false`), no Fulcio (a key), and nothing from the TUF
 //! repository: signing with a key never fetches the trust root (strace shows connections to the registry
-//! only). `HOME` and `TUF_ROOT` still point into a tempdir of the [`Cosign`] so a future cosign that does
-//! look cannot read or write the user's `~/.sigstore`, and a deadline ([`COMMAND_TIMEOUT`]) turns a hang into
-//! an error naming the command.
+//! only). That is enforced, not assumed: cosign's proxy is a port where nothing listens, so a request off
+//! the machine fails the command. `HOME` and `TUF_ROOT` point into a tempdir of the [`Cosign`] so cosign
+//! cannot read or write the user's `~/.sigstore`, and a deadline ([`COMMAND_TIMEOUT`]) turns a hang into an
+//! error naming the command.
 //!
 //! [`tamper`] holds the forgeries the verifier must refuse: a signature copied to another image, a
 //! referrer whose unsigned `subject` claims another image, a changed signature, a changed payload.
@@ -32,6 +33,8 @@ use crate::RealRegistry;
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The password of every private key the harness writes (cosign encrypts its keys).
 pub const KEY_PASSWORD: &str = "watch-cluster-testkit";
+/// The proxy cosign is given: nothing listens on the discard port, so a request off the machine fails.
+const OFFLINE_PROXY: &str = "http://127.0.0.1:9";
 /// Overrides where the binary is found (default: `testbed/cosign/bin/cosign` of the workspace).
 pub const COSIGN_BIN_ENV: &str = "WATCH_CLUSTER_COSIGN";
 
@@ -239,6 +242,11 @@ impl Cosign {
             .env("DOCKER_CONFIG", home.join("docker"))
             .env("TUF_ROOT", home.join("tuf"))
             .env("SIGSTORE_NO_CACHE", "true")
+            // A tripwire: every request off this machine goes to a proxy on the discard port, which refuses
+            // at once, so any reach for Rekor, Fulcio or TUF fails the command (Go never proxies loopback
+            // addresses: the registry is reached directly).
+            .env("HTTPS_PROXY", OFFLINE_PROXY)
+            .env("HTTP_PROXY", OFFLINE_PROXY)
             .env("COSIGN_PASSWORD", KEY_PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
