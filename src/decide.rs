@@ -124,6 +124,25 @@ pub struct Findings {
     pub held: Vec<HeldByAge>,
     /// Candidates passed over because their signature was rejected (docs/signatures.md).
     pub signature_rejections: Vec<SignatureRejection>,
+    /// The signature each verified change was taken with, by container.
+    pub signed: Vec<(String, crate::verify::Verified)>,
+}
+
+impl Findings {
+    /// `; container app: signature verified with release.pub (SHA256:…) (cosign signature tag)` for each
+    /// change taken with a verified signature: the key is named in the update's Event (docs/signatures.md).
+    pub fn signed_note(&self) -> String {
+        self.signed
+            .iter()
+            .filter(|(container, _)| self.changes.iter().any(|c| &c.container.name == container))
+            .map(|(container, v)| {
+                format!(
+                    "; container {container}: signature verified with {} ({})",
+                    v.key, v.layout
+                )
+            })
+            .collect()
+    }
 }
 
 /// A candidate of one container whose signature was rejected.
@@ -314,6 +333,9 @@ pub async fn decide(
         .await;
         match resolution {
             Ok(mut resolution) => {
+                if let Some(verified) = resolution.signatures.verified.take() {
+                    findings.signed.push((container.name.clone(), verified));
+                }
                 findings.signature_rejections.extend(
                     std::mem::take(&mut resolution.signatures.rejected)
                         .into_iter()

@@ -288,6 +288,7 @@ async fn check_once<K: ManagedKind>(
             return Checked::UpToDate(plan.kept);
         }
         let change = Change::of(&plan.changes);
+        let signed = plan.signed_note();
         let reference = reference_of::<K>(key, Some(workload.uid.clone()));
         let holds = settings.gates.holds_at(Utc::now(), settings.force);
         if !holds.is_empty() {
@@ -300,11 +301,15 @@ async fn check_once<K: ManagedKind>(
         }
         if ctx.config.dry_run {
             ctx.events
-                .publish_once(&reference, Reason::DryRunWouldUpdate, change.to_string())
+                .publish_once(
+                    &reference,
+                    Reason::DryRunWouldUpdate,
+                    format!("{change}{signed}"),
+                )
                 .await;
             return Checked::DryRun(change);
         }
-        match write::<K>(ctx, key, &api, &workload, &plan.changes).await {
+        match write::<K>(ctx, key, &api, &workload, &plan.changes, &signed).await {
             Written::Conflict => continue,
             Written::Done(checked) => return checked,
         }
@@ -343,6 +348,7 @@ async fn write<K: ManagedKind>(
     api: &Api<K>,
     workload: &Workload,
     changes: &[ContainerChange],
+    signed: &str,
 ) -> Written {
     let change = Change::of(changes);
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
@@ -359,9 +365,13 @@ async fn write<K: ManagedKind>(
         Ok(_) => {
             ctx.with_memory(key, |m| m.refused = None);
             ctx.metrics.update();
-            tracing::info!(%change, "image updated");
+            tracing::info!(%change, "image updated{signed}");
             ctx.events
-                .publish(&reference, Reason::ImageUpdated, change.to_string())
+                .publish(
+                    &reference,
+                    Reason::ImageUpdated,
+                    format!("{change}{signed}"),
+                )
                 .await;
             ctx.notifier.try_notify(&Notification::new(
                 notify_ref(key),

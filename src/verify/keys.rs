@@ -88,6 +88,9 @@ impl fmt::Debug for PublicKey {
 impl PublicKey {
     /// Reads one PEM `PUBLIC KEY`; `file` names it.
     pub fn from_pem(file: &str, pem_text: &[u8]) -> Result<Self, String> {
+        if !pem_text.trim_ascii_start().starts_with(b"-----BEGIN ") {
+            return Err("not a PEM document (it does not start with a -----BEGIN line)".to_owned());
+        }
         let (label, der) =
             pem::decode_vec(pem_text).map_err(|e| format!("not a PEM document ({e})"))?;
         if label != "PUBLIC KEY" {
@@ -208,9 +211,19 @@ impl KeySet {
         &self.id
     }
 
-    /// `a.pub (SHA256:…), b.pub (SHA256:…)`.
+    /// `a.pub (SHA256:…), b.pub (SHA256:…)`: the first three keys, then how many more (an Event note is
+    /// cut at 1000 bytes).
     pub fn describe(&self) -> String {
-        let names: Vec<String> = self.keys.iter().map(|k| k.name.to_string()).collect();
+        const SHOWN: usize = 3;
+        let mut names: Vec<String> = self
+            .keys
+            .iter()
+            .take(SHOWN)
+            .map(|k| k.name.to_string())
+            .collect();
+        if self.keys.len() > SHOWN {
+            names.push(format!("{} more", self.keys.len() - SHOWN));
+        }
         names.join(", ")
     }
 }

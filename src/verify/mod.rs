@@ -159,6 +159,9 @@ impl SignaturePolicy {
         registry: &RegistryClient,
         metrics: &mut prometheus_client::registry::Registry,
     ) -> Self {
+        if let Some(keys) = &config.keys {
+            tracing::info!(keys = %keys.describe(), required_for = ?config.required_for.globs(), "signature verification keys loaded");
+        }
         Self {
             verifier: config
                 .keys

@@ -360,3 +360,41 @@ async fn a_payload_blob_that_does_not_match_its_digest_is_malformed() {
     let rejection = rejected(bed.verify(&verifier, &digest).await);
     assert_eq!(rejection.kind, RejectionKind::Malformed, "{rejection}");
 }
+
+/// The exact requests: what verifying an unsigned digest costs, then what keeping its rejection costs.
+#[tokio::test]
+async fn an_unsigned_digest_costs_three_requests_and_its_kept_rejection_three_more_without_a_blob()
+{
+    let mut bed = bed().await;
+    let verifier = bed.verifier(&[("release.pub", &Signer::p256(1))]);
+    let digest = bed.image("1.1.0", "9");
+    let sig = format!("/v2/{REPO}/manifests/{}", signature_tag(&digest).unwrap());
+    let referrers = format!("/v2/{REPO}/referrers/{digest}");
+    let tag = format!("/v2/{REPO}/manifests/{}", digest.replacen(':', "-", 1));
+    let since = |from: usize| -> Vec<String> {
+        bed.fake.requests()[from..]
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect()
+    };
+    let start = bed.fake.requests().len();
+    rejected(bed.verify(&verifier, &digest).await);
+    assert_eq!(
+        since(start),
+        [
+            format!("GET {sig}"),
+            format!("GET {referrers}"),
+            format!("GET {tag}")
+        ]
+    );
+    let again = bed.fake.requests().len();
+    rejected(bed.verify(&verifier, &digest).await);
+    assert_eq!(
+        since(again),
+        [
+            format!("HEAD {sig}"),
+            format!("GET {referrers}"),
+            format!("GET {tag}")
+        ]
+    );
+}

@@ -166,6 +166,14 @@ async fn only_signed_candidates_are_taken_and_an_unsigned_newer_one_is_reported_
         |d| d["spec"]["template"]["spec"]["containers"][0]["image"] == expected.as_str(),
     )
     .await;
+    let (_, _, updated) = env.wait_for_event("sig", "ImageUpdated").await;
+    assert!(
+        updated.contains("signature verified with release.pub (SHA256:")
+            && updated.contains("(cosign signature tag)"),
+        "the key is named in the update's Event: {updated}"
+    );
+    let (_, _, updated) = env.wait_for_event("bundle", "ImageUpdated").await;
+    assert!(updated.contains("(Sigstore bundle referrer)"), "{updated}");
     let (kind, _, note) = env.wait_for_event("sig", "SignatureRejected").await;
     assert_eq!(kind, "Warning");
     assert!(

@@ -82,3 +82,18 @@ fn a_missing_path_or_an_empty_directory_is_an_error() {
     assert!(error.problem.contains("cannot be read"), "{error}");
     assert!(error.fix.contains("mount"), "{error}");
 }
+
+#[test]
+fn a_large_key_set_is_described_by_its_first_keys_and_a_count() {
+    let keys: Vec<PublicKey> = (1..=5)
+        .map(|i| Signer::p256(i).public_key(&format!("k{i}.pub")))
+        .collect();
+    let set = KeySet::from_keys(keys).unwrap();
+    let described = set.describe();
+    assert!(described.starts_with("k1.pub (SHA256:"), "{described}");
+    assert!(
+        described.contains("k3.pub (SHA256:") && !described.contains("k4.pub"),
+        "{described}"
+    );
+    assert!(described.ends_with(", 2 more"), "{described}");
+}
