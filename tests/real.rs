@@ -18,6 +18,12 @@ mod modes;
 mod refusals;
 #[path = "real/smoke.rs"]
 mod smoke;
+#[path = "real/verify.rs"]
+mod verify;
+// The real cosign, shared with tests/signatures.rs.
+#[allow(dead_code)]
+#[path = "signatures/fixture.rs"]
+mod fixture;
 
 pub use watch_cluster_testkit::admin::{free_port, http_get, more_checks};
 pub use watch_cluster_testkit::annotations::{EVERY_SECOND, as_pairs, enabled};

@@ -14,6 +14,12 @@ mod env;
 mod gates;
 #[path = "scenarios/push.rs"]
 mod push;
+#[path = "scenarios/verify.rs"]
+mod verify;
+// The real cosign and the forgeries, shared with tests/signatures.rs.
+#[allow(dead_code)]
+#[path = "signatures/fixture.rs"]
+mod fixture;
 #[allow(dead_code)]
 #[path = "real/env.rs"]
 mod real_env;
@@ -89,6 +95,10 @@ on_both_backends! {
     push_payloads_of_each_provider => crate::push::provider_payloads;
     push_events_that_do_nothing_but_count => crate::push::events_that_do_nothing;
     push_follower_answers_503 => crate::push::follower_answers_503;
+    verify_signed_taken_unsigned_refused_p256_sig => |b| crate::verify::signed_taken_unsigned_refused(b, watch_cluster_testkit::KeyKind::P256, watch_cluster_testkit::Layout::Sig);
+    verify_signed_taken_unsigned_refused_ed25519_bundle => |b| crate::verify::signed_taken_unsigned_refused(b, watch_cluster_testkit::KeyKind::Ed25519, watch_cluster_testkit::Layout::Bundle);
+    verify_wrongly_signed_refused_ed25519_sig => |b| crate::verify::wrongly_signed_refused(b, watch_cluster_testkit::KeyKind::Ed25519, watch_cluster_testkit::Layout::Sig);
+    verify_wrongly_signed_refused_p256_bundle => |b| crate::verify::wrongly_signed_refused(b, watch_cluster_testkit::KeyKind::P256, watch_cluster_testkit::Layout::Bundle);
     statefulset_semver => |b| semver(b, Kind::StatefulSet);
     statefulset_moving_tag => |b| moving_tag(b, Kind::StatefulSet);
     statefulset_multi_arch => |b| multi_arch(b, Kind::StatefulSet);

@@ -8,6 +8,9 @@
 //!
 //! `watch-cluster-bench push` is another mode: registry push events with the real registry (push → patch
 //! latency, and what a storm of pushes of one repository costs); see [`push`].
+//!
+//! `watch-cluster-bench verify`: what signature verification costs per candidate (requests, time) for each
+//! layout and key kind, with real cosign signatures; see [`verify`].
 
 mod cluster;
 mod controller;
@@ -20,6 +23,7 @@ mod run;
 mod scenario;
 mod stats;
 mod table;
+mod verify;
 mod window;
 
 use std::path::PathBuf;
@@ -61,6 +65,16 @@ struct Args {
 enum Mode {
     /// Registry push events with the real registry: push → patch latency, and a storm of pushes.
     Push(PushArgs),
+    /// Signature verification: registry requests and time per candidate, per layout and key kind, with
+    /// signatures by the real cosign (testbed/cosign/build first).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Timed runs of each `check` command (the median is reported).
+    #[arg(long, default_value_t = 15)]
+    runs: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -98,6 +112,7 @@ fn main() -> ExitCode {
     };
     let result = match args.mode {
         Some(Mode::Push(ref push)) => runtime.block_on(push_bench(push, &args)),
+        Some(Mode::Verify(ref verify)) => runtime.block_on(verify_bench(verify, &args)),
         None => runtime.block_on(bench(args)),
     };
     match result {
@@ -263,4 +278,16 @@ fn machine(settings: &run::RunSettings, binary: &std::path::Path) -> String {
         settings.period,
         (settings.period / 2).max(1),
     )
+}
+
+async fn verify_bench(verify: &VerifyArgs, args: &Args) -> anyhow::Result<String> {
+    let binary = match &args.controller {
+        Some(path) => path.clone(),
+        None => controller::default_binary()?,
+    };
+    verify::run(&verify::VerifySettings {
+        binary,
+        runs: verify.runs,
+    })
+    .await
 }

@@ -10,6 +10,9 @@
 //! - [`cloud_gcp_azure`]: fakes of the GKE metadata server, Entra ID and ACR; [`pyclients`]: the providers'
 //!   Python clients that check them.
 //! - [`webhook`]: an HTTP server that records every request exactly and answers as scripted.
+//! - [`cosign`]: the real cosign (`testbed/cosign/`) signing offline in the harness registry, both layouts,
+//!   and forgeries of what it writes.
+//! - [`counting`]: a reverse proxy in front of the real registry that records every request.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -32,6 +35,8 @@ pub mod admin;
 pub mod annotations;
 pub mod cloud_gcp_azure;
 pub mod cluster;
+pub mod cosign;
+pub mod counting;
 pub mod fake;
 pub mod pyclients;
 pub mod registry;
@@ -40,6 +45,7 @@ pub mod webhook;
 
 pub use cloud_gcp_azure::{FakeAcr, FakeEntraId, FakeGkeMetadata, TestCa};
 pub use cluster::{ControllerCredentials, ImageFault, TestNamespace, Testbed};
+pub use cosign::{Cosign, KeyKind, KeyPair, Layout};
 pub use fake::{FakeRegistry, Fault, LoggedRequest, TagListMode};
 pub use registry::{ImageKind, ManifestAnswer, Notify, Pushed, RealRegistry, RegistryAuth, Staged};
 pub use webhook::{ReceivedRequest, Response, WebhookReceiver};

@@ -88,6 +88,14 @@ impl Env {
         }
     }
 
+    /// The scenario's registry (anonymous, plain HTTP), e.g. for cosign to sign in.
+    pub fn registry(&self) -> &watch_cluster_testkit::RealRegistry {
+        match &self.inner {
+            Inner::Sim(env) => &env.registry,
+            Inner::Real(env) => &env.registry,
+        }
+    }
+
     /// The registry's `host:port`.
     pub fn registry_host(&self) -> String {
         match &self.inner {
