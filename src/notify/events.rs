@@ -164,10 +164,21 @@ const MAX_SUBJECTS: usize = 20_000;
 /// The last note per workload and reason: one hash lookup per call, whatever the number of workloads.
 type Memo = HashMap<Subject, HashMap<Reason, String>>;
 
+/// The Event series of each workload and reason: the note it was opened with and the recorder that counts
+/// its repeats.
+///
+/// WHY one kube-runtime `Recorder` per series: a `Recorder` folds an Event into the previous one of the same
+/// type, action, reason and object for six minutes, whatever its note. Two different `SignatureRejected`
+/// candidates (or two `ImageUpdated` within six minutes) would then show as one Event with `count: 2` and
+/// the first text only. A repeat of the same note still counts up in one Event; a new note opens a new one.
+type Series = HashMap<(Subject, Reason), (String, Recorder)>;
+
 /// The one Event writer of the process.
 #[derive(Clone)]
 pub struct EventRecorder {
-    recorder: Recorder,
+    client: kube::Client,
+    reporter: Reporter,
+    series: Arc<Mutex<Series>>,
     last: Arc<Mutex<Memo>>,
 }
 
@@ -179,21 +190,44 @@ impl EventRecorder {
             instance,
         };
         Self {
-            recorder: Recorder::new(client, reporter),
+            client,
+            reporter,
+            series: Arc::default(),
             last: Arc::default(),
         }
     }
 
+    /// The recorder of the series `note` belongs to, opening a new series when the note differs from the
+    /// last one of this workload and reason.
+    fn series_for(&self, regarding: &ObjectReference, reason: Reason, note: &str) -> Recorder {
+        let key = (Subject::of(regarding), reason);
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((last, recorder)) = series.get(&key)
+            && last == note
+        {
+            return recorder.clone();
+        }
+        if series.len() >= MAX_SUBJECTS {
+            // Bounded like the memo; the cost of a clear is one Event counted anew instead of counted up.
+            series.clear();
+        }
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+        series.insert(key, (note.to_owned(), recorder.clone()));
+        recorder
+    }
+
     /// Records an Event now.
     pub async fn publish(&self, regarding: &ObjectReference, reason: Reason, note: String) {
+        let note = truncate(note, 1000);
+        let recorder = self.series_for(regarding, reason, &note);
         let event = Event {
             type_: reason.event_type(),
             reason: reason.as_str().into(),
-            note: Some(truncate(note, 1000)),
+            note: Some(note),
             action: reason.action().into(),
             secondary: None,
         };
-        if let Err(error) = self.recorder.publish(&event, regarding).await {
+        if let Err(error) = recorder.publish(&event, regarding).await {
             tracing::warn!(
                 namespace = regarding.namespace.as_deref().unwrap_or_default(),
                 name = regarding.name.as_deref().unwrap_or_default(),
@@ -249,17 +283,27 @@ impl EventRecorder {
 
     /// Forgets every condition of a workload (it was deleted or opted out).
     pub fn forget(&self, regarding: &ObjectReference) {
-        self.lock().remove(&Subject::of(regarding));
+        let subject = Subject::of(regarding);
+        self.lock().remove(&subject);
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, _), _| *s != subject);
     }
 
     /// After a relist of the workloads of `kind` (in `namespace`, or in all namespaces): forgets those whose
     /// uid (or name) is not in `alive`, i.e. deleted while the watch was down.
     pub fn retain_listed(&self, kind: &str, namespace: Option<&str>, alive: &HashSet<String>) {
-        self.lock().retain(|subject, _| {
+        let keep = |subject: &Subject| {
             subject.kind != kind
                 || namespace.is_some_and(|ns| subject.namespace != ns)
                 || alive.contains(&subject.id)
-        });
+        };
+        self.lock().retain(|subject, _| keep(subject));
+        self.series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(subject, _), _| keep(subject));
     }
 
     /// How many workloads have remembered conditions.
@@ -356,6 +400,55 @@ mod tests {
         );
         recorder.forget(&web);
         assert!(recorder.remember(&web, Reason::InvalidAnnotation, "app:NotFound"));
+    }
+
+    /// kube-runtime folds Events of one reason and object into one for six minutes, whatever the note:
+    /// a second rejected candidate must still be its own Event, and a repeat must count up the first.
+    #[tokio::test]
+    async fn a_new_note_is_a_new_event_and_a_repeated_note_counts_up_its_own() {
+        crate::install_crypto_provider();
+        let api = watch_cluster_sim::InProcess::new(watch_cluster_sim::ApiConfig::default())
+            .expect("api");
+        let recorder = EventRecorder::new(api.client.clone(), None);
+        let web = deployment("default", "web", "uid-1");
+        for note in [
+            "1.3.0: unsigned",
+            "1.2.0: signed by an unknown key",
+            "1.3.0: unsigned",
+        ] {
+            recorder
+                .publish(&web, Reason::SignatureRejected, note.into())
+                .await;
+        }
+        recorder
+            .publish(&web, Reason::SignatureRejected, "1.3.0: unsigned".into())
+            .await;
+        let events = api
+            .store
+            .list(watch_cluster_sim::Kind::Event, Some("default"));
+        let mut seen: Vec<(String, u64)> = events
+            .iter()
+            .map(|e| {
+                let note = e["message"]
+                    .as_str()
+                    .or(e["note"].as_str())
+                    .unwrap_or_default();
+                let count = e["series"]["count"]
+                    .as_u64()
+                    .or(e["count"].as_u64())
+                    .unwrap_or(1);
+                (note.to_owned(), count)
+            })
+            .collect();
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                ("1.2.0: signed by an unknown key".to_owned(), 1),
+                ("1.3.0: unsigned".to_owned(), 1),
+                ("1.3.0: unsigned".to_owned(), 2),
+            ]
+        );
     }
 
     fn recorder() -> EventRecorder {

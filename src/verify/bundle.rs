@@ -20,6 +20,16 @@ const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Referrers and bundle layers looked at per candidate.
 pub(crate) const MAX_BUNDLES: usize = 16;
 
+/// OCI's empty descriptor type. A referrer whose manifest has no `artifactType` is listed with its config's
+/// media type, and cosign v2.6 writes bundle referrers with the empty config and no `artifactType`: the
+/// listing says only "empty", and the manifest's layers tell whether it holds a bundle.
+pub(crate) const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+
+/// Whether a referrer listed with `artifact_type` may hold a bundle (and so is worth a manifest read).
+pub(crate) fn may_hold_bundle(artifact_type: Option<&str>) -> bool {
+    artifact_type.is_none_or(|t| t.is_empty() || t == EMPTY_MEDIA_TYPE || is_bundle_type(t))
+}
+
 /// Whether a media type or artifact type names a Sigstore bundle.
 pub(crate) fn is_bundle_type(media_type: &str) -> bool {
     media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX) && media_type.ends_with("+json")
@@ -172,6 +182,20 @@ mod tests {
     use crate::verify::testing::{self, Signer};
 
     const HEX: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+    /// What the referrers listing says of a referrer decides whether its manifest is read: cosign v2.6.5
+    /// lists its bundles with the empty type (tests/signatures shows it with the real binary).
+    #[test]
+    fn referrers_listed_as_bundles_untyped_or_empty_are_read_and_others_not() {
+        assert!(may_hold_bundle(Some(BUNDLE_MEDIA_TYPE)));
+        assert!(may_hold_bundle(Some(EMPTY_MEDIA_TYPE)));
+        assert!(may_hold_bundle(Some("")));
+        assert!(may_hold_bundle(None));
+        assert!(!may_hold_bundle(Some(
+            "application/vnd.cncf.helm.config.v1+json"
+        )));
+        assert!(!may_hold_bundle(Some("application/spdx+json")));
+    }
 
     #[test]
     fn pae_follows_the_dsse_specification() {

@@ -243,11 +243,7 @@ async fn bundles(
     let candidates = listed
         .referrers
         .iter()
-        .filter(|r| {
-            r.artifact_type
-                .as_deref()
-                .is_none_or(|t| t.is_empty() || bundle::is_bundle_type(t))
-        })
+        .filter(|r| bundle::may_hold_bundle(r.artifact_type.as_deref()))
         .take(MAX_BUNDLES);
     for referrer in candidates {
         let Some(manifest) = registry

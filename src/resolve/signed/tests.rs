@@ -65,7 +65,8 @@ impl Bed {
     }
 
     async fn run(&self, strategy: Strategy, image: &ImageRef, current: Option<&str>) -> Resolution {
-        self.run_with(&self.registry, strategy, image, current).await
+        self.run_with(&self.registry, strategy, image, current)
+            .await
     }
 
     async fn run_with(
