@@ -56,6 +56,7 @@ impl RunCommand {
 
 /// Runs the chosen command.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    #[cfg_attr(not(feature = "demo"), expect(unused_mut))]
     let mut log = cli.log;
     #[cfg(feature = "demo")]
     if matches!(cli.command, Some(Command::Demo)) && log.log_level.is_none() {
