@@ -16,6 +16,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::client::RegistryClient;
+use super::http::Reply;
 use super::manifest;
 use super::transport::Call;
 use super::{Credential, RegistryError, Repository};
@@ -129,6 +130,35 @@ impl RegistryClient {
         }
     }
 
+    /// One GET of `/v2/<repo>/<kind>/<digest>` (a blob, the referrers of a manifest), once `digest` is known
+    /// to be a digest: registry input never becomes a path segment unchecked.
+    async fn get_about_digest(
+        &self,
+        repo: &Repository,
+        digest: &str,
+        kind: &str,
+        manifest_accept: bool,
+        credential: Option<&Credential>,
+        target: &str,
+    ) -> Result<Reply, RegistryError> {
+        if !manifest::is_valid_digest(digest) {
+            return Err(RegistryError::malformed(
+                target,
+                "not a sha256/sha512 digest",
+            ));
+        }
+        let transport = &self.inner.transport;
+        let call = Call {
+            repo,
+            method: Method::GET,
+            url: transport.repo_url(repo, &[kind, digest], target)?,
+            manifest_accept,
+            credential,
+            target,
+        };
+        transport.send(&call).await
+    }
+
     /// GETs the blob `digest`, refusing more than `max_bytes` or bytes that do not hash to `digest`.
     pub async fn get_blob(
         &self,
@@ -138,22 +168,9 @@ impl RegistryClient {
         credential: Option<&Credential>,
     ) -> Result<Bytes, RegistryError> {
         let target = format!("read the blob {repo}@{digest}");
-        if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(
-                &target,
-                "not a sha256/sha512 digest",
-            ));
-        }
-        let transport = &self.inner.transport;
-        let call = Call {
-            repo,
-            method: Method::GET,
-            url: transport.repo_url(repo, &["blobs", digest], &target)?,
-            manifest_accept: false,
-            credential,
-            target: &target,
-        };
-        let reply = transport.send(&call).await?;
+        let reply = self
+            .get_about_digest(repo, digest, "blobs", false, credential, &target)
+            .await?;
         if reply.body.len() > max_bytes {
             return Err(RegistryError::malformed(
                 &target,
@@ -176,22 +193,10 @@ impl RegistryClient {
         credential: Option<&Credential>,
     ) -> Result<Referrers, RegistryError> {
         let target = format!("list the referrers of {repo}@{digest}");
-        if !manifest::is_valid_digest(digest) {
-            return Err(RegistryError::malformed(
-                &target,
-                "not a sha256/sha512 digest",
-            ));
-        }
-        let transport = &self.inner.transport;
-        let call = Call {
-            repo,
-            method: Method::GET,
-            url: transport.repo_url(repo, &["referrers", digest], &target)?,
-            manifest_accept: true,
-            credential,
-            target: &target,
-        };
-        let (source, body) = match transport.send(&call).await {
+        let (source, body) = match self
+            .get_about_digest(repo, digest, "referrers", true, credential, &target)
+            .await
+        {
             Ok(reply) => (ReferrersSource::Api, reply.body),
             Err(error) if no_referrers_api(&error) => {
                 let tag = digest.replacen(':', "-", 1);

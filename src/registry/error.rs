@@ -114,7 +114,7 @@ impl RegistryError {
 }
 
 /// A one-line description of a reqwest failure: what kind, and the innermost cause.
-fn describe_transport(err: &reqwest::Error) -> String {
+pub(crate) fn describe_transport(err: &reqwest::Error) -> String {
     let kind = if err.is_timeout() {
         "request timed out"
     } else if err.is_connect() {

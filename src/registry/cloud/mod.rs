@@ -491,21 +491,9 @@ pub fn usable_at(issued: &Issued, now: SystemTime) -> bool {
         .is_some_and(|renew_at| now < renew_at)
 }
 
-/// A one-line, bounded description of a failed request to a credential source (never its headers).
-pub(crate) fn describe(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "request timed out"
-    } else if err.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let mut cause: &dyn std::error::Error = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    format!("{kind}: {cause}")
-}
+// A failed request to a credential source is described as a registry request's is: its kind and innermost
+// cause, never its headers.
+pub(crate) use super::error::describe_transport as describe;
 
 /// Refuses a plain-HTTP source that is neither loopback nor a provider's link-local address.
 pub(crate) fn check_source(step: &'static str, url: &Url) -> Result<(), CloudError> {
