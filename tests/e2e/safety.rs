@@ -20,6 +20,20 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
         &[("app", &current)],
         &as_pairs(&enabled("version")),
     );
+    // The first check must decide an update: if it still saw the new Deployment rolling out, the edit below
+    // would land before any update was decided, and there would be no race to test.
+    env.wait_for(
+        Kind::Deployment,
+        "race",
+        "its first rollout complete",
+        |d| {
+            serde_json::from_value(d.clone()).is_ok_and(|d| {
+                watch_cluster::workload::deployment_progress(&d)
+                    == watch_cluster::workload::Progress::Complete
+            })
+        },
+    )
+    .await;
     // Hold the controller's patches long enough for someone else to edit the workload in between.
     let path = format!("/apis/apps/v1/namespaces/{NS}/deployments/race");
     env.sim
