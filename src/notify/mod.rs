@@ -7,6 +7,8 @@
 //! |---|---|
 //! | [`config`] | `WEBHOOK_*` variables → [`WebhookConfig`] |
 //! | [`payload`] | [`Notification`] → exact JSON body, [`delivery_id`] |
+//! | [`receiver`] | `NOTIFY_URLS` → [`Receiver`]s: service, events, endpoint, masked form, `delivered` id |
+//! | [`format`] | the body each service gets |
 //! | `webhook` | the [`Notifier`] handle: best-effort queue and reliable deliveries |
 //! | `writer` | the writer task: bounded pool of deliveries, graceful flush |
 //! | `delivery` | one delivery: signing, headers, retries, `Retry-After` |
@@ -15,12 +17,15 @@
 pub mod config;
 mod delivery;
 pub mod events;
+pub mod format;
 mod metrics;
 pub mod payload;
+pub mod receiver;
 mod webhook;
 mod writer;
 
 pub use config::{WebhookArgs, WebhookConfig, WebhookConfigError};
 pub use delivery::{DELIVERY_HEADER, DeliveryOutcome, MAX_RETRY_AFTER, SIGNATURE_HEADER};
 pub use payload::{Event, EventType, Notification, WorkloadKind, WorkloadRef, delivery_id};
+pub use receiver::{EventSet, Receiver, ReceiverError, Service};
 pub use webhook::{Enqueued, Notifier, NotifierError};
