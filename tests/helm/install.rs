@@ -46,6 +46,12 @@ async fn helm_install_then_an_annotated_deployment_is_updated_and_uninstall_leav
     };
 
     let chart = chart_dir();
+    let mut guard = Uninstall {
+        release: Some(release.clone()),
+        namespace: home.name().to_owned(),
+        kubeconfig: kubeconfig.clone(),
+        home: dir.path().to_owned(),
+    };
     let installed = helm(&[
         "install",
         &release,
@@ -185,6 +191,7 @@ async fn helm_install_then_an_annotated_deployment_is_updated_and_uninstall_leav
         "helm uninstall: {}",
         text(&uninstalled)
     );
+    guard.release = None;
     for cluster_scoped in ["clusterrole", "clusterrolebinding"] {
         let left = testbed
             .kubectl(&[
@@ -230,6 +237,34 @@ async fn helm_install_then_an_annotated_deployment_is_updated_and_uninstall_leav
         ])
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&quarantine.stdout).trim(), "");
+}
+
+/// Uninstalls the release when the test ends before its own `helm uninstall` (a failed assertion): its
+/// ClusterRole and ClusterRoleBinding would otherwise outlive the test on the shared test bed.
+struct Uninstall {
+    release: Option<String>,
+    namespace: String,
+    kubeconfig: std::path::PathBuf,
+    home: std::path::PathBuf,
+}
+
+impl Drop for Uninstall {
+    fn drop(&mut self) {
+        if let Some(release) = &self.release {
+            let kubeconfig = self.kubeconfig.to_string_lossy();
+            let _ = helm_in(
+                &self.home,
+                &[
+                    "--kubeconfig",
+                    &kubeconfig,
+                    "uninstall",
+                    release,
+                    "--namespace",
+                    &self.namespace,
+                ],
+            );
+        }
+    }
 }
 
 /// The controller's environment as the kubelet would build it from the installed objects.
@@ -281,8 +316,7 @@ fn installed_settings(
         };
         env.insert(name, value);
     }
-    // An empty variable counts as unset (docs/settings.md): leave them out, as a Pod's would be ignored.
-    env.retain(|_, v| !v.is_empty());
+    // Empty values stay, as the Pod gets them: the controller must read an empty variable as unset.
     env
 }
 

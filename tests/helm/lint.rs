@@ -36,6 +36,18 @@ fn the_chart_passes_helm_lint_strict() {
 }
 
 #[test]
+fn the_charts_app_version_is_the_crate_version() {
+    let text = std::fs::read_to_string(chart_dir().join("Chart.yaml")).unwrap();
+    let chart: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        chart["appVersion"],
+        env!("CARGO_PKG_VERSION"),
+        "Chart.yaml appVersion"
+    );
+    assert_eq!(chart["apiVersion"], "v2");
+}
+
+#[test]
 fn a_misspelt_value_is_refused_by_the_schema_naming_it() {
     let output = template_output(&["config.watchNamespace=team-a"]);
     assert!(!output.status.success(), "a misspelt key rendered");
