@@ -517,10 +517,23 @@ pub struct ControllerCredentials {
 }
 
 impl ControllerCredentials {
-    /// Writes the kubeconfig and token into `dir`.
+    /// Writes the kubeconfig and token into `dir`, for the ServiceAccount `k8s/` installs.
     pub async fn issue(testbed: &Testbed, admin: &Client, dir: &Path) -> anyhow::Result<Self> {
+        Self::issue_for(testbed, admin, dir, CONTROLLER_NAMESPACE, SERVICE_ACCOUNT).await
+    }
+
+    /// As [`Self::issue`], for the ServiceAccount `service_account` of `namespace`: an install other than
+    /// `k8s/`'s, such as a Helm release (tests/helm.rs).
+    pub async fn issue_for(
+        testbed: &Testbed,
+        admin: &Client,
+        dir: &Path,
+        namespace: &str,
+        service_account: &str,
+    ) -> anyhow::Result<Self> {
+        let account = (namespace.to_owned(), service_account.to_owned());
         let token_file = dir.join("token");
-        let token = request_token(admin).await?;
+        let token = request_token(admin, &account).await?;
         write_atomically(&token_file, &token)?;
         let ids = std::sync::Arc::new(std::sync::Mutex::new(vec![credential_id(&token)?]));
         let admin_config = Kubeconfig::read_from(testbed.admin_kubeconfig())?;
@@ -534,7 +547,7 @@ impl ControllerCredentials {
             "apiVersion: v1\nkind: Config\nclusters:\n- name: testbed\n  cluster:\n    server: {server}\n    \
              certificate-authority-data: {ca}\nusers:\n- name: watch-cluster\n  user:\n    tokenFile: {token}\n\
              contexts:\n- name: watch-cluster\n  context:\n    cluster: testbed\n    user: watch-cluster\n    \
-             namespace: {CONTROLLER_NAMESPACE}\ncurrent-context: watch-cluster\n",
+             namespace: {namespace}\ncurrent-context: watch-cluster\n",
             server = cluster.server.unwrap_or_default(),
             ca = cluster.certificate_authority_data.unwrap_or_default(),
             token = token_file.display(),
@@ -547,7 +560,7 @@ impl ControllerCredentials {
             loop {
                 tokio::time::sleep(Duration::from_secs(TOKEN_SECONDS as u64 / 2)).await;
                 let renewed = async {
-                    let token = request_token(&admin).await?;
+                    let token = request_token(&admin, &account).await?;
                     let id = credential_id(&token)?;
                     issued.lock().unwrap_or_else(|e| e.into_inner()).push(id);
                     write_atomically(&path, &token)
@@ -672,8 +685,9 @@ impl Drop for ControllerCredentials {
     }
 }
 
-async fn request_token(admin: &Client) -> anyhow::Result<String> {
-    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), CONTROLLER_NAMESPACE);
+async fn request_token(admin: &Client, account: &(String, String)) -> anyhow::Result<String> {
+    let (namespace, service_account) = account;
+    let api: Api<ServiceAccount> = Api::namespaced(admin.clone(), namespace);
     let request = TokenRequest {
         spec: TokenRequestSpec {
             expiration_seconds: Some(TOKEN_SECONDS),
@@ -682,9 +696,11 @@ async fn request_token(admin: &Client) -> anyhow::Result<String> {
         ..TokenRequest::default()
     };
     let answer = api
-        .create_token_request(SERVICE_ACCOUNT, &PostParams::default(), &request)
+        .create_token_request(service_account, &PostParams::default(), &request)
         .await
-        .context("TokenRequest for the watch-cluster ServiceAccount")?;
+        .with_context(|| {
+            format!("TokenRequest for the ServiceAccount {namespace}/{service_account}")
+        })?;
     answer
         .status
         .map(|s| s.token)
