@@ -14,7 +14,10 @@ mod queries;
 
 pub use watch_cluster_testkit::annotations::{NEVER_SOON, as_pairs, enabled};
 
-use queries::{load_dashboard, model_problems, queries as all_queries, selectors};
+use queries::{
+    alert_queries, alerts_named_by_panels, load_dashboard, model_problems, queries as all_queries,
+    selectors,
+};
 
 #[test]
 fn the_dashboard_model_has_unique_ids_the_datasource_variable_everywhere_and_fits_the_grid() {
@@ -34,4 +37,20 @@ fn every_query_of_the_dashboard_parses_as_promql_with_grafanas_variables_substit
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn every_alert_a_panel_names_is_in_the_prometheus_rule() {
+    let named = alerts_named_by_panels(&load_dashboard());
+    assert!(named.len() >= 4, "{named:?}");
+    let defined: Vec<String> = alert_queries()
+        .into_iter()
+        .map(|q| q.origin.rsplit(' ').next().unwrap_or_default().to_owned())
+        .collect();
+    let missing: Vec<&String> = named.iter().filter(|a| !defined.contains(a)).collect();
+    assert!(
+        missing.is_empty(),
+        "panels name alerts {missing:?} that {} does not define (it has {defined:?})",
+        queries::RULES
+    );
 }

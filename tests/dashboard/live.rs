@@ -2,7 +2,8 @@
 //! registry and a real webhook receiver (tests/e2e/env.rs), and is driven through everything the dashboard
 //! draws — an update, a failed rollout that is rolled back, webhook deliveries and drops, a rejected
 //! signature, a failed cloud credential fetch, a registry rate limit, a push event — before `/metrics` is
-//! scraped over HTTP and each query's metric and label names are looked up in it (docs/monitoring.md).
+//! scraped over HTTP and each query's metric and label names are looked up in it, the alerts' too
+//! (docs/monitoring.md).
 
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use watch_cluster_testkit::fake::{FakeRegistry, Fault};
 use watch_cluster_testkit::webhook::Response;
 
 use crate::env::{Env, NS};
-use crate::queries::{Exposition, TARGET_LABELS, load_dashboard, query_problems};
+use crate::queries::{
+    Exposition, TARGET_LABELS, alert_queries, load_dashboard, problems_of, query_problems,
+};
 use crate::{as_pairs, enabled};
 
 /// The events listener's token (at least 24 characters).
@@ -238,10 +241,16 @@ async fn every_dashboard_query_resolves_against_the_live_metrics_of_a_controller
             "the controller exports {label}, which Prometheus sets on the target: {carrying:?}"
         );
     }
-    let problems = query_problems(&load_dashboard(), &scrape);
+    let mut problems = query_problems(&load_dashboard(), &scrape);
+    // The alerts the panels go with, on the same scrape (they use no Grafana variable).
+    problems.extend(problems_of(
+        &alert_queries(),
+        &serde_json::Value::Null,
+        &scrape,
+    ));
     assert!(
         problems.is_empty(),
-        "dashboard queries that do not resolve against the live /metrics:\n  {}\n\nthe scrape:\n{text}",
+        "dashboard and alert queries that do not resolve against the live /metrics:\n  {}\n\nthe scrape:\n{text}",
         problems.join("\n  ")
     );
 }

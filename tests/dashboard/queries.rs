@@ -17,6 +17,8 @@ use serde_json::Value;
 /// The manifest that ships the dashboard, and the key of its JSON.
 pub const MANIFEST: &str = "k8s/monitoring/grafana-dashboard.yaml";
 pub const JSON_KEY: &str = "watch-cluster.json";
+/// The alerts the panels go with.
+pub const RULES: &str = "k8s/monitoring/prometheusrule.yaml";
 /// The data source every panel and query variable must use: the dashboard's own `datasource` variable.
 pub const DATASOURCE_UID: &str = "${datasource}";
 
@@ -155,6 +157,40 @@ pub fn variables(dashboard: &Value) -> BTreeMap<String, &Value> {
         .into_iter()
         .flatten()
         .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v)))
+        .collect()
+}
+
+/// The alerts of `k8s/monitoring/prometheusrule.yaml` as queries: the dashboard's panels name them, and
+/// their expressions are checked against the same live scrape.
+pub fn alert_queries() -> Vec<Query> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(RULES);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{} cannot be read: {e}", path.display()));
+    let rule: Value =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{RULES} is not YAML: {e}"));
+    rule["spec"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|group| group["rules"].as_array().into_iter().flatten())
+        .map(|r| Query {
+            origin: format!(
+                "{RULES} alert {}",
+                r["alert"].as_str().unwrap_or("(unnamed)")
+            ),
+            text: r["expr"].as_str().unwrap_or_default().to_owned(),
+            variable: false,
+        })
+        .collect()
+}
+
+/// The alert names panels mention in their descriptions (`WatchCluster…`), which must exist in [`RULES`].
+pub fn alerts_named_by_panels(dashboard: &Value) -> BTreeSet<String> {
+    let pattern = regex::Regex::new(r"\bWatchCluster[A-Za-z]+\b").unwrap_or_else(|e| panic!("{e}"));
+    panels(dashboard)
+        .iter()
+        .filter_map(|p| p["description"].as_str())
+        .flat_map(|d| pattern.find_iter(d).map(|m| m.as_str().to_owned()))
         .collect()
 }
 
@@ -441,9 +477,14 @@ impl Exposition {
 
 /// Every problem of every query of `dashboard` against `scrape`, each prefixed with where the query is.
 pub fn query_problems(dashboard: &Value, scrape: &Exposition) -> Vec<String> {
+    problems_of(&queries(dashboard), dashboard, scrape)
+}
+
+/// The problems of `queries`, whose `$variables` are those of `dashboard` (none for `Value::Null`).
+pub fn problems_of(queries: &[Query], dashboard: &Value, scrape: &Exposition) -> Vec<String> {
     let mut problems = Vec::new();
-    for query in queries(dashboard) {
-        match selectors(&query, dashboard) {
+    for query in queries {
+        match selectors(query, dashboard) {
             Err(e) => problems.push(format!("{}: {:?} {e}", query.origin, query.text)),
             Ok(selectors) => {
                 for selector in selectors {
