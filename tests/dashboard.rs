@@ -4,20 +4,22 @@
 //! the live `/metrics` of a controller that has done everything the dashboard draws.
 
 // Shared with the e2e and scenarios binaries, which use other parts of it.
+#[path = "dashboard/checker.rs"]
+mod checker;
 #[allow(dead_code, unused_imports)]
 #[path = "e2e/env.rs"]
 mod env;
 #[path = "dashboard/live.rs"]
 mod live;
+#[path = "dashboard/model.rs"]
+mod model;
 #[path = "dashboard/queries.rs"]
 mod queries;
 
 pub use watch_cluster_testkit::annotations::{NEVER_SOON, as_pairs, enabled};
 
-use queries::{
-    alert_queries, alerts_named_by_panels, load_dashboard, model_problems, queries as all_queries,
-    selectors,
-};
+use model::{alert_queries, alerts_named_by_panels, load_dashboard, model_problems};
+use queries::{queries as all_queries, selectors};
 
 #[test]
 fn the_dashboard_model_has_unique_ids_the_datasource_variable_everywhere_and_fits_the_grid() {
@@ -51,6 +53,6 @@ fn every_alert_a_panel_names_is_in_the_prometheus_rule() {
     assert!(
         missing.is_empty(),
         "panels name alerts {missing:?} that {} does not define (it has {defined:?})",
-        queries::RULES
+        model::RULES
     );
 }

@@ -16,9 +16,8 @@ use watch_cluster_testkit::fake::{FakeRegistry, Fault};
 use watch_cluster_testkit::webhook::Response;
 
 use crate::env::{Env, NS};
-use crate::queries::{
-    Exposition, TARGET_LABELS, alert_queries, load_dashboard, problems_of, query_problems,
-};
+use crate::model::{alert_queries, load_dashboard};
+use crate::queries::{Exposition, TARGET_LABELS, problems_of, query_problems};
 use crate::{as_pairs, enabled};
 
 /// The events listener's token (at least 24 characters).
