@@ -216,6 +216,7 @@ mod tests {
     fn a_forged_outcome_is_rejected() {
         let mut failed = record();
         failed.outcome = Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: failed.started_at,
             error: "forger's text".into(),
             rolled_back_to: None,
