@@ -18,7 +18,7 @@ use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
 use crate::{
     annotations::{RolloutOutcome, RolloutRecord},
     metrics::RolloutResult,
-    notify::{Event, Notification, events::Reason},
+    notify::{Event, Facts, Notification, events::Reason},
     observe::{self, Observation, Step, images},
     record::{self, Binding, Rejected, Sealed},
     update::{self, UpdateError, patch},
@@ -388,13 +388,25 @@ fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notificatio
         ),
     };
     let to = images(&record.to);
-    Some(Notification::new(
-        notify_ref(key),
-        to,
-        event,
-        at,
-        &record.id,
-    ))
+    // A rollback quarantines the images it rolled away from, all of `to` (observe::quarantine_after).
+    let rolled_back = matches!(
+        record.outcome,
+        Some(RolloutOutcome::Failed {
+            rolled_back_to: Some(_),
+            ..
+        })
+    );
+    let facts = Facts {
+        from: record.from.clone(),
+        to: record.to.clone(),
+        quarantined: if rolled_back {
+            record.to.clone()
+        } else {
+            Default::default()
+        },
+        started_at: Some(record.started_at),
+    };
+    Some(Notification::new(notify_ref(key), to, event, at, &record.id).with_facts(facts))
 }
 
 /// Counts an outcome once, when it is recorded; deliveries may repeat (after a restart), the count does not.

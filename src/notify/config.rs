@@ -316,6 +316,7 @@ fn webhook_receiver(url: &WebhookUrl, events: EventSet) -> Receiver {
         endpoint: url.as_url().clone(),
         masked: url.redacted(),
         events,
+        username: None,
     }
 }
 

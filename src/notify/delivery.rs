@@ -71,13 +71,14 @@ pub(crate) enum PrepareError {
 }
 
 impl Prepared {
-    /// The request `service` gets for `n`; signed only for the compat services.
+    /// The request `receiver` gets for `n`; signed only for the compat services.
     pub(crate) fn new(
         n: &Notification,
-        service: Service,
+        receiver: &Receiver,
         config: &WebhookConfig,
     ) -> Result<Self, PrepareError> {
-        let body = Bytes::from(format::render(service, n).map_err(PrepareError::Render)?);
+        let service = receiver.service;
+        let body = Bytes::from(format::render_for(receiver, n).map_err(PrepareError::Render)?);
         let delivery_id =
             HeaderValue::from_str(&n.delivery_id).map_err(PrepareError::DeliveryId)?;
         let secret = config.secret.as_ref().filter(|_| service.compat());

@@ -26,6 +26,6 @@ mod writer;
 
 pub use config::{NotifyConfigError, WebhookArgs, WebhookConfig, WebhookConfigError};
 pub use delivery::{DELIVERY_HEADER, DeliveryOutcome, MAX_RETRY_AFTER, SIGNATURE_HEADER};
-pub use payload::{Event, EventType, Notification, WorkloadKind, WorkloadRef, delivery_id};
+pub use payload::{Event, EventType, Facts, Notification, WorkloadKind, WorkloadRef, delivery_id};
 pub use receiver::{EventSet, Receiver, ReceiverError, Service};
 pub use webhook::{Enqueued, Notifier, NotifierError};

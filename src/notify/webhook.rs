@@ -286,7 +286,7 @@ impl Lane {
 
     fn prepare(&self, inner: &Inner, notification: &Notification) -> Option<Prepared> {
         let service = self.receiver.service;
-        match Prepared::new(notification, service, &inner.config) {
+        match Prepared::new(notification, &self.receiver, &inner.config) {
             Ok(prepared) => Some(prepared),
             Err(error) => {
                 let event_type = notification.event_type();
