@@ -37,9 +37,9 @@ pub(super) async fn deliver_current<K: ManagedKind>(
 ) -> bool {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let (uid, mut current) = match read::<K>(ctx, &api, key).await {
-        Ok(Some(read)) => read,
-        Ok(None) => return true,
-        Err(()) => return false,
+        Found::Record { uid, sealed } => (uid, *sealed),
+        Found::Nothing => return true,
+        Found::Unreadable => return false,
     };
     let Some(notification) = notification(&current.record) else {
         return true;
@@ -96,26 +96,35 @@ pub(super) async fn deliver_current<K: ManagedKind>(
     }
 }
 
-/// The workload's uid and the record the API server holds now: `None` when there is none or it is not
-/// ours (nothing to deliver), `Err` when it cannot be read (retry).
-async fn read<K: ManagedKind>(
-    ctx: &Context,
-    api: &Api<K>,
-    key: &WorkloadKey,
-) -> Result<Option<(String, Sealed)>, ()> {
+/// What the API server holds now.
+enum Found {
+    /// A record this controller sealed, on the workload with this uid.
+    Record { uid: String, sealed: Box<Sealed> },
+    /// No workload, no record, or a record that is not ours: nothing to deliver.
+    Nothing,
+    /// The workload could not be read: retry.
+    Unreadable,
+}
+
+async fn read<K: ManagedKind>(ctx: &Context, api: &Api<K>, key: &WorkloadKey) -> Found {
     let workload = match api.get_opt(&key.name).await {
         Ok(Some(obj)) => obj.project(),
-        Ok(None) => return Ok(None),
+        Ok(None) => return Found::Nothing,
         Err(error) => {
             tracing::warn!(%error, "failed to read the workload before delivering its outcome");
-            return Err(());
+            return Found::Unreadable;
         }
     };
     let Some(raw) = workload.annotations.get(crate::annotations::ROLLOUT) else {
-        return Ok(None);
+        return Found::Nothing;
     };
-    let sealed = record::open(&ctx.record_key, &binding(&workload), raw).ok();
-    Ok(sealed.map(|sealed| (workload.uid.clone(), sealed)))
+    match record::open(&ctx.record_key, &binding(&workload), raw) {
+        Ok(sealed) => Found::Record {
+            uid: workload.uid.clone(),
+            sealed: Box::new(sealed),
+        },
+        Err(_) => Found::Nothing,
+    }
 }
 
 /// What became of listing a receiver in the record.
@@ -173,11 +182,12 @@ async fn list_delivered<K: ManagedKind>(
             }
             Err(UpdateError::Conflict { .. }) => match read::<K>(ctx, api, key).await {
                 // Same uid: a re-created workload is another workload, whose record this is not.
-                Ok(Some((now_uid, sealed))) if now_uid == uid && sealed.record.id == id => {
-                    current = sealed
-                }
-                Ok(_) => return Listed::MovedOn,
-                Err(()) => return Listed::Failed,
+                Found::Record {
+                    uid: now_uid,
+                    sealed,
+                } if now_uid == uid && sealed.record.id == id => current = *sealed,
+                Found::Record { .. } | Found::Nothing => return Listed::MovedOn,
+                Found::Unreadable => return Listed::Failed,
             },
             Err(error) => {
                 tracing::warn!(%error, receiver = %receiver_id, "failed to list the receiver in the rollout record");
