@@ -419,3 +419,14 @@ fn no_secret_appears_in_errors_debug_or_masked_forms() {
         assert!(!shown.contains(secret), "{url}: {shown}");
     }
 }
+
+#[test]
+fn the_documented_bot_api_error_is_the_one_given() {
+    // docs/notifications.md#receivers quotes this line.
+    assert_eq!(
+        problem("slack://xoxb:123-456-SeCrEt@C001CH4NN3L", None).to_string(),
+        "NOTIFY_URLS: slack://xoxb:***@C001CH4NN3L: the Slack bot API form (`xoxb:…@channel`) is not \
+         supported; use an incoming webhook: slack://hook:token-a-token-b-token-c@webhook or \
+         slack://[botname@]token-a/token-b/token-c"
+    );
+}
