@@ -445,6 +445,7 @@ async fn report_refusal<K: ManagedKind>(
         .await;
     let failed = RolloutRecord {
         outcome: Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: Utc::now(),
             error: message.to_owned(),
             rolled_back_to: None,

@@ -24,7 +24,7 @@ pub mod receiver;
 mod webhook;
 mod writer;
 
-pub use config::{WebhookArgs, WebhookConfig, WebhookConfigError};
+pub use config::{NotifyConfigError, WebhookArgs, WebhookConfig, WebhookConfigError};
 pub use delivery::{DELIVERY_HEADER, DeliveryOutcome, MAX_RETRY_AFTER, SIGNATURE_HEADER};
 pub use payload::{Event, EventType, Facts, Notification, WorkloadKind, WorkloadRef, delivery_id};
 pub use receiver::{EventSet, Receiver, ReceiverError, Service};
