@@ -17,6 +17,8 @@ mod lifecycle;
 mod manifests;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/receivers.rs"]
+mod receivers;
 #[path = "e2e/records.rs"]
 mod records;
 #[path = "e2e/safety.rs"]
