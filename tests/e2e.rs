@@ -3,6 +3,8 @@
 //! enforced) and the real registry, with webhooks received on a real HTTP server. Each test asserts the
 //! final images and annotations, the Events, and the webhook bodies in order.
 
+#[path = "e2e/chat.rs"]
+mod chat;
 #[path = "e2e/demo.rs"]
 mod demo;
 // Shared with the scenarios binary, which uses other parts of it.

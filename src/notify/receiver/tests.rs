@@ -419,3 +419,63 @@ fn no_secret_appears_in_errors_debug_or_masked_forms() {
         assert!(!shown.contains(secret), "{url}: {shown}");
     }
 }
+
+#[test]
+fn the_documented_bot_api_error_is_the_one_given() {
+    // docs/notifications.md#receivers quotes this line.
+    assert_eq!(
+        problem("slack://xoxb:123-456-SeCrEt@C001CH4NN3L", None).to_string(),
+        "NOTIFY_URLS: slack://xoxb:***@C001CH4NN3L: the Slack bot API form (`xoxb:…@channel`) is not \
+         supported; use an incoming webhook: slack://hook:token-a-token-b-token-c@webhook or \
+         slack://[botname@]token-a/token-b/token-c"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn ignored_shoutrrr_parameters_are_named_in_one_warning_per_receiver_without_secrets() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        parse_notify_urls(
+            Some("slack://TSECRET/BSECRET/CSECRET?color=good&title=x discord://DSECRET@42?avatar=a discord://t@43"),
+            None,
+            defaults(),
+        )
+        .unwrap();
+    });
+    let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("ignored=color,title"),
+        "{log}"
+    );
+    assert!(
+        lines[0].contains("receiver=slack://***?color=***&title=***"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("ignored=avatar") && lines[1].contains("discord://***@42"),
+        "{log}"
+    );
+    for secret in ["TSECRET", "BSECRET", "CSECRET", "DSECRET"] {
+        assert!(!log.contains(secret), "{log}");
+    }
+}
