@@ -38,19 +38,23 @@ fn completed_for(requests: &[watch_cluster_testkit::ReceivedRequest], name: &str
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_while_one_receiver_hangs_sends_only_to_that_receiver_and_then_removes_the_record()
- {
-    let mut env = Env::start().await;
+/// A Deployment `name` with an update waiting, a generic receiver (COMPLETED only) that hangs on its first
+/// request, and controller A running with both it and `WEBHOOK_URL` until `WEBHOOK_URL` is listed in the
+/// record; then A is stopped. Returns the generic receiver and A's settings.
+async fn stopped_while_generic_hangs(
+    env: &mut Env,
+    name: &str,
+) -> (WebhookReceiver, crate::env::ControllerSettings) {
     let generic = WebhookReceiver::start().await.expect("receiver starts");
     // Accepts the connection and never answers within controller A's life (its timeout is 60 s).
     generic.respond_next(Response::Hang);
-    env.push("team/pair", "1.0.0", "a").await;
-    env.push("team/pair", "1.1.0", "a").await;
+    let repo = format!("team/{name}");
+    env.push(&repo, "1.0.0", "a").await;
+    env.push(&repo, "1.1.0", "a").await;
     env.create(
         Kind::Deployment,
-        "pair",
-        &[("app", &env.image("team/pair", "1.0.0"))],
+        name,
+        &[("app", &env.image(&repo, "1.0.0"))],
         &as_pairs(&enabled("version")),
     );
     let notify = format!(
@@ -64,11 +68,11 @@ async fn a_restart_while_one_receiver_hangs_sends_only_to_that_receiver_and_then
     let a = env.spawn_controller(settings.clone());
 
     // WEBHOOK_URL gets the outcome and is listed while the generic receiver still hangs on it.
-    env.wait_for_webhooks("pair", "IMAGE_ROLLOUT_COMPLETED", 1)
+    env.wait_for_webhooks(name, "IMAGE_ROLLOUT_COMPLETED", 1)
         .await;
     let hanging = generic.wait_for_requests(1, WAIT).await.expect("A posts");
     let started = hanging[0].received_at;
-    env.wait_for(Kind::Deployment, "pair", "webhook listed", |d| {
+    env.wait_for(Kind::Deployment, name, "webhook listed", |d| {
         delivered(d) == Some(vec!["webhook".to_owned()])
     })
     .await;
@@ -81,10 +85,18 @@ async fn a_restart_while_one_receiver_hangs_sends_only_to_that_receiver_and_then
     // A stops mid-delivery: the record stays, with the one receiver that has the outcome.
     env.terminate_controller(a, WAIT).await;
     assert_eq!(
-        delivered(&env.get(Kind::Deployment, "pair")),
+        delivered(&env.get(Kind::Deployment, name)),
         Some(vec!["webhook".to_owned()]),
         "the record outlives a shutdown mid-delivery"
     );
+    (generic, settings)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_one_receiver_hangs_sends_only_to_that_receiver_and_then_removes_the_record()
+ {
+    let mut env = Env::start().await;
+    let (generic, settings) = stopped_while_generic_hangs(&mut env, "pair").await;
 
     // B, same settings: sends to the generic receiver only (it now answers 200), then removes the record.
     let port = free_port();
@@ -121,5 +133,28 @@ async fn a_restart_while_one_receiver_hangs_sends_only_to_that_receiver_and_then
         metric(port, &series("webhook")).await,
         0.0,
         "B sent nothing to webhook"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_removed_from_the_config_before_a_restart_no_longer_holds_the_record() {
+    let mut env = Env::start().await;
+    let (generic, _) = stopped_while_generic_hangs(&mut env, "solo").await;
+
+    // B has only WEBHOOK_URL, which is already listed: nothing is left to send, so the record goes.
+    env.spawn_controller(env.base_settings());
+    env.wait_for(Kind::Deployment, "solo", "record removed", |d| {
+        delivered(d).is_none()
+    })
+    .await;
+    assert_eq!(
+        generic.requests().len(),
+        1,
+        "the removed receiver is not contacted"
+    );
+    assert_eq!(
+        completed_for(&env.webhook.requests(), "solo"),
+        1,
+        "WEBHOOK_URL is not sent the outcome again"
     );
 }
