@@ -285,6 +285,9 @@ pub enum RolloutOutcome {
         at: DateTime<Utc>,
         /// Milliseconds from `startedAt`.
         duration_ms: u64,
+        /// The receivers that have it.
+        #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+        delivered: Delivered,
     },
     /// Failed, timed out, or superseded.
     #[serde(rename_all = "camelCase")]
@@ -296,7 +299,63 @@ pub enum RolloutOutcome {
         /// Container → image restored, when rolled back.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rolled_back_to: Option<BTreeMap<String, String>>,
+        /// The receivers that have it.
+        #[serde(default, skip_serializing_if = "Delivered::is_empty")]
+        delivered: Delivered,
     },
+}
+
+impl RolloutOutcome {
+    /// The receivers that have this outcome (SPEC §15).
+    pub fn delivered(&self) -> &Delivered {
+        match self {
+            RolloutOutcome::Completed { delivered, .. }
+            | RolloutOutcome::Failed { delivered, .. } => delivered,
+        }
+    }
+
+    /// The same outcome with `receiver_id` listed as having it.
+    pub fn with_delivered(mut self, receiver_id: &str) -> Self {
+        match &mut self {
+            RolloutOutcome::Completed { delivered, .. }
+            | RolloutOutcome::Failed { delivered, .. } => {
+                delivered.0.insert(receiver_id.to_owned());
+            }
+        }
+        self
+    }
+}
+
+/// The outcome's `delivered` list: ids of the receivers that accepted it (`webhook`, `slack:1a2b3c4d`, …),
+/// so a restarted controller or a new leader sends only to the others (docs/annotations.md#rollout).
+///
+/// Sorted and without duplicates (a set), and left out of the record when empty: a record written before
+/// this field existed reads, serializes and seals exactly as before.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Delivered(std::collections::BTreeSet<String>);
+
+impl Delivered {
+    /// Whether no receiver is listed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `receiver_id` is listed.
+    pub fn contains(&self, receiver_id: &str) -> bool {
+        self.0.contains(receiver_id)
+    }
+
+    /// The ids, sorted.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+}
+
+impl<S: Into<String>> FromIterator<S> for Delivered {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        Delivered(iter.into_iter().map(Into::into).collect())
+    }
 }
 
 impl RolloutRecord {
@@ -416,6 +475,7 @@ mod tests {
             to: [("app".to_owned(), "app:1.0.1@sha256:00".to_owned())].into(),
             started_at: DateTime::from_timestamp(1_704_067_200, 0).unwrap(),
             outcome: Some(RolloutOutcome::Failed {
+                delivered: Default::default(),
                 at: DateTime::from_timestamp(1_704_067_260, 0).unwrap(),
                 error: "ProgressDeadlineExceeded".into(),
                 rolled_back_to: Some([("app".to_owned(), "app:1.0.0".to_owned())].into()),

@@ -750,19 +750,32 @@ pub fn repositories(workload: &Workload, settings: &Settings) -> Vec<crate::regi
 
 /// The image(s) a payload names for a workload: the managed containers' images.
 pub fn workload_image(workload: &Workload, settings: &Settings) -> String {
-    let containers: Vec<&Container> = match &settings.containers {
-        Some(names) => workload
-            .containers
-            .iter()
-            .filter(|c| names.contains(&c.name))
-            .collect(),
-        None => workload.containers.iter().filter(|c| !c.init).collect(),
-    };
-    per_container(
-        containers
-            .iter()
-            .map(|c| (c.name.as_str(), c.image.as_str())),
-    )
+    per_container(managed(workload, settings).map(|c| (c.name.as_str(), c.image.as_str())))
+}
+
+/// The same containers' images by container name: what a chat message about DETECTED lists
+/// (docs/notifications.md#formats).
+pub fn workload_images(
+    workload: &Workload,
+    settings: &Settings,
+) -> std::collections::BTreeMap<String, String> {
+    managed(workload, settings)
+        .map(|c| (c.name.clone(), c.image.clone()))
+        .collect()
+}
+
+/// The containers a notification names: those listed in `containers`, else every non-init container.
+fn managed<'a>(
+    workload: &'a Workload,
+    settings: &'a Settings,
+) -> impl Iterator<Item = &'a Container> {
+    workload
+        .containers
+        .iter()
+        .filter(move |c| match &settings.containers {
+            Some(names) => names.contains(&c.name),
+            None => !c.init,
+        })
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! enforced) and the real registry, with webhooks received on a real HTTP server. Each test asserts the
 //! final images and annotations, the Events, and the webhook bodies in order.
 
+#[path = "e2e/chat.rs"]
+mod chat;
 #[path = "e2e/demo.rs"]
 mod demo;
 // Shared with the scenarios binary, which uses other parts of it.
@@ -15,6 +17,8 @@ mod lifecycle;
 mod manifests;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/receivers.rs"]
+mod receivers;
 #[path = "e2e/records.rs"]
 mod records;
 #[path = "e2e/safety.rs"]

@@ -204,6 +204,7 @@ async fn an_outcome_recorded_while_a_delivery_runs_is_delivered_after_it() {
     bed.deployment("web", NEW, 2);
     let done = |at_hours: i64| {
         Some(RolloutOutcome::Completed {
+            delivered: Default::default(),
             at: Utc::now() - chrono::Duration::hours(at_hours),
             duration_ms: 1000,
         })
@@ -294,6 +295,7 @@ async fn an_outcome_whose_delivery_failed_is_retried_within_seconds_not_at_the_n
     let bed = Bed::new();
     bed.deployment("web", NEW, 2);
     let done = Some(RolloutOutcome::Completed {
+        delivered: Default::default(),
         at: Utc::now(),
         duration_ms: 1000,
     });

@@ -14,6 +14,8 @@ mod apiserver;
 mod env;
 #[path = "real/modes.rs"]
 mod modes;
+#[path = "real/receivers.rs"]
+mod receivers;
 #[path = "real/refusals.rs"]
 mod refusals;
 #[path = "real/smoke.rs"]

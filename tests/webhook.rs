@@ -76,7 +76,8 @@ fn start(config: WebhookConfig) -> (Notifier, Registry) {
     (notifier, registry)
 }
 
-/// The value of the counter sample `series` (e.g. `webhook_queue_dropped_total{event_type="X"}`), 0 if absent.
+/// The value of the counter sample `series` (e.g. `webhook_queue_dropped_total{receiver="webhook",event_type="X"}`),
+/// 0 if absent.
 fn counter(registry: &Registry, series: &str) -> u64 {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
@@ -86,7 +87,9 @@ fn counter(registry: &Registry, series: &str) -> u64 {
 }
 
 fn deliveries(event_type: &str, outcome: &str) -> String {
-    format!("webhook_deliveries_total{{event_type=\"{event_type}\",outcome=\"{outcome}\"}}")
+    format!(
+        "webhook_deliveries_total{{receiver=\"webhook\",event_type=\"{event_type}\",outcome=\"{outcome}\"}}"
+    )
 }
 
 #[tokio::test]
@@ -408,7 +411,7 @@ async fn a_full_queue_drops_best_effort_notifications_and_counts_them() {
     assert_eq!(
         counter(
             &registry,
-            "webhook_queue_dropped_total{event_type=\"DEPLOYMENT_DETECTED\"}"
+            "webhook_queue_dropped_total{receiver=\"webhook\",event_type=\"DEPLOYMENT_DETECTED\"}"
         ),
         1
     );

@@ -17,7 +17,7 @@ use crate::{
     annotations::{self, RolloutOutcome, RolloutRecord, Settings},
     decide::{Findings, Kept, RegistryFailure, SignatureRejection, Undecidable, decide},
     metrics::CheckOutcome,
-    notify::{Event, Notification, events::Reason},
+    notify::{Event, Facts, Notification, events::Reason},
     record,
     registry::RegistryClient,
     schedule::max_answer_age,
@@ -373,7 +373,7 @@ async fn write<K: ManagedKind>(
                     format!("{change}{signed}"),
                 )
                 .await;
-            ctx.notifier.try_notify(&Notification::new(
+            let started = Notification::new(
                 notify_ref(key),
                 change.to.clone(),
                 Event::ImageRolloutStarted {
@@ -381,7 +381,14 @@ async fn write<K: ManagedKind>(
                 },
                 now,
                 &record.id,
-            ));
+            )
+            .with_facts(Facts {
+                from: record.from.clone(),
+                to: record.to.clone(),
+                quarantined: BTreeMap::new(),
+                started_at: Some(record.started_at),
+            });
+            ctx.notifier.try_notify(&started);
             Written::Done(Checked::Updated(change))
         }
         Err(UpdateError::Conflict { .. }) => {
@@ -438,6 +445,7 @@ async fn report_refusal<K: ManagedKind>(
         .await;
     let failed = RolloutRecord {
         outcome: Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: Utc::now(),
             error: message.to_owned(),
             rolled_back_to: None,
@@ -450,7 +458,7 @@ async fn report_refusal<K: ManagedKind>(
         Ok(_) => {}
         Err(error) => {
             tracing::warn!(%error, "cannot record the refused update; sending FAILED from memory");
-            ctx.tasks.spawn(ctx.notifier.deliver(&Notification::new(
+            let notification = Notification::new(
                 notify_ref(key),
                 to,
                 Event::ImageRolloutFailed {
@@ -459,7 +467,14 @@ async fn report_refusal<K: ManagedKind>(
                 },
                 Utc::now(),
                 &failed.id,
-            )));
+            )
+            .with_facts(Facts {
+                from: failed.from.clone(),
+                to: failed.to.clone(),
+                quarantined: BTreeMap::new(),
+                started_at: Some(failed.started_at),
+            });
+            ctx.tasks.spawn(ctx.notifier.deliver(&notification));
         }
     }
 }

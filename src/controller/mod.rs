@@ -9,6 +9,7 @@
 //! annotations. The full object is read once per check, right before the guarded patch.
 
 mod checker;
+mod deliver;
 mod observe;
 mod reconcile;
 mod release;

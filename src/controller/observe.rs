@@ -18,7 +18,7 @@ use super::{Context, ManagedKind, WorkloadKey, notify_ref, reference_of};
 use crate::{
     annotations::{RolloutOutcome, RolloutRecord},
     metrics::RolloutResult,
-    notify::{DeliveryOutcome, Event, Notification, events::Reason},
+    notify::{Event, Facts, Notification, events::Reason},
     observe::{self, Observation, Step, images},
     record::{self, Binding, Rejected, Sealed},
     update::{self, UpdateError, patch},
@@ -349,7 +349,8 @@ fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
     // Tracked: shutdown lets it finish before the Lease is released.
     ctx.tasks.clone().spawn(async move {
         loop {
-            if !deliver_current::<K>(&ctx, &key).await {
+            let notification = |record: &RolloutRecord| notification(&key, record);
+            if !super::deliver::deliver_current::<K>(&ctx, &key, notification).await {
                 ctx.with_memory(&key, |m| {
                     if let Some(w) = m.rollout.as_mut() {
                         w.failures = w.failures.saturating_add(1);
@@ -363,49 +364,11 @@ fn spawn_delivery<K: ManagedKind>(ctx: &Arc<Context>, key: &WorkloadKey) {
     });
 }
 
-/// One pass: read the workload, deliver a recorded outcome, remove the record. Reads first because a
-/// reconcile may run on a cached copy older than our own removal of the record: only what the API server
-/// still holds is delivered, or an outcome would go out twice. Returns false when it must be retried.
-async fn deliver_current<K: ManagedKind>(ctx: &Context, key: &WorkloadKey) -> bool {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let workload = match api.get_opt(&key.name).await {
-        Ok(Some(obj)) => obj.project(),
-        Ok(None) => return true,
-        Err(error) => {
-            tracing::warn!(%error, "failed to read the workload before delivering its outcome");
-            return false;
-        }
-    };
-    let Some(raw) = workload.annotations.get(crate::annotations::ROLLOUT) else {
-        return true;
-    };
-    let Ok(sealed) = record::open(&ctx.record_key, &binding(&workload), raw) else {
-        return true;
-    };
-    let Some(notification) = notification(key, &sealed.record) else {
-        return true;
-    };
-    match ctx.notifier.deliver(&notification).await {
-        DeliveryOutcome::Exhausted => tracing::warn!(
-            "the webhook receiver did not take the outcome; giving up after the configured retries"
-        ),
-        // Shutdown cut the delivery short: keep the record so the next leader delivers it.
-        DeliveryOutcome::Interrupted => return true,
-        DeliveryOutcome::Delivered | DeliveryOutcome::Disabled => {}
-    }
-    match update::apply(&api, &key.name, patch::record_patch(&sealed.raw, None)).await {
-        // A conflict: someone (a new leader) already moved the record on.
-        Ok(_) | Err(UpdateError::Conflict { .. }) => true,
-        Err(error) => {
-            tracing::warn!(%error, "failed to remove the rollout annotation; retrying");
-            false
-        }
-    }
-}
-
 fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notification> {
     let (event, at) = match record.outcome.as_ref()? {
-        RolloutOutcome::Completed { at, duration_ms } => (
+        RolloutOutcome::Completed {
+            at, duration_ms, ..
+        } => (
             Event::ImageRolloutCompleted {
                 rollout_duration: Duration::from_millis(*duration_ms),
             },
@@ -415,6 +378,7 @@ fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notificatio
             at,
             error,
             rolled_back_to,
+            ..
         } => (
             Event::ImageRolloutFailed {
                 error: error.clone(),
@@ -424,13 +388,25 @@ fn notification(key: &WorkloadKey, record: &RolloutRecord) -> Option<Notificatio
         ),
     };
     let to = images(&record.to);
-    Some(Notification::new(
-        notify_ref(key),
-        to,
-        event,
-        at,
-        &record.id,
-    ))
+    // A rollback quarantines the images it rolled away from, all of `to` (observe::quarantine_after).
+    let rolled_back = matches!(
+        record.outcome,
+        Some(RolloutOutcome::Failed {
+            rolled_back_to: Some(_),
+            ..
+        })
+    );
+    let facts = Facts {
+        from: record.from.clone(),
+        to: record.to.clone(),
+        quarantined: if rolled_back {
+            record.to.clone()
+        } else {
+            Default::default()
+        },
+        started_at: Some(record.started_at),
+    };
+    Some(Notification::new(notify_ref(key), to, event, at, &record.id).with_facts(facts))
 }
 
 /// Counts an outcome once, when it is recorded; deliveries may repeat (after a restart), the count does not.

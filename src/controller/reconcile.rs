@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     annotations::{self, Detected, Settings},
-    notify::{Event, Notification, events::Reason},
+    notify::{Event, Facts, Notification, events::Reason},
     update::FIELD_MANAGER,
 };
 
@@ -354,9 +354,10 @@ async fn announce<K: ManagedKind>(
             });
         }
     };
-    let image = crate::decide::workload_image(&updated.project(), settings);
+    let projected = updated.project();
+    let image = crate::decide::workload_image(&projected, settings);
     tracing::info!(cron = %detected.cron, strategy = %detected.strategy, "workload detected");
-    ctx.notifier.try_notify(&Notification::new(
+    let notification = Notification::new(
         super::notify_ref(key),
         image,
         Event::DeploymentDetected {
@@ -365,7 +366,12 @@ async fn announce<K: ManagedKind>(
         },
         Utc::now(),
         &detection_id(&updated, &detected),
-    ));
+    )
+    .with_facts(Facts {
+        to: crate::decide::workload_images(&projected, settings),
+        ..Facts::default()
+    });
+    ctx.notifier.try_notify(&notification);
     Ok(())
 }
 

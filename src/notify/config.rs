@@ -1,7 +1,8 @@
 //! Webhook configuration (docs/settings.md#webhooks): the `WEBHOOK_*` environment variables, parsed once at startup.
 //!
 //! Input: [`WebhookArgs`], filled by clap from flags or the environment. Output: a validated
-//! [`WebhookConfig`], or one [`WebhookConfigError`] line naming the variable, the bad value and an example.
+//! [`WebhookConfig`] holding one [`Receiver`] per destination (`WEBHOOK_URL`, then each `NOTIFY_URLS` entry),
+//! or one [`NotifyConfigError`] line naming the variable, the bad value (masked) and the fix.
 //!
 //! Why clap keeps raw strings here: `WEBHOOK_URL`, `WEBHOOK_HEADERS` and `WEBHOOK_SECRET` carry credentials,
 //! and clap echoes a rejected value verbatim into its error. Parsing in [`WebhookArgs::into_config`] with
@@ -22,6 +23,7 @@ pub use types::{
 };
 
 use super::payload::EventType;
+use super::receiver::{EventSet, Receiver, ReceiverError, Service, parse_notify_urls};
 
 /// The webhook settings as clap reads them; see docs/settings.md#webhooks for each variable.
 ///
@@ -101,6 +103,23 @@ pub struct WebhookArgs {
         hide_env_values = true
     )]
     pub secret: Option<String>,
+    /// More receivers: whitespace-separated `slack://`, `discord://`, `teams+https://`, `generic+http(s)://`
+    /// URLs, each optionally ending in `?events=...`.
+    #[arg(
+        long = "notify-urls",
+        env = "NOTIFY_URLS",
+        value_name = "URLS",
+        hide_env_values = true
+    )]
+    pub notify_urls: Option<String>,
+    /// `<scheme>=<base url>,...`: send a scheme's requests to another scheme, host and port (proxies, tests).
+    #[arg(
+        long = "notify-endpoint-override",
+        env = "NOTIFY_ENDPOINT_OVERRIDE",
+        value_name = "SCHEME=URL,...",
+        hide_env_values = true
+    )]
+    pub notify_endpoint_override: Option<String>,
 }
 
 impl fmt::Debug for WebhookArgs {
@@ -128,6 +147,11 @@ impl fmt::Debug for WebhookArgs {
             .field("timeout", &self.timeout)
             .field("retry_count", &self.retry_count)
             .field("secret", &redacted(&self.secret))
+            .field("notify_urls", &redacted(&self.notify_urls))
+            .field(
+                "notify_endpoint_override",
+                &redacted(&self.notify_endpoint_override),
+            )
             .finish()
     }
 }
@@ -149,6 +173,18 @@ pub struct WebhookConfigError {
     /// What is wrong with it.
     #[source]
     pub source: ValueError,
+}
+
+/// Why the notification settings cannot be used: a bad `WEBHOOK_*` value or a bad receiver URL. Display
+/// is the one line startup prints.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyConfigError {
+    /// A `WEBHOOK_*` value.
+    #[error(transparent)]
+    Webhook(#[from] WebhookConfigError),
+    /// A `NOTIFY_URLS` or `NOTIFY_ENDPOINT_OVERRIDE` entry.
+    #[error(transparent)]
+    Receiver(#[from] ReceiverError),
 }
 
 /// Parses one variable; `None` and `""` mean unset.
@@ -189,7 +225,7 @@ fn parse<T: FromStr<Err = ValueError>>(
 
 impl WebhookArgs {
     /// Validates every variable; the first bad one is the error.
-    pub fn into_config(self) -> Result<WebhookConfig, WebhookConfigError> {
+    pub fn into_config(self) -> Result<WebhookConfig, NotifyConfigError> {
         let toggle = |variable, raw| parse(variable, raw, Toggle(false), "true").map(|t| t.0);
         let enabled = [
             toggle(
@@ -234,35 +270,61 @@ impl WebhookArgs {
             RetryCount::default(),
             "3",
         )?;
-        let mut config = WebhookConfig {
-            url,
+        let toggled: EventSet = EventType::ALL
+            .into_iter()
+            .zip(enabled)
+            .filter_map(|(event_type, on)| on.then_some(event_type))
+            .collect();
+        let mut receivers: Vec<Receiver> = url
+            .map(|url: WebhookUrl| webhook_receiver(&url, toggled))
+            .into_iter()
+            .collect();
+        // SPEC §15: NOTIFY_URLS receivers without `events=` take the enabled toggles, or COMPLETED and
+        // FAILED when none is on (the outcomes are what a chat channel is for).
+        let default_events = if toggled.is_empty() {
+            EventSet::NONE
+                .with(EventType::ImageRolloutCompleted)
+                .with(EventType::ImageRolloutFailed)
+        } else {
+            toggled
+        };
+        receivers.extend(parse_notify_urls(
+            non_empty(&self.notify_urls),
+            non_empty(&self.notify_endpoint_override),
+            default_events,
+        )?);
+        Ok(WebhookConfig {
+            receivers,
             headers: headers.unwrap_or_default(),
             secret,
             timeout: timeout.0,
             retry_count: retries.0,
             ..WebhookConfig::disabled()
-        };
-        for (event_type, on) in EventType::ALL.into_iter().zip(enabled) {
-            config.enabled[index(event_type)] = on;
-        }
-        Ok(config)
+        })
     }
 }
 
-fn index(event_type: EventType) -> usize {
-    match event_type {
-        EventType::DeploymentDetected => 0,
-        EventType::ImageRolloutStarted => 1,
-        EventType::ImageRolloutCompleted => 2,
-        EventType::ImageRolloutFailed => 3,
+fn non_empty(raw: &Option<String>) -> Option<&str> {
+    raw.as_deref().filter(|v| !v.trim().is_empty())
+}
+
+/// `WEBHOOK_URL` as a receiver: the compat JSON, id and metrics label `webhook` (SPEC §15).
+fn webhook_receiver(url: &WebhookUrl, events: EventSet) -> Receiver {
+    Receiver {
+        service: Service::Webhook,
+        id: Service::Webhook.label().to_owned(),
+        endpoint: url.as_url().clone(),
+        masked: url.redacted(),
+        events,
+        username: None,
     }
 }
 
-/// Validated webhook settings. Debug and [`WebhookConfig::summary`] never show credentials.
+/// Validated notification settings: the receivers and how requests are sent to each. Debug and
+/// [`WebhookConfig::summary`] never show credentials.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
-    pub(crate) url: Option<WebhookUrl>,
-    pub(crate) enabled: [bool; 4],
+    pub(crate) receivers: Vec<Receiver>,
     pub(crate) headers: ExtraHeaders,
     pub(crate) timeout: Duration,
     pub(crate) retry_count: u32,
@@ -277,8 +339,7 @@ impl WebhookConfig {
     /// No receiver: nothing is ever sent.
     pub fn disabled() -> Self {
         WebhookConfig {
-            url: None,
-            enabled: [false; 4],
+            receivers: Vec::new(),
             headers: ExtraHeaders::default(),
             timeout: TimeoutMs::default().0,
             retry_count: RetryCount::default().0,
@@ -290,23 +351,38 @@ impl WebhookConfig {
         }
     }
 
-    /// Sends to `url` with the defaults of docs/settings.md#webhooks and no event type enabled.
+    /// Sends to `url` (as `WEBHOOK_URL`) with the defaults of docs/settings.md#webhooks and no event type enabled.
     pub fn new(url: WebhookUrl) -> Self {
         WebhookConfig {
-            url: Some(url),
+            receivers: vec![webhook_receiver(&url, EventSet::NONE)],
             ..Self::disabled()
         }
     }
 
-    /// Enables sending `event_type`.
+    /// Enables sending `event_type` to the `WEBHOOK_URL` receiver (the `WEBHOOK_ENABLE_*` toggles).
     pub fn enable(mut self, event_type: EventType) -> Self {
-        self.enabled[index(event_type)] = true;
+        for receiver in &mut self.receivers {
+            if receiver.service == Service::Webhook {
+                receiver.events = receiver.events.with(event_type);
+            }
+        }
         self
     }
 
-    /// Whether a notification of `event_type` results in a request.
+    /// Adds a receiver (as a `NOTIFY_URLS` entry would).
+    pub fn with_receiver(mut self, receiver: Receiver) -> Self {
+        self.receivers.push(receiver);
+        self
+    }
+
+    /// The receivers, `WEBHOOK_URL` first, then `NOTIFY_URLS` in order.
+    pub fn receivers(&self) -> &[Receiver] {
+        &self.receivers
+    }
+
+    /// Whether a notification of `event_type` results in a request to at least one receiver.
     pub fn sends(&self, event_type: EventType) -> bool {
-        self.url.is_some() && self.enabled[index(event_type)]
+        self.receivers.iter().any(|r| r.events.contains(event_type))
     }
 
     /// Sets the per-request timeout.
@@ -340,32 +416,35 @@ impl WebhookConfig {
         self
     }
 
-    /// Capacity of the best-effort queue for DETECTED/STARTED (default 256; at least 1).
+    /// Capacity of each receiver's best-effort queue for DETECTED/STARTED (default 256; at least 1).
     pub fn with_queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity.max(1);
         self
     }
 
-    /// How many notifications are delivered at once (default 4; at least 1).
+    /// How many notifications are delivered at once to each receiver (default 4; at least 1).
     pub fn with_max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max.max(1);
         self
     }
 
-    /// One line for the startup log: receiver origin and settings, never credentials.
+    /// One line for the startup log: each receiver masked with its events, and the settings; never
+    /// credentials.
     pub fn summary(&self) -> String {
-        let Some(url) = &self.url else {
-            return "webhooks disabled (WEBHOOK_URL unset)".into();
-        };
-        let events: Vec<&str> = EventType::ALL
-            .into_iter()
-            .filter(|e| self.sends(*e))
-            .map(EventType::as_str)
+        if self.receivers.is_empty() {
+            return "webhooks disabled (WEBHOOK_URL and NOTIFY_URLS unset)".into();
+        }
+        let receivers: Vec<String> = self
+            .receivers
+            .iter()
+            .map(|r| {
+                let events: Vec<&str> = r.events.iter().map(EventType::as_str).collect();
+                format!("{} events=[{}]", r.masked, events.join(","))
+            })
             .collect();
         format!(
-            "webhooks to {} events=[{}] timeout={}ms retries={} headers={} signed={}",
-            url.redacted(),
-            events.join(","),
+            "webhooks to {} timeout={}ms retries={} headers={} signed={}",
+            receivers.join("; "),
             self.timeout.as_millis(),
             self.retry_count,
             self.headers.names().join(","),

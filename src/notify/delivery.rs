@@ -1,7 +1,14 @@
-//! One webhook delivery: POST the prepared body, retry what is worth retrying, report the outcome.
+//! One delivery to one receiver: POST the prepared body, retry what is worth retrying, report the outcome.
 //!
-//! Input: a [`Prepared`] request (body serialized and signed once, so every retry sends the same bytes,
-//! signature and delivery id). Output: a [`DeliveryOutcome`], with every attempt counted in the metrics.
+//! Input: a [`Prepared`] request (body rendered for the receiver's service and signed once, so every retry
+//! sends the same bytes, signature and delivery id). Output: a [`DeliveryOutcome`], with every attempt
+//! counted in the metrics under the receiver's service label.
+//!
+//! What each receiver gets (docs/notifications.md#headers): every request carries `Content-Type` and the
+//! delivery id; only the compat receivers (`WEBHOOK_URL`, `generic+`) get `WEBHOOK_HEADERS` and the
+//! `WEBHOOK_SECRET` signature, which are meant for the operator's own endpoint and may hold its credentials.
+//! The delivery id goes to the chat services too: it carries no secret, and it lets a relay in front of
+//! them deduplicate.
 //!
 //! Retry policy (docs/notifications.md#retries): connection errors, timeouts, 408, 429 and 5xx are retried up to
 //! `WEBHOOK_RETRY_COUNT` times with exponential backoff, or after `Retry-After` (capped at 60 s) when the
@@ -16,8 +23,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use tracing::{debug, warn};
 
 use super::config::WebhookConfig;
+use super::format::{self, FormatError};
 use super::metrics::{AttemptResult, WebhookMetrics};
 use super::payload::{EventType, Notification};
+use super::receiver::{Receiver, Service};
 use crate::retry::{Backoff, retry_after};
 
 /// The longest `Retry-After` honoured; longer requests are shortened to this.
@@ -53,8 +62,8 @@ pub(crate) struct Prepared {
 /// Why a notification could not be turned into a request.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PrepareError {
-    #[error("failed to serialize the webhook payload")]
-    Serialize(#[source] serde_json::Error),
+    #[error("failed to render the body")]
+    Render(#[source] FormatError),
     #[error("failed to use the delivery id as a header value")]
     DeliveryId(#[source] http::header::InvalidHeaderValue),
     #[error("failed to use the signature as a header value")]
@@ -62,11 +71,18 @@ pub(crate) enum PrepareError {
 }
 
 impl Prepared {
-    pub(crate) fn new(n: &Notification, config: &WebhookConfig) -> Result<Self, PrepareError> {
-        let body = Bytes::from(n.to_json().map_err(PrepareError::Serialize)?);
+    /// The request `receiver` gets for `n`; signed only for the compat services.
+    pub(crate) fn new(
+        n: &Notification,
+        receiver: &Receiver,
+        config: &WebhookConfig,
+    ) -> Result<Self, PrepareError> {
+        let service = receiver.service;
+        let body = Bytes::from(format::render_for(receiver, n).map_err(PrepareError::Render)?);
         let delivery_id =
             HeaderValue::from_str(&n.delivery_id).map_err(PrepareError::DeliveryId)?;
-        let signature = match &config.secret {
+        let secret = config.secret.as_ref().filter(|_| service.compat());
+        let signature = match secret {
             Some(secret) => {
                 Some(HeaderValue::try_from(secret.sign(&body)).map_err(PrepareError::Signature)?)
             }
@@ -94,9 +110,12 @@ enum Attempt {
     },
 }
 
-/// Sends prepared requests to the configured receiver.
+/// Sends prepared requests to one receiver.
 pub(crate) struct Sender {
     client: reqwest::Client,
+    service: Service,
+    /// For logs: the receiver's masked form, never its endpoint.
+    masked: String,
     url: url::Url,
     headers: HeaderMap,
     retry_count: u32,
@@ -104,36 +123,43 @@ pub(crate) struct Sender {
     metrics: WebhookMetrics,
 }
 
+/// The HTTP client every receiver's sender shares: redirects off (module docs), the per-request timeout.
+pub(crate) fn client(config: &WebhookConfig) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
+        .build()
+}
+
 impl Sender {
-    /// `None` when the config has no URL.
+    /// A sender to `receiver`, with the headers its service may get.
     pub(crate) fn new(
+        client: reqwest::Client,
+        receiver: &Receiver,
         config: &WebhookConfig,
         metrics: WebhookMetrics,
-    ) -> Result<Option<Self>, reqwest::Error> {
-        let Some(url) = &config.url else {
-            return Ok(None);
-        };
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()?;
+    ) -> Self {
         let mut headers = HeaderMap::new();
-        for (name, value) in config.headers.iter() {
-            headers.append(name.clone(), value.clone());
+        if receiver.service.compat() {
+            for (name, value) in config.headers.iter() {
+                headers.append(name.clone(), value.clone());
+            }
         }
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        Ok(Some(Sender {
+        Sender {
             client,
-            url: url.as_url().clone(),
+            service: receiver.service,
+            masked: receiver.masked.clone(),
+            url: receiver.endpoint.clone(),
             headers,
             retry_count: config.retry_count,
             backoff: Backoff::new(config.backoff_base, config.backoff_max),
             metrics,
-        }))
+        }
     }
 
     /// Attempts delivery until success, a non-retryable answer or the last retry.
@@ -142,25 +168,28 @@ impl Sender {
         loop {
             match self.attempt(job).await {
                 Attempt::Delivered => {
-                    self.metrics
-                        .record(job.event_type, AttemptResult::Delivered);
-                    debug!(event_type = %job.event_type, delivery = ?job.delivery_id, retry, "webhook delivered");
+                    self.count(job, AttemptResult::Delivered);
+                    debug!(receiver = %self.masked, event_type = %job.event_type, delivery = ?job.delivery_id, retry, "webhook delivered");
                     return DeliveryOutcome::Delivered;
                 }
                 Attempt::Retry { reason, after } if retry < self.retry_count => {
                     retry += 1;
                     let wait = after.unwrap_or_else(|| self.backoff.delay(retry));
-                    self.metrics.record(job.event_type, AttemptResult::Retried);
-                    debug!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
+                    self.count(job, AttemptResult::Retried);
+                    debug!(receiver = %self.masked, event_type = %job.event_type, delivery = ?job.delivery_id, %reason, retry, ?wait, "webhook attempt failed; retrying");
                     tokio::time::sleep(wait).await;
                 }
                 Attempt::Retry { reason, .. } | Attempt::Fail { reason } => {
-                    self.metrics.record(job.event_type, AttemptResult::Failed);
-                    warn!(event_type = %job.event_type, delivery = ?job.delivery_id, %reason, attempts = retry + 1, "webhook not delivered");
+                    self.count(job, AttemptResult::Failed);
+                    warn!(receiver = %self.masked, event_type = %job.event_type, delivery = ?job.delivery_id, %reason, attempts = retry + 1, "webhook not delivered");
                     return DeliveryOutcome::Exhausted;
                 }
             }
         }
+    }
+
+    fn count(&self, job: &Prepared, result: AttemptResult) {
+        self.metrics.record(self.service, job.event_type, result);
     }
 
     async fn attempt(&self, job: &Prepared) -> Attempt {

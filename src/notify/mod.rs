@@ -9,10 +9,10 @@
 //! | [`payload`] | [`Notification`] → exact JSON body, [`delivery_id`] |
 //! | [`receiver`] | `NOTIFY_URLS` → [`Receiver`]s: service, events, endpoint, masked form, `delivered` id |
 //! | [`format`] | the body each service gets |
-//! | `webhook` | the [`Notifier`] handle: best-effort queue and reliable deliveries |
-//! | `writer` | the writer task: bounded pool of deliveries, graceful flush |
+//! | `webhook` | the [`Notifier`] handle: one lane (queues, writer) per receiver; best-effort and reliable deliveries |
+//! | `writer` | one receiver's writer task: bounded pool of deliveries, graceful flush |
 //! | `delivery` | one delivery: signing, headers, retries, `Retry-After` |
-//! | `metrics` | `webhook_deliveries_total`, `webhook_queue_dropped_total` |
+//! | `metrics` | `webhook_deliveries_total`, `webhook_queue_dropped_total`, labelled by receiver service |
 
 pub mod config;
 mod delivery;
@@ -24,8 +24,8 @@ pub mod receiver;
 mod webhook;
 mod writer;
 
-pub use config::{WebhookArgs, WebhookConfig, WebhookConfigError};
+pub use config::{NotifyConfigError, WebhookArgs, WebhookConfig, WebhookConfigError};
 pub use delivery::{DELIVERY_HEADER, DeliveryOutcome, MAX_RETRY_AFTER, SIGNATURE_HEADER};
-pub use payload::{Event, EventType, Notification, WorkloadKind, WorkloadRef, delivery_id};
+pub use payload::{Event, EventType, Facts, Notification, WorkloadKind, WorkloadRef, delivery_id};
 pub use receiver::{EventSet, Receiver, ReceiverError, Service};
 pub use webhook::{Enqueued, Notifier, NotifierError};

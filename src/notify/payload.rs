@@ -5,6 +5,7 @@
 //! compatible with the original tool, so they are spelled out here by serde attributes rather than
 //! derived from Rust names.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -142,6 +143,23 @@ pub struct Notification {
     pub at: DateTime<Utc>,
     /// `X-Watch-Cluster-Delivery`; see [`delivery_id`].
     pub delivery_id: String,
+    /// What the chat formats show beyond the compat body; never serialized into it.
+    pub facts: Facts,
+}
+
+/// What a chat message says beyond the compat JSON (docs/notifications.md#formats): per container, from where
+/// to where, and what a rollback quarantined. Empty maps mean "not known here"; the compat body never carries
+/// these, so it stays byte-identical to the original tool's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// Container → image before the update (STARTED, COMPLETED, FAILED).
+    pub from: BTreeMap<String, String>,
+    /// Container → image written by the update; on DETECTED, the images the workload runs.
+    pub to: BTreeMap<String, String>,
+    /// Container → image quarantined on this workload by the rollback (the failed `to` images).
+    pub quarantined: BTreeMap<String, String>,
+    /// When the update patch was accepted: how long a failed rollout ran.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 impl Notification {
@@ -163,7 +181,13 @@ impl Notification {
             event,
             at,
             delivery_id,
+            facts: Facts::default(),
         }
+    }
+
+    /// The same notification with `facts` for the chat formats.
+    pub fn with_facts(self, facts: Facts) -> Self {
+        Notification { facts, ..self }
     }
 
     /// The event type this notification is sent as.

@@ -5,10 +5,31 @@
 //! takes, where its requests go, a masked form for logs, and the stable id recorded in the `rollout` record's
 //! `delivered` list. Parsing is all-or-nothing: one bad URL stops startup, naming it masked.
 //!
-//! INTERFACE SKELETON (coordinator): the types and function signatures below are the contract between the
-//! parser/formats work and the delivery work; the parsing itself is being written.
+//! Why by hand rather than `url::Url` alone: the Shoutrrr forms are not URLs a parser agrees on (`slack://` puts
+//! tokens in the host, `discord://` a token in the userinfo, `teams+https://` wraps a whole URL), and the Teams
+//! `sig` must reach the service byte for byte, so each form is split as text and only the inner
+//! `teams+`/`generic+` URLs go through `url::Url`.
+//!
+//! | file | responsibility |
+//! |---|---|
+//! | `forms` | one Shoutrrr form → service, endpoint, username |
+//! | `query` | `events=` and the other query parameters |
+//! | `mask` | the masked form of any entry, valid or not |
+//! | `endpoint_override` | `NOTIFY_ENDPOINT_OVERRIDE` |
+
+mod endpoint_override;
+mod forms;
+mod mask;
+mod query;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
 
 use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+pub use endpoint_override::EndpointOverride;
 
 use super::payload::EventType;
 
@@ -107,6 +128,8 @@ pub struct Receiver {
     pub masked: String,
     /// The event types it takes.
     pub events: EventSet,
+    /// Slack's `botname@`: the message's `username` (docs/notifications.md#receivers). `None` elsewhere.
+    pub username: Option<String>,
 }
 
 impl fmt::Debug for Receiver {
@@ -128,26 +151,89 @@ pub struct ReceiverError {
     pub problem: String,
 }
 
+/// The variable `NOTIFY_URLS` entries come from, as errors name it.
+const NOTIFY_URLS: &str = "NOTIFY_URLS";
+
 /// Parses `NOTIFY_URLS` (whitespace-separated) with the optional `NOTIFY_ENDPOINT_OVERRIDE`.
 ///
 /// `default_events` applies to URLs without `events=`. Returns the receivers in the order given; an empty
-/// or unset value yields none.
+/// or unset value yields none. Known Shoutrrr parameters this controller does not use are logged once per
+/// receiver (a `warn!` line naming them) and otherwise ignored.
 pub fn parse_notify_urls(
     raw: Option<&str>,
     endpoint_override: Option<&str>,
     default_events: EventSet,
 ) -> Result<Vec<Receiver>, ReceiverError> {
-    let _ = (endpoint_override, default_events);
-    match raw.map(str::trim).filter(|r| !r.is_empty()) {
-        None => Ok(Vec::new()),
-        Some(first) => Err(ReceiverError {
-            variable: "NOTIFY_URLS",
-            masked: first
-                .split_whitespace()
-                .next()
-                .map(|_| "<url>".to_owned())
-                .unwrap_or_default(),
-            problem: "NOTIFY_URLS is not parsed yet (skeleton)".into(),
-        }),
+    let overrides = EndpointOverride::parse(endpoint_override.unwrap_or_default())?;
+    let mut receivers: Vec<Receiver> = Vec::new();
+    for entry in raw.unwrap_or_default().split_whitespace() {
+        let parsed = parse_one(entry, &overrides, default_events)?;
+        if !parsed.ignored.is_empty() {
+            tracing::warn!(
+                receiver = %parsed.receiver.masked,
+                ignored = %parsed.ignored.join(","),
+                "ignoring Shoutrrr parameters this controller does not use"
+            );
+        }
+        if let Some(same) = receivers.iter().find(|r| r.id == parsed.receiver.id) {
+            return Err(ReceiverError {
+                variable: NOTIFY_URLS,
+                masked: parsed.receiver.masked,
+                problem: format!(
+                    "the same receiver as {} (id {}); list each receiver once",
+                    same.masked, same.id
+                ),
+            });
+        }
+        receivers.push(parsed.receiver);
     }
+    Ok(receivers)
+}
+
+/// One parsed entry and the known Shoutrrr parameters it carried that are ignored.
+struct Parsed {
+    receiver: Receiver,
+    ignored: Vec<String>,
+}
+
+fn parse_one(
+    entry: &str,
+    overrides: &EndpointOverride,
+    default_events: EventSet,
+) -> Result<Parsed, ReceiverError> {
+    let masked = mask::mask(entry);
+    let fail = |problem: String| ReceiverError {
+        variable: NOTIFY_URLS,
+        masked: masked.clone(),
+        problem,
+    };
+    let (without_events, events) = query::take_events(entry).map_err(fail)?;
+    let form = forms::parse(&without_events).map_err(fail)?;
+    let events = events.unwrap_or(default_events);
+    if events.is_empty() {
+        return Err(fail(
+            "it takes no event; add ?events=IMAGE_ROLLOUT_FAILED (or more, comma-separated) or enable a \
+             WEBHOOK_ENABLE_* default"
+                .into(),
+        ));
+    }
+    let endpoint = overrides.apply(form.service, form.endpoint);
+    Ok(Parsed {
+        receiver: Receiver {
+            service: form.service,
+            id: receiver_id(form.service, &without_events),
+            endpoint,
+            masked,
+            events,
+            username: form.username,
+        },
+        ignored: form.ignored,
+    })
+}
+
+/// `<label>:<first 8 hex of SHA-256 of the URL as configured without events>`: the `delivered` id (SPEC §15 in
+/// docs/notifications.md#receivers). Derived from configuration only, so every replica and restart agrees.
+fn receiver_id(service: Service, without_events: &str) -> String {
+    let digest = hex::encode(Sha256::digest(without_events.as_bytes()));
+    format!("{}:{}", service.label(), &digest[..8])
 }

@@ -1,12 +1,13 @@
-//! The webhook writer task: takes jobs off the queues and runs a bounded number of deliveries at once.
+//! One receiver's writer task: takes jobs off that receiver's queues and runs a bounded number of
+//! deliveries to it at once (one writer per receiver: docs/notifications.md#delivery-per-receiver).
 //!
 //! Input: the reliable and best-effort queues, and a stop signal carrying the flush deadline. Output: each
 //! job delivered by [`Sender::deliver`], its outcome sent back to the caller when it asked for one.
 //!
 //! Why a pool: every request has a timeout, but a receiver that hangs still holds one delivery for up to
 //! `timeout × (retries + 1)` plus backoff. Running up to `max_in_flight` deliveries at once keeps one slow
-//! notification from delaying the others, while the bound keeps a dead receiver from growing the number
-//! of open connections; when all slots are busy, jobs wait in the bounded queues (and best-effort ones
+//! notification from delaying the others to the same receiver, while the bound keeps a dead receiver from
+//! growing the number of open connections (other receivers have pools of their own); when all slots are busy, jobs wait in the bounded queues (and best-effort ones
 //! are dropped when those fill up). Reliable jobs are taken first.
 
 use std::sync::Arc;

@@ -154,6 +154,7 @@ fn fail(seen: &Observation<'_>, failure: Failure, may_roll_back: bool) -> Step {
     let roll_back = may_roll_back && rollback_enabled(seen.workload);
     let outcome = RolloutRecord {
         outcome: Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: seen.now,
             error: failure.to_string(),
             rolled_back_to: roll_back.then(|| seen.record.from.clone()),
@@ -200,6 +201,7 @@ fn completed(record: &RolloutRecord, now: DateTime<Utc>) -> RolloutRecord {
     let duration_ms = u64::try_from((now - record.started_at).num_milliseconds()).unwrap_or(0);
     RolloutRecord {
         outcome: Some(RolloutOutcome::Completed {
+            delivered: Default::default(),
             at: now,
             duration_ms,
         }),

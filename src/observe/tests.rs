@@ -69,6 +69,7 @@ fn a_complete_rollout_is_recorded_with_its_duration() {
     assert_eq!(
         done.outcome,
         Some(RolloutOutcome::Completed {
+            delivered: Default::default(),
             at: at(42),
             duration_ms: 42_000
         })
@@ -194,6 +195,7 @@ fn a_healthy_workload_is_completed_however_late() {
 fn a_recorded_outcome_is_delivered_not_judged_again() {
     let mut record = record();
     record.outcome = Some(RolloutOutcome::Completed {
+        delivered: Default::default(),
         at: at(1),
         duration_ms: 1000,
     });

@@ -216,6 +216,7 @@ mod tests {
     fn a_forged_outcome_is_rejected() {
         let mut failed = record();
         failed.outcome = Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: failed.started_at,
             error: "forger's text".into(),
             rolled_back_to: None,
@@ -228,6 +229,64 @@ mod tests {
         let with_bad_seal = unsealed.replacen('{', "{\"seal\":\"00ff\",", 1);
         assert_eq!(
             open(&key(1), &binding("u1"), &with_bad_seal),
+            Err(Rejected::Forged)
+        );
+    }
+
+    fn completed(delivered: &[&str]) -> RolloutRecord {
+        let mut done = record();
+        done.outcome = Some(RolloutOutcome::Completed {
+            delivered: delivered.iter().copied().collect(),
+            at: done.started_at,
+            duration_ms: 45_000,
+        });
+        done
+    }
+
+    #[test]
+    fn the_delivered_list_round_trips_sorted_and_without_duplicates() {
+        let raw = seal(
+            &key(1),
+            &binding("u1"),
+            &completed(&["webhook", "slack:0badc0de", "webhook"]),
+        );
+        assert!(
+            raw.contains(r#""delivered":["slack:0badc0de","webhook"]"#),
+            "{raw}"
+        );
+        let sealed = open(&key(1), &binding("u1"), &raw).unwrap();
+        let listed: Vec<&str> = sealed
+            .record
+            .outcome
+            .as_ref()
+            .unwrap()
+            .delivered()
+            .iter()
+            .collect();
+        assert_eq!(listed, ["slack:0badc0de", "webhook"]);
+    }
+
+    #[test]
+    fn an_empty_delivered_list_is_absent_so_older_records_seal_the_same() {
+        let raw = seal(&key(1), &binding("u1"), &completed(&[]));
+        assert!(!raw.contains("delivered"), "{raw}");
+        // A record written before the field existed opens and means "no receiver has it yet".
+        let sealed = open(&key(1), &binding("u1"), &raw).unwrap();
+        assert!(sealed.record.outcome.unwrap().delivered().is_empty());
+    }
+
+    #[test]
+    fn a_forged_delivered_list_is_rejected() {
+        // Listing a receiver would silence it: that must take the key, like any other field.
+        let raw = seal(&key(1), &binding("u1"), &completed(&["webhook"]));
+        let added = raw.replace(r#"["webhook"]"#, r#"["slack:0badc0de","webhook"]"#);
+        assert_eq!(open(&key(1), &binding("u1"), &added), Err(Rejected::Forged));
+        let inserted = seal(&key(1), &binding("u1"), &completed(&[])).replace(
+            r#""durationMs":45000"#,
+            r#""durationMs":45000,"delivered":["webhook"]"#,
+        );
+        assert_eq!(
+            open(&key(1), &binding("u1"), &inserted),
             Err(Rejected::Forged)
         );
     }

@@ -216,6 +216,7 @@ mod tests {
         let workload = Workload::from(&serde_json::from_value::<Deployment>(doc.clone()).unwrap());
         let mut failed = current.clone();
         failed.outcome = Some(RolloutOutcome::Failed {
+            delivered: Default::default(),
             at: DateTime::from_timestamp(1_704_067_300, 0).unwrap(),
             error: "deadline".into(),
             rolled_back_to: Some(current.from.clone()),

@@ -13,6 +13,7 @@
 //! - [`cosign`]: the real cosign (`testbed/cosign/`) signing offline in the harness registry, both layouts,
 //!   and forgeries of what it writes.
 //! - [`counting`]: a reverse proxy in front of the real registry that records every request.
+//! - [`npmcheck`]: the Slack, Discord and Teams libraries from npm (`testbed/npmcheck/`) judging chat bodies.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -38,6 +39,7 @@ pub mod cluster;
 pub mod cosign;
 pub mod counting;
 pub mod fake;
+pub mod npmcheck;
 pub mod pyclients;
 pub mod registry;
 mod serve;

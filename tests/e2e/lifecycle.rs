@@ -52,7 +52,7 @@ async fn a_controller_killed_mid_rollout_finishes_it_after_a_restart_and_deliver
         1,
         "a restart announces nothing again"
     );
-    let delivered = "watch_cluster_webhook_deliveries_total{event_type=\"IMAGE_ROLLOUT_COMPLETED\",outcome=\"delivered\"}";
+    let delivered = "watch_cluster_webhook_deliveries_total{receiver=\"webhook\",event_type=\"IMAGE_ROLLOUT_COMPLETED\",outcome=\"delivered\"}";
     assert_eq!(
         metric(port, delivered).await,
         1.0,

@@ -45,6 +45,12 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
         ("WEBHOOK_HEADERS", "novalue", "WEBHOOK_HEADERS"),
         ("WEBHOOK_URL", "ftp://hooks", "WEBHOOK_URL"),
         ("WEBHOOK_SECRET", " \t ", "WEBHOOK_SECRET"),
+        ("NOTIFY_URLS", "teams://hunter2@example.com", "NOTIFY_URLS"),
+        (
+            "NOTIFY_ENDPOINT_OVERRIDE",
+            "slack=not a url",
+            "NOTIFY_ENDPOINT_OVERRIDE",
+        ),
     ];
     for (variable, value, named) in cases {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_watch-cluster"))
@@ -64,9 +70,19 @@ async fn each_invalid_setting_stops_startup_with_one_line_naming_it_and_exit_cod
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "{variable}={value}: one line, got {stderr}");
         assert!(lines[0].contains(named), "{variable}={value}: {stderr}");
+        if value.contains("hunter2") {
+            assert!(
+                !stderr.contains("hunter2"),
+                "{variable}: a secret shown: {stderr}"
+            );
+        }
         if !matches!(
             variable,
-            "WEBHOOK_URL" | "WEBHOOK_HEADERS" | "WEBHOOK_SECRET"
+            "WEBHOOK_URL"
+                | "WEBHOOK_HEADERS"
+                | "WEBHOOK_SECRET"
+                | "NOTIFY_URLS"
+                | "NOTIFY_ENDPOINT_OVERRIDE"
         ) {
             assert!(
                 lines[0].contains(value),

@@ -24,11 +24,14 @@ fn error(args: WebhookArgs) -> String {
 #[test]
 fn nothing_set_means_webhooks_disabled_with_spec_defaults() {
     let config = WebhookArgs::default().into_config().unwrap();
-    assert!(config.url.is_none());
+    assert!(config.receivers.is_empty());
     assert!(EventType::ALL.iter().all(|e| !config.sends(*e)));
     assert_eq!(config.timeout, Duration::from_millis(10_000));
     assert_eq!(config.retry_count, 3);
-    assert_eq!(config.summary(), "webhooks disabled (WEBHOOK_URL unset)");
+    assert_eq!(
+        config.summary(),
+        "webhooks disabled (WEBHOOK_URL and NOTIFY_URLS unset)"
+    );
 }
 
 #[test]
@@ -69,9 +72,11 @@ fn empty_values_count_as_unset() {
         timeout: empty(),
         retry_count: empty(),
         secret: empty(),
+        notify_urls: Some(" \n ".into()),
+        notify_endpoint_override: empty(),
     };
     let config = args.into_config().unwrap();
-    assert!(config.url.is_none() && config.secret.is_none());
+    assert!(config.receivers.is_empty() && config.secret.is_none());
     assert_eq!(config.timeout, Duration::from_millis(10_000));
     assert_eq!(config.retry_count, 3);
 }
@@ -237,4 +242,55 @@ fn a_whitespace_only_webhook_secret_is_refused() {
         .into_config()
         .unwrap();
     assert!(accepted.secret.is_some());
+}
+
+#[test]
+fn webhook_url_is_the_receiver_webhook_with_the_toggled_events() {
+    let config = args(&[
+        "--webhook-url=https://hooks.example.com/x?token=hunter2",
+        "--webhook-enable-image-rollout-failed=true",
+    ])
+    .into_config()
+    .unwrap();
+    let [receiver] = config.receivers() else {
+        panic!("one receiver expected: {:?}", config.receivers());
+    };
+    assert_eq!(receiver.service, Service::Webhook);
+    assert_eq!(receiver.id, "webhook");
+    assert_eq!(receiver.masked, "https://hooks.example.com/…");
+    assert_eq!(
+        receiver.endpoint.as_str(),
+        "https://hooks.example.com/x?token=hunter2"
+    );
+    assert_eq!(
+        receiver.events.iter().collect::<Vec<_>>(),
+        [EventType::ImageRolloutFailed]
+    );
+}
+
+#[test]
+fn a_bad_notify_url_stops_startup_with_one_line_that_hides_its_secrets() {
+    // Whatever the parser objects to, the error is the receiver's own line, with the URL masked.
+    let err = args(&["--notify-urls=nonsense://hunter2@example.com/hunter2"])
+        .into_config()
+        .unwrap_err();
+    assert!(matches!(err, NotifyConfigError::Receiver(_)), "{err:?}");
+    let line = err.to_string();
+    assert!(line.starts_with("NOTIFY_URLS: "), "{line}");
+    assert!(!line.contains("hunter2"), "{line}");
+    assert!(!line.contains('\n'), "{line}");
+}
+
+#[test]
+fn notify_settings_are_withheld_from_debug() {
+    let args = args(&[
+        "--notify-urls=slack://hook:hunter2@webhook",
+        "--notify-endpoint-override=slack=http://hunter2.example:1",
+    ]);
+    let debug = format!("{args:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(
+        debug.contains("notify_urls: Some(\"<redacted>\")"),
+        "{debug}"
+    );
 }

@@ -1,12 +1,23 @@
 //! Request bodies per service (docs/notifications.md#formats): the compat JSON for `WEBHOOK_URL` and
 //! `generic+`, Block Kit for Slack, an embed for Discord, an Adaptive Card in the Workflows envelope for Teams.
 //!
-//! Input: the receiver's [`Service`] and a [`Notification`]. Output: the exact body bytes (JSON). Pure.
-//!
-//! INTERFACE SKELETON (coordinator): the chat formats are being written.
+//! Input: the receiver (its [`Service`], and Slack's botname) and a [`Notification`]. Output: the exact body
+//! bytes (compact JSON). Pure. The chat formats share one [`message`](message::message) so the three services
+//! say the same thing; each module only lays it out within its service's limits.
+
+mod discord;
+pub mod examples;
+mod message;
+mod slack;
+mod teams;
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;
+
+pub use message::{human, shorten};
 
 use super::payload::Notification;
-use super::receiver::Service;
+use super::receiver::{Receiver, Service};
 
 /// Why a body could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -22,17 +33,33 @@ pub enum FormatError {
     },
 }
 
-/// The body `service` gets for `notification`.
+/// The body `service` gets for `notification` (a Slack message without a botname).
 pub fn render(service: Service, notification: &Notification) -> Result<Vec<u8>, FormatError> {
+    render_as(service, None, notification)
+}
+
+/// The body `receiver` gets for `notification`: [`render`] with the receiver's Slack botname as `username`.
+pub fn render_for(
+    receiver: &Receiver,
+    notification: &Notification,
+) -> Result<Vec<u8>, FormatError> {
+    render_as(receiver.service, receiver.username.as_deref(), notification)
+}
+
+fn render_as(
+    service: Service,
+    username: Option<&str>,
+    notification: &Notification,
+) -> Result<Vec<u8>, FormatError> {
     let serialize = |source| FormatError::Serialize {
         service: service.label(),
         source,
     };
-    match service {
-        Service::Webhook | Service::Generic => notification.to_json().map_err(serialize),
-        Service::Slack | Service::Discord | Service::Teams => {
-            // Skeleton: replaced by the chat formats.
-            notification.to_json().map_err(serialize)
-        }
-    }
+    let body = match service {
+        Service::Webhook | Service::Generic => return notification.to_json().map_err(serialize),
+        Service::Slack => slack::body(&message::message(notification), username),
+        Service::Discord => discord::body(&message::message(notification)),
+        Service::Teams => teams::body(&message::message(notification)),
+    };
+    serde_json::to_vec(&body).map_err(serialize)
 }
