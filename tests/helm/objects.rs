@@ -8,7 +8,7 @@
 //!    other's Pods;
 //! 3. `checksum/config` and `checksum/secret` on the Pod template, so a changed setting restarts the Pods;
 //! 4. every other setting in the ConfigMap, empty (the controller's default) or `ADMIN_ADDR` at its
-//!    default, and `NOTIFY_URLS`, `NOTIFY_ENDPOINT_OVERRIDE` in the Secret, empty;
+//!    default;
 //! 5. with push events, the per-registry tokens `EVENTS_TOKEN_<REGISTRY>` as optional keys of the same
 //!    Secret.
 //!
@@ -277,12 +277,6 @@ fn take_out_helm_differences(key: &(String, String, String), object: &mut Value)
             let extra: BTreeMap<&str, &str> = EXTRA_SETTINGS.into_iter().collect();
             for (name, value) in &extra {
                 assert_eq!(data.remove(*name), Some(json!(value)), "{name}");
-            }
-        }
-        "Secret" if key.2 == "watch-cluster-webhook" => {
-            let data = object["stringData"].as_object_mut().unwrap();
-            for name in ["NOTIFY_URLS", "NOTIFY_ENDPOINT_OVERRIDE"] {
-                assert_eq!(data.remove(name), Some(json!("")), "{name}");
             }
         }
         _ => {}
