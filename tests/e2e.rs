@@ -17,6 +17,8 @@ mod lifecycle;
 mod manifests;
 #[path = "e2e/operations.rs"]
 mod operations;
+#[path = "e2e/push.rs"]
+mod push;
 #[path = "e2e/receivers.rs"]
 mod receivers;
 #[path = "e2e/records.rs"]
@@ -28,4 +30,4 @@ mod signatures;
 #[path = "e2e/updates.rs"]
 mod updates;
 
-pub use watch_cluster_testkit::annotations::{EVERY_SECOND, as_pairs, enabled};
+pub use watch_cluster_testkit::annotations::{EVERY_SECOND, NEVER_SOON, as_pairs, enabled};

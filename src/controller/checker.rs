@@ -606,8 +606,13 @@ async fn plan<K: ManagedKind>(
         ctx.events.clear(&reference, Reason::RegistryError);
     } else if trigger == Trigger::Push && not_served_yet(&findings.registry_errors) {
         // distribution notifies while it is still linking the tag: a check woken by the push can list the
-        // tag and get 404 for it. Retried shortly by reconcile; a Warning would only be noise.
+        // tag and get 404 for it. Retried shortly by reconcile, which tells this failure from a real one by
+        // `not_served_yet`: reported as nothing new, the check would be retried once at most (as a push that
+        // found nothing), and a push whose first check came too early was lost. A Warning would only be noise.
         tracing::debug!(errors = %join(&findings.registry_errors), "the pushed tag is not served yet");
+        if findings.changes.is_empty() {
+            return Err(CheckFailure::Registry(findings.registry_errors));
+        }
     } else {
         report_registry_errors(ctx, &reference, &findings.registry_errors).await;
         if findings.changes.is_empty() {
