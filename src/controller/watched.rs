@@ -303,7 +303,7 @@ mod tests {
     }
 
     #[test]
-    fn a_workload_opted_out_with_an_update_in_flight_is_kept_whole() {
+    fn a_workload_opted_out_with_an_update_in_flight_keeps_its_projection() {
         let watched = decoded(json!({"watch-cluster.io/rollout": "{}"}));
         assert!(matches!(watched, Watched::Projected { .. }));
     }
