@@ -5,8 +5,8 @@
 //! time or its rollout's deadline. The reflector keeps a slim copy: `managedFields`, labels and every
 //! annotation but ours are dropped before an object is stored (the 4 KB `last-applied-configuration`
 //! among them); an opted-in workload keeps its images and status, which is all deciding "is a rollout
-//! done?" needs, so rollouts are observed from this one watch; any other workload keeps only its name and
-//! annotations. The full object is read once per check, right before the guarded patch.
+//! done?" needs, so rollouts are observed from this one watch; any other workload keeps only its metadata
+//! ([`Watched`]). The full object is read once per check, right before the guarded patch.
 
 mod checker;
 mod deliver;
@@ -15,8 +15,10 @@ mod reconcile;
 mod release;
 mod wake;
 mod watch_state;
+mod watched;
 
 pub use wake::{Wake, on_push};
+pub use watched::Watched;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -40,7 +42,6 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    annotations::PREFIX,
     config::Config,
     notify::{Notifier, events::EventRecorder},
     registry::RegistryClient,
@@ -60,6 +61,7 @@ pub trait ManagedKind:
     + DeserializeOwned
     + Serialize
     + Debug
+    + Default
     + Send
     + Sync
     + 'static
@@ -70,8 +72,6 @@ pub trait ManagedKind:
     fn project(&self) -> Workload;
     /// Keeps only what [`project`](Self::project) reads of the spec (and all of the status).
     fn slim_spec(&mut self);
-    /// Drops spec and status: the object is not opted in, its name and annotations are all we need.
-    fn drop_spec(&mut self);
 }
 
 impl ManagedKind for Deployment {
@@ -81,13 +81,9 @@ impl ManagedKind for Deployment {
     }
     fn slim_spec(&mut self) {
         if let Some(spec) = self.spec.as_mut() {
-            slim_template(&mut spec.template);
+            watched::slim_template(&mut spec.template);
             spec.strategy = None;
         }
-    }
-    fn drop_spec(&mut self) {
-        self.spec = None;
-        self.status = None;
     }
 }
 
@@ -98,13 +94,9 @@ impl ManagedKind for StatefulSet {
     }
     fn slim_spec(&mut self) {
         if let Some(spec) = self.spec.as_mut() {
-            slim_template(&mut spec.template);
+            watched::slim_template(&mut spec.template);
             spec.volume_claim_templates = None;
         }
-    }
-    fn drop_spec(&mut self) {
-        self.spec = None;
-        self.status = None;
     }
 }
 
@@ -115,37 +107,9 @@ impl ManagedKind for DaemonSet {
     }
     fn slim_spec(&mut self) {
         if let Some(spec) = self.spec.as_mut() {
-            slim_template(&mut spec.template);
+            watched::slim_template(&mut spec.template);
         }
     }
-    fn drop_spec(&mut self) {
-        self.spec = None;
-        self.status = None;
-    }
-}
-
-/// Keeps, of a pod template, the containers' names and images (in order: patches address them by index),
-/// the pull secrets and the service account.
-fn slim_template(template: &mut k8s_openapi::api::core::v1::PodTemplateSpec) {
-    use k8s_openapi::api::core::v1::{Container, PodSpec};
-    template.metadata = None;
-    let Some(spec) = template.spec.take() else {
-        return;
-    };
-    let slim = |c: Container| Container {
-        name: c.name,
-        image: c.image,
-        ..Container::default()
-    };
-    template.spec = Some(PodSpec {
-        containers: spec.containers.into_iter().map(slim).collect(),
-        init_containers: spec
-            .init_containers
-            .map(|list| list.into_iter().map(slim).collect()),
-        image_pull_secrets: spec.image_pull_secrets,
-        service_account_name: spec.service_account_name,
-        ..PodSpec::default()
-    });
 }
 
 /// Identifies a workload across reconciles.
@@ -443,11 +407,11 @@ pub async fn watch_all(ctx: Arc<Context>) {
 }
 
 async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>) {
-    let api: Api<K> = match &namespace {
+    let api: Api<Watched<K>> = match &namespace {
         Some(ns) => Api::namespaced(ctx.client.clone(), ns),
         None => Api::all(ctx.client.clone()),
     };
-    let (reader, writer) = reflector::store::<K>();
+    let (reader, writer) = reflector::store::<Watched<K>>();
     let scanned = reader.clone();
     ctx.inventory.register(Box::new(move |record_key| {
         scanned
@@ -469,7 +433,7 @@ async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>
     let mut state = watch_state::WatchState::new(namespace.clone());
     let stream = watcher(api, watcher_config())
         .default_backoff()
-        .modify(compact)
+        .modify(watched::compact::<K>)
         .inspect_ok(move |event| state.observe(&watch_ctx, event))
         .reflect(writer)
         .applied_objects();
@@ -503,35 +467,6 @@ fn watcher_config() -> watcher::Config {
 
 /// Objects per list page (kube's default is 500).
 const LIST_PAGE_SIZE: u32 = 100;
-
-/// Drops what the controller never reads, before the object reaches the reflector's store: managedFields,
-/// labels and annotations but ours and the few that name a GitOps tool (the 4 KB `last-applied-configuration` among them), all of the spec but
-/// the images, and spec and status entirely for workloads not opted in.
-fn compact<K: ManagedKind>(obj: &mut K) {
-    let meta = obj.meta_mut();
-    meta.managed_fields = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    // The few keys that name a GitOps tool stay: the `ManagedByGitOps` Event reads them.
-    if let Some(labels) = meta.labels.as_mut() {
-        labels.retain(|k, _| crate::workload::GITOPS_LABELS.contains(&k.as_str()));
-    }
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|k, _| {
-            k.starts_with(PREFIX) || crate::workload::GITOPS_ANNOTATIONS.contains(&k.as_str())
-        });
-    }
-    // A workload with an update in flight keeps what its rollout needs even when it was opted out
-    // meanwhile: the update still finishes.
-    let annotations = obj.annotations();
-    if crate::annotations::is_enabled(annotations)
-        || annotations.contains_key(crate::annotations::ROLLOUT)
-    {
-        obj.slim_spec();
-    } else {
-        obj.drop_spec();
-    }
-}
 
 /// The registry client's settings from the controller's.
 pub fn registry_config(config: &Config) -> crate::registry::RegistryConfig {

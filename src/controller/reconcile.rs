@@ -15,8 +15,8 @@ use kube::{
 use serde_json::json;
 
 use super::{
-    Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, Wake, WorkloadKey, checker, key_of,
-    observe, reference_of, release,
+    Context, ERROR_REQUEUE, ManagedKind, Poll, ScheduleState, Wake, Watched, WorkloadKey, checker,
+    key_of, observe, reference_of, release,
 };
 use crate::{
     annotations::{self, Detected, Settings},
@@ -47,7 +47,7 @@ const CHECK_NOW_RETRY: Duration = Duration::from_secs(1);
 /// Reconciles one workload.
 #[tracing::instrument(skip_all, fields(kind = %K::KIND, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
 pub async fn reconcile<K: ManagedKind>(
-    obj: Arc<K>,
+    obj: Arc<Watched<K>>,
     ctx: Arc<Context>,
 ) -> Result<Action, ReconcileError> {
     let key = key_of::<K>(obj.as_ref());
@@ -310,7 +310,7 @@ async fn schedule_and_check<K: ManagedKind>(
 
 /// What to do after a reconcile error.
 pub fn error_policy<K: ManagedKind>(
-    obj: Arc<K>,
+    obj: Arc<Watched<K>>,
     error: &ReconcileError,
     _ctx: Arc<Context>,
 ) -> Action {
@@ -325,7 +325,7 @@ pub fn error_policy<K: ManagedKind>(
 async fn announce<K: ManagedKind>(
     ctx: &Context,
     key: &WorkloadKey,
-    obj: &K,
+    obj: &Watched<K>,
     settings: &Settings,
 ) -> Result<(), ReconcileError> {
     let detected = settings.detected();

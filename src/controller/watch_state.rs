@@ -8,7 +8,7 @@ use std::{collections::HashSet, sync::atomic::Ordering};
 
 use kube::{ResourceExt, runtime::watcher};
 
-use super::{Context, ManagedKind, WorkloadKey, key_of, reference_of};
+use super::{Context, ManagedKind, Watched, WorkloadKey, key_of, reference_of};
 
 /// The state of one watch.
 pub(super) struct WatchState {
@@ -37,7 +37,11 @@ impl WatchState {
     }
 
     /// Takes in one event of the watch, before the reflector's store does.
-    pub(super) fn observe<K: ManagedKind>(&mut self, ctx: &Context, event: &watcher::Event<K>) {
+    pub(super) fn observe<K: ManagedKind>(
+        &mut self,
+        ctx: &Context,
+        event: &watcher::Event<Watched<K>>,
+    ) {
         match event {
             watcher::Event::Delete(obj) => {
                 let key = key_of::<K>(obj);
@@ -154,7 +158,7 @@ mod tests {
         let web = deployment("shop", "web");
         known(&ctx, &web).await;
         let mut state = WatchState::new(None);
-        state.observe(&ctx, &watcher::Event::Delete(web.clone()));
+        state.observe(&ctx, &watcher::Event::Delete(web.clone().into()));
         assert!(!remembers(&ctx, &web));
         assert_eq!(
             watched(&registry),
@@ -179,15 +183,15 @@ mod tests {
             known(&ctx, obj).await;
         }
         let mut state = WatchState::new(Some("shop".into()));
-        state.observe(&ctx, &watcher::Event::<Deployment>::InitDone);
+        state.observe(&ctx, &watcher::Event::<Watched<Deployment>>::InitDone);
         // The watch failed and relists: `gone` was deleted meanwhile, so no Delete event ever comes.
-        state.observe(&ctx, &watcher::Event::<Deployment>::Init);
-        state.observe(&ctx, &watcher::Event::InitApply(web.clone()));
+        state.observe(&ctx, &watcher::Event::<Watched<Deployment>>::Init);
+        state.observe(&ctx, &watcher::Event::InitApply(web.clone().into()));
         assert!(
             remembers(&ctx, &gone),
             "nothing is forgotten before the relist ends"
         );
-        state.observe(&ctx, &watcher::Event::<Deployment>::InitDone);
+        state.observe(&ctx, &watcher::Event::<Watched<Deployment>>::InitDone);
         assert!(remembers(&ctx, &web));
         assert!(!remembers(&ctx, &gone));
         assert!(
