@@ -7,6 +7,8 @@ WORKDIR /src
 COPY . .
 # --locked: the image is built from exactly the dependency versions that were tested.
 # --no-default-features: the `demo` feature (which links the simulated cluster) stays out of the image.
+# The release profile optimises for size (Cargo.toml); .ci/run builds this same binary and holds it to
+# 16,000,000 bytes (BENCHMARKS.md#binary-size).
 RUN cargo build --release --locked --no-default-features --bin watch-cluster \
     && install -D target/release/watch-cluster /out/watch-cluster
 
