@@ -1,15 +1,16 @@
 //! Decide: which of a workload's containers move to which image, and why the others do not (docs/guarantees.md#updates).
 //!
-//! Input: the workload projection, its settings, the Kubernetes client (to read `imagePullSecrets` by name
-//! and, for `latest`, the digests the ready pods run) and the registry client. Output: [`Findings`]: the
-//! changes to apply and everything worth telling the user (skipped containers, registry errors, an update
-//! another writer reverted). No Events and no writes here: the checker records the findings, and the
+//! Input: the workload projection, its settings, the cluster reads ([`ClusterReads`]: `imagePullSecrets` by
+//! name, shared by the checks of a window, and, for `latest`, the digests the ready pods run) and the
+//! registry client. Output: [`Findings`]: the changes to apply and everything worth telling the user
+//! (skipped containers, registry errors, an update another writer reverted). No Events and no writes here: the checker records the findings, and the
 //! `plan` command prints them, from the same code.
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, Secret, ServiceAccount};
-use kube::{Api, Client, api::ListParams};
+mod reads;
+
+pub use reads::ClusterReads;
 
 use chrono::{DateTime, Utc};
 
@@ -258,7 +259,7 @@ pub enum Undecidable {
 /// the digests quarantined for every workload (empty unless `QUARANTINE_SCOPE=cluster`). `signatures`
 /// says which containers' candidates must have a verified signature.
 pub async fn decide(
-    client: &Client,
+    reads: &ClusterReads,
     registry: &RegistryClient,
     workload: &Workload,
     settings: &Settings,
@@ -299,7 +300,7 @@ pub async fn decide(
     let mut new_pending = Pending::default();
     let revert = findings.reverted.as_ref().map(|r| r.ours.clone());
     let revert = revert.as_deref().or(known_revert);
-    let secrets = pull_secrets(client, workload).await;
+    let secrets = reads.pull_secrets(workload).await;
     findings.missing_secrets = secrets.missing;
     for (container, image) in managed.containers {
         let chosen = choose_credential(
@@ -324,7 +325,7 @@ pub async fn decide(
             }
         };
         let current_digest = if settings.strategy == Strategy::Latest && image.digest().is_none() {
-            running_digest(client, workload, &container.name).await
+            reads.running_digest(workload, &container.name).await
         } else {
             None
         };
@@ -641,93 +642,6 @@ fn managed_containers(
         }
     }
     Ok(managed)
-}
-
-/// The pull secrets of a workload: those read (`namespace/name`, config) and the names that do not exist.
-struct PullSecrets {
-    found: Vec<(String, DockerConfig)>,
-    missing: Vec<String>,
-}
-
-/// Credentials of the workload's `imagePullSecrets` and its ServiceAccount's, read by name (`get` only).
-async fn pull_secrets(client: &Client, workload: &Workload) -> PullSecrets {
-    let mut names = workload.image_pull_secrets.clone();
-    let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), &workload.namespace);
-    match accounts.get_opt(&workload.service_account).await {
-        Ok(Some(sa)) => names.extend(
-            sa.image_pull_secrets
-                .into_iter()
-                .flatten()
-                .map(|r| r.name)
-                .filter(|n| !n.is_empty()),
-        ),
-        Ok(None) => {}
-        Err(error) => {
-            tracing::warn!(service_account = %workload.service_account, %error, "failed to read the service account's imagePullSecrets")
-        }
-    }
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &workload.namespace);
-    let mut found = PullSecrets {
-        found: Vec::new(),
-        missing: Vec::new(),
-    };
-    for name in names {
-        match secrets.get_opt(&name).await {
-            Ok(Some(secret)) => match DockerConfig::from_secret(&secret) {
-                Ok(config) => found
-                    .found
-                    .push((format!("{}/{name}", workload.namespace), config)),
-                Err(error) => {
-                    tracing::warn!(secret = %name, %error, "imagePullSecret is not usable")
-                }
-            },
-            Ok(None) => {
-                tracing::warn!(secret = %name, "imagePullSecret does not exist; skipped");
-                if !found.missing.contains(&name) {
-                    found.missing.push(name);
-                }
-            }
-            Err(error) => {
-                tracing::warn!(secret = %name, %error, "failed to read an imagePullSecret")
-            }
-        }
-    }
-    found
-}
-
-/// The digest every ready pod reports for `container`, if they agree (docs/annotations.md#strategy).
-async fn running_digest(client: &Client, workload: &Workload, container: &str) -> Option<String> {
-    let selector = workload.label_selector()?;
-    let pods: Api<Pod> = Api::namespaced(client.clone(), &workload.namespace);
-    let list = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .ok()?;
-    let mut digest: Option<String> = None;
-    for pod in list.items {
-        let status = pod.status.unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
-        if !ready {
-            continue;
-        }
-        let id = status
-            .container_statuses
-            .iter()
-            .flatten()
-            .find(|s| s.name == container)
-            .map(|s| s.image_id.clone())?;
-        let found = id.rsplit_once('@').map(|(_, d)| d.to_owned())?;
-        match &digest {
-            None => digest = Some(found),
-            Some(d) if *d == found => {}
-            Some(_) => return None,
-        }
-    }
-    digest
 }
 
 /// The repositories the managed containers' images live in, for push events (images that do not parse are

@@ -53,8 +53,11 @@ pub async fn plan(
     config: &Config,
 ) -> anyhow::Result<Vec<Row>> {
     let signatures = SignaturePolicy::new(&config.verify, registry, &mut Registry::default());
+    // One set of shared reads for the whole plan: a ServiceAccount or pull secret is read once per run.
+    let reads = crate::decide::ClusterReads::new(client.clone());
     let scope = Scope {
         client,
+        reads: &reads,
         registry,
         config,
         signatures: &signatures,
@@ -80,6 +83,7 @@ pub async fn plan(
 /// What every row is computed with.
 struct Scope<'a> {
     client: &'a Client,
+    reads: &'a crate::decide::ClusterReads,
     registry: &'a RegistryClient,
     config: &'a Config,
     signatures: &'a SignaturePolicy,
@@ -135,6 +139,7 @@ async fn row(scope: &Scope<'_>, workload: &Workload) -> Row {
 async fn pending(scope: &Scope<'_>, workload: &Workload, settings: &Settings) -> String {
     let Scope {
         client,
+        reads,
         registry,
         config,
         signatures,
@@ -165,7 +170,7 @@ async fn pending(scope: &Scope<'_>, workload: &Workload, settings: &Settings) ->
         None => std::sync::Arc::default(),
     };
     match decide(
-        client, registry, workload, settings, None, &cluster, signatures,
+        reads, registry, workload, settings, None, &cluster, signatures,
     )
     .await
     {

@@ -198,6 +198,8 @@ async fn bench(args: Args) -> anyhow::Result<String> {
         args.workloads,
         windows,
     ));
+    out.push('\n');
+    out.push_str(&table::api_breakdown(&ours));
     Ok(out)
 }
 

@@ -102,11 +102,13 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
 
     let mut ranges = Vec::new();
     let mut cpu_marks = Vec::new();
+    let mut api_marks = Vec::new();
     let mut memory_after_first_steady = None;
     for k in 0..settings.windows {
         let fire = first + Duration::from_secs(settings.period * k as u64);
         sleep_until(fire - Duration::from_millis(100), &mut controller).await?;
         cpu_marks.push(controller.cpu()?);
+        api_marks.push(world.sim.request_counts().snapshot());
         ranges.push(Range {
             start: fire,
             end: fire + Duration::from_secs(settings.period),
@@ -118,6 +120,7 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
     let end = first + Duration::from_secs(settings.period * settings.windows as u64);
     sleep_until(end - Duration::from_millis(100), &mut controller).await?;
     cpu_marks.push(controller.cpu()?);
+    api_marks.push(world.sim.request_counts().snapshot());
     let memory_at_end = controller.memory()?;
     if settings.windows == 2 {
         memory_after_first_steady = Some(memory_at_end);
@@ -142,6 +145,7 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
                 checks: count,
                 last_decision: last,
                 patches: window::patch_delays(&histories, *range),
+                api: watch_cluster_sim::tally_since(&api_marks[k], &api_marks[k + 1]),
             }
         })
         .collect();

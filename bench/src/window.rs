@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
+use watch_cluster_sim::RequestTally;
 use watch_cluster_testkit::LoggedRequest;
 
 use crate::observe::History;
@@ -82,6 +83,32 @@ pub struct WindowStats {
     pub last_decision: Option<Duration>,
     /// Fire time to each update patch that landed in the window.
     pub patches: Option<Summary>,
+    /// The controller's requests to the API server in the window, by verb and resource (the simulator's
+    /// counts at the window's two ends; the controller is the API server's only client while it runs).
+    pub api: RequestTally,
+}
+
+impl WindowStats {
+    /// The window's API requests divided by the checks that finished in it.
+    pub fn api_per_check(&self) -> Option<f64> {
+        let total: u64 = self.api.values().sum();
+        (self.checks > 0).then(|| total as f64 / self.checks as f64)
+    }
+}
+
+/// `get deployments 1000, patch deployments 1000, …`: the requests of a window, most first.
+pub fn describe_requests(tally: &RequestTally) -> String {
+    let mut rows: Vec<(&(String, String), &u64)> = tally.iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let parts: Vec<String> = rows
+        .into_iter()
+        .map(|((verb, resource), n)| format!("{verb} {resource} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 /// Checks finished in `range` and the delay of the last one.
@@ -129,6 +156,32 @@ mod tests {
         };
         assert_eq!(r.ratio(&min), Some(1.2));
         assert_eq!(r.ratio(&Minimum::default()), None);
+    }
+
+    #[test]
+    fn api_requests_are_divided_by_the_checks_of_the_window_and_described_most_first() {
+        let key = |v: &str, r: &str| (v.to_owned(), r.to_owned());
+        let mut w = WindowStats {
+            due: true,
+            requests: Requests::default(),
+            minimum: Minimum::default(),
+            cpu: Duration::ZERO,
+            checks: 4,
+            last_decision: None,
+            patches: None,
+            api: RequestTally::from([
+                (key("patch", "deployments"), 4),
+                (key("create", "events"), 6),
+            ]),
+        };
+        assert_eq!(w.api_per_check(), Some(2.5));
+        assert_eq!(
+            describe_requests(&w.api),
+            "create events 6, patch deployments 4"
+        );
+        w.checks = 0;
+        assert_eq!(w.api_per_check(), None);
+        assert_eq!(describe_requests(&RequestTally::new()), "none");
     }
 
     #[test]

@@ -18,7 +18,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::task::JoinHandle;
 
-pub use api::{ApiConfig, Fault, Faults, LoggedRequest, RequestLog, UserInfo};
+pub use api::{
+    ApiConfig, Fault, Faults, LoggedRequest, RequestCounts, RequestLog, RequestTally, UserInfo,
+    tally_since,
+};
 pub use store::{Change, ChangeType, Kind, Store, StoreError, load_yaml};
 
 /// What to start.
@@ -54,6 +57,7 @@ pub struct SimCluster {
     store: Store,
     faults: Faults,
     log: RequestLog,
+    counts: RequestCounts,
     server: JoinHandle<()>,
     controllers: Option<JoinHandle<()>>,
 }
@@ -72,11 +76,13 @@ impl SimCluster {
             .context("failed to read the bound address")?;
         let faults = Faults::default();
         let log = RequestLog::default();
+        let counts = RequestCounts::default();
         let state = Arc::new(api::AppState {
             store: store.clone(),
             config: options.api,
             faults: faults.clone(),
             log: log.clone(),
+            counts: counts.clone(),
             server_address: addr.to_string(),
         });
         let app = api::router(state);
@@ -93,6 +99,7 @@ impl SimCluster {
             store,
             faults,
             log,
+            counts,
             server,
             controllers,
         })
@@ -118,6 +125,11 @@ impl SimCluster {
 
     pub fn request_log(&self) -> &RequestLog {
         &self.log
+    }
+
+    /// Requests answered so far, by verb and resource.
+    pub fn request_counts(&self) -> &RequestCounts {
+        &self.counts
     }
 
     /// The kubeconfig YAML for this cluster with `token` (namespace `default`).
@@ -213,6 +225,8 @@ pub struct InProcess {
     pub faults: Faults,
     /// Every request served.
     pub log: RequestLog,
+    /// Requests served by verb and resource.
+    pub counts: RequestCounts,
     /// A client of this API (namespace `default`).
     pub client: kube::Client,
 }
@@ -225,11 +239,13 @@ impl InProcess {
             .context("failed to create the initial objects")?;
         let faults = Faults::default();
         let log = RequestLog::default();
+        let counts = RequestCounts::default();
         let state = Arc::new(api::AppState {
             store: store.clone(),
             config: api,
             faults: faults.clone(),
             log: log.clone(),
+            counts: counts.clone(),
             server_address: "in-process".into(),
         });
         let client = kube::Client::new(api::router(state), "default");
@@ -237,6 +253,7 @@ impl InProcess {
             store,
             faults,
             log,
+            counts,
             client,
         })
     }

@@ -1,13 +1,17 @@
 //! One check of one workload: read → guard → resolve → decide → update (docs/guarantees.md#updates).
 //!
-//! Input: the workload key and its validated settings. Output: at most one guarded JSON Patch, the Events
-//! and webhooks that describe it, and a rollout observer. A 409 or a failed `test` (422) means someone
-//! changed the workload between read and write: read and decide again, at most [`ATTEMPTS`] times, with
-//! no webhook and no Warning. Any other refusal is reported (`UpdateFailed`, `IMAGE_ROLLOUT_FAILED`).
+//! Input: the workload key, its validated settings and the watch's copy of it. Output: at most one guarded
+//! JSON Patch, the Events and webhooks that describe it, and a rollout observer. The first attempt decides
+//! from the watch's copy and guards the patch with its resourceVersion, so a check that finds nothing new
+//! makes no API request and an update makes two (the patch, then its Event, sent apart so the next check
+//! need not wait for it): docs/design.md#api-requests-per-check. A 409 or a failed `test` (422) means
+//! someone changed the workload since that copy (a 404: deleted it): read it from the API server and decide
+//! again, at most [`ATTEMPTS`] attempts in all, with no webhook and no Warning. Any other refusal is
+//! reported (`UpdateFailed`, `IMAGE_ROLLOUT_FAILED`).
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kube::Api;
 use sha2::{Digest, Sha256};
 
@@ -142,6 +146,7 @@ pub async fn check<K: ManagedKind>(
     key: &WorkloadKey,
     settings: &Settings,
     trigger: Trigger,
+    stored: &Workload,
 ) -> Checked {
     let reference = reference_of::<K>(key, None);
     if trigger == Trigger::Manual {
@@ -150,9 +155,15 @@ pub async fn check<K: ManagedKind>(
             .publish(&reference, Reason::ManualCheckRequested, note)
             .await;
     }
-    let registry = ctx.registry.with_max_age(answer_max_age(settings, trigger));
+    let now = Utc::now();
+    let shared = Shared {
+        registry: ctx
+            .registry
+            .with_max_age(answer_max_age(settings, trigger, now)),
+        reads: ctx.reads.with_max_age(read_max_age(settings, trigger, now)),
+    };
     let checked = match ctx.checks.acquire().await {
-        Ok(_permit) => check_once::<K>(ctx, key, settings, &registry, trigger).await,
+        Ok(_permit) => check_once::<K>(ctx, key, settings, &shared, trigger, stored).await,
         // Closed only if the process is going away; a check that cannot run is skipped, not failed.
         Err(_closed) => Checked::Skipped(Skip::ShuttingDown),
     };
@@ -242,44 +253,75 @@ async fn report_held<K: ManagedKind>(ctx: &Context, key: &WorkloadKey, checked: 
     !new.is_empty()
 }
 
+/// The shared answers a check may use: registry answers, and ServiceAccount and pull-secret reads.
+struct Shared {
+    registry: RegistryClient,
+    reads: crate::decide::ClusterReads,
+}
+
 /// How old a shared registry answer this check may use (docs/guarantees.md, "Registries"). A check
 /// someone asked for with `check-now` looks at the registry as it is now.
-fn answer_max_age(settings: &Settings, trigger: Trigger) -> Duration {
+fn answer_max_age(settings: &Settings, trigger: Trigger, now: DateTime<Utc>) -> Duration {
     match trigger {
         // A push event says the registry changed: what was cached before it is stale.
         Trigger::Manual | Trigger::Push => Duration::ZERO,
         Trigger::Schedule | Trigger::GateOpened => {
-            max_answer_age(&settings.schedule, Utc::now()).unwrap_or(Duration::MAX)
+            max_answer_age(&settings.schedule, now).unwrap_or(Duration::MAX)
         }
     }
 }
 
-/// Read, guard, decide, write; again after a concurrent edit, at most [`ATTEMPTS`] times.
+/// How old a shared ServiceAccount or pull-secret read this check may use (docs/design.md#api-requests-per-check):
+/// a scheduled check, one read since its fire time, so every check of a window shares one read per object
+/// and a Secret changed before a fire time is read anew by that fire time's checks. Any other check (a
+/// `check-now`, a push, a gate that opened) reads them now.
+fn read_max_age(settings: &Settings, trigger: Trigger, now: DateTime<Utc>) -> Duration {
+    match trigger {
+        Trigger::Schedule => settings
+            .schedule
+            .previous_before(now, true)
+            .and_then(|tick| (now - tick).to_std().ok())
+            .unwrap_or(Duration::ZERO),
+        Trigger::Manual | Trigger::Push | Trigger::GateOpened => Duration::ZERO,
+    }
+}
+
+/// Decide from the watch's copy, guard, write; after a concurrent edit read the workload from the API
+/// server and decide again, at most [`ATTEMPTS`] attempts in all.
 async fn check_once<K: ManagedKind>(
     ctx: &Arc<Context>,
     key: &WorkloadKey,
     settings: &Settings,
-    registry: &RegistryClient,
+    shared: &Shared,
     trigger: Trigger,
+    stored: &Workload,
 ) -> Checked {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let mut copy = Some(stored.clone());
     for _ in 0..ATTEMPTS {
-        let obj = match api.get_opt(&key.name).await {
-            Ok(Some(obj)) => obj,
-            Ok(None) => return Checked::Skipped(Skip::Gone),
-            Err(e) => return Checked::Failed(CheckFailure::Read(e)),
+        let mut workload = match copy.take() {
+            Some(stored) => stored,
+            None => match api.get_opt(&key.name).await {
+                Ok(Some(obj)) => obj.project(),
+                Ok(None) => return Checked::Skipped(Skip::Gone),
+                Err(e) => return Checked::Failed(CheckFailure::Read(e)),
+            },
         };
-        let workload = obj.project();
         if let Some(skip) = guard::<K>(ctx, key, &workload).await {
             return Checked::Skipped(skip);
         }
-        let plan = match plan::<K>(ctx, key, &workload, settings, registry, trigger).await {
+        let plan = match plan::<K>(ctx, key, &workload, settings, shared, trigger).await {
             Ok(plan) => plan,
             Err(failure) => return Checked::Failed(failure),
         };
         // `pending` is written whatever happens next (held, dry run, no change): it is when candidates were
-        // first seen, and a restart must not reset that clock.
-        write_pending::<K>(&api, key, &plan).await;
+        // first seen, and a restart must not reset that clock. The update patch is then guarded by the
+        // resourceVersion that write produced.
+        match write_pending::<K>(&api, key, &workload, &plan).await {
+            PendingWrite::Written(version) => workload.resource_version = version,
+            PendingWrite::Conflict => continue,
+            PendingWrite::Unchanged => {}
+        }
         let age_holds: Vec<Held> = plan.held.iter().map(Held::from).collect();
         if plan.changes.is_empty() {
             if !age_holds.is_empty() {
@@ -317,22 +359,53 @@ async fn check_once<K: ManagedKind>(
     Checked::Skipped(Skip::KeptChanging)
 }
 
-/// Writes the `pending` annotation when deciding changed it. A failure is logged and the check goes on:
-/// the next check decides from the annotation as it is then, so at worst a candidate's clock starts later.
-async fn write_pending<K: ManagedKind>(api: &Api<K>, key: &WorkloadKey, plan: &Findings) {
+/// What writing `pending` did.
+enum PendingWrite {
+    /// Written: the workload's new resourceVersion.
+    Written(String),
+    /// The workload changed since the copy the decision was made from: decide again.
+    Conflict,
+    /// Nothing to write, or the write failed (logged).
+    Unchanged,
+}
+
+/// Writes the `pending` annotation when deciding changed it, conditional on the resourceVersion of the copy
+/// it was decided from. Any other failure is logged and the check goes on: the next check decides from the
+/// annotation as it is then, so at worst a candidate's clock starts later.
+async fn write_pending<K: ManagedKind>(
+    api: &Api<K>,
+    key: &WorkloadKey,
+    workload: &Workload,
+    plan: &Findings,
+) -> PendingWrite {
     let Some(value) = plan.pending_merge_value() else {
-        return;
+        return PendingWrite::Unchanged;
     };
-    let patch = serde_json::json!({"metadata": {"annotations": {annotations::PENDING: value}}});
+    let patch = serde_json::json!({"metadata": {
+        "resourceVersion": workload.resource_version,
+        "annotations": {annotations::PENDING: value},
+    }});
     let params = kube::api::PatchParams {
         field_manager: Some(update::FIELD_MANAGER.into()),
         ..Default::default()
     };
-    if let Err(error) = api
+    match api
         .patch(&key.name, &params, &kube::api::Patch::Merge(&patch))
         .await
     {
-        tracing::warn!(%error, "failed to record when the min-age candidates were first seen");
+        Ok(written) => written
+            .meta()
+            .resource_version
+            .clone()
+            .map_or(PendingWrite::Unchanged, PendingWrite::Written),
+        Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {
+            tracing::debug!("the workload changed while deciding; reading it again");
+            PendingWrite::Conflict
+        }
+        Err(error) => {
+            tracing::warn!(%error, "failed to record when the min-age candidates were first seen");
+            PendingWrite::Unchanged
+        }
     }
 }
 
@@ -366,13 +439,16 @@ async fn write<K: ManagedKind>(
             ctx.with_memory(key, |m| m.refused = None);
             ctx.metrics.update();
             tracing::info!(%change, "image updated{signed}");
-            ctx.events
-                .publish(
-                    &reference,
-                    Reason::ImageUpdated,
-                    format!("{change}{signed}"),
-                )
-                .await;
+            // Sent apart: the check's permit goes to the next due check now, not after the Event's round
+            // trip. Shutdown waits for `tasks`, so the Event is not lost.
+            let events = Arc::clone(ctx);
+            let note = format!("{change}{signed}");
+            ctx.tasks.spawn(async move {
+                events
+                    .events
+                    .publish(&reference, Reason::ImageUpdated, note)
+                    .await;
+            });
             let started = Notification::new(
                 notify_ref(key),
                 change.to.clone(),
@@ -393,6 +469,14 @@ async fn write<K: ManagedKind>(
         }
         Err(UpdateError::Conflict { .. }) => {
             tracing::debug!("the workload changed while deciding; reading it again");
+            Written::Conflict
+        }
+        // Deleted since the watch's copy: the read that follows says so (`Skip::Gone`).
+        Err(UpdateError::Refused {
+            source: kube::Error::Api(status),
+            ..
+        }) if status.code == 404 => {
+            tracing::debug!("the workload is gone; reading it again");
             Written::Conflict
         }
         Err(error @ UpdateError::Refused { .. }) => {
@@ -531,7 +615,7 @@ async fn plan<K: ManagedKind>(
     key: &WorkloadKey,
     workload: &Workload,
     settings: &Settings,
-    registry: &RegistryClient,
+    shared: &Shared,
     trigger: Trigger,
 ) -> Result<Findings, CheckFailure> {
     let reference = reference_of::<K>(key, Some(workload.uid.clone()));
@@ -541,8 +625,8 @@ async fn plan<K: ManagedKind>(
             let revert = known_revert.as_deref();
             let signatures = &ctx.signatures;
             decide(
-                &ctx.client,
-                registry,
+                &shared.reads,
+                &shared.registry,
                 workload,
                 settings,
                 revert,
@@ -737,6 +821,35 @@ mod tests {
 
     fn info_lines(checked: &Checked) -> usize {
         info_lines_with(checked, false)
+    }
+
+    #[test]
+    fn a_scheduled_check_shares_the_reads_made_since_its_fire_time_and_any_other_check_reads_anew()
+    {
+        let annotations = BTreeMap::from([
+            ("watch-cluster.io/enabled".to_owned(), "true".to_owned()),
+            (
+                "watch-cluster.io/cron".to_owned(),
+                "*/20 * * * * ?".to_owned(),
+            ),
+        ]);
+        let settings = Settings::from_annotations(&annotations, chrono_tz::UTC).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-12-06T10:00:41.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // Fired at 10:00:40: reads that started since then are this window's.
+        assert_eq!(
+            read_max_age(&settings, Trigger::Schedule, now),
+            Duration::from_millis(1500)
+        );
+        for other in [Trigger::Manual, Trigger::Push, Trigger::GateOpened] {
+            assert_eq!(read_max_age(&settings, other, now), Duration::ZERO);
+        }
+        // Registry answers may be a whole interval old (docs/guarantees.md, "Registries").
+        assert_eq!(
+            answer_max_age(&settings, Trigger::Schedule, now),
+            Duration::from_millis(21_500)
+        );
     }
 
     #[test]

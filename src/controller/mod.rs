@@ -6,7 +6,8 @@
 //! annotation but ours are dropped before an object is stored (the 4 KB `last-applied-configuration`
 //! among them); an opted-in workload keeps its images and status, which is all deciding "is a rollout
 //! done?" needs, so rollouts are observed from this one watch; any other workload keeps only its metadata
-//! ([`Watched`]). The full object is read once per check, right before the guarded patch.
+//! ([`Watched`]). A check decides from this copy and guards its patch with the copy's resourceVersion; the
+//! object is read from the API server only after that patch met a concurrent change.
 
 mod checker;
 mod deliver;
@@ -167,6 +168,8 @@ pub struct Context {
     pub(crate) config: Config,
     /// The shared registry client.
     pub(crate) registry: RegistryClient,
+    /// ServiceAccount and pull-secret reads shared by the checks of a window, and pod reads.
+    pub(crate) reads: crate::decide::ClusterReads,
     /// The webhook writer.
     pub(crate) notifier: Notifier,
     /// The one Event recorder.
@@ -307,6 +310,7 @@ impl Context {
         Ok(Self {
             signatures,
             events: EventRecorder::new(client.clone(), Some(instance)),
+            reads: crate::decide::ClusterReads::new(client.clone()),
             client,
             registry,
             notifier,

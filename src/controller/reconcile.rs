@@ -234,7 +234,7 @@ async fn schedule_and_check<K: ManagedKind>(
     let mut recheck_at = recheck_at;
     let mut rearmed = false;
     if let Some(trigger) = trigger {
-        let outcome = checker::check::<K>(ctx, key, settings, trigger).await;
+        let outcome = checker::check::<K>(ctx, key, settings, trigger, workload).await;
         // A push or an opened gate that met a passing state (the workload's controller has not observed our
         // own annotation write yet, a rollout in flight, a concurrent edit) is not used up: the check runs
         // when that state ends, which the watch reports, and not at the next cron tick a year away.

@@ -17,26 +17,27 @@ use tokio::sync::OnceCell;
 
 use super::RegistryError;
 
-struct Answer<V> {
-    result: Result<V, RegistryError>,
+struct Answer<V, E> {
+    result: Result<V, E>,
     fresh_until: Instant,
 }
 
 /// One fetch: when it started, and its outcome once it finished.
-struct Entry<V> {
+struct Entry<V, E> {
     started: Instant,
-    outcome: OnceCell<Answer<V>>,
+    outcome: OnceCell<Answer<V, E>>,
 }
 
-type Cell<V> = Arc<Entry<V>>;
+type Cell<V, E> = Arc<Entry<V, E>>;
 
-/// A coalescing cache of registry answers.
-pub(crate) struct Coalescing<K, V> {
-    entries: Mutex<HashMap<K, Cell<V>>>,
+/// A coalescing cache of registry answers (and of the few API reads every check of a window shares:
+/// `decide::reads`).
+pub(crate) struct Coalescing<K, V, E = RegistryError> {
+    entries: Mutex<HashMap<K, Cell<V, E>>>,
     max_entries: usize,
 }
 
-impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
+impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Coalescing<K, V, E> {
     /// A cache that prunes stale entries once it holds more than `max_entries`.
     pub(crate) fn new(max_entries: usize) -> Self {
         Self {
@@ -46,10 +47,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
     }
 
     /// The answer for `key`: a fresh cached one, the one being fetched right now, or a new fetch.
-    pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &K, fetch: F) -> Result<V, RegistryError>
+    pub(crate) async fn get_or_fetch<F, Fut>(&self, key: &K, fetch: F) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = (Result<V, RegistryError>, Instant)>,
+        Fut: Future<Output = (Result<V, E>, Instant)>,
     {
         self.get_or_fetch_within(key, None, fetch).await
     }
@@ -61,10 +62,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         key: &K,
         max_age: Option<Duration>,
         fetch: F,
-    ) -> Result<V, RegistryError>
+    ) -> Result<V, E>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = (Result<V, RegistryError>, Instant)>,
+        Fut: Future<Output = (Result<V, E>, Instant)>,
     {
         let cell = self.cell_for(key, max_age);
         let outcome = cell
@@ -91,10 +92,10 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         self.lock().retain(|key, _| !matches(key));
     }
 
-    fn cell_for(&self, key: &K, max_age: Option<Duration>) -> Cell<V> {
+    fn cell_for(&self, key: &K, max_age: Option<Duration>) -> Cell<V, E> {
         let now = Instant::now();
         let mut entries = self.lock();
-        let young_enough = |c: &Cell<V>| max_age.is_none_or(|age| now - c.started <= age);
+        let young_enough = |c: &Cell<V, E>| max_age.is_none_or(|age| now - c.started <= age);
         if let Some(cell) = entries
             .get(key)
             .filter(|c| usable(c, now) && young_enough(c))
@@ -115,7 +116,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
         cell
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Cell<V>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Cell<V, E>>> {
         // A panic while holding this lock cannot leave the map inconsistent: recover it.
         self.entries
             .lock()
@@ -124,7 +125,7 @@ impl<K: Eq + Hash + Clone, V: Clone> Coalescing<K, V> {
 }
 
 /// In flight, or finished successfully and still fresh.
-fn usable<V>(cell: &Entry<V>, now: Instant) -> bool {
+fn usable<V, E>(cell: &Entry<V, E>, now: Instant) -> bool {
     match cell.outcome.get() {
         None => true,
         Some(o) => o.result.is_ok() && now < o.fresh_until,

@@ -35,7 +35,7 @@
 
 pub mod artifacts;
 mod auth;
-mod cache;
+pub(crate) mod cache;
 pub mod client;
 pub mod cloud;
 pub mod credentials;

@@ -199,6 +199,31 @@ mod tests {
     }
 
     #[test]
+    fn the_update_patch_fails_its_test_when_anything_changed_since_the_copy_it_was_decided_from() {
+        let original = object();
+        let workload =
+            Workload::from(&serde_json::from_value::<Deployment>(original.clone()).unwrap());
+        let p = update_patch(
+            &workload,
+            &[change(&workload)],
+            &record("app:1.0.1@sha256:bb").to_value(),
+            DateTime::from_timestamp(0, 0).unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(&p).unwrap()[0],
+            json!({"op": "test", "path": "/metadata/resourceVersion", "value": "5"}),
+            "the first operation"
+        );
+        // Same images, but paused (or re-annotated) meanwhile: a newer resourceVersion.
+        let mut doc = original;
+        doc["metadata"]["resourceVersion"] = json!("6");
+        doc["spec"]["paused"] = json!(true);
+        let before = doc.clone();
+        assert!(json_patch::patch(&mut doc, &p).is_err());
+        assert_eq!(doc, before, "a failed patch changes nothing");
+    }
+
+    #[test]
     fn several_containers_are_recorded_as_name_value_pairs() {
         assert_eq!(
             per_container([("app", "a:2"), ("proxy", "p:3")]),

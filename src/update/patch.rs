@@ -1,8 +1,9 @@
 //! Building the one guarded JSON Patch per workload and check (docs/guarantees.md#updates), and the rollback patch (docs/guarantees.md#rollouts-rollback-and-quarantine).
 //!
 //! Pure: input is the workload projection and the decided changes, output a `json_patch::Patch`. Every
-//! patch carries a `test` of each image the decision was made from, so a concurrent edit makes the API
-//! server refuse the patch (422) instead of letting us overwrite someone else's change.
+//! patch carries a `test` of each image the decision was made from, and the update patch also one of the
+//! resourceVersion it was decided from, so a concurrent edit makes the API server refuse the patch (422)
+//! instead of letting us overwrite someone else's change.
 
 use std::collections::BTreeMap;
 
@@ -75,6 +76,10 @@ pub fn per_container<'a>(values: impl IntoIterator<Item = (&'a str, &'a str)>) -
 }
 
 /// The patch that applies `changes`, records them, and starts the `rollout` record.
+///
+/// Guarded by the resourceVersion of the copy the decision was made from (the watch's copy, which may lag
+/// the API server): any change since, to the images, our annotations, the pause or the status, makes the
+/// server refuse the patch (a failed `test`, 422), and the check reads the workload and decides again.
 pub fn update_patch(
     workload: &Workload,
     changes: &[ContainerChange],
@@ -82,6 +87,12 @@ pub fn update_patch(
     now: DateTime<Utc>,
 ) -> Patch {
     let mut ops = Vec::new();
+    if !workload.resource_version.is_empty() {
+        ops.push(test(
+            "/metadata/resourceVersion",
+            &workload.resource_version,
+        ));
+    }
     for change in changes {
         ops.push(test(&change.container.image_path(), &change.from_image));
     }

@@ -201,20 +201,25 @@ impl Env {
         self.controller_log(index).contains(secret)
     }
 
-    /// How many times the controller has read the workload `name` of `kind` in [`NS`] by name: every check
-    /// begins with that read (so does an outcome's delivery, which only a rollout in flight has).
+    /// How many checks of the workload `name` of `kind` in [`NS`] the controllers have finished. A check that
+    /// finds nothing new makes no API request (it decides from the watch's copy: docs/design.md#api-requests-per-check),
+    /// so the one per-workload trace of it is its `check finished` line (DEBUG, which these tests enable),
+    /// whose span names the workload.
     pub fn reads_of(&self, kind: Kind, name: &str) -> usize {
-        let path = workload_path(kind, NS, name);
-        self.sim
-            .request_log()
-            .matching(|r| r.method == "GET" && r.path == path && r.status == 200)
-            .len()
+        let span = format!("kind={kind:?} namespace={NS} name={name} ");
+        (0..self.controllers.len())
+            .map(|i| {
+                self.controller_log(i)
+                    .lines()
+                    .filter(|l| l.contains("check finished") && l.contains(&span))
+                    .count()
+            })
+            .sum()
     }
 
-    /// Waits until the controller has finished `n` more checks of `name` than now: `n + 1` more reads,
-    /// since the checks of one workload run one after the other and a read begins each.
+    /// Waits until the controller has finished `n` more checks of `name` than now.
     pub async fn more_checks(&self, kind: Kind, name: &str, n: usize) {
-        let target = self.reads_of(kind, name) + n + 1;
+        let target = self.reads_of(kind, name) + n;
         let deadline = tokio::time::Instant::now() + WAIT;
         while self.reads_of(kind, name) < target {
             assert!(

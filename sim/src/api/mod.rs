@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 pub use discovery::GIT_VERSION;
 pub use faults::{Fault, Faults};
 pub use kubeconfig::{kubeconfig_yaml, write_kubeconfig};
-pub use log::{LoggedRequest, RequestLog};
+pub use log::{LoggedRequest, RequestCounts, RequestLog, RequestTally, tally_since};
 pub use rbac::UserInfo;
 pub use status::ApiError;
 
@@ -74,6 +74,7 @@ pub(crate) struct AppState {
     pub config: ApiConfig,
     pub faults: Faults,
     pub log: RequestLog,
+    pub counts: RequestCounts,
     pub server_address: String,
 }
 
@@ -166,6 +167,11 @@ async fn respond(
                 body,
                 method,
             };
+            let resource = match &path.subresource {
+                Some(sub) => format!("{}/{sub}", path.plural()),
+                None => path.plural().to_owned(),
+            };
+            app.counts.record(request.verb(), &resource);
             if let Err(denied) = authorize(app, user, &request) {
                 return denied.into_response();
             }
