@@ -449,6 +449,12 @@ impl EventRecorder {
         self.series().retain(keep);
     }
 
+    /// Whether a condition of this workload is remembered (what [`forget`](Self::forget) is for). Its open
+    /// Event series are not asked: they end by themselves six minutes after their last Event.
+    pub fn remembers(&self, regarding: &ObjectReference) -> bool {
+        self.lock().contains_key(&Subject::of(regarding))
+    }
+
     /// How many workloads have remembered conditions.
     pub fn remembered(&self) -> usize {
         self.lock().len()
