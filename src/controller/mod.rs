@@ -372,6 +372,25 @@ impl Context {
 }
 
 impl Context {
+    /// Whether a reconcile of `obj` can do anything: it is opted in or has an update in flight (kept as
+    /// [`Watched::Projected`]), or the controller still holds something of it to forget (its memory, its
+    /// Event conditions). Any other workload's reconcile would forget nothing and return, so it is not
+    /// queued at all: at 10,000 Deployments of which 1,000 are opted in, that is 9,000 reconciles per
+    /// start and per leadership skipped, and kube-runtime's scheduler no longer sizes its queue (kept
+    /// after it drains) for all of them (BENCHMARKS.md, "Memory").
+    fn needs_reconcile<K: ManagedKind>(&self, obj: &Watched<K>) -> bool {
+        if !matches!(obj, Watched::Metadata(_)) {
+            return true;
+        }
+        let key = key_of::<K>(obj);
+        let remembered = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key);
+        remembered || self.events.remembers(&reference_of::<K>(&key, obj.uid()))
+    }
+
     /// Forgets the workloads of `kind` in `namespace` (`None`: every namespace) that are not in `listed`.
     fn forget_unlisted(&self, kind: Kind, namespace: Option<&str>, listed: &HashSet<WorkloadKey>) {
         let mut memory = self.memory.lock().unwrap_or_else(|e| e.into_inner());
@@ -435,21 +454,34 @@ async fn watch_kind<K: ManagedKind>(ctx: Arc<Context>, namespace: Option<String>
         .map(|key| reflector::ObjectRef::new(&key.name).within(&key.namespace));
     let watch_ctx = ctx.clone();
     let mut state = watch_state::WatchState::new(namespace.clone());
+    let filter_ctx = ctx.clone();
     let stream = watcher(api, watcher_config())
         .default_backoff()
         .modify(watched::compact::<K>)
         .inspect_ok(move |event| state.observe(&watch_ctx, event))
         .reflect(writer)
-        .applied_objects();
+        .applied_objects()
+        .try_filter(move |obj| std::future::ready(filter_ctx.needs_reconcile::<K>(obj)));
     let shutdown = ctx.shutdown.clone();
     tracing::info!(kind = %K::KIND, namespace = namespace.as_deref().unwrap_or("*"), "watching");
     // When this replica becomes the leader, every workload is reconciled: schedules start, and rollouts a
     // previous leader left unfinished are picked up from their `rollout` annotation.
+    // Every workload a reconcile can do something for, that is ([`Context::needs_reconcile`]).
+    let (leading_ctx, leading_reader) = (ctx.clone(), reader.clone());
     let became_leader = tokio_stream::wrappers::WatchStream::new(ctx.leader.clone())
-        .filter_map(|leading| std::future::ready(leading.then_some(())));
+        .filter_map(|leading| std::future::ready(leading.then_some(())))
+        .flat_map(move |()| {
+            let due: Vec<_> = leading_reader
+                .state()
+                .iter()
+                .filter(|obj| leading_ctx.needs_reconcile::<K>(obj))
+                .map(|obj| reflector::ObjectRef::from_obj(obj.as_ref()))
+                .collect();
+            futures::stream::iter(due)
+        });
     Controller::for_stream(stream, reader)
         .with_config(ControllerConfig::default().concurrency(CONCURRENCY))
-        .reconcile_all_on(became_leader)
+        .reconcile_on(became_leader)
         .reconcile_on(woken)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile::reconcile::<K>, reconcile::error_policy::<K>, ctx)
@@ -527,3 +559,69 @@ pub fn notify_ref(key: &WorkloadKey) -> crate::notify::WorkloadRef {
 
 /// Retry delay after a reconcile error that is not the workload's fault (API server unreachable...).
 pub const ERROR_REQUEUE: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        config::{Config, RunArgs},
+        notify::events::Reason,
+    };
+
+    fn context() -> Context {
+        crate::install_crypto_provider();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        Context::build(
+            kube::Client::try_from(config).unwrap(),
+            Config::from_args(&RunArgs::default()).unwrap(),
+            crate::notify::WebhookConfig::disabled(),
+            "test".into(),
+            tokio::sync::watch::channel(true).1,
+            crate::record::RecordKey::from_bytes(&[7; 32]).unwrap(),
+            &mut prometheus_client::registry::Registry::default(),
+        )
+        .unwrap()
+    }
+
+    fn watched(annotations: serde_json::Value) -> Watched<Deployment> {
+        let mut watched: Watched<Deployment> = serde_json::from_value(json!({
+            "metadata": {"namespace": "shop", "name": "web", "uid": "u1", "annotations": annotations},
+        }))
+        .unwrap();
+        watched::compact(&mut watched);
+        watched
+    }
+
+    /// A workload not opted in is queued only while the controller holds something of it to forget.
+    #[tokio::test]
+    async fn only_workloads_a_reconcile_can_act_on_are_queued() {
+        let ctx = context();
+        let enabled = watched(json!({"watch-cluster.io/enabled": "true"}));
+        let in_flight = watched(json!({"watch-cluster.io/rollout": "{}"}));
+        let off = watched(json!({"watch-cluster.io/cron": "0 * * * * ?"}));
+        assert!(ctx.needs_reconcile(&enabled));
+        assert!(ctx.needs_reconcile(&in_flight));
+        assert!(!ctx.needs_reconcile(&off), "nothing to forget");
+
+        // Opted out after a reconcile gave it memory: queued once more, to forget it.
+        let key = key_of::<Deployment>(&off);
+        ctx.with_memory(&key, |_| ());
+        assert!(ctx.needs_reconcile(&off));
+        ctx.forget(&key);
+        assert!(!ctx.needs_reconcile(&off));
+
+        // Opted out with a remembered Warning (an invalid annotation forgets the memory, not the Warning):
+        // queued, so that opting in again with the same mistake shows the Warning again.
+        let reference = reference_of::<Deployment>(&key, off.uid());
+        ctx.events
+            .publish_once(&reference, Reason::InvalidAnnotation, "bad cron".into())
+            .await;
+        assert!(ctx.needs_reconcile(&off));
+        ctx.events.forget(&reference);
+        assert!(!ctx.needs_reconcile(&off));
+    }
+}

@@ -1,4 +1,4 @@
-//! Kubernetes Events (docs/notifications.md#kubernetes-events): one shared `Recorder`, one Event per transition, never one per tick.
+//! Kubernetes Events (docs/notifications.md#kubernetes-events): one writer for the process, one Event per transition, never one per tick.
 //!
 //! Input: what happened to a workload (a reason from [`Reason`] and a note). Output: `events.k8s.io/v1`
 //! Events reported by component `watch-cluster`. Conditions that persist across ticks (an invalid
@@ -8,11 +8,23 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    hash::{BuildHasher, RandomState},
     sync::{Arc, Mutex},
 };
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::{
+    api::{
+        core::v1::ObjectReference,
+        events::v1::{Event as K8sEvent, EventSeries},
+    },
+    apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
+    jiff::{SignedDuration, Timestamp},
+};
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+    runtime::events::{EventType, Reporter},
+};
 
 /// The reporting component of every Event.
 pub const COMPONENT: &str = "watch-cluster";
@@ -164,21 +176,109 @@ const MAX_SUBJECTS: usize = 20_000;
 /// The last note per workload and reason: one hash lookup per call, whatever the number of workloads.
 type Memo = HashMap<Subject, HashMap<Reason, String>>;
 
-/// The Event series of each workload and reason: the note it was opened with and the recorder that counts
-/// its repeats.
+/// How long a repeat of an Event's note counts up that Event: kube-runtime's and client-go's window. A repeat
+/// after it opens a new Event, so a series quiet for longer is forgotten.
+const SERIES_TTL: SignedDuration = SignedDuration::from_mins(6);
+
+/// How often the forgotten series are swept out: a sweep walks the whole map, a publish only its own key.
+const SERIES_SWEEP: SignedDuration = SignedDuration::from_mins(1);
+
+/// One Event on the API server that repeats of one note count up: what the next repeat needs to patch it
+/// (~100 bytes), not the Event.
+#[derive(Debug, Clone, PartialEq)]
+struct Series {
+    /// The note it was opened with, hashed: only whether a note is the same one is ever asked.
+    note: u64,
+    /// The Event's name.
+    name: String,
+    /// How many times it was seen (1: created, never patched).
+    count: i32,
+    /// When it was last seen.
+    last: Timestamp,
+}
+
+/// The Event series of each workload and reason, and when the forgotten ones were last swept out.
 ///
-/// WHY one kube-runtime `Recorder` per series: a `Recorder` folds an Event into the previous one of the same
-/// type, action, reason and object for six minutes, whatever its note. Two different `SignatureRejected`
-/// candidates (or two `ImageUpdated` within six minutes) would then show as one Event with `count: 2` and
-/// the first text only. A repeat of the same note still counts up in one Event; a new note opens a new one.
-type Series = HashMap<(Subject, Reason), (String, Recorder)>;
+/// WHY a series per (workload, reason) and note instead of kube-runtime's `Recorder`: a `Recorder` folds an
+/// Event into the previous one of the same type, action, reason and object for six minutes, whatever its
+/// note. Two different `SignatureRejected` candidates (or two `ImageUpdated` within six minutes) would then
+/// show as one Event with `count: 2` and the first text only; and it keeps the whole Event (~2 KB with its
+/// map) per series, which was 9.5 MiB after 1,000 updates (BENCHMARKS.md). Here a repeat of the same note
+/// within six minutes counts up its Event; a new note, or a repeat after that, creates a new one.
+#[derive(Debug, Default)]
+struct SeriesMap {
+    open: HashMap<(Subject, Reason), Series>,
+    swept: Option<Timestamp>,
+}
+
+/// What a publish does on the API server.
+#[derive(Debug, Clone, PartialEq)]
+enum Step {
+    /// Creates an Event named so.
+    Create(String),
+    /// Counts up the Event of this name to `count`.
+    Repeat { name: String, count: i32 },
+}
+
+impl SeriesMap {
+    /// What publishing `note` (hashed) on `key` at `now` does: counts up the open series of that note, or
+    /// opens a new one (`fresh_name` makes its Event's name). Forgets series older than [`SERIES_TTL`] at
+    /// most every [`SERIES_SWEEP`].
+    fn step(
+        &mut self,
+        key: &(Subject, Reason),
+        note: u64,
+        now: Timestamp,
+        fresh_name: impl FnOnce() -> String,
+    ) -> Step {
+        if self.swept.is_none_or(|at| at + SERIES_SWEEP <= now) {
+            self.open.retain(|_, series| series.last + SERIES_TTL > now);
+            self.swept = Some(now);
+        }
+        match self.open.get(key) {
+            Some(series) if series.note == note && series.last + SERIES_TTL > now => Step::Repeat {
+                name: series.name.clone(),
+                count: series.count + 1,
+            },
+            _ => Step::Create(fresh_name()),
+        }
+    }
+
+    /// Remembers what a publish wrote (only once it was written, as kube-runtime does: a failed create
+    /// leaves nothing to count up).
+    fn written(&mut self, key: (Subject, Reason), note: u64, step: Step, now: Timestamp) {
+        if !self.open.contains_key(&key) && self.open.len() >= MAX_SUBJECTS {
+            // Bounded like the memo; the cost of a clear is one Event created anew instead of counted up.
+            self.open.clear();
+        }
+        let (name, count) = match step {
+            Step::Create(name) => (name, 1),
+            Step::Repeat { name, count } => (name, count),
+        };
+        self.open.insert(
+            key,
+            Series {
+                note,
+                name,
+                count,
+                last: now,
+            },
+        );
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Subject) -> bool) {
+        self.open.retain(|(subject, _), _| keep(subject));
+    }
+}
 
 /// The one Event writer of the process.
 #[derive(Clone)]
 pub struct EventRecorder {
     client: kube::Client,
     reporter: Reporter,
-    series: Arc<Mutex<Series>>,
+    /// Hashes notes for [`Series::note`].
+    hasher: RandomState,
+    series: Arc<Mutex<SeriesMap>>,
     last: Arc<Mutex<Memo>>,
 }
 
@@ -192,49 +292,98 @@ impl EventRecorder {
         Self {
             client,
             reporter,
+            hasher: RandomState::new(),
             series: Arc::default(),
             last: Arc::default(),
         }
     }
 
-    /// The recorder of the series `note` belongs to, opening a new series when the note differs from the
-    /// last one of this workload and reason.
-    fn series_for(&self, regarding: &ObjectReference, reason: Reason, note: &str) -> Recorder {
-        let key = (Subject::of(regarding), reason);
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((last, recorder)) = series.get(&key)
-            && last == note
-        {
-            return recorder.clone();
-        }
-        if series.len() >= MAX_SUBJECTS {
-            // Bounded like the memo; the cost of a clear is one Event counted anew instead of counted up.
-            series.clear();
-        }
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
-        series.insert(key, (note.to_owned(), recorder.clone()));
-        recorder
+    fn series(&self) -> std::sync::MutexGuard<'_, SeriesMap> {
+        // Plain data, as the memo.
+        self.series.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an Event now.
+    /// Records an Event now: creates it, or counts up the Event of the same workload, reason and note
+    /// written in the last six minutes.
     pub async fn publish(&self, regarding: &ObjectReference, reason: Reason, note: String) {
         let note = truncate(note, 1000);
-        let recorder = self.series_for(regarding, reason, &note);
-        let event = Event {
-            type_: reason.event_type(),
-            reason: reason.as_str().into(),
-            note: Some(note),
-            action: reason.action().into(),
-            secondary: None,
+        let key = (Subject::of(regarding), reason);
+        let hash = self.hasher.hash_one(&note);
+        let now = Timestamp::now();
+        let step = self.series().step(&key, hash, now, || {
+            let name = regarding.name.as_deref().unwrap_or(COMPONENT);
+            // kube-runtime's and client-go's naming: unique per object and nanosecond.
+            format!("{name}.{:x}", now.as_nanosecond())
+        });
+        let namespace = regarding.namespace.as_deref().unwrap_or("default");
+        let events: Api<K8sEvent> = Api::namespaced(self.client.clone(), namespace);
+        let written = match &step {
+            Step::Create(name) => {
+                let event = self.event(name, regarding, reason, note, now);
+                events
+                    .create(&PostParams::default(), &event)
+                    .await
+                    .map(drop)
+            }
+            Step::Repeat { name, count } => {
+                let series = EventSeries {
+                    count: *count,
+                    last_observed_time: MicroTime(now),
+                };
+                let patch = Patch::Merge(serde_json::json!({ "series": series }));
+                events
+                    .patch(name, &PatchParams::default(), &patch)
+                    .await
+                    .map(drop)
+            }
         };
-        if let Err(error) = recorder.publish(&event, regarding).await {
-            tracing::warn!(
+        match written {
+            Ok(()) => self.series().written(key, hash, step, now),
+            Err(error) => tracing::warn!(
                 namespace = regarding.namespace.as_deref().unwrap_or_default(),
                 name = regarding.name.as_deref().unwrap_or_default(),
                 reason = reason.as_str(),
                 %error,
                 "failed to record a Kubernetes Event"
-            );
+            ),
+        }
+    }
+
+    /// A new Event, as kube-runtime's `Recorder` writes it.
+    fn event(
+        &self,
+        name: &str,
+        regarding: &ObjectReference,
+        reason: Reason,
+        note: String,
+        now: Timestamp,
+    ) -> K8sEvent {
+        K8sEvent {
+            metadata: ObjectMeta {
+                name: Some(name.to_owned()),
+                namespace: regarding.namespace.clone(),
+                ..ObjectMeta::default()
+            },
+            action: Some(reason.action().into()),
+            reason: Some(reason.as_str().into()),
+            note: Some(note),
+            type_: Some(
+                match reason.event_type() {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            ..K8sEvent::default()
         }
     }
 
@@ -285,10 +434,7 @@ impl EventRecorder {
     pub fn forget(&self, regarding: &ObjectReference) {
         let subject = Subject::of(regarding);
         self.lock().remove(&subject);
-        self.series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(s, _), _| *s != subject);
+        self.series().retain(|s| *s != subject);
     }
 
     /// After a relist of the workloads of `kind` (in `namespace`, or in all namespaces): forgets those whose
@@ -300,10 +446,13 @@ impl EventRecorder {
                 || alive.contains(&subject.id)
         };
         self.lock().retain(|subject, _| keep(subject));
-        self.series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(subject, _), _| keep(subject));
+        self.series().retain(keep);
+    }
+
+    /// Whether a condition of this workload is remembered (what [`forget`](Self::forget) is for). Its open
+    /// Event series are not asked: they end by themselves six minutes after their last Event.
+    pub fn remembers(&self, regarding: &ObjectReference) -> bool {
+        self.lock().contains_key(&Subject::of(regarding))
     }
 
     /// How many workloads have remembered conditions.
@@ -449,6 +598,68 @@ mod tests {
                 ("1.3.0: unsigned".to_owned(), 2),
             ]
         );
+    }
+
+    /// A repeat of a note counts up its Event for six minutes after it was last seen, then opens a new
+    /// one; the series quiet for longer are swept out of memory.
+    #[test]
+    fn a_series_counts_up_for_six_minutes_and_is_then_forgotten() {
+        let mut map = SeriesMap::default();
+        let web = (
+            Subject::of(&deployment("shop", "web", "uid-1")),
+            Reason::RegistryError,
+        );
+        let api = (
+            Subject::of(&deployment("shop", "api", "uid-2")),
+            Reason::RegistryError,
+        );
+        let t0 = Timestamp::from_second(1_000_000).expect("time");
+        let at = |mins: i64, secs: i64| {
+            t0 + SignedDuration::from_mins(mins) + SignedDuration::from_secs(secs)
+        };
+        let publish = |map: &mut SeriesMap, key: &(Subject, Reason), note: u64, now| {
+            let step = map.step(key, note, now, || format!("e{}", now.as_second()));
+            map.written(key.clone(), note, step.clone(), now);
+            step
+        };
+        assert_eq!(
+            publish(&mut map, &web, 1, at(0, 0)),
+            Step::Create("e1000000".into())
+        );
+        assert_eq!(
+            publish(&mut map, &web, 1, at(5, 59)),
+            Step::Repeat {
+                name: "e1000000".into(),
+                count: 2
+            },
+            "within six minutes of the last time it was seen"
+        );
+        assert_eq!(
+            publish(&mut map, &web, 1, at(11, 58)),
+            Step::Repeat {
+                name: "e1000000".into(),
+                count: 3
+            },
+            "the window runs from the last repeat"
+        );
+        assert_eq!(
+            publish(&mut map, &web, 2, at(12, 0)),
+            Step::Create(format!("e{}", at(12, 0).as_second())),
+            "a new note is a new Event"
+        );
+        assert_eq!(
+            publish(&mut map, &api, 1, at(12, 0)),
+            Step::Create(format!("e{}", at(12, 0).as_second()))
+        );
+        assert_eq!(map.open.len(), 2);
+        assert_eq!(
+            publish(&mut map, &web, 2, at(18, 0)),
+            Step::Create(format!("e{}", at(18, 0).as_second())),
+            "six minutes after it was last seen, a repeat opens a new Event"
+        );
+        // The sweep at 18:00 forgot the quiet series of `api`; `web` holds its new one.
+        assert_eq!(map.open.len(), 1);
+        assert!(map.open.contains_key(&web));
     }
 
     fn recorder() -> EventRecorder {
