@@ -339,13 +339,17 @@ impl EventRecorder {
         };
         match written {
             Ok(()) => self.series().written(key, hash, step, now),
-            Err(error) => tracing::warn!(
-                namespace = regarding.namespace.as_deref().unwrap_or_default(),
-                name = regarding.name.as_deref().unwrap_or_default(),
-                reason = reason.as_str(),
-                %error,
-                "failed to record a Kubernetes Event"
-            ),
+            Err(error) => {
+                // The next occurrence creates an Event rather than patch one that may be gone.
+                self.series().open.remove(&key);
+                tracing::warn!(
+                    namespace = regarding.namespace.as_deref().unwrap_or_default(),
+                    name = regarding.name.as_deref().unwrap_or_default(),
+                    reason = reason.as_str(),
+                    %error,
+                    "failed to record a Kubernetes Event"
+                );
+            }
         }
     }
 
