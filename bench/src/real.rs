@@ -312,6 +312,9 @@ struct Seen {
 struct DeploymentWatch {
     recorder: Recorder,
     seen: Arc<Mutex<HashMap<String, Seen>>>,
+    /// The last `watch-cluster.io/rollout` value seen per Deployment: the record the controller's update
+    /// patch wrote (it is removed once the rollout is observed complete), for the floor's patch.
+    records: Arc<Mutex<HashMap<String, String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -319,9 +322,10 @@ impl DeploymentWatch {
     fn start(client: kube::Client) -> Self {
         let recorder = Recorder::default();
         let seen: Arc<Mutex<HashMap<String, Seen>>> = Arc::default();
+        let records: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let api = Api::<Deployment>::all(client);
         let config = watcher::Config::default().labels(&format!("{WATCHED_LABEL}=true"));
-        let (r, s) = (recorder.clone(), seen.clone());
+        let (r, s, rec) = (recorder.clone(), seen.clone(), records.clone());
         let task = tokio::spawn(async move {
             let mut stream = watcher(api, config).boxed();
             while let Some(event) = stream.next().await {
@@ -354,6 +358,13 @@ impl DeploymentWatch {
                         value["metadata"]["generation"].as_i64().unwrap_or(1),
                     ),
                 };
+                if let Some(record) =
+                    value["metadata"]["annotations"]["watch-cluster.io/rollout"].as_str()
+                {
+                    rec.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key.clone(), record.to_owned());
+                }
                 s.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(key, state);
@@ -362,6 +373,7 @@ impl DeploymentWatch {
         Self {
             recorder,
             seen,
+            records,
             task,
         }
     }
@@ -509,10 +521,15 @@ async fn floor(
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let record = value["metadata"]["annotations"]["watch-cluster.io/rollout"]
-            .as_str()
-            .with_context(|| format!("{namespace}/{name} has no rollout record: was it updated?"))?
-            .to_owned();
+        let record = watch
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&format!("{namespace}/{name}"))
+            .cloned()
+            .with_context(|| {
+                format!("{namespace}/{name} never had a rollout record: was it updated?")
+            })?;
         let mut containers = Vec::new();
         let mut to = Vec::new();
         for c in value["spec"]["template"]["spec"]["containers"]
