@@ -74,7 +74,8 @@ struct Args {
     /// Measured check windows of the naive baseline (0 skips it; the real backend runs none).
     #[arg(long, default_value_t = 2)]
     baseline_windows: usize,
-    /// Seconds between check windows; must divide 60 (default: 20, or 5 below 500 workloads).
+    /// Seconds between check windows; must divide 60 (default: 20, or 5 below 500 workloads on the
+    /// simulator).
     #[arg(long)]
     period: Option<u64>,
     /// The controller binary (default: `watch-cluster` next to this executable, i.e. the same profile).
@@ -154,7 +155,15 @@ fn main() -> ExitCode {
 
 async fn bench(args: Args) -> anyhow::Result<String> {
     let small = args.workloads < 500;
-    let period = args.period.unwrap_or(if small { 5 } else { 20 });
+    // On a real control plane a rollout takes seconds (ReplicaSet, scheduler, node agent): 5 s windows would
+    // still be rolling out window 1's updates, and the checks skip workloads mid-rollout.
+    let period = args
+        .period
+        .unwrap_or(if small && args.cluster == Backend::Sim {
+            5
+        } else {
+            20
+        });
     run::validate_period(period)?;
     if args.workloads < 10 {
         anyhow::bail!("--workloads must be at least 10");

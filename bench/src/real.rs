@@ -196,10 +196,12 @@ pub async fn run(settings: &RealSettings) -> anyhow::Result<RealReport> {
     .await?;
     controller.ensure_alive()?;
     controller.stop().await;
+    let stopped = SystemTime::now();
 
     let registry_log = controllers_requests(registry.requests());
     let windows = measured.stats(&scenario, &registry_log, &controller, &watch.recorder);
-    let (rollout, rollouts_unreported) = run::rollout_latency(&webhook, &watch.recorder);
+    let (rollout, rollouts_unreported) =
+        run::rollout_latency(&webhook, &watch.recorder, Some(stopped));
     let events = audit::read_user(&testbed.state_dir().join("logs"), &controller_user())?;
     let api = measured
         .ranges

@@ -105,7 +105,7 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
 
     let registry_log = world.registry.requests();
     let windows = measured.stats(&scenario, &registry_log, &controller, &recorder);
-    let (rollout, rollouts_unreported) = rollout_latency(&world.webhook, &recorder);
+    let (rollout, rollouts_unreported) = rollout_latency(&world.webhook, &recorder, None);
     Ok(RunReport {
         setup,
         ready,
@@ -330,9 +330,11 @@ pub fn next_fire(t: SystemTime, period: u64) -> SystemTime {
 }
 
 /// Store completion → COMPLETED webhook, per rollout; and how many completions were never reported.
+/// Completions after `until` (the controller stopped) are not counted: nobody was there to report them.
 pub fn rollout_latency(
     webhook: &watch_cluster_testkit::WebhookReceiver,
     recorder: &Recorder,
+    until: Option<SystemTime>,
 ) -> (Option<Summary>, usize) {
     let offset = (SystemTime::now(), Instant::now());
     let to_wall = |at: Instant| offset.0 - offset.1.saturating_duration_since(at);
@@ -361,7 +363,12 @@ pub fn rollout_latency(
     for (key, history) in recorder.histories() {
         let mut arrivals = webhooks.get(&key).cloned().unwrap_or_default();
         arrivals.sort();
-        let mut completions = history.completions.clone();
+        let mut completions: Vec<SystemTime> = history
+            .completions
+            .iter()
+            .copied()
+            .filter(|t| until.is_none_or(|until| *t <= until))
+            .collect();
         completions.sort();
         for (index, completed) in completions.iter().enumerate() {
             match arrivals.get(index) {
