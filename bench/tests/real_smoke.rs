@@ -2,6 +2,8 @@
 //! windows of 5 s): the bench starts and stops a control plane of its own, so this runs through the test
 //! wrapper (`.ci/test`), which has built the test bed's binaries; it never passes by skipping.
 
+#![allow(clippy::expect_used)]
+
 use std::process::Command;
 
 #[test]
