@@ -116,36 +116,17 @@ impl World {
         self.create_objects(scenario, total, cron)
     }
 
-    fn push(&self, repository: &str, tag: &str, generation: u32) {
-        let body = index_body(repository, tag, generation);
-        let digest = self
-            .registry
-            .set_manifest(repository, Some(tag), OCI_INDEX, &body);
-        self.digests.set(repository, tag, digest);
-    }
-
     fn program_registry(&self, scenario: &Scenario) {
-        for repository in &scenario.repositories {
-            for tag in Scenario::initial_version_tags() {
-                self.push(repository, &tag, 0);
-            }
-        }
-        for (repository, tag) in &scenario.latest_tags {
-            self.push(repository, tag, 0);
-        }
+        program_registry(&self.registry, scenario, |r, t, d| {
+            self.digests.set(r, t, d)
+        });
     }
 
-    /// Makes an update due for every workload: a new patch release per strategy in every repository, and
-    /// every `latest` tag moved to a new digest.
+    /// Makes an update due for every workload (see [`publish_updates`]).
     pub fn publish_updates(&self, scenario: &Scenario) {
-        for repository in &scenario.repositories {
-            for tag in crate::scenario::DUE_TAGS {
-                self.push(repository, tag, 0);
-            }
-        }
-        for (repository, tag) in &scenario.latest_tags {
-            self.push(repository, tag, 1);
-        }
+        publish_updates(&self.registry, scenario, |r, t, d| {
+            self.digests.set(r, t, d)
+        });
     }
 
     fn create_objects(&self, scenario: &Scenario, total: usize, cron: &str) -> anyhow::Result<()> {
@@ -189,7 +170,47 @@ impl World {
     }
 }
 
-fn annotated(spec: &WorkloadSpec, index: usize, host: &str, cron: &str) -> Value {
+/// Pushes `repository:tag` at `generation` (an OCI index); returns its digest.
+pub fn push_image(registry: &FakeRegistry, repository: &str, tag: &str, generation: u32) -> String {
+    let body = index_body(repository, tag, generation);
+    registry.set_manifest(repository, Some(tag), OCI_INDEX, &body)
+}
+
+/// Programs every tag the scenario starts with; `pushed(repository, tag, digest)` after each.
+pub fn program_registry(
+    registry: &FakeRegistry,
+    scenario: &Scenario,
+    mut pushed: impl FnMut(&str, &str, String),
+) {
+    for repository in &scenario.repositories {
+        for tag in Scenario::initial_version_tags() {
+            pushed(repository, &tag, push_image(registry, repository, &tag, 0));
+        }
+    }
+    for (repository, tag) in &scenario.latest_tags {
+        pushed(repository, tag, push_image(registry, repository, tag, 0));
+    }
+}
+
+/// Makes an update due for every workload: a new patch release per strategy in every repository, and
+/// every `latest` tag moved to a new digest.
+pub fn publish_updates(
+    registry: &FakeRegistry,
+    scenario: &Scenario,
+    mut pushed: impl FnMut(&str, &str, String),
+) {
+    for repository in &scenario.repositories {
+        for tag in crate::scenario::DUE_TAGS {
+            pushed(repository, tag, push_image(registry, repository, tag, 0));
+        }
+    }
+    for (repository, tag) in &scenario.latest_tags {
+        pushed(repository, tag, push_image(registry, repository, tag, 1));
+    }
+}
+
+/// An annotated Deployment of the scenario (one replica), its images in the registry at `host`.
+pub fn annotated(spec: &WorkloadSpec, index: usize, host: &str, cron: &str) -> Value {
     let containers: Vec<(String, String)> = spec
         .containers
         .iter()
@@ -208,7 +229,8 @@ fn annotated(spec: &WorkloadSpec, index: usize, host: &str, cron: &str) -> Value
     deployment(&spec.name, index, &containers, &annotations, 1)
 }
 
-fn filler(index: usize) -> Value {
+/// A Deployment nobody opted in (zero replicas: the simulator runs no pods for it either).
+pub fn filler(index: usize) -> Value {
     let name = format!("other-{index:05}");
     let containers = vec![
         (

@@ -1,6 +1,11 @@
 //! `watch-cluster-bench`: measures the built controller, as its own process, against the simulated cluster
 //! and a fake registry that counts every request, and prints one table (see BENCHMARKS.md).
 //!
+//! `--cluster real` runs the same scenario on a real control plane it starts itself (`testbed/up`), and
+//! prints the real table instead: the controller beside the floor of a minimal client, and its API requests
+//! per window from the audit log; see [`real`]. `--json PATH` writes either run's figures as one object
+//! ([`figures`]).
+//!
 //! It runs the controller twice on identical clusters: with registry sharing (the product) and with sharing
 //! disabled (the naive baseline: one lookup per workload and container, no cache, no coalescing). Targets
 //! are printed beside the measurements and never fail the run; the exit code is non-zero only when the
@@ -12,13 +17,17 @@
 //! `watch-cluster-bench verify`: what signature verification costs per candidate (requests, time) for each
 //! layout and key kind, with real cosign signatures; see [`verify`].
 
+mod audit;
 mod cluster;
 mod controller;
 mod counts;
+mod figures;
 mod observe;
 mod procfs;
 mod push;
 mod push_table;
+mod real;
+mod real_table;
 mod run;
 mod scenario;
 mod stats;
@@ -29,7 +38,16 @@ mod window;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Where the check windows run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Backend {
+    /// The simulated API server in this process (with the naive baseline).
+    Sim,
+    /// A real control plane started for the run (`testbed/up`, `TESTBED_PROFILE=bench`), stopped after.
+    Real,
+}
 
 /// Benchmarks the watch-cluster controller (registry requests, CPU, memory, latency).
 #[derive(Debug, Parser)]
@@ -38,6 +56,12 @@ struct Args {
     /// Another benchmark than the default check windows.
     #[command(subcommand)]
     mode: Option<Mode>,
+    /// The cluster the windows run on.
+    #[arg(long, value_enum, default_value_t = Backend::Sim)]
+    cluster: Backend,
+    /// Also write the run's figures to PATH as one JSON object.
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// Annotated workloads (Deployments with two containers). 100 is the CI smoke scenario.
     #[arg(long, default_value_t = 1000)]
     workloads: usize,
@@ -47,16 +71,18 @@ struct Args {
     /// Measured check windows of the watch-cluster run (default: 10, or 3 below 500 workloads).
     #[arg(long)]
     windows: Option<usize>,
-    /// Measured check windows of the naive baseline (0 skips it).
+    /// Measured check windows of the naive baseline (0 skips it; the real backend runs none).
     #[arg(long, default_value_t = 2)]
     baseline_windows: usize,
-    /// Seconds between check windows; must divide 60 (default: 20, or 5 below 500 workloads).
+    /// Seconds between check windows; must divide 60 (default: 20, or 5 below 500 workloads on the
+    /// simulator).
     #[arg(long)]
     period: Option<u64>,
     /// The controller binary (default: `watch-cluster` next to this executable, i.e. the same profile).
     #[arg(long, global = true)]
     controller: Option<PathBuf>,
-    /// Keep the controller logs in this directory instead of a temporary one.
+    /// Keep the controller logs (and, with `--cluster real`, the control plane's state and logs) in this
+    /// directory instead of a temporary one.
     #[arg(long, global = true)]
     keep_logs: Option<PathBuf>,
 }
@@ -129,13 +155,21 @@ fn main() -> ExitCode {
 
 async fn bench(args: Args) -> anyhow::Result<String> {
     let small = args.workloads < 500;
-    let period = args.period.unwrap_or(if small { 5 } else { 20 });
+    // On a real control plane a rollout takes seconds (ReplicaSet, scheduler, node agent): 5 s windows would
+    // still be rolling out window 1's updates, and the checks skip workloads mid-rollout.
+    let period = args
+        .period
+        .unwrap_or(if small && args.cluster == Backend::Sim {
+            5
+        } else {
+            20
+        });
     run::validate_period(period)?;
     if args.workloads < 10 {
         anyhow::bail!("--workloads must be at least 10");
     }
     let windows = args.windows.unwrap_or(if small { 3 } else { 10 }).max(2);
-    let binary = match args.controller {
+    let binary = match args.controller.clone() {
         Some(path) => path,
         None => controller::default_binary()?,
     };
@@ -145,13 +179,17 @@ async fn bench(args: Args) -> anyhow::Result<String> {
         .clone()
         .unwrap_or_else(|| temp.path().to_owned());
     std::fs::create_dir_all(&dir)?;
+    let cluster_size = args
+        .cluster_size
+        .unwrap_or(args.workloads * 10)
+        .max(args.workloads);
+    if args.cluster == Backend::Real {
+        return real_bench(&args, binary, dir, windows, period, cluster_size).await;
+    }
     let mut settings = run::RunSettings {
         binary: binary.clone(),
         workloads: args.workloads,
-        cluster_size: args
-            .cluster_size
-            .unwrap_or(args.workloads * 10)
-            .max(args.workloads),
+        cluster_size,
         windows,
         period,
         sharing: true,
@@ -182,7 +220,18 @@ async fn bench(args: Args) -> anyhow::Result<String> {
     } else {
         None
     };
-    let mut out = machine(&settings, &binary);
+    if let Some(path) = &args.json {
+        let shape = figures::Shape {
+            backend: "sim",
+            deployments: settings.cluster_size,
+            watched: args.workloads,
+            windows,
+            period,
+        };
+        write_json(path, &figures::of_run(shape, &ours))?;
+    }
+    let mut out = String::from("backend: simulator (sim/, in process)\n");
+    out.push_str(&machine(&settings, &binary));
     for (name, r) in [("watch-cluster", Some(&ours)), ("naive", naive.as_ref())] {
         if let Some(r) = r.filter(|r| r.lagged > 0) {
             out.push_str(&format!(
@@ -201,6 +250,88 @@ async fn bench(args: Args) -> anyhow::Result<String> {
     out.push('\n');
     out.push_str(&table::api_breakdown(&ours));
     Ok(out)
+}
+
+/// `--cluster real`.
+async fn real_bench(
+    args: &Args,
+    binary: PathBuf,
+    dir: PathBuf,
+    windows: usize,
+    period: u64,
+    cluster_size: usize,
+) -> anyhow::Result<String> {
+    // The control plane's state (etcd's data, the audit log) stays out of the repository: in the kept
+    // logs' directory, or a temporary one removed after `testbed/down`.
+    let temp_state = tempfile::Builder::new()
+        .prefix("watch-cluster-bench-testbed-")
+        .tempdir()?;
+    let state = match &args.keep_logs {
+        Some(keep) => keep.join("testbed"),
+        None => temp_state.path().to_owned(),
+    };
+    let settings = real::RealSettings {
+        binary: binary.clone(),
+        workloads: args.workloads,
+        cluster_size,
+        windows,
+        period,
+        dir,
+        state,
+        // Creating 50,000 Deployments on 2 cores takes minutes; a broken cluster still fails.
+        limit: std::time::Duration::from_secs(300 + cluster_size as u64 / 20),
+    };
+    eprintln!(
+        "watch-cluster-bench --cluster real: controller {}, {} annotated of {} Deployments, {windows} windows \
+         of {period} s",
+        binary.display(),
+        settings.workloads,
+        settings.cluster_size,
+    );
+    let started = std::time::Instant::now();
+    let report = real::run(&settings).await?;
+    eprintln!(
+        "watch-cluster-bench --cluster real: done in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(path) = &args.json {
+        let shape = figures::Shape {
+            backend: "real",
+            deployments: cluster_size,
+            watched: args.workloads,
+            windows,
+            period,
+        };
+        write_json(path, &figures::of_real(shape, &report))?;
+    }
+    let run_settings = run::RunSettings {
+        binary: binary.clone(),
+        workloads: args.workloads,
+        cluster_size,
+        windows,
+        period,
+        sharing: true,
+        dir: settings.dir.clone(),
+    };
+    let mut out = String::from(
+        "backend: real control plane (testbed/up, TESTBED_PROFILE=bench: kube-apiserver, etcd, \
+         kube-controller-manager, kube-scheduler v1.36.3, node agent)\n",
+    );
+    out.push_str(&machine(&run_settings, &binary));
+    out.push_str(&format!(
+        "unwatched Deployments: 0 replicas, paused; floor: the same patches by a minimal kube-rs client \
+         with the controller's token, {} at once\n\n",
+        real::CHECK_CONCURRENCY
+    ));
+    out.push_str(&real_table::render(&report, args.workloads, windows));
+    Ok(out)
+}
+
+/// Writes `figures` to `path`, pretty-printed.
+fn write_json(path: &std::path::Path, figures: &serde_json::Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(figures)?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| anyhow::anyhow!("failed to write {}: {e}", path.display()))
 }
 
 /// The push-events mode.

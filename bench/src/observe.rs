@@ -57,7 +57,8 @@ impl Recorder {
         recorder
     }
 
-    fn note(&self, object: &Value, at: SystemTime) {
+    /// Notes one sighting of a Deployment at `at`.
+    pub fn note(&self, object: &Value, at: SystemTime) {
         let key = format!(
             "{}/{}",
             object["metadata"]["namespace"].as_str().unwrap_or_default(),

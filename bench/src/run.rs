@@ -17,6 +17,7 @@ use crate::procfs::Memory;
 use crate::scenario::Scenario;
 use crate::stats::{Summary, summarize};
 use crate::window::{self, Range, WindowStats};
+use watch_cluster_sim::RequestTally;
 
 /// How long setup steps may take before the harness counts as broken.
 const SETUP_LIMIT: Duration = Duration::from_secs(300);
@@ -43,6 +44,8 @@ pub struct RunSettings {
 /// What one run measured.
 #[derive(Debug, Clone)]
 pub struct RunReport {
+    /// Creating the Deployments (and programming the registry).
+    pub setup: Duration,
     /// Process start to `/readyz` 200.
     pub ready: Duration,
     /// After every workload was detected.
@@ -67,11 +70,19 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
     let world = World::start().await?;
     let recorder = Recorder::start(world.sim.store());
     let cron = format!("*/{} * * * * ?", settings.period);
+    let setup_started = Instant::now();
     world.populate(&scenario, settings.cluster_size, &cron)?;
+    let setup = setup_started.elapsed();
     let kubeconfig = settings.dir.join("kubeconfig");
     world.write_kubeconfig(&kubeconfig)?;
     let admin = free_admin_addr()?;
-    let env = environment(settings, &world, &kubeconfig);
+    let env = environment(
+        settings.period,
+        settings.sharing,
+        &world.registry.host(),
+        &world.webhook.url(),
+        &kubeconfig,
+    );
     let log = settings.dir.join(format!(
         "controller-{}.log",
         if settings.sharing { "shared" } else { "naive" }
@@ -82,79 +93,27 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
     wait_synced(&world, &scenario, &mut controller).await?;
     let memory_after_sync = controller.memory()?;
 
-    // Warm-up window: the first checks after start; nothing is due.
-    let warm_up = next_fire(
-        SystemTime::now() + Duration::from_millis(500),
+    let measured = measure_windows(
+        &mut controller,
+        settings.workloads,
+        settings.windows,
         settings.period,
-    );
-    wait_for_checks(&mut controller, warm_up, settings).await?;
-    world.publish_updates(&scenario);
-    let ttl = Duration::from_secs(settings.period / 2);
-    let last_check = check_times(&controller.log_text())
-        .into_iter()
-        .map(SystemTime::from)
-        .max()
-        .unwrap_or(warm_up);
-    let first = next_fire(
-        (last_check + ttl + Duration::from_secs(1)).max(SystemTime::now() + Duration::from_secs(1)),
-        settings.period,
-    );
-
-    let mut ranges = Vec::new();
-    let mut cpu_marks = Vec::new();
-    let mut api_marks = Vec::new();
-    let mut memory_after_first_steady = None;
-    for k in 0..settings.windows {
-        let fire = first + Duration::from_secs(settings.period * k as u64);
-        sleep_until(fire - Duration::from_millis(100), &mut controller).await?;
-        cpu_marks.push(controller.cpu()?);
-        api_marks.push(world.sim.request_counts().snapshot());
-        ranges.push(Range {
-            start: fire,
-            end: fire + Duration::from_secs(settings.period),
-        });
-        if k == 2 {
-            memory_after_first_steady = Some(controller.memory()?);
-        }
-    }
-    let end = first + Duration::from_secs(settings.period * settings.windows as u64);
-    sleep_until(end - Duration::from_millis(100), &mut controller).await?;
-    cpu_marks.push(controller.cpu()?);
-    api_marks.push(world.sim.request_counts().snapshot());
-    let memory_at_end = controller.memory()?;
-    if settings.windows == 2 {
-        memory_after_first_steady = Some(memory_at_end);
-    }
+        || world.publish_updates(&scenario),
+        || world.sim.request_counts().snapshot(),
+    )
+    .await?;
     controller.ensure_alive()?;
     controller.stop().await;
 
     let registry_log = world.registry.requests();
-    let checks = check_times(&controller.log_text());
-    let histories = recorder.histories();
-    let windows = ranges
-        .iter()
-        .enumerate()
-        .map(|(k, range)| {
-            let due = k == 0;
-            let (count, last) = window::decisions(&checks, *range);
-            WindowStats {
-                due,
-                requests: window::count_requests(&registry_log, *range),
-                minimum: scenario.minimum(due),
-                cpu: cpu_marks[k + 1].saturating_sub(cpu_marks[k]),
-                checks: count,
-                last_decision: last,
-                patches: window::patch_delays(&histories, *range),
-                api: watch_cluster_sim::tally_since(&api_marks[k], &api_marks[k + 1]),
-            }
-        })
-        .collect();
-    let (rollout, rollouts_unreported) = rollout_latency(&world, &recorder);
+    let windows = measured.stats(&scenario, &registry_log, &controller, &recorder);
+    let (rollout, rollouts_unreported) = rollout_latency(&world.webhook, &recorder, None);
     Ok(RunReport {
+        setup,
         ready,
         memory_after_sync,
-        memory_after_first_steady,
-        memory_at_end,
+        memory_after_first_steady: measured.memory_after_first_steady,
+        memory_at_end: measured.memory_at_end,
         windows,
         rollout,
         rollouts_unreported,
@@ -162,18 +121,129 @@ pub async fn run(settings: &RunSettings) -> anyhow::Result<RunReport> {
     })
 }
 
-fn environment(
-    settings: &RunSettings,
-    world: &World,
+/// The measured windows of one run: their ranges, the controller's CPU time at each boundary, and memory.
+pub struct Measured {
+    /// Window k is `ranges[k]`; window 0 had updates due.
+    pub ranges: Vec<Range>,
+    /// CPU time at each window's start, and at the end of the last.
+    pub cpu_marks: Vec<Duration>,
+    /// After the first steady window (window index 2), or at the end of a 2-window run.
+    pub memory_after_first_steady: Option<Memory>,
+    /// After the last window.
+    pub memory_at_end: Memory,
+    /// The API server's request tally at each window's start and at the end of the last (empty where the
+    /// backend counts its requests another way: the real one reads the audit log).
+    pub api_marks: Vec<RequestTally>,
+}
+
+impl Measured {
+    /// Each window's figures from the registry's log, the controller's log and the recorded histories.
+    pub fn stats(
+        &self,
+        scenario: &Scenario,
+        registry_log: &[watch_cluster_testkit::LoggedRequest],
+        controller: &Controller,
+        recorder: &Recorder,
+    ) -> Vec<WindowStats> {
+        let checks = check_times(&controller.log_text());
+        let histories = recorder.histories();
+        self.ranges
+            .iter()
+            .enumerate()
+            .map(|(k, range)| {
+                let due = k == 0;
+                let (count, last) = window::decisions(&checks, *range);
+                WindowStats {
+                    due,
+                    requests: window::count_requests(registry_log, *range),
+                    minimum: scenario.minimum(due),
+                    cpu: self.cpu_marks[k + 1].saturating_sub(self.cpu_marks[k]),
+                    checks: count,
+                    last_decision: last,
+                    patches: window::patch_delays(&histories, *range),
+                    api: watch_cluster_sim::tally_since(&self.api_marks[k], &self.api_marks[k + 1]),
+                }
+            })
+            .collect()
+    }
+}
+
+/// A warm-up window (the first checks after start; nothing due), then `publish` makes updates due, then
+/// `windows` contiguous cron periods measured, the first starting once the registry cache of the warm-up
+/// expired. Leaves the controller running.
+pub async fn measure_windows(
+    controller: &mut Controller,
+    workloads: usize,
+    windows: usize,
+    period: u64,
+    publish: impl FnOnce(),
+    mut api_mark: impl FnMut() -> RequestTally,
+) -> anyhow::Result<Measured> {
+    // Warm-up window: the first checks after start; nothing is due.
+    let warm_up = next_fire(SystemTime::now() + Duration::from_millis(500), period);
+    wait_for_checks(controller, warm_up, workloads, period).await?;
+    publish();
+    let ttl = Duration::from_secs(period / 2);
+    let last_check = check_times(&controller.log_text())
+        .into_iter()
+        .map(SystemTime::from)
+        .max()
+        .unwrap_or(warm_up);
+    let first = next_fire(
+        (last_check + ttl + Duration::from_secs(1)).max(SystemTime::now() + Duration::from_secs(1)),
+        period,
+    );
+
+    let mut ranges = Vec::new();
+    let mut cpu_marks = Vec::new();
+    let mut api_marks = Vec::new();
+    let mut memory_after_first_steady = None;
+    for k in 0..windows {
+        let fire = first + Duration::from_secs(period * k as u64);
+        sleep_until(fire - Duration::from_millis(100), controller).await?;
+        cpu_marks.push(controller.cpu()?);
+        api_marks.push(api_mark());
+        ranges.push(Range {
+            start: fire,
+            end: fire + Duration::from_secs(period),
+        });
+        if k == 2 {
+            memory_after_first_steady = Some(controller.memory()?);
+        }
+    }
+    let end = first + Duration::from_secs(period * windows as u64);
+    sleep_until(end - Duration::from_millis(100), controller).await?;
+    cpu_marks.push(controller.cpu()?);
+    api_marks.push(api_mark());
+    let memory_at_end = controller.memory()?;
+    if windows == 2 {
+        memory_after_first_steady = Some(memory_at_end);
+    }
+    Ok(Measured {
+        ranges,
+        cpu_marks,
+        memory_after_first_steady,
+        memory_at_end,
+        api_marks,
+    })
+}
+
+/// The controller's environment for a run: the same on both backends (the real one adds it over the
+/// settings the applied manifests give).
+pub fn environment(
+    period: u64,
+    sharing: bool,
+    registry_host: &str,
+    webhook_url: &str,
     kubeconfig: &std::path::Path,
 ) -> Vec<(String, String)> {
-    let ttl = format!("{}s", (settings.period / 2).max(1));
+    let ttl = format!("{}s", (period / 2).max(1));
     [
         ("KUBECONFIG", kubeconfig.to_string_lossy().into_owned()),
-        ("INSECURE_REGISTRIES", world.registry.host()),
+        ("INSECURE_REGISTRIES", registry_host.to_owned()),
         ("REGISTRY_CACHE_TTL", ttl),
-        ("REGISTRY_SHARING", settings.sharing.to_string()),
-        ("WEBHOOK_URL", world.webhook.url()),
+        ("REGISTRY_SHARING", sharing.to_string()),
+        ("WEBHOOK_URL", webhook_url.to_owned()),
         ("WEBHOOK_ENABLE_IMAGE_ROLLOUT_COMPLETED", "true".into()),
         ("WEBHOOK_ENABLE_IMAGE_ROLLOUT_FAILED", "true".into()),
         ("LEADER_ELECTION", "false".into()),
@@ -231,16 +301,17 @@ async fn wait_synced(
 async fn wait_for_checks(
     controller: &mut Controller,
     fire: SystemTime,
-    settings: &RunSettings,
+    workloads: usize,
+    period: u64,
 ) -> anyhow::Result<()> {
-    let end = fire + Duration::from_secs(settings.period) - Duration::from_millis(1500);
+    let end = fire + Duration::from_secs(period) - Duration::from_millis(1500);
     sleep_until(fire, controller).await?;
     while SystemTime::now() < end {
         let done = check_times(&controller.log_text())
             .into_iter()
             .filter(|t| SystemTime::from(*t) >= fire)
             .count();
-        if done >= settings.workloads {
+        if done >= workloads {
             return Ok(());
         }
         controller.ensure_alive()?;
@@ -250,7 +321,7 @@ async fn wait_for_checks(
 }
 
 /// Sleeps until wall-clock `t`, checking that the controller is alive every second.
-async fn sleep_until(t: SystemTime, controller: &mut Controller) -> anyhow::Result<()> {
+pub async fn sleep_until(t: SystemTime, controller: &mut Controller) -> anyhow::Result<()> {
     while let Ok(left) = t.duration_since(SystemTime::now()) {
         controller.ensure_alive()?;
         tokio::time::sleep(left.min(Duration::from_secs(1))).await;
@@ -270,11 +341,16 @@ pub fn next_fire(t: SystemTime, period: u64) -> SystemTime {
 }
 
 /// Store completion → COMPLETED webhook, per rollout; and how many completions were never reported.
-fn rollout_latency(world: &World, recorder: &Recorder) -> (Option<Summary>, usize) {
+/// Completions after `until` (the controller stopped) are not counted: nobody was there to report them.
+pub fn rollout_latency(
+    webhook: &watch_cluster_testkit::WebhookReceiver,
+    recorder: &Recorder,
+    until: Option<SystemTime>,
+) -> (Option<Summary>, usize) {
     let offset = (SystemTime::now(), Instant::now());
     let to_wall = |at: Instant| offset.0 - offset.1.saturating_duration_since(at);
     let mut webhooks: std::collections::HashMap<String, Vec<SystemTime>> = Default::default();
-    for request in world.webhook.requests() {
+    for request in webhook.requests() {
         let body = request.json();
         if body["eventType"] == "IMAGE_ROLLOUT_COMPLETED" {
             let key = format!(
@@ -298,7 +374,12 @@ fn rollout_latency(world: &World, recorder: &Recorder) -> (Option<Summary>, usiz
     for (key, history) in recorder.histories() {
         let mut arrivals = webhooks.get(&key).cloned().unwrap_or_default();
         arrivals.sort();
-        let mut completions = history.completions.clone();
+        let mut completions: Vec<SystemTime> = history
+            .completions
+            .iter()
+            .copied()
+            .filter(|t| until.is_none_or(|until| *t <= until))
+            .collect();
         completions.sort();
         for (index, completed) in completions.iter().enumerate() {
             match arrivals.get(index) {

@@ -13,9 +13,9 @@ use crate::stats::Summary;
 use crate::window::WindowStats;
 
 /// 32 MiB in KiB.
-const RSS_TARGET_KIB: u64 = 32 * 1024;
+pub const RSS_TARGET_KIB: u64 = 32 * 1024;
 /// What "no growth" tolerates: allocator noise.
-const GROWTH_TOLERANCE_KIB: u64 = 1024;
+pub const GROWTH_TOLERANCE_KIB: u64 = 1024;
 
 /// A figure's name, how to read it from a window, and its minimum.
 type Field = (&'static str, fn(&WindowStats) -> usize, usize);
@@ -60,24 +60,24 @@ impl Row {
     }
 }
 
-fn secs(d: Option<Duration>) -> String {
+pub fn secs(d: Option<Duration>) -> String {
     d.map_or("–".into(), |d| format!("{:.3} s", d.as_secs_f64()))
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
-fn steady(r: &RunReport) -> Vec<&WindowStats> {
+pub fn steady(r: &RunReport) -> Vec<&WindowStats> {
     r.windows.iter().filter(|w| !w.due).collect()
 }
 
-fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+pub fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
     let v: Vec<f64> = values.collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
-fn fmt_mean(v: Option<f64>) -> String {
+pub fn fmt_mean(v: Option<f64>) -> String {
     v.map_or("–".into(), |v| format!("{v:.1}"))
 }
 

@@ -25,7 +25,8 @@ pub struct Range {
 }
 
 impl Range {
-    fn contains(&self, t: SystemTime) -> bool {
+    /// Whether `t` falls in `[start, end)`.
+    pub fn contains(&self, t: SystemTime) -> bool {
         t >= self.start && t < self.end
     }
 }

@@ -152,6 +152,41 @@ impl Testbed {
         })
     }
 
+    /// A control plane started here and now with `testbed/up` in `state` (which must not be inside another
+    /// test bed's), with `profile` as `TESTBED_PROFILE` (`None`: the tests' default), for a program outside
+    /// the test wrapper (the benchmark). Stopped with `testbed/down` when the last clone is dropped, also
+    /// when the caller fails; the state dir and its logs stay.
+    pub fn start_at(state: &Path, profile: Option<&str>) -> anyhow::Result<Testbed> {
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .context("testkit has a parent")?
+            .to_owned();
+        std::fs::create_dir_all(state)
+            .with_context(|| format!("create the test bed's state dir {}", state.display()))?;
+        let guard = PrivateControlPlane {
+            state: state.to_owned(),
+            down: workspace.join("testbed/down"),
+        };
+        let mut up = Command::new(workspace.join("testbed/up"));
+        up.env("TESTBED_STATE", state);
+        if let Some(profile) = profile {
+            up.env("TESTBED_PROFILE", profile);
+        }
+        let output = up.output().context("run testbed/up")?;
+        if !output.status.success() {
+            bail!(
+                "testbed/up failed (state {}): {}",
+                state.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(Testbed {
+            state: state.to_owned(),
+            workspace,
+            _private: Some(std::sync::Arc::new(guard)),
+        })
+    }
+
     /// The admin kubeconfig (`system:masters`).
     pub fn admin_kubeconfig(&self) -> PathBuf {
         self.state.join("admin.kubeconfig")
