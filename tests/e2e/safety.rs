@@ -40,20 +40,22 @@ async fn a_concurrent_edit_between_decision_and_patch_is_refused_by_the_test_and
         .faults()
         .inject(Fault::delay(&path, Duration::from_secs(2), 10).method("PATCH"));
     env.spawn_controller(env.base_settings());
-    // The check has read the workload (a GET by name) and is deciding: now another writer edits it.
+    // The check decides from the watch's copy; it has read the ServiceAccount (for its pull secrets) and is
+    // deciding, its patch to be held: now another writer edits the workload.
+    let account = format!("/api/v1/namespaces/{NS}/serviceaccounts/default");
     let reads = || {
         env.sim
             .request_log()
             .entries()
             .into_iter()
-            .filter(|r| r.method == "GET" && r.path == path)
+            .filter(|r| r.method == "GET" && r.path == account)
             .count()
     };
     let deadline = tokio::time::Instant::now() + crate::env::WAIT;
     while reads() == 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the controller never read the workload"
+            "the controller never read the workload's ServiceAccount"
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
