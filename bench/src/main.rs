@@ -11,10 +11,15 @@
 //!
 //! `watch-cluster-bench verify`: what signature verification costs per candidate (requests, time) for each
 //! layout and key kind, with real cosign signatures; see [`verify`].
+//!
+//! `watch-cluster-bench curve`: the cost curve, the default mode run at several cluster sizes (each with
+//! `--json`), drawn as a table and a PNG; see [`curve`].
 
 mod cluster;
 mod controller;
 mod counts;
+mod curve;
+mod json;
 mod observe;
 mod procfs;
 mod push;
@@ -59,6 +64,12 @@ struct Args {
     /// Keep the controller logs in this directory instead of a temporary one.
     #[arg(long, global = true)]
     keep_logs: Option<PathBuf>,
+    /// The cluster: the simulated API server in this process.
+    #[arg(long, value_enum, default_value_t = curve::Backend::Sim)]
+    cluster: curve::Backend,
+    /// Also write the run's figures to this file as one JSON object (what `curve` collects).
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +79,9 @@ enum Mode {
     /// Signature verification: registry requests and time per candidate, per layout and key kind, with
     /// signatures by the real cosign (testbed/cosign/build first).
     Verify(VerifyArgs),
+    /// The cost curve: the check-window bench at several cluster sizes, one after the other, drawn as a
+    /// Markdown table and a PNG (BENCHMARKS.md, "The cost curve").
+    Curve(curve::CurveArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +127,13 @@ fn main() -> ExitCode {
     let result = match args.mode {
         Some(Mode::Push(ref push)) => runtime.block_on(push_bench(push, &args)),
         Some(Mode::Verify(ref verify)) => runtime.block_on(verify_bench(verify, &args)),
+        Some(Mode::Curve(ref c)) => curve::run(
+            c,
+            &curve::Inherited {
+                controller: args.controller.as_deref(),
+                keep_logs: args.keep_logs.as_deref(),
+            },
+        ),
         None => runtime.block_on(bench(args)),
     };
     match result {
@@ -128,6 +149,11 @@ fn main() -> ExitCode {
 }
 
 async fn bench(args: Args) -> anyhow::Result<String> {
+    if args.cluster == curve::Backend::Real {
+        anyhow::bail!(
+            "--cluster real: this build has the simulated cluster only (issue 16 item 1)"
+        );
+    }
     let small = args.workloads < 500;
     let period = args.period.unwrap_or(if small { 5 } else { 20 });
     run::validate_period(period)?;
@@ -167,6 +193,9 @@ async fn bench(args: Args) -> anyhow::Result<String> {
         args.baseline_windows
     );
     let ours = run::run(&settings).await?;
+    if let Some(path) = &args.json {
+        json::write(path, &json::sim_figures(&ours, &settings))?;
+    }
     eprintln!(
         "watch-cluster run done; {}",
         if args.baseline_windows >= 2 {
