@@ -71,7 +71,7 @@ impl FromStr for Sizes {
                      got {size}"
                 ));
             }
-            if size % 10 != 0 {
+            if !size.is_multiple_of(10) {
                 return Err(format!(
                     "--sizes must be multiples of 10 (10 % of each is watched): got {size}"
                 ));
