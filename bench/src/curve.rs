@@ -150,8 +150,10 @@ pub fn run(args: &CurveArgs, inherited: &Inherited) -> anyhow::Result<String> {
     let points = point::read_dir(from)?;
     let rendered = render(&points, &font, &out)?;
     if !failures.is_empty() {
+        // The curve is drawn either way; the exit code says that some of it is missing.
+        println!("{rendered}");
         bail!(
-            "{rendered}\nthe runs of {} Deployments failed; the curve shows them as missing",
+            "the runs of {} Deployments failed; the curve shows them as missing",
             failures
                 .iter()
                 .map(|s| s.to_string())
@@ -229,7 +231,7 @@ fn run_size(args: &CurveArgs, inherited: &Inherited, out: &Path, size: u64) -> a
     }
     let status = child.wait().context("failed to wait for the bench")?;
     if !status.success() {
-        bail!("{status}: {}", last.trim());
+        bail!("{status}: {}", last.trim().trim_start_matches("error: "));
     }
     if !json.is_file() {
         bail!("the bench exited 0 but wrote no {}", json.display());
