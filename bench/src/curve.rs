@@ -135,6 +135,9 @@ pub fn run(args: &CurveArgs, inherited: &Inherited) -> anyhow::Result<String> {
         .or_else(|| args.from.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_OUT));
     std::fs::create_dir_all(&out).with_context(|| format!("failed to create {}", out.display()))?;
+    if args.from.is_none() {
+        refuse_other_backend(&out, args)?;
+    }
     let mut failures = Vec::new();
     if args.from.is_none() {
         for &size in &args.sizes.0 {
@@ -148,7 +151,7 @@ pub fn run(args: &CurveArgs, inherited: &Inherited) -> anyhow::Result<String> {
     }
     let from = args.from.as_deref().unwrap_or(&out);
     let points = point::read_dir(from)?;
-    let rendered = render(&points, &font, &out)?;
+    let rendered = render(&points, from, &font, &out)?;
     if !failures.is_empty() {
         // The curve is drawn either way; the exit code says that some of it is missing.
         println!("{rendered}");
@@ -164,13 +167,36 @@ pub fn run(args: &CurveArgs, inherited: &Inherited) -> anyhow::Result<String> {
     Ok(rendered)
 }
 
-/// Writes `cost-curve.md` and `cost-curve.png` of `points` into `out`; returns the table and where it went.
-fn render(points: &[Point], font: &Path, out: &Path) -> anyhow::Result<String> {
+/// Before hours of runs: the curve drawn at the end would mix backends with runs already in `out` (other
+/// sizes than those about to run, which are replaced).
+fn refuse_other_backend(out: &Path, args: &CurveArgs) -> anyhow::Result<()> {
+    let Ok(saved) = point::read_dir(out) else {
+        return Ok(());
+    };
+    let wanted = args.cluster.as_str();
+    if let Some(other) = saved
+        .iter()
+        .find(|p| p.backend != wanted && !args.sizes.0.contains(&p.deployments))
+    {
+        bail!(
+            "{} holds a run of {} Deployments on {}; this curve is on {wanted}: one curve is of one backend, \
+             give another --out",
+            out.display(),
+            other.deployments,
+            other.backend
+        );
+    }
+    Ok(())
+}
+
+/// Writes `cost-curve.md` and `cost-curve.png` of `points` (read from `from`) into `out`; returns the table
+/// and where it went.
+fn render(points: &[Point], from: &Path, font: &Path, out: &Path) -> anyhow::Result<String> {
     if let Some(other) = points.iter().find(|p| p.backend != points[0].backend) {
         bail!(
             "{} holds runs of both backends ({} Deployments on {}, {} on {}): one curve is of one backend; \
              keep the runs in separate directories",
-            out.display(),
+            from.display(),
             points[0].deployments,
             points[0].backend,
             other.deployments,
@@ -342,12 +368,24 @@ mod tests {
             Point::from_json(&sim, "a").unwrap(),
             Point::from_json(&real, "b").unwrap(),
         ];
-        let e = render(&points, Path::new("/nonexistent"), dir.path())
+        let e = render(&points, dir.path(), Path::new("/nonexistent"), dir.path())
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("holds runs of both backends (1000 Deployments on sim, 10000 on real)"),
             "{e}"
+        );
+        // And a run is refused before it starts when the directory holds the other backend's runs.
+        std::fs::write(dir.path().join("curve-1000.json"), sim.to_string()).unwrap();
+        let real_args = Cli::parse_from(["c", "--sizes", "10000"]).curve;
+        let e = refuse_other_backend(dir.path(), &real_args)
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("holds a run of 1000 Deployments on sim; this curve is on real: one curve is of one backend, give another --out"), "{e}");
+        let replacing = Cli::parse_from(["c", "--sizes", "1000"]).curve;
+        assert!(
+            refuse_other_backend(dir.path(), &replacing).is_ok(),
+            "the run replaces it"
         );
     }
 }

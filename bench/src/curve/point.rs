@@ -5,7 +5,7 @@
 //! missing or `null`, or when the run failed, so nothing downstream can show a figure that was not measured
 //! as 0. The run's identity (`backend`, `deployments`) must be there: without it the point has no place.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
@@ -147,7 +147,7 @@ pub fn read_dir(dir: &Path) -> anyhow::Result<Vec<Point>> {
     Ok(points)
 }
 
-fn read_file(path: &PathBuf) -> anyhow::Result<Point> {
+fn read_file(path: &Path) -> anyhow::Result<Point> {
     let what = path.display().to_string();
     let text = std::fs::read_to_string(path).with_context(|| format!("failed to read {what}"))?;
     let value: Value =
