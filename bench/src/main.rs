@@ -16,11 +16,15 @@
 //!
 //! `watch-cluster-bench verify`: what signature verification costs per candidate (requests, time) for each
 //! layout and key kind, with real cosign signatures; see [`verify`].
+//!
+//! `watch-cluster-bench curve`: the cost curve, the default mode run at several cluster sizes (each with
+//! `--json`), drawn as a table and a PNG; see [`curve`].
 
 mod audit;
 mod cluster;
 mod controller;
 mod counts;
+mod curve;
 mod figures;
 mod observe;
 mod procfs;
@@ -38,16 +42,9 @@ mod window;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-/// Where the check windows run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Backend {
-    /// The simulated API server in this process (with the naive baseline).
-    Sim,
-    /// A real control plane started for the run (`testbed/up`, `TESTBED_PROFILE=bench`), stopped after.
-    Real,
-}
+use curve::Backend;
 
 /// Benchmarks the watch-cluster controller (registry requests, CPU, memory, latency).
 #[derive(Debug, Parser)]
@@ -94,6 +91,9 @@ enum Mode {
     /// Signature verification: registry requests and time per candidate, per layout and key kind, with
     /// signatures by the real cosign (testbed/cosign/build first).
     Verify(VerifyArgs),
+    /// The cost curve: the check-window bench at several cluster sizes, one after the other, drawn as a
+    /// Markdown table and a PNG (BENCHMARKS.md, "The cost curve").
+    Curve(curve::CurveArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +139,13 @@ fn main() -> ExitCode {
     let result = match args.mode {
         Some(Mode::Push(ref push)) => runtime.block_on(push_bench(push, &args)),
         Some(Mode::Verify(ref verify)) => runtime.block_on(verify_bench(verify, &args)),
+        Some(Mode::Curve(ref c)) => curve::run(
+            c,
+            &curve::Inherited {
+                controller: args.controller.as_deref(),
+                keep_logs: args.keep_logs.as_deref(),
+            },
+        ),
         None => runtime.block_on(bench(args)),
     };
     match result {
