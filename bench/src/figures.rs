@@ -61,8 +61,11 @@ pub fn of_run(shape: Shape, r: &RunReport) -> Value {
         })),
         "floor_fire_to_patch_p50_s": null,
         "floor_fire_to_patch_p99_s": null,
-        "api_requests_per_due_check": null,
-        "api_requests_per_steady_check": null,
+        // The simulator counts its requests (an empty tally: a report from before it did).
+        "api_requests_per_due_check": w1.filter(|w| !w.api.is_empty()).and_then(|w| w.api_per_check()),
+        "api_requests_per_steady_check": mean(
+            steady(r).iter().filter(|w| !w.api.is_empty()).filter_map(|w| w.api_per_check())
+        ),
     })
 }
 
@@ -226,6 +229,15 @@ pub(crate) mod tests {
         assert_eq!(v["patches_window1"], 3);
         assert!(v["floor_fire_to_patch_p99_s"].is_null());
         assert!(v["api_requests_per_due_check"].is_null());
+    }
+
+    #[test]
+    fn the_simulator_figures_carry_its_api_requests_per_check_when_it_counted_them() {
+        let mut r = report();
+        r.windows[0].api = [(("patch".to_owned(), "deployments".to_owned()), 6)].into();
+        let v = of_run(shape("sim"), &r);
+        assert_eq!(v["api_requests_per_due_check"], 6.0 / r.windows[0].checks as f64);
+        assert!(v["api_requests_per_steady_check"].is_null(), "no steady window counted any");
     }
 
     pub(crate) fn real_report() -> RealReport {
