@@ -236,8 +236,14 @@ pub(crate) mod tests {
         let mut r = report();
         r.windows[0].api = [(("patch".to_owned(), "deployments".to_owned()), 6)].into();
         let v = of_run(shape("sim"), &r);
-        assert_eq!(v["api_requests_per_due_check"], 6.0 / r.windows[0].checks as f64);
-        assert!(v["api_requests_per_steady_check"].is_null(), "no steady window counted any");
+        assert_eq!(
+            v["api_requests_per_due_check"],
+            6.0 / r.windows[0].checks as f64
+        );
+        assert!(
+            v["api_requests_per_steady_check"].is_null(),
+            "no steady window counted any"
+        );
     }
 
     pub(crate) fn real_report() -> RealReport {
